@@ -1,0 +1,32 @@
+/**
+ * node-ksm: use Linux Kernel Samepage Merging from Node.js on purpose, and
+ * see what it saves.
+ */
+export { isSupported, supportInfo, type SupportInfo } from './support.js';
+export { enableMerge, disableMerge, isMergeEnabled } from './process.js';
+export {
+  allocMergeable,
+  markMergeable,
+  unmarkMergeable,
+  pageSize,
+  type AllocOptions,
+  type MarkOptions,
+  type MergeableRange,
+} from './memory.js';
+export { ksmStat, parseKsmStat, type KsmStat, type KsmStatField } from './procfs.js';
+export { systemStat, setKnobs, type SystemStat, type KsmKnobs, type KnobChange } from './sysfs.js';
+export { waitForMerge, type WaitForMergeOptions, type WaitForMergeResult } from './wait.js';
+export { parseSmaps, type SmapsVma, type SmapsParse } from './smaps.js';
+export {
+  KsmError,
+  KsmUnsupportedError,
+  KsmNotMergeableError,
+  KsmNotRunningError,
+  KsmTimeoutError,
+  KsmNoSuchProcessError,
+  type KsmErrorCode,
+  type SystemError,
+  type UnmergeableMapping,
+} from './errors.js';
+export type { RootOption } from './validate.js';
+export type { View } from './binding.js';

@@ -1,0 +1,155 @@
+/**
+ * Mergeable memory: page-aligned Buffers of our own, and madvise over views
+ * the caller already has. Only whole pages inside a view are advised.
+ */
+import * as fs from 'node:fs';
+
+import type { NativeBinding, View } from './binding.js';
+import { KsmNotMergeableError, isSystemError, withHint, type UnmergeableMapping } from './errors.js';
+import { addLabel } from './labels.js';
+import { parseSmaps, overlapping, whyNotMergeable } from './smaps.js';
+import { requireKsm } from './support.js';
+import { checkBoolean, checkLabel, checkOptions, checkSize, checkView } from './validate.js';
+
+export interface AllocOptions {
+  /** Names the buffer in regions() and profit(). */
+  label?: string;
+}
+
+export interface MarkOptions {
+  /** Names the range in regions() and profit(). */
+  label?: string;
+  /**
+   * Read /proc/self/smaps afterwards and throw when the kernel did not mark
+   * the range (default true). The kernel ignores incompatible mappings
+   * (shared, hugetlb, ...) without an error.
+   */
+  verify?: boolean;
+}
+
+/** The memory an advice covered: whole pages inside the view. */
+export interface MergeableRange {
+  address: bigint;
+  /** Bytes, a multiple of pageSize(); 0 when the view holds no whole page. */
+  length: number;
+}
+
+function madviseHint(error: unknown): unknown {
+  if (!isSystemError(error)) return error;
+  switch (error.code) {
+    case 'EAGAIN':
+      return withHint(error, 'the kernel ran short of memory for KSM metadata or for unmerging; retry later');
+    case 'ENOMEM':
+      return withHint(error, 'part of the range is not mapped, or the kernel is out of memory');
+    case 'EPERM':
+      return withHint(error, 'madvise is blocked by a seccomp filter or LSM policy');
+    case 'EINVAL':
+      return withHint(error, 'the kernel rejected the advice: is it built with CONFIG_KSM?');
+    default:
+      return error;
+  }
+}
+
+/** Bytes per page of this machine. */
+export function pageSize(): number {
+  return requireKsm().pageSize();
+}
+
+/**
+ * A Buffer of exactly `size` bytes on its own private anonymous mapping
+ * (rounded up to whole pages, starting on a page boundary), advised
+ * MADV_MERGEABLE. The mapping is unmapped when the Buffer (and every slice
+ * of it) is garbage collected; its size is reported to V8 as external memory.
+ *
+ * @throws TypeError / RangeError for a bad size or label.
+ * @throws KsmUnsupportedError where KSM is not available.
+ * @throws SystemError ENOMEM from mmap, EAGAIN/EINVAL from madvise.
+ */
+export function allocMergeable(size: number, options?: AllocOptions): Buffer {
+  checkSize('size', size);
+  const opts = checkOptions<AllocOptions>(options);
+  const label = checkLabel(opts.label);
+  const native = requireKsm();
+  let buffer: Buffer;
+  try {
+    buffer = native.alloc(size, [native.constants.MADV_MERGEABLE]);
+  } catch (error) {
+    throw madviseHint(error);
+  }
+  if (label !== undefined) {
+    const { address } = native.viewRange(buffer);
+    const page = BigInt(native.pageSize());
+    const mapped = ((BigInt(size) + page - 1n) / page) * page;
+    addLabel(buffer.buffer, address, address + mapped, label);
+  }
+  return buffer;
+}
+
+/**
+ * Advises MADV_MERGEABLE on the whole pages inside `view`, never rounding
+ * outward into memory the view does not cover, and (by default) checks in
+ * /proc/self/smaps that the kernel really marked them.
+ *
+ * @returns the covered range; `length` 0 when the view holds no whole page.
+ * @throws TypeError for a non-view or a detached buffer.
+ * @throws KsmNotMergeableError when the kernel ignored the advice.
+ * @throws SystemError from madvise (EAGAIN, ENOMEM, EPERM, EINVAL).
+ */
+export function markMergeable(view: View, options?: MarkOptions): MergeableRange {
+  checkView(view);
+  const opts = checkOptions<MarkOptions>(options);
+  const label = checkLabel(opts.label);
+  const verify = checkBoolean('options.verify', opts.verify) ?? true;
+  const native = requireKsm();
+  const range = advise(native, view, native.constants.MADV_MERGEABLE);
+  if (range.length > 0 && verify) verifyMergeable(range);
+  if (label !== undefined && range.length > 0) {
+    addLabel(view instanceof ArrayBuffer ? view : view.buffer, range.address, range.address + BigInt(range.length), label);
+  }
+  return range;
+}
+
+/**
+ * Advises MADV_UNMERGEABLE on the whole pages inside `view`: merged pages
+ * are copied back, so memory use rises by what they saved.
+ *
+ * @returns the covered range.
+ * @throws TypeError for a non-view or a detached buffer.
+ * @throws SystemError EAGAIN/ENOMEM when the kernel cannot allocate the copies.
+ */
+export function unmarkMergeable(view: View): MergeableRange {
+  checkView(view);
+  const native = requireKsm();
+  return advise(native, view, native.constants.MADV_UNMERGEABLE);
+}
+
+function advise(native: NativeBinding, view: View, advice: number): MergeableRange {
+  try {
+    return native.madvise(view, advice);
+  } catch (error) {
+    throw madviseHint(error);
+  }
+}
+
+function verifyMergeable(range: MergeableRange): void {
+  const start = range.address;
+  const end = start + BigInt(range.length);
+  const { vmas } = parseSmaps(fs.readFileSync('/proc/self/smaps', 'utf8'));
+  const offenders: UnmergeableMapping[] = overlapping(vmas, start, end)
+    .filter((vma) => !vma.vmFlags.includes('mg'))
+    .map((vma) => ({
+      start: vma.start,
+      end: vma.end,
+      pathname: vma.pathname,
+      vmFlags: vma.vmFlags,
+      why: whyNotMergeable(vma),
+    }));
+  if (offenders.length > 0) {
+    const first = offenders[0]!;
+    throw new KsmNotMergeableError(
+      `madvise(MADV_MERGEABLE) succeeded but the kernel did not mark ${offenders.length} mapping(s) ` +
+        `(first: 0x${first.start.toString(16)}-0x${first.end.toString(16)}: ${first.why})`,
+      offenders,
+    );
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Process-wide opt-in: prctl(PR_SET_MEMORY_MERGE). Every compatible
+ * anonymous mapping of this process, and of every process it forks or
+ * execs, becomes a KSM candidate.
+ */
+import { isSystemError, withHint } from './errors.js';
+import { requireKsm } from './support.js';
+
+function prctlHint(error: unknown): unknown {
+  if (!isSystemError(error)) return error;
+  switch (error.code) {
+    case 'EINVAL':
+      return withHint(
+        error,
+        'PR_SET_MEMORY_MERGE needs Linux 6.4+; allocMergeable() and markMergeable() still work on this kernel',
+      );
+    case 'EPERM':
+      return withHint(error, 'prctl is blocked by a seccomp filter or LSM policy (check the container runtime\'s seccomp profile)');
+    case 'ENOMEM':
+    case 'EAGAIN':
+      return withHint(error, 'the kernel ran short of memory while changing the merge state of the mappings; retry');
+    default:
+      return error;
+  }
+}
+
+/**
+ * Opts the whole process in (PR_SET_MEMORY_MERGE 1). The flag is inherited
+ * by children, across fork and exec.
+ *
+ * @throws KsmUnsupportedError where KSM is not available.
+ * @throws SystemError EINVAL before Linux 6.4, EPERM under seccomp.
+ */
+export function enableMerge(): void {
+  const native = requireKsm();
+  try {
+    native.setMemoryMerge(true);
+  } catch (error) {
+    throw prctlHint(error);
+  }
+}
+
+/**
+ * Opts the process out (PR_SET_MEMORY_MERGE 0). The kernel unmerges every
+ * merged page of the process first: memory use rises by what was saved.
+ *
+ * @throws KsmUnsupportedError, SystemError as enableMerge().
+ */
+export function disableMerge(): void {
+  const native = requireKsm();
+  try {
+    native.setMemoryMerge(false);
+  } catch (error) {
+    throw prctlHint(error);
+  }
+}
+
+/**
+ * Whether merge-any is on for this process (PR_GET_MEMORY_MERGE). False on
+ * kernels before 6.4, where it cannot be on.
+ *
+ * @throws KsmUnsupportedError where KSM is not available.
+ */
+export function isMergeEnabled(): boolean {
+  const native = requireKsm();
+  try {
+    return native.getMemoryMerge();
+  } catch (error) {
+    if (isSystemError(error) && error.code === 'EINVAL') return false;
+    throw prctlHint(error);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Waiting for ksmd: a page merges only after its checksum held across two
+ * visits, so data written before a call is settled once two full scans that
+ * began after the call have completed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { KsmNotRunningError, KsmTimeoutError, abortError } from './errors.js';
+import { ksmSysfsDir } from './paths.js';
+import { systemStat, type SystemStat } from './sysfs.js';
+import { requireKsm } from './support.js';
+import { checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from './validate.js';
+
+export interface WaitForMergeOptions {
+  /** Full scans to wait for (default 2, the kernel's own rule). */
+  fullScans?: number;
+  /** Give up after this long (default 600000 = 10 minutes; Infinity for never). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface WaitForMergeResult {
+  /** full_scans when the call was made. */
+  startFullScans: number;
+  /** full_scans when the wait ended. */
+  endFullScans: number;
+  /** Full scans that began and completed after the call. */
+  completedScans: number;
+  elapsedMs: number;
+  /** /sys/kernel/mm/ksm as it read when the wait ended. */
+  stat: SystemStat;
+}
+
+const DEFAULT_TIMEOUT_MS = 600_000;
+
+function readCounter(file: string): number | undefined {
+  try {
+    const value = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isSafeInteger(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Resolves once `fullScans` full scans have both started and completed since
+ * the call (the scan under way at the call may already have passed the
+ * caller's pages, so it does not count).
+ *
+ * @throws KsmNotRunningError when run is not 1, at the call or while waiting.
+ * @throws KsmTimeoutError when `timeoutMs` passes first.
+ * @throws AbortError (code ABORT_ERR) when `signal` aborts.
+ */
+export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitForMergeResult> {
+  const opts = checkOptions<WaitForMergeOptions>(options);
+  const scans = opts.fullScans ?? 2;
+  if (typeof scans !== 'number') throw invalidType('options.fullScans', 'of type number', scans);
+  if (!Number.isInteger(scans) || scans < 1 || scans > 1_000_000) {
+    throw outOfRange('options.fullScans', 'an integer from 1 to 1000000', scans);
+  }
+  const timeoutMs = checkDuration('options.timeoutMs', opts.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
+  const signal = checkSignal(opts.signal);
+  requireKsm();
+  if (signal?.aborted) throw abortError(signal);
+
+  const dir = ksmSysfsDir('/');
+  const initial = systemStat();
+  if (initial.run !== 1) throw new KsmNotRunningError(initial.run);
+  const startFullScans = initial.fullScans ?? 0;
+  const target = startFullScans + scans + 1;
+  const startedAt = performance.now();
+  const pollMs = Math.min(Math.max(initial.sleepMillisecs ?? 20, 10), 200);
+
+  return new Promise<WaitForMergeResult>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (error: Error | undefined, result?: WaitForMergeResult): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (error !== undefined) reject(error);
+      else resolve(result!);
+    };
+    const onAbort = (): void => finish(abortError(signal!));
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    const poll = (): void => {
+      const run = readCounter(path.join(dir, 'run'));
+      if (run !== 1) return finish(new KsmNotRunningError(run));
+      const fullScans = readCounter(path.join(dir, 'full_scans')) ?? startFullScans;
+      const elapsedMs = performance.now() - startedAt;
+      if (fullScans >= target) {
+        return finish(undefined, {
+          startFullScans,
+          endFullScans: fullScans,
+          completedScans: fullScans - startFullScans - 1,
+          elapsedMs,
+          stat: systemStat(),
+        });
+      }
+      if (elapsedMs >= timeoutMs) {
+        const stat = systemStat();
+        return finish(
+          new KsmTimeoutError(
+            `waited ${Math.round(elapsedMs)} ms for ${scans} full scan(s); ` +
+              `${Math.max(0, fullScans - startFullScans - 1)} completed ` +
+              `(pages_to_scan ${stat.pagesToScan ?? '?'}, sleep_millisecs ${stat.sleepMillisecs ?? '?'}): ` +
+              'raise pages_to_scan or the timeout',
+          ),
+        );
+      }
+      timer = setTimeout(poll, Math.min(pollMs, Math.max(1, timeoutMs - elapsedMs)));
+    };
+    poll();
+  });
+}

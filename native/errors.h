@@ -1,0 +1,16 @@
+// Node-shaped system errors for failed system calls.
+#pragma once
+
+#include <napi.h>
+
+namespace ksm {
+
+// Builds `Error('EINVAL: invalid argument, madvise')` with `code` 'EINVAL',
+// `errno` -22 and `syscall` 'madvise', the shape of Node's own SystemError.
+Napi::Error SystemError(Napi::Env env, int err, const char* syscall);
+
+// errno's symbolic name ("EINVAL"), or "Unknown system error <n>" style
+// fallback "E<n>" for numbers outside the table.
+const char* ErrnoName(int err);
+
+}  // namespace ksm

@@ -1,0 +1,25 @@
+// Anonymous mappings handed to JavaScript, and madvise over views.
+#pragma once
+
+#include <napi.h>
+
+namespace ksm {
+
+// alloc(size, advices): mmap a private anonymous mapping of whole pages,
+// apply each advice, return a Buffer of exactly `size` bytes whose
+// finalizer munmaps the mapping. Accounted as external memory.
+Napi::Value Alloc(const Napi::CallbackInfo& info);
+
+// madvise(view, advice): advise the whole pages inside the view's memory
+// (never rounding outward), return { address, length } of what was covered.
+Napi::Value Madvise(const Napi::CallbackInfo& info);
+
+// viewRange(view): { address, length } of the view's memory, as is.
+Napi::Value ViewRange(const Napi::CallbackInfo& info);
+
+Napi::Value PageSize(const Napi::CallbackInfo& info);
+
+// MADV_* values the binding accepts, from the system headers.
+Napi::Object AdviceConstants(Napi::Env env);
+
+}  // namespace ksm

@@ -1,0 +1,61 @@
+/**
+ * Real merging across processes, read back from the kernel raw: the
+ * mission's main job. Serial: it asserts on machine-wide general_profit.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { pageSize, waitForMerge } from '../lib/index.js';
+import { rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
+
+const SIZE = 32 * 1024 * 1024;
+const N = 3;
+let holders: Holder[] = [];
+
+afterEach(async () => {
+  await Promise.all(holders.map((holder) => holder.kill()));
+  holders = [];
+});
+
+async function startHolders(spec: Record<string, unknown>): Promise<Array<Holder & { ready: Record<string, unknown> }>> {
+  const started = await Promise.all(Array.from({ length: N }, () => startFixture('holder.cjs', [JSON.stringify(spec)])));
+  holders.push(...started);
+  return started;
+}
+
+describe('merging across processes', () => {
+  it('allocMergeable buffers with the same bytes merge, and general_profit moves by (N-1) x size', async (ctx) => {
+    requireKsm(ctx);
+    const profitBefore = sysfsNumber('general_profit');
+    const started = await startHolders({ mode: 'alloc', size: SIZE, seed: 11 });
+    const result = await waitForMerge({ timeoutMs: 90_000 });
+    expect(result.completedScans).toBeGreaterThanOrEqual(2);
+
+    const pages = SIZE / pageSize();
+    for (const holder of started) {
+      const stat = rawKsmStat(holder.pid);
+      // Every page of the buffer maps a KSM page (merging_pages counts all mappers).
+      expect(Number(stat.ksm_merging_pages)).toBeGreaterThanOrEqual(pages);
+      const { ksmBytes, flags } = rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint);
+      expect(ksmBytes).toBe(SIZE);
+      expect(flags.every((f) => f.includes('mg'))).toBe(true);
+    }
+    const expected = (N - 1) * SIZE;
+    const moved = sysfsNumber('general_profit') - profitBefore;
+    expect(moved).toBeGreaterThanOrEqual(0.9 * expected);
+  });
+
+  it('enableMerge() makes plain Buffer.alloc memory merge', async (ctx) => {
+    requireKsm(ctx);
+    const profitBefore = sysfsNumber('general_profit');
+    const started = await startHolders({ mode: 'plain', size: SIZE, seed: 23, enableMerge: true });
+    for (const holder of started) expect(rawKsmStat(holder.pid).ksm_merge_any).toBe('yes');
+    await waitForMerge({ timeoutMs: 90_000 });
+    for (const holder of started) {
+      // The VMA around the Buffer's pages (malloc's own mapping) may merge more.
+      const { ksmBytes } = rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint);
+      expect(ksmBytes).toBeGreaterThanOrEqual(Number((holder.ready.end as bigint) - (holder.ready.start as bigint)));
+    }
+    const moved = sysfsNumber('general_profit') - profitBefore;
+    expect(moved).toBeGreaterThanOrEqual(0.9 * (N - 1) * SIZE);
+  });
+});
