@@ -1,0 +1,29 @@
+// Medians and formatting.
+export function median(values) {
+  const sorted = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export const MiB = 1024 * 1024;
+
+export function fmt(value, digits = 2) {
+  if (value === undefined || value === null || Number.isNaN(value)) return 'n/a';
+  if (!Number.isFinite(value)) return String(value);
+  const abs = Math.abs(value);
+  if (abs !== 0 && abs < 10 ** -digits) return value.toExponential(1);
+  return value.toFixed(digits);
+}
+
+export const pct = (value, digits = 1) => (value === undefined ? 'n/a' : `${(value * 100).toFixed(digits)}%`);
+export const mib = (bytes, digits = 1) => (bytes === undefined ? 'n/a' : `${(bytes / MiB).toFixed(digits)} MiB`);
+export const secs = (ms, digits = 2) => (ms === undefined ? 'n/a' : `${(ms / 1000).toFixed(digits)} s`);
+export const ratio = (value, digits = 2) => (value === undefined ? 'n/a' : `${value.toFixed(digits)}x`);
+
+/** Runs `fn` `repeats` times, returning the list of results. */
+export async function repeat(repeats, fn) {
+  const out = [];
+  for (let i = 0; i < repeats; i++) out.push(await fn(i));
+  return out;
+}
