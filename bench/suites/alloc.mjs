@@ -29,8 +29,8 @@ export async function run(ctx) {
     : ctx.quick
       ? [4 * KiB, 64 * KiB, 1 * MiB, 16 * MiB, 64 * MiB]
       : [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB];
-  const samples = ctx.smoke ? 2 : ctx.quick ? 5 : 9;
-  const spec = { sizes, samples, budgetBytes: 32 * MiB };
+  const samples = ctx.smoke ? 3 : ctx.quick ? 5 : 9;
+  const spec = { sizes, samples, budgetBytes: ctx.smoke ? 8 * MiB : ctx.quick ? 256 * MiB : 1024 * MiB };
   const { stdout } = await run$(process.execPath, ['--expose-gc', path.join(ctx.root, 'bench', 'workers', 'alloc.cjs'), JSON.stringify(spec)], {
     maxBuffer: 16 * MiB,
   });
@@ -71,8 +71,9 @@ export async function run(ctx) {
     rows,
     command: `npm run bench -- --only ${id}`,
     method: [
-      `One child process (\`node --expose-gc bench/workers/alloc.cjs\`); per size, ${samples} interleaved samples per variant, ` +
-        'each sample allocating up to 32 MiB worth (at least one buffer, at most 2000), median ns per allocation. ' +
+      'One child process (`node --expose-gc bench/workers/alloc.cjs`); per size and variant, interleaved samples ' +
+        `(${spec.budgetBytes / MiB} MiB worth per variant, at least ${samples}, at most 400; sizes under 256 KiB in batches of 256 KiB), ` +
+        'median ns per allocation. ' +
         '"+ first touch" writes one byte per page after allocating: Buffer.alloc of a large size gets lazily zeroed ' +
         'pages from calloc/mmap too, so comparing the calls alone would compare two page-fault-free mmaps; what a ' +
         'caller pays before the memory is usable includes the faults. Freeing (GC, munmap) is outside the clock ' +

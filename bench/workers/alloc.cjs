@@ -29,16 +29,34 @@ function touch(buffer) {
 }
 
 let sink = 0;
-function sample(make, size, iterations, withTouch) {
-  const kept = new Array(iterations);
+let kept = [];
+let keptBytes = 0;
+// Garbage is collected outside the clock, once enough is held. Node-API
+// finalizers (allocMergeable's munmap) run on the next turn of the event
+// loop, not inside gc(): without the turn, a synchronous loop would keep
+// every mapping it ever made.
+async function release(force) {
+  if (force || keptBytes >= 64 * 1024 * 1024 || kept.length >= 4096) {
+    sink += kept.length;
+    kept = [];
+    keptBytes = 0;
+    global.gc();
+    await new Promise(setImmediate);
+  }
+}
+
+async function sample(make, size, iterations, withTouch) {
+  const batch = new Array(iterations);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < iterations; i++) {
     const buffer = make(size);
     if (withTouch) touch(buffer);
-    kept[i] = buffer;
+    batch[i] = buffer;
   }
   const ns = Number(process.hrtime.bigint() - t0);
-  sink += kept[iterations - 1].length;
+  kept.push(batch);
+  keptBytes += size * iterations;
+  await release(false);
   return ns / iterations;
 }
 
@@ -48,25 +66,33 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-const results = [];
-for (const size of sizes) {
-  // Enough allocations per sample to be well above the clock's resolution,
-  // few enough that a sample's garbage stays small.
-  const iterations = Math.max(1, Math.min(2000, Math.floor(budgetBytes / size)));
-  for (const withTouch of [false, true]) {
-    const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
-    // Warm-up, then interleaved samples so drift hits every variant alike.
-    for (const make of Object.values(variants)) sample(make, size, Math.min(iterations, 10), withTouch);
-    global.gc();
-    for (let s = 0; s < samples; s++) {
-      for (const [name, make] of Object.entries(variants)) {
-        times[name].push(sample(make, size, iterations, withTouch));
-        global.gc();
+async function main() {
+  const results = [];
+  for (const size of sizes) {
+    // Small sizes in batches of >= 256 KiB (well above the clock's
+    // resolution); from 256 KiB up, one allocation per sample. Many samples:
+    // on a shared two-core machine the tail is long and the median is what
+    // holds still.
+    const iterations = Math.max(1, Math.floor((256 * 1024) / size));
+    const count = Math.max(samples, Math.min(400, Math.floor(budgetBytes / (iterations * size))));
+    for (const withTouch of [false, true]) {
+      const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+      for (const make of Object.values(variants)) await sample(make, size, iterations, withTouch);
+      await release(true);
+      for (let s = 0; s < count; s++) {
+        // Interleaved, so drift and other people's load hit every variant alike.
+        for (const [name, make] of Object.entries(variants)) times[name].push(await sample(make, size, iterations, withTouch));
+      }
+      await release(true);
+      for (const [name, list] of Object.entries(times)) {
+        results.push({ size, variant: name, touch: withTouch, iterations, samples: count, nsPerAlloc: median(list) });
       }
     }
-    for (const [name, list] of Object.entries(times)) {
-      results.push({ size, variant: name, touch: withTouch, iterations, nsPerAlloc: median(list) });
-    }
   }
+  process.stdout.write(`${JSON.stringify({ results, sink })}\n`);
 }
-process.stdout.write(`${JSON.stringify({ results, sink })}\n`);
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
