@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import { joinKsm, ksmAvailability, leaveKsm } from './lib/knobs.mjs';
+import { joinKsm, knobsOverwritten, ksmAvailability, leaveKsm } from './lib/knobs.mjs';
 import { machine, otherActivity } from './lib/machine.mjs';
 import { render } from './lib/report.mjs';
 
@@ -102,6 +102,7 @@ async function main() {
     seconds: (performance.now() - t0) / 1000,
     machine: before,
     activity,
+    knobsOverwritten: knobsOverwritten(),
     results,
   };
   if (values.out !== '-') {

@@ -34,7 +34,7 @@ export function smaps(pid) {
   for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
     const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (header) {
-      vma = { start: BigInt(`0x${header[1]}`), end: BigInt(`0x${header[2]}`), perms: header[3], pathname: header[4], rss: 0, ksm: 0, anonHuge: 0, flags: [] };
+      vma = { start: BigInt(`0x${header[1]}`), end: BigInt(`0x${header[2]}`), perms: header[3], pathname: header[4], rss: 0, anonymous: 0, ksm: 0, anonHuge: 0, flags: [] };
       vmas.push(vma);
       continue;
     }
@@ -43,6 +43,7 @@ export function smaps(pid) {
     if (field) {
       const bytes = Number(field[2]) * 1024;
       if (field[1] === 'Rss') vma.rss = bytes;
+      else if (field[1] === 'Anonymous') vma.anonymous = bytes;
       else if (field[1] === 'KSM') vma.ksm = bytes;
       else if (field[1] === 'AnonHugePages') vma.anonHuge = bytes;
     } else if (line.startsWith('VmFlags:')) {

@@ -116,6 +116,13 @@ function loadState() {
   }
 }
 
+/** The knobs saved by the first holder still alive, if any. */
+export function savedMachineKnobs() {
+  const state = loadState();
+  if (!state || !state.holders.some((holder) => alive(holder.pid))) return undefined;
+  return state.saved;
+}
+
 function installHandlers() {
   if (handlersInstalled) return;
   handlersInstalled = true;
@@ -194,17 +201,36 @@ export function leaveKsm() {
   });
 }
 
-/** Runs `fn` with KSM knobs set (sysfs names), restoring the previous values after. */
+let overwritten = 0;
+
+/** Times another process rewrote a knob inside one of our windows (we put it back). */
+export function knobsOverwritten() {
+  return overwritten;
+}
+
+/**
+ * Runs `fn` with KSM knobs set (sysfs names), restoring the previous values
+ * after. A test run starting elsewhere writes its own knobs: inside the
+ * window they are put back within 50 ms, and counted.
+ */
 export async function withKnobs(values, fn) {
   installHandlers();
   const names = Object.keys(values);
   const before = Object.fromEntries(names.map((name) => [name, readKnob(name)]).filter(([, v]) => v !== undefined));
   const window = { what: `KSM knobs ${names.join(', ')}`, restore: () => writeAll(before) };
   open.push(window);
+  const hold = setInterval(() => {
+    const changed = names.some((name) => readKnob(name) !== undefined && readKnob(name) !== String(values[name]));
+    if (changed) {
+      overwritten += 1;
+      writeAll(values);
+    }
+  }, 50);
   try {
     writeAll(values);
     return await fn(before);
   } finally {
+    clearInterval(hold);
     const index = open.indexOf(window);
     if (index >= 0) open.splice(index, 1);
     writeAll(before);

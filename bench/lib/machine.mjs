@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
-import { THP, readChoice, readKnob } from './knobs.mjs';
+import { THP, readChoice, readKnob, savedMachineKnobs } from './knobs.mjs';
 
 function version(file, args) {
   try {
@@ -35,9 +35,11 @@ export function otherActivity() {
 
 export function machine() {
   const cpus = os.cpus();
+  // While test runs hold KSM, the machine's own knobs are the ones they saved.
+  const saved = savedMachineKnobs();
   const knobs = {};
   for (const name of ['run', 'pages_to_scan', 'sleep_millisecs', 'advisor_mode', 'use_zero_pages', 'smart_scan', 'max_page_sharing', 'merge_across_nodes']) {
-    knobs[name] = readKnob(name);
+    knobs[name] = saved?.[name] ?? readKnob(name);
   }
   return {
     cores: cpus.length,

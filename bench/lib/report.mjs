@@ -34,7 +34,10 @@ export function render(report) {
       `> **Shared machine.** While this ran, up to ${vitest} vitest process(es) and ${users} other KSM-using process(es)`,
       '> were on the machine. Savings below are computed per group from its own page tables, so other',
       '> users cannot move them; times to merge include ksmd scanning their memory too, and the global',
-      '> `general_profit` moves with theirs.',
+      '> `general_profit` moves with theirs.' +
+        (report.knobsOverwritten > 0
+          ? ` Other runs rewrote a knob inside the bench's knob windows ${report.knobsOverwritten} time(s); it was put back within 50 ms each time.`
+          : ''),
       '',
     );
   }
