@@ -213,10 +213,14 @@ export function knobsOverwritten() {
  * after. A test run starting elsewhere writes its own knobs: inside the
  * window they are put back within 50 ms, and counted.
  */
-export async function withKnobs(values, fn) {
+export async function withKnobs(values, fn, { alsoRestore = [] } = {}) {
   installHandlers();
   const names = Object.keys(values);
-  const before = Object.fromEntries(names.map((name) => [name, readKnob(name)]).filter(([, v]) => v !== undefined));
+  // alsoRestore: knobs the kernel itself moves inside the window (the
+  // advisor sets pages_to_scan), put back after it but not held.
+  const before = Object.fromEntries(
+    [...names, ...alsoRestore].map((name) => [name, readKnob(name)]).filter(([, v]) => v !== undefined),
+  );
   const window = { what: `KSM knobs ${names.join(', ')}`, restore: () => writeAll(before) };
   open.push(window);
   const hold = setInterval(() => {

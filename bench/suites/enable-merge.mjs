@@ -69,8 +69,7 @@ export async function run(ctx) {
     notes: `rmap_items ${Math.round(median(idle.map((r) => r.exact.rmapItems)) / n)} per process ` +
       `(${mib(median(idle.map((r) => r.exact.rmapItems)) * 64 / n, 2)} of metadata); ` +
       `KSM pages ${median(idle.map((r) => r.exact.ksmPages))} mapped ${median(idle.map((r) => r.exact.ksmMappings))} times in the group. ` +
-      'Mostly zero-filled and identical runtime pages (V8 heap pages, code): use_zero_pages was ' +
-      `${sysfsNumber('use_zero_pages')}.`,
+      `A page mapped many times is one content repeated inside a process (zero-filled pages, with use_zero_pages ${sysfsNumber('use_zero_pages')}).`,
   });
 
   const plain = [];

@@ -83,12 +83,15 @@ export async function run(ctx) {
     settings.push({
       label: `scan-time advisor (target ${ADVISOR_TARGET_SEC} s)`,
       knobs: { sleep_millisecs: 20, advisor_target_scan_time: ADVISOR_TARGET_SEC, advisor_mode: 'scan-time' },
+      alsoRestore: ['pages_to_scan'],
     });
   }
   const measured = [];
   for (const setting of settings) {
     // One short window per repeat: other people's runs get their knobs back in between.
-    const runs = await repeat(repeats, () => withKnobs(setting.knobs, () => timeGroup(ctx, n, bytes)));
+    const runs = await repeat(repeats, () =>
+      withKnobs(setting.knobs, () => timeGroup(ctx, n, bytes), { alsoRestore: setting.alsoRestore ?? [] }),
+    );
     const settled = median(runs.map((r) => r.settled));
     const t99 = median(runs.map((r) => r.t99));
     measured.push({ setting, runs, settled, t99 });
