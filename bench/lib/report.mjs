@@ -71,7 +71,7 @@ export function render(report) {
   }
   push('');
   for (const result of results) {
-    push(`## ${NUMBER[result.id] ? `${NUMBER[result.id]}. ` : ''}${result.title}`, '');
+    push(`## ${NUMBER[result.id] ? `${NUMBER[result.id]}. ` : '7, 8. '}${result.title}`, '');
     if (result.error) push(`**Failed:** ${result.error}`, '');
     if (result.method) push(...result.method, '');
     const notes = result.rows.filter((row) => row.notes);
