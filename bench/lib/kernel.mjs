@@ -74,16 +74,16 @@ export function smapsRange(pid, start, end) {
 
 /** Present PFNs of [start, end) in /proc/PID/pagemap (root sees real PFNs). */
 function presentPfns(fd, start, end, into) {
-  const CHUNK = 1 << 16; // pages per read
-  for (let page = start / BigInt(PAGE); page < end / BigInt(PAGE);) {
-    const count = Number(BigInt(Math.min(CHUNK, Number(end / BigInt(PAGE) - page))));
+  const CHUNK = 1 << 16; // entries per read
+  const last = Number(end / BigInt(PAGE));
+  for (let page = Number(start / BigInt(PAGE)); page < last; page += CHUNK) {
+    const count = Math.min(CHUNK, last - page);
     const buffer = Buffer.alloc(count * 8);
-    const got = fs.readSync(fd, buffer, 0, buffer.length, Number(page * 8n));
+    const got = fs.readSync(fd, buffer, 0, buffer.length, page * 8);
     for (let i = 0; i < got / 8; i++) {
       const entry = buffer.readBigUInt64LE(i * 8);
       if (entry & PM_PRESENT) into.push(entry & PFN_MASK);
     }
-    page += BigInt(count);
   }
 }
 
