@@ -13,6 +13,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { ROOT, requireKsm } from './helpers/ksm.js';
 
+// The harness is ESM (.mjs); this file compiles to CommonJS: dynamic imports.
+type Report = import('../bench/lib/report.mjs', { with: { 'resolution-mode': 'import' } }).Report;
+const harness = async () => ({
+  ...(await import('../bench/lib/report.mjs')),
+  ...(await import('../bench/suites/efficiency.mjs')),
+});
+
 const run = promisify(execFile);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-bench-smoke-'));
 
@@ -25,16 +32,6 @@ function knobs(): Record<string, string> {
     run: fs.readFileSync('/sys/kernel/mm/ksm/run', 'utf8').trim(),
     thp: fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').trim(),
   };
-}
-
-interface Row {
-  figure: string;
-  ratio?: number | string;
-  suite?: string;
-}
-interface Report {
-  mode: string;
-  results: Array<{ id: string; error?: string; rows: Row[] }>;
 }
 
 describe('bench harness (--smoke)', () => {
@@ -71,5 +68,50 @@ describe('bench harness (--smoke)', () => {
     const summary = text.slice(text.indexOf('## Summary'), text.indexOf('\n## ', text.indexOf('## Summary') + 1));
     const numbers = new Set([...summary.matchAll(/^\| (\d) \|/gm)].map((m) => Number(m[1])));
     expect([...numbers].sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+});
+
+describe('bench report', () => {
+  const report: Report = {
+    mode: 'full',
+    startedAt: '2026-01-01T01:02:03.000Z',
+    seconds: 61,
+    machine: { cores: 2, cpu: 'cpu', memoryGiB: 24, kernel: '6.18.0', arch: 'x64', thpEnabled: 'madvise', thpDefrag: 'madvise', knobs: { run: '0' } },
+    activity: [{ vitest: 0, ksmUsers: 0 }],
+    results: [
+      {
+        id: 'efficiency',
+        title: 'Merge efficiency',
+        seconds: 10,
+        command: 'npm run bench -- --only efficiency',
+        rows: [{ figure: 'N=4 | x', measured: '97.9%', comparedWith: 'limit', ratio: 1, target: '>= 97%', verdict: 'met', notes: 'note' }],
+      },
+      { id: 'external', title: 'Reporting and estimate', seconds: 0, rows: [{ suite: 'profit', figure: 'profit()', measured: 'pending', command: 'npm run bench -- --only profit' }] },
+      { id: 'alloc', title: 'Allocation', seconds: 1, error: 'boom', rows: [] },
+    ],
+  };
+
+  it('puts every row in the summary with its number, ratio, target and command', async () => {
+    const { render } = await harness();
+    const text = render(report);
+    expect(text).toContain('| 1 | N=4 \\| x | 97.9% | limit | 1.00x | >= 97% | met | `npm run bench -- --only efficiency` |');
+    expect(text).toContain('| 7 | profit() | pending |');
+    expect(text).toContain('| 5 | Allocation | failed: boom |');
+    expect(text).toContain('**Failed:** boom');
+    expect(text).not.toContain('Shared machine');
+  });
+
+  it('says the machine was shared when others ran', async () => {
+    const { render } = await harness();
+    const text = render({ ...report, activity: [{ vitest: 0, ksmUsers: 0 }, { vitest: 3, ksmUsers: 2 }], knobsOverwritten: 4 });
+    expect(text).toContain('up to 3 vitest process(es) and 2 other KSM-using process(es)');
+    expect(text).toContain('4 time(s)');
+  });
+
+  it('takes the kernel limit as (N-1) x S less 64 B per scanned page', async () => {
+    const { kernelLimit } = await harness();
+    const bytes = 64 * 1024 * 1024;
+    expect(kernelLimit(4, bytes)).toBe(3 * bytes - 4 * 16384 * 64);
+    expect(kernelLimit(4, bytes) / (3 * bytes)).toBeCloseTo(1 - 4 / (64 * 3), 12);
   });
 });
