@@ -27,3 +27,11 @@ export async function repeat(repeats, fn) {
   for (let i = 0; i < repeats; i++) out.push(await fn(i));
   return out;
 }
+
+/** "n runs, a..b s": the spread behind a median of times in ms. */
+export function spread(values, unit = (ms) => `${(ms / 1000).toFixed(2)} s`) {
+  const list = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
+  if (list.length === 0) return 'no runs';
+  if (list.length === 1) return '1 run';
+  return `${list.length} runs, ${unit(Math.min(...list))} .. ${unit(Math.max(...list))}`;
+}

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 import { readKnob, withKnobs } from '../lib/knobs.mjs';
-import { MiB, fmt, median, repeat, secs } from '../lib/stats.mjs';
+import { MiB, fmt, median, repeat, secs, spread } from '../lib/stats.mjs';
 import { startGroup, trackMerge } from '../lib/workers.mjs';
 
 export const id = 'merge-time';
@@ -113,8 +113,8 @@ export async function run(ctx) {
       target: '',
       verdict: timedOut ? `${timedOut}/${m.runs.length} timed out` : 'measured',
       notes: m.setting.label.startsWith('scan-time')
-        ? `advisor ended at pages_to_scan ${m.runs.map((r) => r.pagesToScan).join(' / ')}; ratio = time against pages_to_scan 100`
-        : 'ratio = time against pages_to_scan 100 (below 1: sooner)',
+        ? `${spread(m.runs.map((r) => r.settled))}; advisor ended at pages_to_scan ${m.runs.map((r) => r.pagesToScan).join(' / ')}; ratio = time against pages_to_scan 100`
+        : `${spread(m.runs.map((r) => r.settled))}; ratio = time against pages_to_scan 100 (below 1: sooner)`,
     });
   }
 
@@ -130,7 +130,8 @@ export async function run(ctx) {
     ratio: nodeSpeed / cSpeed,
     target: '~1x (ksmd does the work)',
     verdict: nodeSpeed / cSpeed >= 0.9 ? 'met' : `missed by ${fmt((1 - nodeSpeed / cSpeed) * 100, 0)}%`,
-    notes: 'one process, every byte \'*\', clock from madvise to two completed full scans, busy-polling full_scans as the selftest does; ' +
+    notes: `${spread(pairs.map((p) => p.node.mibPerSec), (v) => `${fmt(v, 0)}`)} MiB/s through node-ksm, ${spread(pairs.map((p) => p.c.mibPerSec), (v) => `${fmt(v, 0)}`)} MiB/s in C; ` +
+      'one process, every byte \'*\', clock from madvise to two completed full scans, busy-polling full_scans as the selftest does; ' +
       '`run` is never written (the selftest writes 2 first, which would unmerge everyone on a shared machine)',
   });
   return {

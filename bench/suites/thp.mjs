@@ -6,7 +6,7 @@
 // `always` for about a second.
 import { groupSaving, smapsRange, sysfsNumber } from '../lib/kernel.mjs';
 import { THP, readChoice, withThp } from '../lib/knobs.mjs';
-import { MiB, fmt, median, mib, pct, secs } from '../lib/stats.mjs';
+import { MiB, fmt, median, mib, pct, secs, spread } from '../lib/stats.mjs';
 import { startGroup, trackMerge } from '../lib/workers.mjs';
 
 export const id = 'thp';
@@ -66,6 +66,7 @@ export async function run(ctx) {
       profit: median(list.map((r) => r.exact.profitBytes)),
       fillMs: median(list.map((r) => r.fillMs)),
       timedOut: list.filter((r) => r.track.timedOut).length,
+      spread: spread(list.map((r) => r.track.settled)),
     };
   };
   const s = cases.map(summary);
@@ -80,7 +81,7 @@ export async function run(ctx) {
       ratio: c === base ? undefined : c.settled / base.settled,
       target: '',
       verdict: c.timedOut ? `${c.timedOut} timed out` : 'measured',
-      notes: `huge pages in the buffers when written ${mib(c.anonHuge)}, after merging ${mib(c.anonHugeAfter)}; ` +
+      notes: `settled: ${c.spread}; huge pages in the buffers when written ${mib(c.anonHuge)}, after merging ${mib(c.anonHugeAfter)}; ` +
         `writing the buffer (faults included) ${secs(c.fillMs, 3)} per worker; ratio = time to settle against ${name(base)}`,
     };
   });
