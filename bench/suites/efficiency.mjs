@@ -65,5 +65,17 @@ export async function run(ctx) {
       });
     }
   }
-  return { rows, command: `npm run bench -- --only ${id}` };
+  return {
+    rows,
+    command: `npm run bench -- --only ${id}`,
+    method: [
+      `N Node workers (bench/workers/holder.cjs) each fill S MiB of allocMergeable memory with the same bytes (every page ` +
+        `different inside a worker), medians of ${repeats} runs at the bench baseline knobs. The profit is the kernel's own ` +
+        'general_profit formula restricted to the group and read from its page tables: for every KSM page the group maps ' +
+        'k times, k-1 pages saved (pagemap + kpageflags), less 64 B per rmap_item of the group (ksm_stat). The limit is what ' +
+        'that formula gives when every page merges: (N-1) x S - N x S/4096 x 64 B, i.e. 1 - N/(64(N-1)) of (N-1) x S: ' +
+        '96.9% at N=2, 97.9% at N=4, 98.2% at N=8. The 97% target is for N=4; for N=2 the limit itself is under 97%, so ' +
+        'those rows are judged against the limit.',
+    ],
+  };
 }
