@@ -40,6 +40,21 @@ function start(command: string, args: string[]): { child: ChildProcess; done: Pr
   return { child, done, output: () => stdout };
 }
 
+/**
+ * Runs the demo on the real KSM. Other suites on this machine may stop KSM
+ * for a moment (their serial tests of run=0); a run that failed for exactly
+ * that reason, and no other, is run again once KSM is back.
+ */
+async function runOnRealKsm(args: string[]): Promise<Run> {
+  for (let attempt = 1; ; attempt++) {
+    const run = await start(process.execPath, [DEMO, ...args]).done;
+    const stopped = run.code === 1 && /KSM is (not running|stopped)|KSM stopped while the demo ran/.test(run.stdout + run.stderr);
+    if (!stopped || attempt === 3) return run;
+    console.warn(`demo attempt ${attempt}: KSM was stopped by another run; retrying`);
+    await until(() => fs.readFileSync('/sys/kernel/mm/ksm/run', 'utf8').trim() === '1', 'KSM to run again', 60_000);
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -66,7 +81,7 @@ function workerPids(stdout: string): number[] {
 describe('npm run demo', () => {
   it('shows two workers merging an 8 MiB table, saving about (N-1) x size', async (ctx) => {
     requireKsm(ctx);
-    const run = await start(process.execPath, [DEMO, '--workers', '2', '--size', '8', '--interval', '0.2', '--timeout', '120']).done;
+    const run = await runOnRealKsm(['--workers', '2', '--size', '8', '--interval', '0.2', '--timeout', '120']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const out = run.stdout;
@@ -99,7 +114,7 @@ describe('npm run demo', () => {
 
   it('--json gives the result: per-process merging and PSS add up to the saving', async (ctx) => {
     requireKsm(ctx);
-    const run = await start(process.execPath, [DEMO, '-w', '3', '-s', '4M', '--seed', '12345', '--timeout', '120', '--json']).done;
+    const run = await runOnRealKsm(['-w', '3', '-s', '4M', '--seed', '12345', '--timeout', '120', '--json']);
     expect(run.code).toBe(0);
     const result = JSON.parse(run.stdout) as DemoResult;
     // Progress went to stderr, the JSON alone to stdout.
