@@ -71,7 +71,7 @@ async function main() {
     // Different bytes per group: groups never merge with each other or with
     // anyone else's data.
     seed: () => (seedCounter = ((seedCounter + 37) % 230) + 20),
-    timeoutMs: values.smoke ? 60_000 : 180_000,
+    timeoutMs: values.smoke ? 20_000 : 180_000,
     log: (line) => console.error(`bench: ${line}`),
   };
 

@@ -142,6 +142,14 @@ export function groupSaving(members) {
   };
 }
 
+/** Another process stopped KSM (run 0 or 2) under a measurement: it is void. */
+export class KsmStoppedError extends Error {
+  constructor(run) {
+    super(`KSM was stopped by another process (run=${run}) during the measurement`);
+    this.name = 'KsmStoppedError';
+  }
+}
+
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -151,6 +159,8 @@ export async function waitFullScans(scans, timeoutMs) {
   const target = sysfsNumber('full_scans') + scans + 1;
   const deadline = performance.now() + timeoutMs;
   while (sysfsNumber('full_scans') < target) {
+    const run = sysfsNumber('run');
+    if (run !== 1) throw new KsmStoppedError(run);
     if (performance.now() > deadline) return false;
     await sleep(20);
   }

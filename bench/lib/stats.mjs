@@ -21,11 +21,30 @@ export const mib = (bytes, digits = 1) => (bytes === undefined ? 'n/a' : `${(byt
 export const secs = (ms, digits = 2) => (ms === undefined ? 'n/a' : `${(ms / 1000).toFixed(digits)} s`);
 export const ratio = (value, digits = 2) => (value === undefined ? 'n/a' : `${value.toFixed(digits)}x`);
 
-/** Runs `fn` `repeats` times, returning the list of results. */
+/**
+ * Runs `fn` `repeats` times, returning the list of results. A run voided by
+ * someone else stopping KSM (KsmStoppedError) is run again, twice at most,
+ * once KSM runs again.
+ */
 export async function repeat(repeats, fn) {
   const out = [];
-  for (let i = 0; i < repeats; i++) out.push(await fn(i));
+  for (let i = 0; i < repeats; i++) out.push(await retryStopped(() => fn(i)));
   return out;
+}
+
+export async function retryStopped(fn, tries = 3) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error?.name !== 'KsmStoppedError' || attempt >= tries) throw error;
+      console.error(`bench: ${error.message}; waiting for run=1 and measuring again`);
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && (await import('node:fs')).readFileSync('/sys/kernel/mm/ksm/run', 'utf8').trim() !== '1') {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
 }
 
 /** "n runs, a..b s": the spread behind a median of times in ms. */

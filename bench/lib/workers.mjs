@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { PAGE, ksmStat, sleep, smapsRange, sysfsNumber } from './kernel.mjs';
+import { KsmStoppedError, PAGE, ksmStat, sleep, smapsRange, sysfsNumber } from './kernel.mjs';
+
+export { KsmStoppedError };
 
 const WORKERS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workers');
 const live = new Set();
@@ -98,6 +100,8 @@ export async function trackMerge(group, { timeoutMs, pollMs = 50, quietScans = 2
   const deadline = group.writtenAt + timeoutMs;
   for (;;) {
     const now = performance.now();
+    const run = sysfsNumber('run');
+    if (run !== 1) throw new KsmStoppedError(run);
     const merged = Math.min(expected, mergedPages(group.workers, source));
     const scans = sysfsNumber('full_scans');
     if (merged !== last) {

@@ -3,7 +3,7 @@
 // Buffer.alloc memory with nothing changed but enableMerge(), against
 // allocMergeable for the same data.
 import { PAGE, groupSaving, smaps, sysfsNumber, waitFullScans } from '../lib/kernel.mjs';
-import { MiB, median, mib, pct, ratio, secs } from '../lib/stats.mjs';
+import { MiB, median, mib, pct, ratio, retryStopped, secs } from '../lib/stats.mjs';
 import { startGroup, trackMerge } from '../lib/workers.mjs';
 
 export const id = 'enable-merge';
@@ -54,7 +54,7 @@ export async function run(ctx) {
   const rows = [];
 
   const idle = [];
-  for (let i = 0; i < repeats; i++) idle.push(await idleGroup(ctx, n));
+  for (let i = 0; i < repeats; i++) idle.push(await retryStopped(() => idleGroup(ctx, n)));
   const idleProfit = median(idle.map((r) => r.exact.profitBytes));
   const idleRss = median(idle.map((r) => r.rssBytes));
   const idleAnon = median(idle.map((r) => r.anonymousBytes));
@@ -75,8 +75,8 @@ export async function run(ctx) {
   const plain = [];
   const alloc = [];
   for (let i = 0; i < repeats; i++) {
-    plain.push(await dataGroup(ctx, n, bytes, { mode: 'plain', enableMerge: true }));
-    alloc.push(await dataGroup(ctx, n, bytes, { mode: 'alloc' }));
+    plain.push(await retryStopped(() => dataGroup(ctx, n, bytes, { mode: 'plain', enableMerge: true })));
+    alloc.push(await retryStopped(() => dataGroup(ctx, n, bytes, { mode: 'alloc' })));
   }
   const m = (list, f) => median(list.map(f));
   const ideal = (n - 1) * bytes;

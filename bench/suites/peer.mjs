@@ -1,5 +1,5 @@
 // 4. The peer: the same workload with Python's mmap.madvise(MADV_MERGEABLE).
-import { median, mib, pct, ratio, secs, spread, MiB } from '../lib/stats.mjs';
+import { median, mib, pct, ratio, retryStopped, secs, spread, MiB } from '../lib/stats.mjs';
 import { measureGroup } from './efficiency.mjs';
 
 export const id = 'peer';
@@ -17,7 +17,7 @@ export async function run(ctx) {
     const order = i % 2 ? ['python', 'node'] : ['node', 'python'];
     for (const kind of order) {
       const spec = kind === 'node' ? { mode: 'alloc' } : {};
-      runs[kind].push(await measureGroup(kind, n, bytes, spec, { timeoutMs: ctx.timeoutMs, seed: ctx.seed() }));
+      runs[kind].push(await retryStopped(() => measureGroup(kind, n, bytes, spec, { timeoutMs: ctx.timeoutMs, seed: ctx.seed() })));
     }
   }
   const sum = (kind) => ({

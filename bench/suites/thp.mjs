@@ -6,7 +6,7 @@
 // `always` for about a second.
 import { groupSaving, smapsRange, sysfsNumber } from '../lib/kernel.mjs';
 import { THP, readChoice, withThp } from '../lib/knobs.mjs';
-import { MiB, fmt, median, mib, pct, secs, spread } from '../lib/stats.mjs';
+import { MiB, fmt, median, mib, pct, retryStopped, secs, spread } from '../lib/stats.mjs';
 import { startGroup, trackMerge } from '../lib/workers.mjs';
 
 export const id = 'thp';
@@ -34,7 +34,7 @@ export async function run(ctx) {
   }
   if (ctx.smoke) {
     // No THP window in a smoke run: the current mode only.
-    const r = await measure(ctx, readChoice(THP), true, 2, 4 * MiB);
+    const r = await retryStopped(() => measure(ctx, readChoice(THP), true, 2, 4 * MiB));
     return { command, rows: [{ figure: `THP ${readChoice(THP)} + MADV_NOHUGEPAGE, 2 x 4 MiB (smoke)`, measured: `${mib(r.exact.profitBytes)} saved`, verdict: 'ran' }] };
   }
   const n = ctx.quick ? 2 : 4;
@@ -53,7 +53,7 @@ export async function run(ctx) {
     for (const c of cases) {
       const key = `${c.thp}/${c.noHugepage}`;
       if (!results.has(key)) results.set(key, []);
-      results.get(key).push(await measure(ctx, c.thp, c.noHugepage, n, bytes));
+      results.get(key).push(await retryStopped(() => measure(ctx, c.thp, c.noHugepage, n, bytes)));
     }
   }
   const summary = (c) => {
