@@ -11,6 +11,9 @@
 //             alloc, thp, profit, estimate
 //   --out     where to write the Markdown (default BENCHMARKS.md; '-' for none)
 //   --json    also write every raw figure as JSON
+//
+// BENCHMARKS.md is rendered from bench/results.json, kept beside it: a run
+// with --only replaces the sections it ran and keeps the others.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +34,20 @@ const { values } = parseArgs({
     json: { type: 'string' },
   },
 });
+
+const DEFAULT_OUT = path.join(ROOT, 'BENCHMARKS.md');
+const RESULTS = path.join(ROOT, 'bench', 'results.json');
+const toJson = (value) => JSON.stringify(value, (key, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+
+/** The previous full report, when this run only redoes some of its sections. */
+function previous(mode) {
+  try {
+    const report = JSON.parse(fs.readFileSync(RESULTS, 'utf8'));
+    return report.mode === mode ? report : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const SUITES = ['efficiency', 'merge-time', 'enable-merge', 'peer', 'alloc', 'thp', 'external'];
 
@@ -86,17 +103,17 @@ async function main() {
       const t = performance.now();
       try {
         const result = await suite.run(ctx);
-        results.push({ id, title: suite.title, seconds: (performance.now() - t) / 1000, ...result });
+        results.push({ id, title: suite.title, startedAt: startedAt.toISOString(), seconds: (performance.now() - t) / 1000, ...result });
       } catch (error) {
         ctx.log(`${id} failed: ${error.stack ?? error}`);
-        results.push({ id, title: suite.title, seconds: (performance.now() - t) / 1000, error: String(error.message ?? error), rows: [] });
+        results.push({ id, title: suite.title, startedAt: startedAt.toISOString(), seconds: (performance.now() - t) / 1000, error: String(error.message ?? error), rows: [] });
       }
       activity.push(otherActivity());
     }
   } finally {
     leaveKsm();
   }
-  const report = {
+  let report = {
     mode,
     startedAt: startedAt.toISOString(),
     seconds: (performance.now() - t0) / 1000,
@@ -105,12 +122,24 @@ async function main() {
     knobsOverwritten: knobsOverwritten(),
     results,
   };
+  if (values.json) fs.writeFileSync(values.json, toJson(report));
   if (values.out !== '-') {
+    const shared = path.resolve(values.out) === DEFAULT_OUT;
+    const earlier = shared && only ? previous(mode) : undefined;
+    if (earlier) {
+      // Sections this run did not redo stay as the earlier run left them.
+      const mine = new Set(results.map((r) => r.id));
+      report = {
+        ...earlier,
+        activity: [...earlier.activity, ...activity],
+        knobsOverwritten: (earlier.knobsOverwritten ?? 0) + report.knobsOverwritten,
+        results: SUITES.map((id) => (mine.has(id) ? results.find((r) => r.id === id) : earlier.results.find((r) => r.id === id))).filter(Boolean),
+      };
+    }
     fs.writeFileSync(values.out, render(report));
-    ctx.log(`wrote ${path.relative(process.cwd(), values.out) || values.out} (${report.seconds.toFixed(0)} s)`);
-  }
-  if (values.json) {
-    fs.writeFileSync(values.json, JSON.stringify(report, (key, value) => (typeof value === 'bigint' ? value.toString() : value), 2));
+    // The figures behind BENCHMARKS.md, without each run's raw samples.
+    if (shared) fs.writeFileSync(RESULTS, `${toJson({ ...report, results: report.results.map((r) => ({ ...r, rows: r.rows.map(({ raw, ...row }) => row) })) })}\n`);
+    ctx.log(`wrote ${path.relative(process.cwd(), values.out) || values.out} (${Math.round((performance.now() - t0) / 1000)} s)`);
   }
   const failed = results.filter((r) => r.error);
   process.exitCode = failed.length > 0 ? 1 : 0;

@@ -80,7 +80,8 @@ export function render(report) {
       push('');
     }
     if (result.findings) push(...result.findings, '');
-    push(`Reproduce: \`${result.command ?? ''}\` (${Math.round(result.seconds)} s in this run).`, '');
+    const rerun = result.startedAt && result.startedAt !== report.startedAt ? `; re-run alone on ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC` : '';
+    push(`Reproduce: \`${result.command ?? ''}\` (${Math.round(result.seconds)} s in this run${rerun}).`, '');
   }
   return `${out.join('\n')}\n`;
 }
