@@ -97,11 +97,15 @@ export async function trackMerge(group, { timeoutMs, pollMs = 50, quietScans = 2
   let t50;
   let t99;
   const startScans = sysfsNumber('full_scans');
+  // pages_to_scan/sleep_millisecs as they were while we waited: other runs
+  // may change them, and the times mean little without them.
+  const knobsSeen = new Set();
   const deadline = group.writtenAt + timeoutMs;
   for (;;) {
     const now = performance.now();
     const run = sysfsNumber('run');
     if (run !== 1) throw new KsmStoppedError(run);
+    knobsSeen.add(`${sysfsNumber('pages_to_scan')}/${sysfsNumber('sleep_millisecs')}`);
     const merged = Math.min(expected, mergedPages(group.workers, source));
     const scans = sysfsNumber('full_scans');
     if (merged !== last) {
@@ -114,7 +118,7 @@ export async function trackMerge(group, { timeoutMs, pollMs = 50, quietScans = 2
     // Settled: no change across `quietScans` full scans after the last change
     // (+1: the scan under way at the change may not have reached us yet).
     if (merged >= expected || (scans >= scansAtChange + quietScans + 1 && merged > 0)) break;
-    if (now > deadline) return { expected, merged: last, t50, t99, settled: undefined, timedOut: true, fullScans: scans - startScans };
+    if (now > deadline) return { expected, merged: last, t50, t99, settled: undefined, timedOut: true, fullScans: scans - startScans, knobsSeen: [...knobsSeen] };
     await sleep(pollMs);
   }
   return {
@@ -125,5 +129,18 @@ export async function trackMerge(group, { timeoutMs, pollMs = 50, quietScans = 2
     settled: lastChangeAt - group.writtenAt,
     timedOut: false,
     fullScans: sysfsNumber('full_scans') - startScans,
+    knobsSeen: [...knobsSeen],
   };
+}
+
+/** "pages_to_scan 5000, sleep 10 ms" as seen during the runs' waits. */
+export function knobsDuring(tracks) {
+  const seen = [...new Set(tracks.flatMap((t) => t.knobsSeen ?? []))];
+  if (seen.length === 0) return 'knobs not seen';
+  return seen
+    .map((pair) => {
+      const [pages, sleep] = pair.split('/');
+      return `pages_to_scan ${pages}, sleep ${sleep} ms`;
+    })
+    .join(' / ') + (seen.length > 1 ? ' (changed by other runs meanwhile)' : '');
 }

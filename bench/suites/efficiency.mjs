@@ -3,7 +3,7 @@
 // kernel's own limit: (N-1) x S less 64 B of rmap metadata per scanned page.
 import { PAGE, RMAP_ITEM_BYTES, groupSaving, sysfsNumber } from '../lib/kernel.mjs';
 import { MiB, median, mib, pct, repeat, secs, spread } from '../lib/stats.mjs';
-import { startGroup, trackMerge } from '../lib/workers.mjs';
+import { knobsDuring, startGroup, trackMerge } from '../lib/workers.mjs';
 
 export const id = 'efficiency';
 export const title = 'Merge efficiency';
@@ -58,7 +58,7 @@ export async function run(ctx) {
         target,
         verdict: met ? 'met' : `missed by ${pct(Math.max(0, (n === 4 ? 0.97 : limit / ideal) - profit / ideal), 2)}`,
         notes: `general_profit moved ${pct(general / ideal)} of (N-1)xS (global counter: moved by other KSM users too); ` +
-          `settled ${secs(settled)} after the data was written (${spread(runs.map((r) => r.track.settled))}; pages_to_scan 5000, sleep 10 ms); ` +
+          `settled ${secs(settled)} after the data was written (${spread(runs.map((r) => r.track.settled))}; ${knobsDuring(runs.map((r) => r.track))}); ` +
           `profit ${spread(runs.map((r) => r.exact.profitBytes / ideal), (v) => pct(v, 2))}` +
           (timedOut ? `; ${timedOut}/${repeats} runs timed out` : ''),
         raw: runs,

@@ -4,7 +4,7 @@
 // allocMergeable for the same data.
 import { PAGE, groupSaving, smaps, sysfsNumber, waitFullScans } from '../lib/kernel.mjs';
 import { MiB, median, mib, pct, ratio, retryStopped, secs } from '../lib/stats.mjs';
-import { startGroup, trackMerge } from '../lib/workers.mjs';
+import { knobsDuring, startGroup, trackMerge } from '../lib/workers.mjs';
 
 export const id = 'enable-merge';
 export const title = 'enableMerge() on Node itself';
@@ -117,7 +117,7 @@ export async function run(ctx) {
       ratio: plainSettled / allocSettled,
       target: '',
       verdict: 'measured',
-      notes: 'ratio above 1: enableMerge() takes longer, ksmd walks every anonymous page of every process',
+      notes: `${knobsDuring([...plain, ...alloc].map((r) => r.track))}; ratio above 1: enableMerge() takes longer, ksmd walks every anonymous page of every process`,
     },
   );
   return {

@@ -1,5 +1,6 @@
 // 4. The peer: the same workload with Python's mmap.madvise(MADV_MERGEABLE).
 import { median, mib, pct, ratio, retryStopped, secs, spread, MiB } from '../lib/stats.mjs';
+import { knobsDuring } from '../lib/workers.mjs';
 import { measureGroup } from './efficiency.mjs';
 
 export const id = 'peer';
@@ -47,7 +48,8 @@ export async function run(ctx) {
         ratio: node.settled / python.settled,
         target: '~1x (ksmd does the work)',
         verdict: node.settled / python.settled <= 1.25 ? 'met' : `slower by ${ratio(node.settled / python.settled)}`,
-        notes: `node ${spread(runs.node.map((r) => r.track.settled))}, Python ${spread(runs.python.map((r) => r.track.settled))}; filling the buffer (first touch included): node ${secs(node.fillMs, 3)}, Python ${secs(python.fillMs, 3)} (median per worker); ` +
+        notes: `node ${spread(runs.node.map((r) => r.track.settled))}, Python ${spread(runs.python.map((r) => r.track.settled))}; ` +
+          `${knobsDuring([...runs.node, ...runs.python].map((r) => r.track))}; filling the buffer (first touch included): node ${secs(node.fillMs, 3)}, Python ${secs(python.fillMs, 3)} (median per worker); ` +
           'ratio = node / Python time (below 1: node-ksm settles sooner)',
       },
     ],

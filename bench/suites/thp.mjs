@@ -7,7 +7,7 @@
 import { groupSaving, smapsRange, sysfsNumber } from '../lib/kernel.mjs';
 import { THP, readChoice, withThp } from '../lib/knobs.mjs';
 import { MiB, fmt, median, mib, pct, retryStopped, secs, spread } from '../lib/stats.mjs';
-import { startGroup, trackMerge } from '../lib/workers.mjs';
+import { knobsDuring, startGroup, trackMerge } from '../lib/workers.mjs';
 
 export const id = 'thp';
 export const title = 'Transparent huge pages';
@@ -67,6 +67,7 @@ export async function run(ctx) {
       fillMs: median(list.map((r) => r.fillMs)),
       timedOut: list.filter((r) => r.track.timedOut).length,
       spread: spread(list.map((r) => r.track.settled)),
+      knobs: knobsDuring(list.map((r) => r.track)),
     };
   };
   const s = cases.map(summary);
@@ -81,7 +82,7 @@ export async function run(ctx) {
       ratio: c === base ? undefined : c.settled / base.settled,
       target: '',
       verdict: c.timedOut ? `${c.timedOut} timed out` : 'measured',
-      notes: `settled: ${c.spread}; huge pages in the buffers when written ${mib(c.anonHuge)}, after merging ${mib(c.anonHugeAfter)}; ` +
+      notes: `settled: ${c.spread}, ${c.knobs}; huge pages in the buffers when written ${mib(c.anonHuge)}, after merging ${mib(c.anonHugeAfter)}; ` +
         `writing the buffer (faults included) ${secs(c.fillMs, 3)} per worker; ratio = time to settle against ${name(base)}`,
     };
   });
