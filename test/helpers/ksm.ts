@@ -2,8 +2,9 @@
  * Test helpers: gate tests on real KSM, and read the kernel's files raw,
  * independently of the code under test.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { inject, type TestContext } from 'vitest';
 
@@ -113,4 +114,81 @@ export async function startFixture(name: string, args: string[] = [], env: NodeJ
       await exited;
     },
   };
+}
+
+/** Bytes per page, from getconf: not from the code under test. */
+export const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
+
+/**
+ * Where a view's memory starts, asked of the addon directly (viewRange
+ * advises nothing): the tests then check that address against smaps.
+ */
+export function addressOf(view: ArrayBuffer | ArrayBufferView): bigint {
+  const requireCjs = createRequire(path.join(ROOT, 'package.json'));
+  const native = requireCjs('node-gyp-build')(ROOT) as { viewRange(view: unknown): { address: bigint } };
+  return native.viewRange(view).address;
+}
+
+export interface RawVma {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  flags: string[];
+  /** The `KSM:` line in bytes (0 where the kernel prints none). */
+  ksmBytes: number;
+  rssBytes: number;
+}
+
+/** Every VMA of /proc/PID/smaps, read raw. */
+export function rawVmas(pid: number | 'self' = 'self'): RawVma[] {
+  const vmas: RawVma[] = [];
+  let current: RawVma | undefined;
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) /.exec(line);
+    if (header) {
+      current = { start: BigInt(`0x${header[1]}`), end: BigInt(`0x${header[2]}`), perms: header[3]!, flags: [], ksmBytes: 0, rssBytes: 0 };
+      vmas.push(current);
+      continue;
+    }
+    if (!current) continue;
+    const kb = /^(KSM|Rss):\s+(\d+) kB/.exec(line);
+    if (kb) {
+      if (kb[1] === 'KSM') current.ksmBytes = Number(kb[2]) * 1024;
+      else current.rssBytes = Number(kb[2]) * 1024;
+    }
+    if (line.startsWith('VmFlags:')) current.flags = line.slice(8).trim().split(/\s+/);
+  }
+  return vmas;
+}
+
+/** The VMA that holds byte `address`, or undefined where nothing is mapped. */
+export function rawVmaAt(address: bigint, pid: number | 'self' = 'self'): RawVma | undefined {
+  return rawVmas(pid).find((vma) => vma.start <= address && address < vma.end);
+}
+
+export function roundUp(value: bigint, page = BigInt(PAGE)): bigint {
+  return ((value + page - 1n) / page) * page;
+}
+
+export function roundDown(value: bigint, page = BigInt(PAGE)): bigint {
+  return (value / page) * page;
+}
+
+/** Runs `node [flags] -e script` with the built package at hand; resolves with its stdout parsed as JSON. */
+export function runNode<T = Record<string, unknown>>(script: string, flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<T> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [...flags, '-e', script],
+      { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`${error.message}\nstderr: ${stderr}`));
+        try {
+          resolve(JSON.parse(stdout) as T);
+        } catch {
+          reject(new Error(`child printed no JSON: ${stdout}\nstderr: ${stderr}`));
+        }
+      },
+    );
+  });
 }
