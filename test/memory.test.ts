@@ -352,6 +352,8 @@ describe('bad input', () => {
     expect(thrown).toBeInstanceOf(Error);
     expect(thrown).toMatchObject({ code: 'ENOMEM', errno: -os.constants.errno.ENOMEM, syscall: 'mmap' });
     expect((thrown as Error).message).toMatch(/^ENOMEM: cannot allocate memory, mmap/);
+    // The hint speaks of the mapping, not of madvise's unmapped ranges.
+    expect((thrown as { hint?: string }).hint).toMatch(/refused the mapping/);
   });
 
   it.each([[null], ['label'], [[]], [5]])('allocMergeable(size, %j): TypeError', (options) => {
