@@ -78,7 +78,7 @@ describe('systemStat() on fixture kernels', () => {
     expect(stat.missing).toEqual(missing);
     expect(stat.unknown).toEqual({});
     expect(stat.unreadable).toEqual({});
-    if (missing.includes('advisor_mode')) expect(stat.advisorModes).toBeUndefined();
+    if ((missing as readonly string[]).includes('advisor_mode')) expect(stat.advisorModes).toBeUndefined();
     expectNoNaN(stat);
   });
 
@@ -200,7 +200,7 @@ describe('setKnobs() on a scratch copy of a 6.8 tree', () => {
     expect(change.after).toEqual({ pagesToScan: 5000, sleepMillisecs: 10, useZeroPages: false, smartScan: false, run: 2 });
     expect([read('pages_to_scan'), read('sleep_millisecs'), read('use_zero_pages'), read('smart_scan'), read('run')]).toEqual(['5000', '10', '0', '0', '2']);
     // Knobs not named are left alone; undefined ones are skipped.
-    expect(setKnobs({ maxPageSharing: undefined }, { root: scratch })).toEqual({ before: {}, after: {} });
+    expect(setKnobs({ maxPageSharing: undefined } as unknown as KsmKnobs, { root: scratch })).toEqual({ before: {}, after: {} });
     expect(read('max_page_sharing')).toBe('256');
   });
 
