@@ -16,7 +16,6 @@ import {
   markMergeable,
   pageSize,
   unmarkMergeable,
-  waitForMerge,
   type MergeableRange,
 } from '../lib/index.js';
 import {
@@ -31,6 +30,7 @@ import {
   roundUp,
   runNode,
   startFixture,
+  waitFullScans,
   type Holder,
 } from './helpers/ksm.js';
 
@@ -285,7 +285,8 @@ describe('across processes (test_unmerge, copy-on-write)', () => {
   async function mergedHolders(seed: number): Promise<Array<Holder & { ready: Record<string, unknown> }>> {
     const spec = JSON.stringify({ mode: 'alloc', size: SIZE, seed });
     holders = await Promise.all([0, 1, 2].map(() => startFixture('holder.cjs', [spec])));
-    await waitForMerge({ timeoutMs: 90_000 });
+    // Raw full_scans: a run elsewhere stopping KSM for a moment only delays it.
+    await waitFullScans();
     for (const holder of holders) {
       const { ksmBytes, flags } = rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint);
       expect(ksmBytes).toBe(SIZE);
@@ -309,7 +310,7 @@ describe('across processes (test_unmerge, copy-on-write)', () => {
     }
     // ksm_merging_pages lags: MADV_UNMERGEABLE only breaks COW, and ksmd
     // drops the stale rmap_items (and the count) when it next passes.
-    await waitForMerge({ fullScans: 1, timeoutMs: 90_000 });
+    await waitFullScans(1);
     expect(Number(rawKsmStat(leaver!.pid).ksm_merging_pages)).toBeLessThanOrEqual(mergingBefore - SIZE / PAGE);
     // The data survived the unmerge.
     expect((await leaver!.send<{ ok: boolean }>({ cmd: 'verify' })).ok).toBe(true);

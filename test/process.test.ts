@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { disableMerge, enableMerge, isMergeEnabled, waitForMerge } from '../lib/index.js';
-import { FIXTURES, PAGE, rawKsmStat, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+import { disableMerge, enableMerge, isMergeEnabled } from '../lib/index.js';
+import { FIXTURES, PAGE, rawKsmStat, rawSmapsRange, requireKsm, startFixture, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const execFileAsync = promisify(execFile);
 const REPORT = path.join(FIXTURES, 'report-merge.cjs');
@@ -120,7 +120,7 @@ describe('merge-any is inherited (test_prctl_fork, test_prctl_fork_exec)', () =>
 
 describe('disableMerge() unmerges (test_prctl_unmerge)', () => {
   const SIZE = 8 * 1024 * 1024;
-  let holders: Holder[] = [];
+  let holders: Array<Holder & { ready: Record<string, unknown> }> = [];
 
   afterEach(async () => {
     await Promise.all(holders.map((holder) => holder.kill()));
@@ -133,19 +133,30 @@ describe('disableMerge() unmerges (test_prctl_unmerge)', () => {
     holders = await Promise.all([0, 1, 2].map(() => startFixture('holder.cjs', [spec])));
     for (const holder of holders) expect(rawKsmStat(holder.pid).ksm_merge_any).toBe('yes');
 
-    await waitForMerge({ timeoutMs: 90_000 });
+    // Raw full_scans: a run elsewhere stopping KSM for a moment only delays it.
+    await waitFullScans();
     const pages = SIZE / PAGE;
     for (const holder of holders) {
       expect(Number(rawKsmStat(holder.pid).ksm_merging_pages)).toBeGreaterThanOrEqual(pages - 1);
     }
 
-    const [leaver, ...stayers] = holders as [Holder, ...Holder[]];
+    const [leaver, ...stayers] = holders as [(typeof holders)[0], ...typeof holders];
+    const range = (holder: (typeof holders)[0]): { ksmBytes: number; flags: string[][] } =>
+      rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint);
+    expect(range(leaver).ksmBytes).toBeGreaterThan(0);
+
     const reply = await leaver.send<{ ok: boolean; mergeEnabled: boolean }>({ cmd: 'disableMerge' });
     expect(reply.mergeEnabled).toBe(false);
-    const after = rawKsmStat(leaver.pid);
-    expect(after.ksm_merge_any).toBe('no');
-    // PR_SET_MEMORY_MERGE 0 unmerges every page before it returns.
-    expect(Number(after.ksm_merging_pages)).toBe(0);
+    expect(rawKsmStat(leaver.pid).ksm_merge_any).toBe('no');
+    // PR_SET_MEMORY_MERGE 0 breaks every KSM page of the process before it
+    // returns, and takes `mg` off its VMAs: smaps shows it at once.
+    expect(range(leaver).ksmBytes).toBe(0);
+    expect(range(leaver).flags.some((f) => f.includes('mg'))).toBe(false);
+    // ksm_merging_pages counts rmap_items that ksmd only drops on its next
+    // pass over the process (as after MADV_UNMERGEABLE).
+    await waitFullScans(1);
+    expect(Number(rawKsmStat(leaver.pid).ksm_merging_pages)).toBe(0);
+    expect((await leaver.send<{ ok: boolean }>({ cmd: 'verify' })).ok).toBe(true);
     for (const holder of stayers) {
       expect(rawKsmStat(holder.pid).ksm_merge_any).toBe('yes');
       expect(Number(rawKsmStat(holder.pid).ksm_merging_pages)).toBeGreaterThanOrEqual(pages - 1);

@@ -192,3 +192,40 @@ export function runNode<T = Record<string, unknown>>(script: string, flags: stri
     );
   });
 }
+
+/**
+ * Runs `fn`; when it failed with ERR_KSM_NOT_RUNNING because another run on
+ * this machine stopped KSM for a moment (their serial tests do), waits for
+ * run=1 and tries again, up to `timeoutMs`. Only for tests that are not
+ * about a stopped KSM.
+ */
+export async function retryIfStopped<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ERR_KSM_NOT_RUNNING' || Date.now() > deadline) throw error;
+      console.warn('KSM was stopped by another run on this machine; waiting for run=1 to try again');
+      while (sysfsNumber('run') !== 1) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+}
+
+/** The rejection of `fn()`, retried as retryIfStopped() when it was ERR_KSM_NOT_RUNNING; fails if it resolves. */
+export function rejectionOf(fn: () => Promise<unknown>): Promise<unknown> {
+  return retryIfStopped(() =>
+    fn().then(
+      () => {
+        throw new Error('expected a rejection');
+      },
+      (error: unknown) => {
+        if ((error as { code?: unknown }).code === 'ERR_KSM_NOT_RUNNING') throw error;
+        return error;
+      },
+    ),
+  );
+}
