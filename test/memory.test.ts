@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import {
   KsmNotMergeableError,
@@ -81,6 +81,7 @@ describe('pageSize()', () => {
 });
 
 describe('allocMergeable()', () => {
+  beforeEach((ctx) => requireKsm(ctx));
   const sizes = [1, PAGE - 1, PAGE, PAGE + 1, 3 * PAGE + 5, MiB + 3];
 
   it.each(sizes)('size %i: exactly size bytes, zeroed, page-aligned, its whole mapping `mg`', (size) => {
@@ -118,6 +119,7 @@ describe('markMergeable() / unmarkMergeable() on views the caller already has', 
   // 33 MiB is above glibc's largest mmap threshold: a fresh mapping of its
   // own that nothing else in this process has advised.
   let big: Buffer;
+  beforeEach((ctx) => requireKsm(ctx));
   beforeAll(() => {
     big = Buffer.alloc(33 * MiB);
   });
@@ -343,7 +345,8 @@ describe('bad input', () => {
     },
   );
 
-  it('allocMergeable(a safe size no machine can map): mmap ENOMEM, as a Node system error', () => {
+  it('allocMergeable(a safe size no machine can map): mmap ENOMEM, as a Node system error', (ctx) => {
+    requireKsm(ctx);
     let thrown: unknown;
     try {
       allocMergeable(2 ** 52);
@@ -405,7 +408,8 @@ describe('bad input', () => {
     expectCode(() => markMergeable(Buffer.alloc(8), options as never), TypeError, TYPE);
   });
 
-  it('a bad option is rejected before anything is advised', () => {
+  it('a bad option is rejected before anything is advised', (ctx) => {
+    requireKsm(ctx);
     const big = Buffer.alloc(33 * MiB);
     const view = big.subarray(MiB, 2 * MiB);
     expectCode(() => markMergeable(view, { verify: 'no' as unknown as boolean }), TypeError, TYPE);

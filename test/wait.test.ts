@@ -2,7 +2,7 @@
  * waitForMerge(): full scans counted from the raw full_scans, deadlines,
  * aborts and bad options. Stopping KSM is in wait.serial.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 
 import { KsmError, KsmTimeoutError, waitForMerge } from '../lib/index.js';
 import { rejectionOf, requireKsm, retryIfStopped, sysfsNumber } from './helpers/ksm.js';
@@ -11,6 +11,8 @@ import { rejectionOf, requireKsm, retryIfStopped, sysfsNumber } from './helpers/
 // not about that (wait.serial.test.ts is), so they retry once run is 1 again.
 
 describe('waitForMerge()', () => {
+  beforeEach((ctx) => requireKsm(ctx));
+
   it.each([[1], [2]])('fullScans %i: resolves once that many scans began and completed after the call', async (scans) => {
     const before = sysfsNumber('full_scans');
     const result = await retryIfStopped(() => waitForMerge({ fullScans: scans, timeoutMs: 90_000 }));
@@ -60,6 +62,9 @@ describe('waitForMerge()', () => {
     expect(await rejectionOf(() => waitForMerge({ signal: AbortSignal.abort() }))).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
   });
 
+});
+
+describe('waitForMerge() with bad options', () => {
   it.each([
     ['options a string', 'x', 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['options null', null, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
