@@ -30,7 +30,7 @@ import {
   roundUp,
   runNode,
   startFixture,
-  waitFullScans,
+  untilKsm,
   type Holder,
 } from './helpers/ksm.js';
 
@@ -287,12 +287,11 @@ describe('across processes (test_unmerge, copy-on-write)', () => {
   async function mergedHolders(seed: number): Promise<Array<Holder & { ready: Record<string, unknown> }>> {
     const spec = JSON.stringify({ mode: 'alloc', size: SIZE, seed });
     holders = await Promise.all([0, 1, 2].map(() => startFixture('holder.cjs', [spec])));
-    // Raw full_scans: a run elsewhere stopping KSM for a moment only delays it.
-    await waitFullScans();
+    const ksmBytes = (holder: Holder & { ready: Record<string, unknown> }): number =>
+      rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint).ksmBytes;
+    await untilKsm(() => holders.every((holder) => ksmBytes(holder) === SIZE), 'every buffer page a KSM page');
     for (const holder of holders) {
-      const { ksmBytes, flags } = rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint);
-      expect(ksmBytes).toBe(SIZE);
-      expect(flags.every((f) => f.includes('mg'))).toBe(true);
+      expect(rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint).flags.every((f) => f.includes('mg'))).toBe(true);
     }
     return holders;
   }
@@ -312,8 +311,10 @@ describe('across processes (test_unmerge, copy-on-write)', () => {
     }
     // ksm_merging_pages lags: MADV_UNMERGEABLE only breaks COW, and ksmd
     // drops the stale rmap_items (and the count) when it next passes.
-    await waitFullScans(1);
-    expect(Number(rawKsmStat(leaver!.pid).ksm_merging_pages)).toBeLessThanOrEqual(mergingBefore - SIZE / PAGE);
+    await untilKsm(
+      () => Number(rawKsmStat(leaver!.pid).ksm_merging_pages) <= mergingBefore - SIZE / PAGE,
+      'ksm_merging_pages of the unmarked process down by the buffer',
+    );
     // The data survived the unmerge.
     expect((await leaver!.send<{ ok: boolean }>({ cmd: 'verify' })).ok).toBe(true);
   });

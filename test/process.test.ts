@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { disableMerge, enableMerge, isMergeEnabled } from '../lib/index.js';
-import { FIXTURES, PAGE, rawKsmStat, rawSmapsRange, requireKsm, startFixture, waitFullScans, type Holder } from './helpers/ksm.js';
+import { FIXTURES, PAGE, rawKsmStat, rawSmapsRange, requireKsm, startFixture, untilKsm, type Holder } from './helpers/ksm.js';
 
 const execFileAsync = promisify(execFile);
 const REPORT = path.join(FIXTURES, 'report-merge.cjs');
@@ -133,12 +133,9 @@ describe('disableMerge() unmerges (test_prctl_unmerge)', () => {
     holders = await Promise.all([0, 1, 2].map(() => startFixture('holder.cjs', [spec])));
     for (const holder of holders) expect(rawKsmStat(holder.pid).ksm_merge_any).toBe('yes');
 
-    // Raw full_scans: a run elsewhere stopping KSM for a moment only delays it.
-    await waitFullScans();
     const pages = SIZE / PAGE;
-    for (const holder of holders) {
-      expect(Number(rawKsmStat(holder.pid).ksm_merging_pages)).toBeGreaterThanOrEqual(pages - 1);
-    }
+    const merging = (holder: Holder): number => Number(rawKsmStat(holder.pid).ksm_merging_pages);
+    await untilKsm(() => holders.every((holder) => merging(holder) >= pages - 1), 'every holder merging its buffer');
 
     const [leaver, ...stayers] = holders as [(typeof holders)[0], ...typeof holders];
     const range = (holder: (typeof holders)[0]): { ksmBytes: number; flags: string[][] } =>
@@ -154,12 +151,11 @@ describe('disableMerge() unmerges (test_prctl_unmerge)', () => {
     expect(range(leaver).flags.some((f) => f.includes('mg'))).toBe(false);
     // ksm_merging_pages counts rmap_items that ksmd only drops on its next
     // pass over the process (as after MADV_UNMERGEABLE).
-    await waitFullScans(1);
-    expect(Number(rawKsmStat(leaver.pid).ksm_merging_pages)).toBe(0);
+    await untilKsm(() => merging(leaver) === 0, 'ksm_merging_pages of the leaver at 0');
     expect((await leaver.send<{ ok: boolean }>({ cmd: 'verify' })).ok).toBe(true);
     for (const holder of stayers) {
       expect(rawKsmStat(holder.pid).ksm_merge_any).toBe('yes');
-      expect(Number(rawKsmStat(holder.pid).ksm_merging_pages)).toBeGreaterThanOrEqual(pages - 1);
+      expect(merging(holder)).toBeGreaterThanOrEqual(pages - 1);
     }
   });
 });

@@ -229,3 +229,21 @@ export function rejectionOf(fn: () => Promise<unknown>): Promise<unknown> {
     ),
   );
 }
+
+/**
+ * Resolves once `check()` holds, polling; fails when `maxFullScans` full
+ * scans (counted raw) have passed without it, or after `timeoutMs`. A merge
+ * that works is seen within two full scans; the slack absorbs other runs on
+ * this machine stopping KSM (or unmerging everything with run=2) for a moment.
+ */
+export async function untilKsm(check: () => boolean, what: string, maxFullScans = 8, timeoutMs = 90_000): Promise<void> {
+  const start = sysfsNumber('full_scans');
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    const scans = sysfsNumber('full_scans') - start;
+    if (scans > maxFullScans || Date.now() > deadline) {
+      throw new Error(`${what}: not so after ${scans} full scans`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
