@@ -36,6 +36,12 @@ export interface MergeableRange {
 
 function madviseHint(error: unknown): unknown {
   if (!isSystemError(error)) return error;
+  if (error.syscall === 'mmap') {
+    // allocMergeable's own mapping: a different refusal from madvise's.
+    return error.code === 'ENOMEM'
+      ? withHint(error, 'the kernel refused the mapping: not enough memory or address space (overcommit policy, RLIMIT_AS, vm.max_map_count)')
+      : error;
+  }
   switch (error.code) {
     case 'EAGAIN':
       return withHint(error, 'the kernel ran short of memory for KSM metadata or for unmerging; retry later');
