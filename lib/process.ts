@@ -6,6 +6,15 @@
 import { isSystemError, withHint } from './errors.js';
 import { requireKsm } from './support.js';
 
+// Whether this process turned merge-any on itself: the flag is inherited
+// across fork and exec, so prctl alone cannot tell doctor() who set it.
+let enabledHere = false;
+
+/** Internal: enableMerge() succeeded in this process and was not undone. */
+export function enableMergeCalled(): boolean {
+  return enabledHere;
+}
+
 function prctlHint(error: unknown): unknown {
   if (!isSystemError(error)) return error;
   switch (error.code) {
@@ -38,6 +47,7 @@ export function enableMerge(): void {
   } catch (error) {
     throw prctlHint(error);
   }
+  enabledHere = true;
 }
 
 /**
@@ -53,6 +63,7 @@ export function disableMerge(): void {
   } catch (error) {
     throw prctlHint(error);
   }
+  enabledHere = false;
 }
 
 /**
