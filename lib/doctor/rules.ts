@@ -225,7 +225,8 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
     commands: [],
     call: 'allocMergeable(size)',
   };
-  if (facts.prctl.state === 'unsupported' || facts.prctl.state === 'blocked') {
+  // The probe runs in this process: its seccomp filter says nothing about another pid's.
+  if (facts.prctl.state === 'unsupported' || (facts.prctl.state === 'blocked' && facts.self)) {
     const blocked = facts.prctl.state === 'blocked';
     const evidence: Evidence[] = [
       ev(facts.prctl.source === 'probe' ? 'prctl(PR_GET_MEMORY_MERGE)' : '/proc/sys/kernel/osrelease', 'result', facts.prctl.detail),
@@ -271,7 +272,7 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
     if (stat.mergeable !== undefined) evidence.push(ev(proc('ksm_stat'), 'ksm_mergeable', stat.mergeable));
     evidence.push(ev(proc('smaps'), 'VMAs with mg', 0));
     evidence.push(ev(proc('smaps'), 'Anonymous (sum)', anonymousBytes, 'bytes'));
-    const prctlOk = facts.prctl.state === 'available' || facts.prctl.state === 'unknown';
+    const prctlOk = facts.prctl.state !== 'unsupported' && !(facts.prctl.state === 'blocked' && facts.self);
     const enableFix: Fix = {
       summary:
         'Opt the whole process in at start-up: V8 heap, malloc and jemalloc arenas become candidates (for a systemd service, ' +
