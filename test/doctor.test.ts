@@ -141,7 +141,10 @@ describe('doctor() on fixture trees of other machines', () => {
     const unshared = only(findings, 'HIGH_UNSHARED');
     expect(evidence(unshared, 'unmerged tracked pages (rmap_items - merging - zero)')).toBe(3145728 - 200000);
     expect(find(findings, 'METADATA_EXCEEDS_SAVING')).toBeUndefined();
-    expect(evidence(only(findings, 'VOLATILE_PAGES'), 'pages_volatile')).toBe(2045728);
+    // The process's own 2945728 unmerged tracked pages can account for the churn: a warning.
+    const volatile = only(findings, 'VOLATILE_PAGES');
+    expect(volatile.severity).toBe('warn');
+    expect(evidence(volatile, 'pages_volatile')).toBe(2045728);
     const thp = only(findings, 'THP_IN_MERGEABLE');
     expect(thp.fix?.commands).toEqual(['echo madvise > /sys/kernel/mm/transparent_hugepage/enabled']);
     // uid 1000 cannot apply the knob fix: NOT_ROOT says so, with the commands under sudo.

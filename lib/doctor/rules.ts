@@ -371,7 +371,8 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
   // METADATA_EXCEEDS_SAVING / HIGH_UNSHARED (per process, from ksm_stat)
   const rmap = stat.rmapItems;
   const merging = stat.mergingPages;
-  if (rmap !== undefined && merging !== undefined && rmap >= MIN_TRACKED_PAGES) {
+  // While ksmd is stopped the ratios are frozen mid-scan; KSM_STOPPED is the finding then.
+  if (ksm.run === 1 && rmap !== undefined && merging !== undefined && rmap >= MIN_TRACKED_PAGES) {
     const zero = stat.zeroPages ?? 0;
     const unmerged = Math.max(0, rmap - merging - zero);
     const evidence: Evidence[] = [
@@ -379,6 +380,8 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
       ev(proc('ksm_stat'), 'ksm_merging_pages', merging),
       ...(stat.zeroPages !== undefined ? [ev(proc('ksm_stat'), 'ksm_zero_pages', stat.zeroPages)] : []),
       ...(stat.processProfit !== undefined ? [ev(proc('ksm_stat'), 'ksm_process_profit', stat.processProfit, 'bytes')] : []),
+      // A page merges on its second visit: judge after two full scans past the last write.
+      ...(ksm.fullScans !== undefined ? [ev(`${KSM}/full_scans`, 'full_scans', ksm.fullScans)] : []),
     ];
     const narrowFix: Fix = mergeAny
       ? {
@@ -432,21 +435,36 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
     }
   }
 
-  // VOLATILE_PAGES (machine-wide: the kernel does not count them per process)
-  if (ksm.pagesVolatile !== undefined && ksm.pagesShared !== undefined && ksm.pagesSharing !== undefined && ksm.pagesUnshared !== undefined) {
+  // VOLATILE_PAGES: machine-wide, the kernel does not count them per process.
+  // It is this process's problem only if its own unmerged tracked pages could
+  // account for most of them; otherwise the churn is elsewhere (info).
+  if (
+    ksm.run === 1 &&
+    ksm.pagesVolatile !== undefined &&
+    ksm.pagesShared !== undefined &&
+    ksm.pagesSharing !== undefined &&
+    ksm.pagesUnshared !== undefined
+  ) {
     const tracked = ksm.pagesVolatile + ksm.pagesShared + ksm.pagesSharing + ksm.pagesUnshared;
+    const ownUnmerged =
+      rmap !== undefined && merging !== undefined ? Math.max(0, rmap - merging - (stat.zeroPages ?? 0)) : undefined;
     if (ksm.pagesVolatile >= VOLATILE_MIN_PAGES && ksm.pagesVolatile > VOLATILE_SHARE * tracked) {
+      const here = ownUnmerged !== undefined && ownUnmerged >= VOLATILE_SHARE * ksm.pagesVolatile;
       out.push(
         finding(
           'VOLATILE_PAGES',
-          'warn',
+          here ? 'warn' : 'info',
           `${ksm.pagesVolatile} of the ${tracked} pages KSM tracks machine-wide changed between two scans (volatile): ` +
-            'data that keeps changing never merges, and merged pages that are written are copied back',
+            'data that keeps changing never merges, and merged pages that are written are copied back' +
+            (here ? '' : `; this process has ${ownUnmerged ?? 'an unknown number of'} unmerged tracked pages, so most of the churn is elsewhere`),
           [
             ev(`${KSM}/pages_volatile`, 'pages_volatile', ksm.pagesVolatile),
             ev(`${KSM}/pages_shared`, 'pages_shared', ksm.pagesShared),
             ev(`${KSM}/pages_sharing`, 'pages_sharing', ksm.pagesSharing),
             ev(`${KSM}/pages_unshared`, 'pages_unshared', ksm.pagesUnshared),
+            ...(ownUnmerged !== undefined
+              ? [ev('computed', 'unmerged tracked pages of this process (rmap_items - merging - zero)', ownUnmerged, 'pages')]
+              : []),
           ],
           {
             summary:
