@@ -13,6 +13,8 @@ import { rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type 
 
 const KSM = '/sys/kernel/mm/ksm';
 const MiB = 1024 * 1024;
+/** A machine as booted: ksmd stopped, the kernel's default scan rate. */
+const FRESH = { pages_to_scan: '100', sleep_millisecs: '20', run: '0' };
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -99,7 +101,7 @@ describe('doctor() with global knobs changed (serial)', () => {
 
   it('done when: a fresh machine names both reasons; after running the printed commands the service is healthy and merging', async (ctx) => {
     requireKsm(ctx);
-    await withKnobs({ run: '0', pages_to_scan: '100', sleep_millisecs: '20' }, async () => {
+    await withKnobs(FRESH, async () => {
       // A fresh machine: ksmd has never seen the service. It called
       // enableMerge() and holds the same 32 MiB as its twin.
       const services = await Promise.all(
@@ -108,12 +110,13 @@ describe('doctor() with global knobs changed (serial)', () => {
       holders.push(...services);
       const pid = services[0]!.pid;
       expect(rawKsmStat(pid).ksm_merge_any).toBe('yes');
-      expect(rawKsmStat(pid).ksm_rmap_items).toBe('0');
       // Scaled to test memory as above: two services hold at least 16384
       // pages, 3.3 s at 100 pages per 20 ms; aim at 0.5 s, slow past 2 s
       // (headroom for other processes' mergeable memory coming and going).
       const options = { pid, targetScanTimeSec: 0.5, maxScanTimeSec: 2 };
 
+      // Another run's global setup may have switched ksmd on meanwhile: stop it again.
+      for (const [name, value] of Object.entries(FRESH)) fs.writeFileSync(`${KSM}/${name}`, value);
       const before = await doctor(options);
       const errorsAndWarnings = before.filter((entry) => entry.severity !== 'info').map((entry) => entry.code);
       expect(errorsAndWarnings).toEqual(['KSM_STOPPED', 'SCAN_TOO_SLOW']);
