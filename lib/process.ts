@@ -7,12 +7,18 @@ import { isSystemError, withHint } from './errors.js';
 import { requireKsm } from './support.js';
 
 // Whether this process turned merge-any on itself: the flag is inherited
-// across fork and exec, so prctl alone cannot tell doctor() who set it.
-let enabledHere = false;
+// across fork and exec, so prctl alone cannot tell doctor() who set it. Kept
+// under a Symbol.for key so two copies of the package agree.
+const kEnabledHere = Symbol.for('node-ksm.enableMergeCalled');
+const processState = process as unknown as Record<symbol, boolean | undefined>;
+
+function setEnabledHere(value: boolean): void {
+  processState[kEnabledHere] = value;
+}
 
 /** Internal: enableMerge() succeeded in this process and was not undone. */
 export function enableMergeCalled(): boolean {
-  return enabledHere;
+  return processState[kEnabledHere] === true;
 }
 
 function prctlHint(error: unknown): unknown {
@@ -47,7 +53,7 @@ export function enableMerge(): void {
   } catch (error) {
     throw prctlHint(error);
   }
-  enabledHere = true;
+  setEnabledHere(true);
 }
 
 /**
@@ -63,7 +69,7 @@ export function disableMerge(): void {
   } catch (error) {
     throw prctlHint(error);
   }
-  enabledHere = false;
+  setEnabledHere(false);
 }
 
 /**

@@ -256,7 +256,7 @@ describe('doctor() on real processes', () => {
       const entry = only(await doctor(), 'SIDE_CHANNEL_RISK');
       expect(entry.severity).toBe('error');
       expect(entry.message).toContain('"session keys"');
-      expect(entry.fix?.call).toBe('markSensitive(view)');
+      expect(entry.fix?.call).toBe('unmarkMergeable(view)');
     } finally {
       unregister();
     }

@@ -10,8 +10,7 @@ import { KsmNoSuchProcessError, KsmUnsupportedError, isSystemError } from '../er
 import { liveLabels, type LabelledRange } from '../labels.js';
 import { ksmSysfsDir, procPath, thpSysfsDir } from '../paths.js';
 import { enableMergeCalled } from '../process.js';
-import { parseKsmStat, procReadError, type KsmStat } from '../procfs.js';
-import { ksmStat } from '../procfs.js';
+import { ksmStat, parseKsmStat, procReadError, type KsmStat } from '../procfs.js';
 import { parseSmaps, type SmapsVma } from '../smaps.js';
 import { systemStat, type SystemStat } from '../sysfs.js';
 import { sensitiveRanges } from './sensitive.js';
@@ -43,7 +42,7 @@ export interface CandidateFacts {
   /** Sum over every process whose smaps could be read (the target included). */
   readablePages: number;
   processesRead: number;
-  /** Processes with mergeable memory whose smaps could not be read (other users, without root). */
+  /** Processes that may hold mergeable memory but whose smaps could not be read (other users', without root). */
   processesUnreadable: number;
   /** What the kernel tracks: pages_shared + pages_sharing + pages_unshared + pages_volatile. */
   kernelTracked: number | undefined;

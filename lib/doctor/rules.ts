@@ -106,6 +106,15 @@ function knobFix(summary: string, knobs: KsmKnobs): Fix {
   return { summary, commands: knobCommands(knobs), knobs, persist: tmpfilesLines(knobs) };
 }
 
+/** The kernel's scan-time advisor (6.8+), aimed at `targetSec` (it takes whole seconds, at least 1). */
+function advisorFix(targetSec: number): Fix {
+  const seconds = Math.max(1, Math.round(targetSec));
+  return knobFix(
+    `Let the kernel's scan-time advisor (6.8+) size pages_to_scan for a ${seconds} s full scan, within advisor_max_cpu`,
+    { advisorTargetScanTimeSec: seconds, advisorMode: 'scan-time' },
+  );
+}
+
 function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(bytes >= 10 * 1048576 ? 0 : 1)} MiB`;
 }
@@ -192,13 +201,6 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
   // SCAN_TOO_SLOW, ADVISOR_AVAILABLE
   const advisorPresent = ksm.advisorModes?.includes('scan-time') ?? false;
   const advisorOn = ksm.advisorMode === 'scan-time';
-  const targetSec = options.targetScanTimeSec;
-  const advisorTargetSec = Math.max(1, Math.round(targetSec));
-  const advisorFix = (): Fix =>
-    knobFix(
-      `Let the kernel's scan-time advisor (6.8+) size pages_to_scan for a ${advisorTargetSec} s full scan, within advisor_max_cpu`,
-      { advisorTargetScanTimeSec: advisorTargetSec, advisorMode: 'scan-time' },
-    );
   const scan = scanEstimate(facts, options);
   if (scan !== undefined) out.push(scan);
   if (advisorPresent && !advisorOn) {
@@ -214,7 +216,7 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
             ? [ev(`${KSM}/advisor_target_scan_time`, 'advisor_target_scan_time', ksm.advisorTargetScanTimeSec, 's')]
             : []),
         ],
-        advisorFix(),
+        advisorFix(options.targetScanTimeSec),
       ),
     );
   }
@@ -589,8 +591,11 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
             `${first.range.label ? ` "${first.range.label}"` : ''} in ${vmaName(first.vma)}): the timing of a write to a merged page ` +
             'tells another process that it holds the same bytes',
           [...evidence, ...exposed.slice(0, MAX_LISTED).map(({ vma }) => ev(proc('smaps'), `${vmaName(vma)} VmFlags`, vma.vmFlags.join(' ')))],
-          { summary: 'Unmark the sensitive memory again (MADV_UNMERGEABLE on its pages)', commands: [], call: 'markSensitive(view)' },
-          [{ summary: 'Or the plain madvise', commands: [], call: 'unmarkMergeable(view)' }],
+          {
+            summary: 'Make the sensitive memory unmergeable again (MADV_UNMERGEABLE on its pages; markSensitive(view) does the same and records it)',
+            commands: [],
+            call: 'unmarkMergeable(view)',
+          },
         ),
       );
     } else if (mergingOn) {
@@ -608,9 +613,9 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
                 call: 'disableMerge()',
               }
             : {
-                summary: 'Keep secrets out of mergeable buffers; mark the memory that holds them sensitive',
+                summary: 'Keep secrets out of mergeable buffers: unmark any buffer that holds them (or mark it sensitive)',
                 commands: [],
-                call: 'markSensitive(view)',
+                call: 'unmarkMergeable(view)',
               },
         ),
       );
@@ -672,7 +677,7 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
         knobFixes.length > 0 ? 'warn' : 'info',
         `doctor() runs as uid ${facts.euid}: KSM knobs need root to change` +
           (facts.candidates.processesUnreadable > 0
-            ? `, and ${facts.candidates.processesUnreadable} other process(es) with mergeable memory could not be read (their pages are left out of the scan estimate)`
+            ? `, and ${facts.candidates.processesUnreadable} other process(es) could not be read (any mergeable pages of theirs are left out of the scan estimate)`
             : ''),
         [
           ev('/proc/self/status', 'Uid (effective)', facts.euid),
@@ -724,14 +729,6 @@ function scanEstimate(facts: Facts, options: RuleOptions): Finding | undefined {
   evidence.push(ev('computed', 'full scan time', Number(fullScanSec.toFixed(1)), 's'));
   if (ksm.smartScan === true) evidence.push(ev(`${KSM}/smart_scan`, 'smart_scan', true));
 
-  const advisorFix = (): Fix => {
-    const seconds = Math.max(1, Math.round(target));
-    return knobFix(
-      `Let the kernel's scan-time advisor (6.8+) size pages_to_scan for a ${seconds} s full scan, within advisor_max_cpu`,
-      { advisorTargetScanTimeSec: seconds, advisorMode: 'scan-time' },
-    );
-  };
-
   if (!advisorOn) {
     if (fullScanSec <= options.maxScanTimeSec) return undefined;
     const cpuNote =
@@ -746,7 +743,7 @@ function scanEstimate(facts: Facts, options: RuleOptions): Finding | undefined {
         `${seconds(2 * fullScanSec)}. pages_to_scan ${needed} brings a full scan to ${seconds(target)}${cpuNote}`,
       [...evidence, ev('computed', `pages_to_scan for a ${target} s full scan`, needed)],
       knobFix(`Scan ${needed} pages per batch, for a full scan in about ${seconds(target)}`, { pagesToScan: needed }),
-      advisorPresent ? [advisorFix()] : [],
+      advisorPresent ? [advisorFix(target)] : [],
     );
   }
 
