@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -151,6 +152,26 @@ describe('doctor() on fixture trees of other machines', () => {
     const root = only(findings, 'NOT_ROOT');
     expect(root.severity).toBe('warn');
     expect(root.fix?.commands).toEqual(scan.fix!.commands.map((command) => `sudo sh -c '${command}'`));
+  });
+
+  it('SCAN_TOO_SLOW under an advisor that could keep up but aims too slow: the fix lowers its target', async () => {
+    // The busy host with the advisor allowed 30000 pages per 100 ms: it could
+    // scan in 10.5 s, but aims at 600 s.
+    const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'doctor-advisor-'));
+    try {
+      fs.cpSync(path.join(TREES, 'busy'), tree, { recursive: true });
+      fs.writeFileSync(path.join(tree, 'sys/kernel/mm/ksm/advisor_max_pages_to_scan'), '30000\n');
+      fs.writeFileSync(path.join(tree, 'sys/kernel/mm/ksm/advisor_target_scan_time'), '600\n');
+      const entry = only(await doctor({ root: tree }), 'SCAN_TOO_SLOW');
+      expect(evidence(entry, 'full scan time under the advisor')).toBe(600);
+      expect(entry.fix?.knobs).toEqual({ advisorTargetScanTimeSec: 120 });
+      expect(entry.fix?.commands).toEqual(['echo 120 > /sys/kernel/mm/ksm/advisor_target_scan_time']);
+      // Within the options' bounds it is quiet.
+      const relaxed = await doctor({ root: tree, targetScanTimeSec: 600, maxScanTimeSec: 900 });
+      expect(find(relaxed, 'SCAN_TOO_SLOW')).toBeUndefined();
+    } finally {
+      fs.rmSync(tree, { recursive: true, force: true });
+    }
   });
 });
 
