@@ -191,9 +191,7 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
         'error',
         `${what}: nothing is scanned and nothing merges, whatever the processes advise`,
         [ev(`${KSM}/run`, 'run', ksm.run ?? 'unreadable')],
-        {
-          ...knobFix('Start ksmd (as root). systemd\'s MemoryKSM=yes only opts a service in; it does not start ksmd.', { run: 1 }),
-        },
+        knobFix("Start ksmd (as root). systemd's MemoryKSM=yes only opts a service in; it does not start ksmd.", { run: 1 }),
       ),
     );
   }
@@ -250,12 +248,11 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
             evidence,
             {
               summary:
-                'Allow prctl options 67 and 68 (PR_SET_MEMORY_MERGE, PR_GET_MEMORY_MERGE) in the seccomp profile the container or unit runs with, ' +
-                'or use allocMergeable() for the data that repeats',
-              commands: ['grep -E "^(Seccomp|Seccomp_filters|NoNewPrivs):" /proc/self/status'],
+                'Use allocMergeable() for the data that repeats (madvise is not refused), or allow prctl options 67 and 68 ' +
+                '(PR_SET_MEMORY_MERGE, PR_GET_MEMORY_MERGE) in the seccomp profile the container or unit runs with',
+              commands: [],
               call: 'allocMergeable(size)',
             },
-            [allocFix],
           )
         : finding(
             'PRCTL_UNSUPPORTED',
@@ -274,6 +271,12 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
     if (stat.mergeable !== undefined) evidence.push(ev(proc('ksm_stat'), 'ksm_mergeable', stat.mergeable));
     evidence.push(ev(proc('smaps'), 'VMAs with mg', 0));
     evidence.push(ev(proc('smaps'), 'Anonymous (sum)', anonymousBytes, 'bytes'));
+    // The biggest anonymous mappings: V8 spaces, malloc or jemalloc arenas.
+    const largest = vmas
+      .filter((vma) => (vma.fields.Anonymous ?? 0) > 0)
+      .sort((a, b) => (b.fields.Anonymous ?? 0) - (a.fields.Anonymous ?? 0))
+      .slice(0, 3);
+    for (const vma of largest) evidence.push(ev(proc('smaps'), `${vmaName(vma)} Anonymous`, vma.fields.Anonymous ?? 0, 'bytes'));
     const prctlOk = facts.prctl.state !== 'unsupported' && !(facts.prctl.state === 'blocked' && facts.self);
     const enableFix: Fix = {
       summary:
