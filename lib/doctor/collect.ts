@@ -94,6 +94,14 @@ function readText(file: string): string | undefined {
   }
 }
 
+async function readTextAsync(file: string): Promise<string | undefined> {
+  try {
+    return await fs.promises.readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** 6.18.44-fc-v595 -> [6, 18]. */
 export function parseRelease(release: string | undefined): [number, number] | undefined {
   const match = /^(\d+)\.(\d+)/.exec(release ?? '');
@@ -167,19 +175,24 @@ export function candidateBytes(vmas: readonly SmapsVma[]): number {
   return bytes;
 }
 
-function countCandidates(
+/**
+ * The machine-wide part: every process's smaps, read asynchronously one at a
+ * time (the kernel walks page tables to produce each), so a service calling
+ * doctor() keeps serving meanwhile.
+ */
+async function countCandidates(
   root: string,
   target: string,
   targetPages: number,
   pageSize: number,
   ksm: SystemStat | undefined,
-): CandidateFacts {
+): Promise<CandidateFacts> {
   let readablePages = targetPages;
   let processesRead = 1;
   let processesUnreadable = 0;
   let entries: string[] = [];
   try {
-    entries = fs.readdirSync(path.join(root, 'proc')).filter((name) => /^\d+$/.test(name));
+    entries = (await fs.promises.readdir(path.join(root, 'proc'))).filter((name) => /^\d+$/.test(name));
   } catch {
     entries = [];
   }
@@ -187,13 +200,13 @@ function countCandidates(
   for (const name of entries) {
     if (name === targetPid) continue;
     // ksm_stat says cheaply whether a process has any mergeable VMA.
-    const stat = readText(procPath(root, Number(name), 'ksm_stat'));
+    const stat = await readTextAsync(procPath(root, Number(name), 'ksm_stat'));
     if (stat !== undefined) {
       const { values } = parseKsmStat(stat);
       if (values.mergeable === false) continue;
       if (values.mergeable === undefined && values.mergeAny === false && values.rmapItems === 0) continue;
     }
-    const smaps = readText(procPath(root, Number(name), 'smaps'));
+    const smaps = await readTextAsync(procPath(root, Number(name), 'smaps'));
     if (smaps === undefined) {
       // Gone, or another user's process without root.
       if (fs.existsSync(procPath(root, Number(name)))) processesUnreadable++;
@@ -234,7 +247,7 @@ export interface CollectOptions {
   pid: number | undefined;
 }
 
-export function collect({ root, pid }: CollectOptions): Facts {
+export async function collect({ root, pid }: CollectOptions): Promise<Facts> {
   const self = root === '/' && (pid === undefined || pid === process.pid);
   const procName = pid !== undefined ? String(pid) : root === '/' ? String(process.pid) : 'self';
   const procDir = path.join(root, 'proc', procName);
@@ -311,6 +324,6 @@ export function collect({ root, pid }: CollectOptions): Facts {
     enableMergeCalled: self ? enableMergeCalled() : undefined,
     labels: self ? liveLabels() : [],
     sensitive: self ? sensitiveRanges() : [],
-    candidates: countCandidates(root, procName, processPages, pageSize, ksm),
+    candidates: await countCandidates(root, procName, processPages, pageSize, ksm),
   };
 }

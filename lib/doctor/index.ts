@@ -43,7 +43,6 @@ export async function doctor(options?: DoctorOptions): Promise<Finding[]> {
     throw outOfRange('options.maxScanTimeSec', `at least options.targetScanTimeSec (${targetScanTimeSec})`, maxScanTimeSec);
   }
   assertProcRoot(root);
-  // Everything is read synchronously: /proc and /sys files are generated on read.
-  const facts = collect({ root, pid });
+  const facts = await collect({ root, pid });
   return diagnose(facts, { handlesSecrets, targetScanTimeSec, maxScanTimeSec });
 }
