@@ -17,6 +17,8 @@ const UNSHARED_RATIO = 10;
 /** VOLATILE_PAGES: machine-wide volatile share of tracked pages, and a floor (100 MiB of 4 KiB pages). */
 const VOLATILE_SHARE = 0.5;
 const VOLATILE_MIN_PAGES = 25_600;
+/** VOLATILE_PAGES is this process's warning when it holds at least this share of the pages KSM tracks. */
+const VOLATILE_OWN_SHARE = 0.5;
 /** Mappings smaller than this are not worth a NOT_MERGEABLE line (merge-any case). */
 const NOT_MERGEABLE_MIN_BYTES = 1024 * 1024;
 /** At most this many mappings are listed as evidence per finding. */
@@ -441,8 +443,8 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
   }
 
   // VOLATILE_PAGES: machine-wide, the kernel does not count them per process.
-  // It is this process's problem only if its own unmerged tracked pages could
-  // account for most of them; otherwise the churn is elsewhere (info).
+  // The figure is this process's own only when its pages are most of what
+  // KSM tracks; otherwise the churn may be anywhere (info).
   if (
     ksm.run === 1 &&
     ksm.pagesVolatile !== undefined &&
@@ -451,25 +453,23 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
     ksm.pagesUnshared !== undefined
   ) {
     const tracked = ksm.pagesVolatile + ksm.pagesShared + ksm.pagesSharing + ksm.pagesUnshared;
-    const ownUnmerged =
-      rmap !== undefined && merging !== undefined ? Math.max(0, rmap - merging - (stat.zeroPages ?? 0)) : undefined;
     if (ksm.pagesVolatile >= VOLATILE_MIN_PAGES && ksm.pagesVolatile > VOLATILE_SHARE * tracked) {
-      const here = ownUnmerged !== undefined && ownUnmerged >= VOLATILE_SHARE * ksm.pagesVolatile;
+      const here = rmap !== undefined && rmap >= VOLATILE_OWN_SHARE * tracked;
       out.push(
         finding(
           'VOLATILE_PAGES',
           here ? 'warn' : 'info',
           `${ksm.pagesVolatile} of the ${tracked} pages KSM tracks machine-wide changed between two scans (volatile): ` +
             'data that keeps changing never merges, and merged pages that are written are copied back' +
-            (here ? '' : `; this process has ${ownUnmerged ?? 'an unknown number of'} unmerged tracked pages, so most of the churn is elsewhere`),
+            (here
+              ? `; this process holds ${rmap} of them, so the churn is mostly its own`
+              : `; this process holds ${rmap ?? 'an unknown number'} of them, so the churn may be elsewhere`),
           [
             ev(`${KSM}/pages_volatile`, 'pages_volatile', ksm.pagesVolatile),
             ev(`${KSM}/pages_shared`, 'pages_shared', ksm.pagesShared),
             ev(`${KSM}/pages_sharing`, 'pages_sharing', ksm.pagesSharing),
             ev(`${KSM}/pages_unshared`, 'pages_unshared', ksm.pagesUnshared),
-            ...(ownUnmerged !== undefined
-              ? [ev('computed', 'unmerged tracked pages of this process (rmap_items - merging - zero)', ownUnmerged, 'pages')]
-              : []),
+            ...(rmap !== undefined ? [ev(proc('ksm_stat'), 'ksm_rmap_items', rmap)] : []),
           ],
           {
             summary:
