@@ -402,7 +402,9 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
           commands: [],
           call: 'unmarkMergeable(view)',
         };
-    if (rmap > RMAP_ITEM_BYTES * (merging + zero)) {
+    // metadata > saving  <=>  rmap x 64 B > merged x page: over 64 rmap items per merging 4 KiB page.
+    const perPage = facts.pageSize / RMAP_ITEM_BYTES;
+    if (rmap > perPage * (merging + zero)) {
       const metadata = rmap * RMAP_ITEM_BYTES;
       const saving = (merging + zero) * facts.pageSize;
       out.push(
@@ -410,7 +412,7 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
           'METADATA_EXCEEDS_SAVING',
           'warn',
           `KSM tracks ${rmap} pages of this process (${mib(metadata)} of rmap_items at ${RMAP_ITEM_BYTES} B) for ${merging + zero} merged ` +
-            `(${mib(saving)}): over ${RMAP_ITEM_BYTES} rmap items per merging page, the metadata costs more than merging saves`,
+            `(${mib(saving)}): over ${perPage} rmap items per merging page, the metadata costs more than merging saves`,
           [
             ...evidence,
             ev('computed', 'rmap_items per merging page', merging + zero === 0 ? 'infinite' : Math.round(rmap / (merging + zero))),
@@ -427,7 +429,7 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
         finding(
           'HIGH_UNSHARED',
           'warn',
-          `${unmerged} of the ${rmap} pages KSM tracks for this process are unique (over ${UNSHARED_RATIO} per merging page): ` +
+          `${unmerged} of the ${rmap} pages KSM tracks for this process have not merged (over ${UNSHARED_RATIO} per merging page): ` +
             'ksmd spends most of its scan on memory that never merges',
           [
             ...evidence,
@@ -462,8 +464,8 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
           `${ksm.pagesVolatile} of the ${tracked} pages KSM tracks machine-wide changed between two scans (volatile): ` +
             'data that keeps changing never merges, and merged pages that are written are copied back' +
             (here
-              ? `; this process holds ${rmap} of them, so the churn is mostly its own`
-              : `; this process holds ${rmap ?? 'an unknown number'} of them, so the churn may be elsewhere`),
+              ? `; ${rmap} of the tracked pages are this process's, so the churn is mostly its own`
+              : `; ${rmap ?? 'an unknown number'} of the tracked pages are this process's, so the churn may be elsewhere`),
           [
             ev(`${KSM}/pages_volatile`, 'pages_volatile', ksm.pagesVolatile),
             ev(`${KSM}/pages_shared`, 'pages_shared', ksm.pagesShared),
