@@ -28,5 +28,16 @@ export {
   type SystemError,
   type UnmergeableMapping,
 } from './errors.js';
+// doctor (issue 4)
+export {
+  doctor,
+  type DoctorOptions,
+  type Evidence,
+  type Finding,
+  type FindingCode,
+  type Fix,
+  type SensitiveRange,
+  type Severity,
+} from './doctor/index.js';
 export type { RootOption } from './validate.js';
 export type { View } from './binding.js';

@@ -6,6 +6,21 @@
 import { isSystemError, withHint } from './errors.js';
 import { requireKsm } from './support.js';
 
+// Whether this process turned merge-any on itself: the flag is inherited
+// across fork and exec, so prctl alone cannot tell doctor() who set it. Kept
+// under a Symbol.for key so two copies of the package agree.
+const kEnabledHere = Symbol.for('node-ksm.enableMergeCalled');
+const processState = process as unknown as Record<symbol, boolean | undefined>;
+
+function setEnabledHere(value: boolean): void {
+  processState[kEnabledHere] = value;
+}
+
+/** Internal: enableMerge() succeeded in this process and was not undone. */
+export function enableMergeCalled(): boolean {
+  return processState[kEnabledHere] === true;
+}
+
 function prctlHint(error: unknown): unknown {
   if (!isSystemError(error)) return error;
   switch (error.code) {
@@ -38,6 +53,7 @@ export function enableMerge(): void {
   } catch (error) {
     throw prctlHint(error);
   }
+  setEnabledHere(true);
 }
 
 /**
@@ -53,6 +69,7 @@ export function disableMerge(): void {
   } catch (error) {
     throw prctlHint(error);
   }
+  setEnabledHere(false);
 }
 
 /**
