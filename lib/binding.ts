@@ -70,6 +70,8 @@ export interface NativeBinding {
   hashPages(view: View): { pages: number; zeroPages: number; nanoseconds: number; digest: bigint };
   /** Benchmark: a plain sequential read of a view, `passes` times. */
   readBandwidth(view: View, passes: number): { bytes: number; nanoseconds: number; checksum: bigint };
+  /** Benchmark: a view copied out through process_vm_readv on this process. */
+  vmReadBandwidth(view: View, batchPages: number): { bytes: number; nanoseconds: number };
 }
 
 interface StubBinding {

@@ -26,6 +26,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hashPages", Napi::Function::New(env, ksm::HashPages, "hashPages"));
   exports.Set("readBandwidth",
               Napi::Function::New(env, ksm::ReadBandwidth, "readBandwidth"));
+  exports.Set("vmReadBandwidth",
+              Napi::Function::New(env, ksm::VmReadBandwidth, "vmReadBandwidth"));
   exports.Set("pageStatFields", ksm::PageStatFields(env));
 #else
   // Other platforms load a stub so the package imports everywhere.

@@ -264,7 +264,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     rep_.resize(page_);
     pagemap_.resize(kPagemapChunk);
     zero_pfn_ = FindZeroPfn(page_);
-    if (expected_pages_ > 0) entries_.reserve(expected_pages_ + expected_pages_ / 8);
+    if (expected_pages_ > 0) entries_.reserve(expected_pages_ + expected_pages_ / 64 + 1024);
     TrackMemory();
 
     uint64_t t0 = NowNs();
@@ -933,6 +933,36 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   result.Set("bytes", Napi::Number::New(env, static_cast<double>(words * 8 * passes)));
   result.Set("nanoseconds", Napi::Number::New(env, static_cast<double>(ns)));
   result.Set("checksum", Napi::BigInt::New(env, a ^ b ^ c ^ d));
+  return result;
+}
+
+Napi::Value VmReadBandwidth(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "vmReadBandwidth(view, batchPages)");
+  }
+  ViewMemory view = GetViewMemory(env, info[0]);
+  double batch_raw = info[1].As<Napi::Number>().DoubleValue();
+  if (!(batch_raw >= 1 && batch_raw <= 1024) || std::trunc(batch_raw) != batch_raw) {
+    throw Napi::RangeError::New(env, "batchPages must be an integer from 1 to 1024");
+  }
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t batch = static_cast<size_t>(batch_raw) * page;
+  std::vector<uint8_t> buffer(batch);
+  const pid_t self = getpid();
+  size_t bytes = 0;
+  uint64_t t0 = NowNs();
+  for (size_t offset = 0; offset + batch <= view.length; offset += batch) {
+    iovec local{buffer.data(), batch};
+    iovec remote{view.data + offset, batch};
+    ssize_t got = process_vm_readv(self, &local, 1, &remote, 1, 0);
+    if (got < 0) throw SystemError(env, errno, "process_vm_readv");
+    bytes += static_cast<size_t>(got);
+  }
+  uint64_t ns = NowNs() - t0;
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));
+  result.Set("nanoseconds", Napi::Number::New(env, static_cast<double>(ns)));
   return result;
 }
 

@@ -25,6 +25,11 @@ Napi::Value HashPages(const Napi::CallbackInfo& info);
 // read of the view, the machine's one-core memory bandwidth for the benchmark.
 Napi::Value ReadBandwidth(const Napi::CallbackInfo& info);
 
+// vmReadBandwidth(view, batchPages) -> { bytes, nanoseconds }: the view read
+// into a scratch buffer through process_vm_readv on this process, batchPages
+// at a time: the kernel's copy path alone, for the benchmark.
+Napi::Value VmReadBandwidth(const Napi::CallbackInfo& info);
+
 // Names of the per-VMA figures in estimatePages' `stats`, in order.
 Napi::Array PageStatFields(Napi::Env env);
 
