@@ -48,7 +48,7 @@ const USE_ZERO_PAGES = '/sys/kernel/mm/ksm/use_zero_pages';
 describe('estimate() against real merging', () => {
   // Both zero-page modes: as the machine has it, and the other one (set for
   // the length of the test only, restored in finally).
-  it.each(['as set', 'toggled'])('predicts what KSM merges in 4 workers within 2 percent of the candidate pages, use_zero_pages %s', async (mode, ctx) => {
+  it.for(['as set', 'toggled'])('predicts what KSM merges in 4 workers within 2 percent of the candidate pages, use_zero_pages %s', async (mode, ctx) => {
     requireKsm(ctx);
     if (process.getuid?.() !== 0) ctx.skip('reading /proc/kpageflags needs root');
     const saved = fs.readFileSync(USE_ZERO_PAGES, 'utf8').trim();
