@@ -197,7 +197,8 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     progress_ = &progress;
     try {
       Run();
-    } catch (const std::bad_alloc&) {
+    } catch (const std::exception&) {
+      // Only allocation can throw here (vectors growing).
       Fail(ENOMEM, "malloc", 0);
     }
     progress_ = nullptr;
@@ -255,7 +256,8 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     size_t bytes = entries_.capacity() * sizeof(Entry) + buffer_.capacity() +
                    rep_.capacity() + pagemap_.capacity() * sizeof(uint64_t) +
                    (pending_.capacity() + rest_.capacity() + members_.capacity()) *
-                       sizeof(uint64_t);
+                       sizeof(uint64_t) +
+                   live_.capacity() * sizeof(uint32_t);
     peak_memory_ = std::max(peak_memory_, bytes);
   }
 
@@ -451,12 +453,14 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
       if (target.exited) continue;
       Entry* base = entries_.data() + target.first;
       // The entries still to read in the second sample: not skipped.
-      std::vector<uint32_t> live;
+      std::vector<uint32_t>& live = live_;
+      live.clear();
       size_t n = target.end - target.first;
       if (again) {
         for (size_t i = 0; i < n; i++) {
           if ((base[i].ref & kFlagSkip) == 0) live.push_back(static_cast<uint32_t>(i));
         }
+        TrackMemory();
       }
       size_t count = again ? live.size() : n;
       auto index = [&](size_t i) { return again ? live[i] : i; };
@@ -483,6 +487,8 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
       done += static_cast<double>(n);
     }
     Report(phase, total, total);
+    live_.clear();
+    live_.shrink_to_fit();
   }
 
   // Per-VMA counts of what each entry turned out to be; the entries that can
@@ -688,6 +694,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   std::vector<uint64_t> pending_;
   std::vector<uint64_t> rest_;
   std::vector<uint64_t> members_;
+  std::vector<uint32_t> live_;
 
   int err_ = 0;
   const char* syscall_ = "";

@@ -4,9 +4,10 @@
  * we may not read; abort. Figures are checked against the layouts the
  * fixtures built and against /proc read raw.
  */
-import { execFile } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import nodeGypBuild from 'node-gyp-build';
@@ -20,7 +21,7 @@ import {
   type EstimateResult,
   type EstimateVma,
 } from '../lib/index.js';
-import { DIST, ROOT, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+import { DIST, FIXTURES, ROOT, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -350,6 +351,52 @@ describe('estimate() across processes', () => {
     const alive = vmaOf(result, survivor.pid, survivor.start, survivor.end);
     expect(alive).toMatchObject({ candidatePages: 2048, duplicatePages: 0 });
     expect(result.processes.find((p) => p.pid === survivor.pid)!.exited).toBe(false);
+  });
+
+  it('without root (PFNs hidden) counts the same layout the same way', async (ctx) => {
+    requireKsm(ctx);
+    if (process.getuid?.() !== 0) ctx.skip('needs root to start a child as nobody');
+    const spec = {
+      mergeable: true,
+      segments: [
+        { kind: 'seq', pages: 4, seed: 1 },
+        { kind: 'same', pages: 4, seed: 2 },
+        { kind: 'zero', pages: 3 },
+        { kind: 'read', pages: 5 },
+        { kind: 'untouched', pages: 16 },
+      ],
+    };
+    const child = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      uid: 65534,
+      gid: 65534,
+      cwd: '/',
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    try {
+      const next = (): Promise<Record<string, unknown>> =>
+        new Promise((resolve, reject) => {
+          child.once('message', (m) => resolve(m as Record<string, unknown>));
+          child.once('exit', (code) => reject(new Error(`child exited (${code})`)));
+        });
+      await next();
+      const reply = next();
+      child.send({ cmd: 'estimateSelf', options: { useZeroPages: true } });
+      const { pfnVisible, vma, error } = (await reply) as { pfnVisible: boolean; vma: EstimateVma; error?: string };
+      expect(error).toBeUndefined();
+      expect(pfnVisible).toBe(false);
+      expect(vma).toMatchObject({
+        presentPages: 16,
+        zeroPageMapped: 5,
+        candidatePages: 11,
+        zeroPages: 3,
+        duplicatePages: 4,
+        twinInVma: 4,
+      });
+      expect(vma.predictedSavedPages).toBeCloseTo(3 + 3, 9);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('refuses a process it may not read, with an error that says how to fix it', async (ctx) => {
