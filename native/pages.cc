@@ -834,7 +834,9 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
     if (!item.IsObject()) throw Napi::TypeError::New(env, "each target must be an object");
     Napi::Object object = item.As<Napi::Object>();
     Target target;
-    target.pid = static_cast<pid_t>(NumberProperty(env, object, "pid", 1, 4194304));
+    double pid = NumberProperty(env, object, "pid", 1, 4194304);
+    if (std::trunc(pid) != pid) throw Napi::RangeError::New(env, "pid must be an integer");
+    target.pid = static_cast<pid_t>(pid);
     Napi::Value ranges = object.Get("ranges");
     Napi::Value readable = object.Get("readable");
     if (!ranges.IsTypedArray() ||

@@ -222,6 +222,22 @@ describe('estimate() of this process', () => {
     }
   });
 
+  it('survives its own memory being unmapped under the scan (read through process_vm_readv)', async (ctx) => {
+    requireKsm(ctx);
+    // A child collects 32 buffers (their finalizers munmap them) between the
+    // two samples: the second sample finds them gone, counts them as changed,
+    // and the process does not crash.
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--expose-gc', path.join(FIXTURES, 'estimate-unmap.cjs')], (error, stdout, stderr) => {
+        if (error) reject(new Error(`${error.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+    });
+    const reply = JSON.parse(out.trim()) as Record<string, unknown>;
+    expect(reply).toMatchObject({ ok: true, dropped: true, exitedSelf: false, candidateInGone: 32 * 64 });
+    expect(reply.volatileInGone).toBe(32 * 64);
+  });
+
   it('minRegionBytes leaves small VMAs out', async (ctx) => {
     requireKsm(ctx);
     const result = await estimate('self', { minRegionBytes: 1024 * 1024 });
