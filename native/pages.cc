@@ -257,7 +257,10 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
                    rep_.capacity() + pagemap_.capacity() * sizeof(uint64_t) +
                    (pending_.capacity() + rest_.capacity() + members_.capacity()) *
                        sizeof(uint64_t) +
-                   live_.capacity() * sizeof(uint32_t);
+                   live_.capacity() * sizeof(uint32_t) + wave_.capacity() +
+                   wave_refs_.capacity() * sizeof(uint64_t) +
+                   wave_runs_.capacity() * sizeof(std::pair<size_t, size_t>) +
+                   wave_order_.capacity() * sizeof(uint32_t) + wave_ok_.capacity();
     peak_memory_ = std::max(peak_memory_, bytes);
   }
 
@@ -532,73 +535,145 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
 
   // Sorts by hash, then confirms each run of equal hashes byte for byte:
   // a class of k identical pages saves k - ceil(k / max_page_sharing).
+  // Small runs are gathered into waves of up to kBatchPages pages, read with
+  // one process_vm_readv per target and compared in memory; a run larger
+  // than a wave is streamed against its representative (ConfirmRun).
   void Group() {
     std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
       return a.hash != b.hash ? a.hash < b.hash : a.ref < b.ref;
     });
+    wave_.resize(kBatchPages * page_);
+    TrackMemory();
     const double total = static_cast<double>(entries_.size());
     size_t i = 0;
     while (i < entries_.size() && !Stopped()) {
-      size_t j = i + 1;
-      while (j < entries_.size() && entries_[j].hash == entries_[i].hash) j++;
-      if (j - i >= 2) {
-        pending_.clear();
-        for (size_t k = i; k < j; k++) pending_.push_back(entries_[k].ref & ~kFlagMask);
-        ConfirmRun();
+      wave_refs_.clear();
+      wave_runs_.clear();
+      while (i < entries_.size()) {
+        size_t j = i + 1;
+        while (j < entries_.size() && entries_[j].hash == entries_[i].hash) j++;
+        const size_t len = j - i;
+        if (len < 2) {
+          i = j;
+          continue;
+        }
+        if (len > kBatchPages) {
+          if (!wave_refs_.empty()) break;  // finish the wave first
+          pending_.clear();
+          for (size_t k = i; k < j; k++) pending_.push_back(entries_[k].ref & ~kFlagMask);
+          ConfirmRun();
+          i = j;
+          continue;
+        }
+        if (wave_refs_.size() + len > kBatchPages) break;
+        wave_runs_.push_back({wave_refs_.size(), len});
+        for (size_t k = i; k < j; k++) wave_refs_.push_back(entries_[k].ref & ~kFlagMask);
+        i = j;
       }
-      i = j;
+      if (!wave_refs_.empty()) ConfirmWave();
       Report(kPhaseConfirm, static_cast<double>(i), total);
     }
   }
 
-  bool ReadOne(uint64_t ref, uint8_t* into) {
-    Target& target = targets_[TargetOf(ref)];
-    if (target.exited) return false;
-    iovec local{into, page_};
-    iovec remote{reinterpret_cast<void*>(AddressOf(ref)), page_};
-    for (;;) {
-      ssize_t got = process_vm_readv(target.pid, &local, 1, &remote, 1, 0);
-      if (got == static_cast<ssize_t>(page_)) {
-        bytes_read_ += page_;
-        return true;
+  void ConfirmWave() {
+    const size_t n = wave_refs_.size();
+    // Read order: by target then address, so each target is one call.
+    wave_order_.resize(n);
+    for (size_t k = 0; k < n; k++) wave_order_[k] = static_cast<uint32_t>(k);
+    std::sort(wave_order_.begin(), wave_order_.end(),
+              [&](uint32_t x, uint32_t y) { return wave_refs_[x] < wave_refs_[y]; });
+    wave_ok_.assign(n, 0);
+    size_t a = 0;
+    while (a < n) {
+      uint32_t t = TargetOf(wave_refs_[wave_order_[a]]);
+      size_t b = a;
+      while (b < n && TargetOf(wave_refs_[wave_order_[b]]) == t) b++;
+      Target& target = targets_[t];
+      const size_t base = a;
+      if (!target.exited) {
+        int err = ReadPages(
+            target.pid, b - a, [&](size_t k) { return AddressOf(wave_refs_[wave_order_[base + k]]); },
+            [&](size_t k, const uint8_t* page) {
+              if (page == nullptr) return;  // gone meanwhile: no twin
+              const uint32_t slot = wave_order_[base + k];
+              std::memcpy(wave_.data() + slot * page_, page, page_);
+              wave_ok_[slot] = 1;
+            });
+        ReadEnded(target, err);
       }
-      int err = got < 0 ? errno : EFAULT;
-      if (err == EINTR) continue;
-      if (!IsPageError(err)) ReadEnded(target, err);
-      return false;
+      a = b;
+    }
+    for (const auto& run : wave_runs_) {
+      rest_.clear();
+      for (size_t s = run.first; s < run.first + run.second; s++) {
+        if (wave_ok_[s] != 0) rest_.push_back(s);
+      }
+      while (rest_.size() >= 2) {
+        const uint8_t* rep = wave_.data() + rest_[0] * page_;
+        members_.clear();
+        pending_.clear();
+        for (uint64_t s : rest_) {
+          if (s == rest_[0] || std::memcmp(wave_.data() + s * page_, rep, page_) == 0) {
+            members_.push_back(wave_refs_[s]);
+          } else {
+            pending_.push_back(s);
+          }
+        }
+        if (!pending_.empty()) hash_collisions_++;
+        if (members_.size() >= 2) Record();
+        rest_.swap(pending_);
+      }
     }
   }
 
   void ConfirmRun() {
     while (pending_.size() >= 2 && !Stopped()) {
-      const uint64_t rep = pending_[0];
-      if (!ReadOne(rep, rep_.data())) {
-        pending_.erase(pending_.begin());
-        continue;
-      }
       members_.clear();
-      members_.push_back(rep);
       rest_.clear();
-      // pending_ is sorted by ref, so by target: read each target's slice.
-      size_t a = 1;
+      // pending_ is sorted by ref, so by target: each target's slice is read
+      // in batches. The first page is the representative, read in the same
+      // call as the pages after it (most classes are pairs: one syscall).
+      bool have_rep = false;
+      bool rep_lost = false;
+      size_t a = 0;
       while (a < pending_.size()) {
         uint32_t t = TargetOf(pending_[a]);
         size_t b = a;
         while (b < pending_.size() && TargetOf(pending_[b]) == t) b++;
         Target& target = targets_[t];
+        const size_t base = a;
         if (!target.exited) {
           int err = ReadPages(
-              target.pid, b - a, [&](size_t k) { return AddressOf(pending_[a + k]); },
+              target.pid, b - a, [&](size_t k) { return AddressOf(pending_[base + k]); },
               [&](size_t k, const uint8_t* page) {
+                const uint64_t ref = pending_[base + k];
+                if (base + k == 0) {
+                  if (page == nullptr) {
+                    rep_lost = true;
+                  } else {
+                    std::memcpy(rep_.data(), page, page_);
+                    have_rep = true;
+                    members_.push_back(ref);
+                  }
+                  return;
+                }
                 if (page == nullptr) return;  // gone meanwhile: no twin
-                if (std::memcmp(page, rep_.data(), page_) == 0) members_.push_back(pending_[a + k]);
-                else rest_.push_back(pending_[a + k]);
+                if (have_rep && std::memcmp(page, rep_.data(), page_) == 0) members_.push_back(ref);
+                else rest_.push_back(ref);
               });
           ReadEnded(target, err);
+          if (base == 0 && !have_rep) rep_lost = true;
+        } else if (base == 0) {
+          rep_lost = true;
         }
         a = b;
       }
-      if (!rest_.empty()) hash_collisions_++;
+      if (rep_lost) {
+        // The representative could not be read: the others try again without it.
+        members_.clear();
+      } else if (!rest_.empty()) {
+        hash_collisions_++;
+      }
       if (members_.size() >= 2) Record();
       pending_.swap(rest_);
       TrackMemory();
@@ -695,6 +770,11 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   std::vector<uint64_t> rest_;
   std::vector<uint64_t> members_;
   std::vector<uint32_t> live_;
+  std::vector<uint8_t> wave_;
+  std::vector<uint64_t> wave_refs_;
+  std::vector<std::pair<size_t, size_t>> wave_runs_;  // offset, length
+  std::vector<uint32_t> wave_order_;
+  std::vector<uint8_t> wave_ok_;
 
   int err_ = 0;
   const char* syscall_ = "";

@@ -317,6 +317,23 @@ describe('estimate() across processes', () => {
     expect(solo.predictedSavedPages).toBeCloseTo(3 + 4, 9);
   });
 
+  it('confirms a class larger than one read batch (150 identical pages)', async (ctx) => {
+    requireKsm(ctx);
+    const seed = Math.floor(Math.random() * 1e9);
+    const w = await worker([
+      { kind: 'same', pages: 150, seed },
+      { kind: 'seq', pages: 10, seed: seed + 1 },
+    ]);
+    const vma = vmaOf(await estimate(w.pid), w.pid, w.start, w.end);
+    expect(vma).toMatchObject({ candidatePages: 160, duplicatePages: 150, twinInVma: 150 });
+    expect(vma.predictedSavedPages).toBeCloseTo(149, 9);
+    const capped = await estimate(w.pid, { maxPageSharing: 64 });
+    expect(vmaOf(capped, w.pid, w.start, w.end).predictedSavedPages).toBeCloseTo(150 - 3, 9);
+    // pages_shared / pages_sharing as KSM would report them for these pages:
+    // 64 + 64 + 22 mappers on three KSM pages.
+    expect(capped.predictedPagesShared).toBeGreaterThanOrEqual(3);
+  });
+
   it('reports a VMA that is not mergeable yet as a candidate after enableMerge()', async (ctx) => {
     requireKsm(ctx);
     const w = await worker([{ kind: 'seq', pages: 4, seed: 1 }, { kind: 'same', pages: 4, seed: 2 }], false);
