@@ -61,7 +61,7 @@ export interface NativeBinding {
   /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
   estimatePages(
     targets: NativeEstimateTarget[],
-    options: { intervalMs: number; maxPageSharing: number; expectedPages: number },
+    options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number },
     onProgress?: (phase: string, done: number, total: number) => void,
   ): { promise: Promise<NativeEstimateResult>; cancel(): void };
   /** Names of the per-range figures in NativeEstimateResult stats, in order. */

@@ -175,7 +175,7 @@ uint64_t FindZeroPfn(size_t page) {
 class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
  public:
   EstimateWorker(Napi::Env env, std::vector<Target> targets, double interval_ms,
-                 uint32_t max_page_sharing, size_t expected_pages,
+                 uint32_t max_page_sharing, size_t expected_pages, size_t batch_pages,
                  std::shared_ptr<std::atomic<bool>> cancelled,
                  Napi::Function on_progress)
       : Napi::AsyncProgressWorker<Progress>(env, "node-ksm:estimate"),
@@ -184,6 +184,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
         interval_ms_(interval_ms),
         max_page_sharing_(max_page_sharing),
         expected_pages_(expected_pages),
+        batch_pages_(batch_pages),
         cancelled_(std::move(cancelled)) {
     page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     page_shift_ = static_cast<unsigned>(__builtin_ctzl(page_));
@@ -265,7 +266,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   }
 
   void Run() {
-    buffer_.resize(kBatchPages * page_);
+    buffer_.resize(std::max(batch_pages_, kWavePages) * page_);
     rep_.resize(page_);
     pagemap_.resize(kPagemapChunk);
     zero_pfn_ = FindZeroPfn(page_);
@@ -399,7 +400,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     size_t i = 0;
     while (i < n) {
       if (Cancelled()) return ECANCELED;
-      size_t count = std::min(kBatchPages, n - i);
+      size_t count = std::min(batch_pages_, n - i);
       size_t iovs = 0;
       for (size_t j = 0; j < count; j++) {
         uint64_t a = address(i + j);
@@ -535,14 +536,14 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
 
   // Sorts by hash, then confirms each run of equal hashes byte for byte:
   // a class of k identical pages saves k - ceil(k / max_page_sharing).
-  // Small runs are gathered into waves of up to kBatchPages pages, read with
+  // Small runs are gathered into waves of up to kWavePages pages, read with
   // one process_vm_readv per target and compared in memory; a run larger
   // than a wave is streamed against its representative (ConfirmRun).
   void Group() {
     std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
       return a.hash != b.hash ? a.hash < b.hash : a.ref < b.ref;
     });
-    wave_.resize(kBatchPages * page_);
+    wave_.resize(kWavePages * page_);
     TrackMemory();
     const double total = static_cast<double>(entries_.size());
     size_t i = 0;
@@ -557,7 +558,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
           i = j;
           continue;
         }
-        if (len > kBatchPages) {
+        if (len > kWavePages) {
           if (!wave_refs_.empty()) break;  // finish the wave first
           pending_.clear();
           for (size_t k = i; k < j; k++) pending_.push_back(entries_[k].ref & ~kFlagMask);
@@ -565,7 +566,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
           i = j;
           continue;
         }
-        if (wave_refs_.size() + len > kBatchPages) break;
+        if (wave_refs_.size() + len > kWavePages) break;
         wave_runs_.push_back({wave_refs_.size(), len});
         for (size_t k = i; k < j; k++) wave_refs_.push_back(entries_[k].ref & ~kFlagMask);
         i = j;
@@ -746,7 +747,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     return result;
   }
 
-  static constexpr size_t kBatchPages = 64;  // 256 KiB: stays in L2 while hashed
+  static constexpr size_t kWavePages = 64;
   static constexpr size_t kMaxIov = 1024;    // IOV_MAX
   static constexpr size_t kPagemapChunk = 4096;
 
@@ -756,6 +757,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   double interval_ms_;
   size_t max_page_sharing_;
   size_t expected_pages_;
+  size_t batch_pages_;  // pages per process_vm_readv call while sampling
   std::shared_ptr<std::atomic<bool>> cancelled_;
   const ExecutionProgress* progress_ = nullptr;
   size_t page_ = 4096;
@@ -901,6 +903,7 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
   double interval_ms = NumberProperty(env, options, "intervalMs", 0, 86400000);
   double max_sharing = NumberProperty(env, options, "maxPageSharing", 2, 1e9);
   double expected = NumberProperty(env, options, "expectedPages", 0, 1e12);
+  double batch_pages = NumberProperty(env, options, "batchPages", 1, 1024);
 
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   Napi::Array list = info[0].As<Napi::Array>();
@@ -952,7 +955,8 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   auto* worker = new EstimateWorker(env, std::move(targets), interval_ms,
                                     static_cast<uint32_t>(max_sharing),
-                                    static_cast<size_t>(expected), cancelled, on_progress);
+                                    static_cast<size_t>(expected),
+                                    static_cast<size_t>(batch_pages), cancelled, on_progress);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
 
