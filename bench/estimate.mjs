@@ -124,6 +124,8 @@ async function speed() {
       vsJs: selfSample / jsBest,
       ofKernelCopy: selfSample / copyPagesPerSec,
       memoryBytesPerPage: selfResult.memoryBytes / selfResult.pagesHashed,
+      memoryBytes: selfResult.memoryBytes,
+      pagesHashed: selfResult.pagesHashed,
     },
     estimateChild: {
       samplePagesPerSec: childSample,
@@ -145,7 +147,7 @@ async function speed() {
   log(`estimate vs JavaScript:            ${result.estimateSelf.vsJs.toFixed(1)}x (self), ${result.estimateChild.vsJs.toFixed(1)}x (child)`);
   log(`estimate('self') vs copy alone:    ${(result.estimateSelf.ofKernelCopy * 100).toFixed(0)}% (hashing on top of the kernel copy)`);
   log(`process_vm_readv on self costs:    ${(result.processVmReadvCostOnSelf * 100).toFixed(0)}% of the in-place rate`);
-  log(`estimator memory:                  ${result.estimateSelf.memoryBytesPerPage.toFixed(1)} bytes per page hashed`);
+  log(`estimator memory:                  ${(result.estimateSelf.memoryBytes / 2 ** 20).toFixed(2)} MiB for ${result.estimateSelf.pagesHashed} pages = ${result.estimateSelf.memoryBytesPerPage.toFixed(1)} bytes per page hashed (16 per page + fixed buffers)`);
   return result;
 }
 
