@@ -456,6 +456,50 @@ describe('estimate() across processes', () => {
   });
 });
 
+describe('estimate() without ptrace rights over the target', () => {
+  it('turns process_vm_readv EPERM into an error with the fix', async (ctx) => {
+    requireKsm(ctx);
+    if (process.getuid?.() !== 0) ctx.skip('needs root to set up the uids');
+    // Target: a process running as nobody. Caller: real uid root, effective
+    // uid nobody. /proc/PID/smaps and pagemap check the effective (fs) uid and
+    // let it in; process_vm_readv checks the real uid and, without
+    // CAP_SYS_PTRACE in the effective set, refuses with EPERM.
+    const spec = { mergeable: true, segments: [{ kind: 'seq', pages: 8, seed: 1 }] };
+    const target = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      uid: 65534,
+      gid: 65534,
+      cwd: '/',
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    try {
+      await new Promise((resolve, reject) => {
+        target.once('message', resolve);
+        target.once('exit', (code) => reject(new Error(`target exited (${code})`)));
+      });
+      const script = `
+        const ksm = require(${JSON.stringify(DIST)});
+        process.setegid(65534);
+        process.seteuid(65534);
+        ksm.estimate(${target.pid!}).then(
+          () => console.log(JSON.stringify({ ok: true })),
+          (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, hint: e.hint, pid: e.pid })),
+        );`;
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ['-e', script], { cwd: '/' }, (error, stdout, stderr) => {
+          if (error) reject(new Error(`${error.message}\n${stderr}`));
+          else resolve(stdout);
+        });
+      });
+      const reply = JSON.parse(out.trim()) as Record<string, unknown>;
+      expect(reply).toMatchObject({ code: 'EPERM', syscall: 'process_vm_readv', pid: target.pid });
+      expect(reply.hint).toMatch(/CAP_SYS_PTRACE/);
+    } finally {
+      target.kill('SIGKILL');
+    }
+  });
+});
+
 describe('estimate() abort', () => {
   it('rejects at once with an aborted signal, and mid-way when aborted', async (ctx) => {
     requireKsm(ctx);
