@@ -23,6 +23,30 @@ export interface AdviceConstants {
   MADV_NOHUGEPAGE: number;
 }
 
+/** One process for estimatePages: VMAs as [start, end) pairs, sorted. */
+export interface NativeEstimateTarget {
+  pid: number;
+  ranges: BigUint64Array;
+  /** Per range: 1 to read its pages, 0 to only count the present ones. */
+  readable: Uint8Array;
+}
+
+export interface NativeEstimateResult {
+  cancelled: boolean;
+  /** Per target: `stats` holds pageStatFields.length figures per range. */
+  targets: Array<{ pid: number; exited: boolean; stats: Float64Array }>;
+  pfnVisible: boolean;
+  pagemapEntries: number;
+  pagesHashed: number;
+  bytesRead: number;
+  memoryBytes: number;
+  classes: number;
+  keptPages: number;
+  sharingPages: number;
+  hashCollisions: number;
+  timings: { pagemapNs: number; sampleNs: number; resampleNs: number; confirmNs: number };
+}
+
 export interface NativeBinding {
   supported: true;
   /** mmap(size rounded to pages), each advice applied, Buffer of `size` bytes. */
@@ -34,6 +58,20 @@ export interface NativeBinding {
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
   constants: AdviceConstants;
+  /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
+  estimatePages(
+    targets: NativeEstimateTarget[],
+    options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number },
+    onProgress?: (phase: string, done: number, total: number) => void,
+  ): { promise: Promise<NativeEstimateResult>; cancel(): void };
+  /** Names of the per-range figures in NativeEstimateResult stats, in order. */
+  pageStatFields: readonly string[];
+  /** Benchmark: the page hash over a view of this process. */
+  hashPages(view: View): { pages: number; zeroPages: number; nanoseconds: number; digest: bigint };
+  /** Benchmark: a plain sequential read of a view, `passes` times. */
+  readBandwidth(view: View, passes: number): { bytes: number; nanoseconds: number; checksum: bigint };
+  /** Benchmark: a view copied out through process_vm_readv on this process. */
+  vmReadBandwidth(view: View, batchPages: number): { bytes: number; nanoseconds: number };
 }
 
 interface StubBinding {

@@ -17,6 +17,17 @@ export { ksmStat, parseKsmStat, type KsmStat, type KsmStatField } from './procfs
 export { systemStat, setKnobs, type SystemStat, type KsmKnobs, type KnobChange } from './sysfs.js';
 export { waitForMerge, type WaitForMergeOptions, type WaitForMergeResult } from './wait.js';
 export { parseSmaps, type SmapsVma, type SmapsParse } from './smaps.js';
+// estimate (issue 5)
+export {
+  estimate,
+  type EstimateOptions,
+  type EstimateProgress,
+  type EstimateCounts,
+  type EstimateVma,
+  type EstimateVmaStatus,
+  type EstimateProcess,
+  type EstimateResult,
+} from './estimate.js';
 export {
   KsmError,
   KsmUnsupportedError,
