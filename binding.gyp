@@ -1,4 +1,18 @@
 {
+  "variables": {
+    # 1 builds with AddressSanitizer + UndefinedBehaviorSanitizer (clang):
+    # scripts/asan.sh, `npm run test:asan`. Never for a shipped build.
+    "ksm_sanitize%": "0"
+  },
+  "target_defaults": {
+    "conditions": [
+      ["ksm_sanitize=='1'", {
+        "cflags": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"],
+        "cflags_cc": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"],
+        "ldflags": ["-fsanitize=address,undefined", "-shared-libasan"]
+      }]
+    ]
+  },
   "targets": [
     {
       "target_name": "ksm",
@@ -25,5 +39,20 @@
         }]
       ]
     }
+  ],
+  "conditions": [
+    ["OS=='linux'", {
+      "targets": [
+        {
+          # spawnUnmerged(): clears PR_SET_MEMORY_MERGE, then execs the
+          # target. Lands next to ksm.node (build/Release, prebuilds/<tuple>).
+          "target_name": "ksm-unmerged-exec",
+          "type": "executable",
+          "sources": ["native/unmerged-exec.c"],
+          "defines": ["_GNU_SOURCE"],
+          "cflags": ["-Wall", "-Wextra", "-std=c11"]
+        }
+      ]
+    }]
   ]
 }
