@@ -60,22 +60,28 @@ export function parseKsmStat(text: string): ParsedKsmStat {
     if (line.length === 0) continue;
     const match = /^([A-Za-z0-9_]+):?\s+(.*)$/.exec(line);
     if (!match) {
-      unknown[line] = '';
+      setOwn(unknown, line, '');
       continue;
     }
     const key = match[1]!;
     const value = match[2]!.trim();
-    const numeric = NUMERIC[key];
-    const boolean = BOOLEAN[key];
+    // Own keys only: "constructor" is a kernel-text key like any other.
+    const numeric = Object.hasOwn(NUMERIC, key) ? NUMERIC[key] : undefined;
+    const boolean = Object.hasOwn(BOOLEAN, key) ? BOOLEAN[key] : undefined;
     if (numeric !== undefined && /^-?\d+$/.test(value) && Number.isSafeInteger(Number(value))) {
       values[numeric] = Number(value);
     } else if (boolean !== undefined && (value === 'yes' || value === 'no')) {
       values[boolean] = value === 'yes';
     } else {
-      unknown[key] = value;
+      setOwn(unknown, key, value);
     }
   }
   return { values, unknown };
+}
+
+/** obj[key] = value as an own property, even for "__proto__". */
+function setOwn(obj: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function readIfPresent(file: string): string | undefined {
@@ -132,8 +138,10 @@ export function ksmStat(pid?: number, options?: RootOption): KsmStat {
     // Older kernels (5.19 - 6.0), and 6.1 - 6.5 whose ksm_stat lacks the field.
     if (values.mergingPages === undefined) {
       const merging = readIfPresent(procPath(root, dir, 'ksm_merging_pages'));
-      const count = merging === undefined ? NaN : Number(merging.trim());
-      if (merging !== undefined && Number.isSafeInteger(count)) {
+      // One decimal count; Number() would also take '', '0x10' and '1e3'.
+      const trimmed = merging?.trim() ?? '';
+      const count = /^\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+      if (Number.isSafeInteger(count)) {
         values.mergingPages = count;
         if (source === 'none') source = 'ksm_merging_pages';
       }
