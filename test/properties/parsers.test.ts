@@ -303,7 +303,9 @@ describe('systemStat over generated fixture trees', () => {
           for (const name of SYSFS_BOOL) {
             const raw = known[name]?.trim();
             const value = stat[camel(name)];
-            expect(value).toBe(raw === '1' ? true : raw === '0' ? false : undefined);
+            // A decimal 0 or 1, however spelled ("00", "-0").
+            const number = raw !== undefined && /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+            expect(value).toBe(number === 1 ? true : number === 0 ? false : undefined);
           }
           for (const [name, value] of Object.entries(extra)) expect(stat.unknown[name]).toBe(value.trim());
           if (withDirectory) expect(stat.unreadable.zz_subdir).toBe('EISDIR');
