@@ -20,7 +20,11 @@
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
       ],
-      "defines": ["NAPI_VERSION=8"],
+      # SWALLOW_UNTHROWABLE_EXCEPTIONS: in a worker being terminated, napi_throw
+      # fails; without it node-addon-api throws again from its C callback
+      # wrapper and std::terminate() aborts the whole process
+      # (test/hardening/lifetime.test.ts, "worker terminated while allocating").
+      "defines": ["NAPI_VERSION=8", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags": ["-fvisibility=hidden", "-Wall", "-Wextra"],
       "cflags_cc": ["-fvisibility=hidden", "-Wall", "-Wextra", "-std=c++17"],
       "xcode_settings": {
