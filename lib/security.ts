@@ -306,6 +306,28 @@ export function spawnUnmerged(
         error.message = `${code}: could not clear PR_SET_MEMORY_MERGE in the child, so ${file} was not run`;
       }
       emit('error', error);
+      // As spawn() reports a command it could not run: no 'exit', and
+      // 'close' with the negative errno as the code.
+      statusDone = true;
+      const closed = (): void => {
+        Object.defineProperty(child, 'exitCode', { value: -errno, configurable: true, enumerable: true, writable: true });
+        emit('close', -errno, null);
+      };
+      if (held.some(([event]) => event === 'close')) {
+        child.emit = emit as typeof child.emit;
+        closed();
+      } else {
+        child.emit = ((event: string | symbol, ...rest: unknown[]): boolean => {
+          if (event === 'exit') return true;
+          if (event === 'close') {
+            child.emit = emit as typeof child.emit;
+            closed();
+            return true;
+          }
+          return emit(event, ...rest);
+        }) as typeof child.emit;
+      }
+      return;
     }
     statusDone = true;
     child.emit = emit as typeof child.emit;

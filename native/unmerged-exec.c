@@ -32,8 +32,10 @@ static void fail(int status_fd, int err, const char* step, const char* file) {
       ssize_t ignored = write(status_fd, line, (size_t)n);
       (void)ignored;
     }
+  } else {
+    /* No parent listening: say it where a shell would. */
+    fprintf(stderr, "ksm-unmerged-exec: %s %s: %s\n", step, file, strerror(err));
   }
-  fprintf(stderr, "ksm-unmerged-exec: %s %s: %s\n", step, file, strerror(err));
   _exit(127);
 }
 
