@@ -101,7 +101,7 @@ export function cgroupHeadroom(root = '/'): { cgroup: string | undefined; headro
   let cgroup: string | undefined;
   let files: [string, string] | undefined;
   for (const line of text.split('\n')) {
-    const [, controllers, where] = /^(\d+):([^:]*):(.*)$/.exec(line) ?? [];
+    const [, , controllers, where] = /^(\d+):([^:]*):(.*)$/.exec(line) ?? [];
     if (where === undefined || controllers === undefined) continue;
     if (controllers.split(',').includes('memory')) {
       cgroup = where;
