@@ -193,6 +193,7 @@ const UINT_MAX = 4294967295;
 
 const KNOB_RULES: Record<keyof KsmKnobs, (value: unknown, name: string) => string> = {
   run: (value, name) => {
+    if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
     if (value !== 0 && value !== 1 && value !== 2) throw outOfRange(name, '0, 1 or 2', value);
     return String(value);
   },
