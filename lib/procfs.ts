@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 
 import { KsmNoSuchProcessError, KsmUnsupportedError, withHint, isSystemError } from './errors.js';
 import { procPath } from './paths.js';
-import { checkOptions, checkPid, checkRoot, type RootOption } from './validate.js';
+import { checkOptions, checkPid, checkRoot, invalidType, type RootOption } from './validate.js';
 
 export interface KsmStat {
   /** The process read. */
@@ -53,6 +53,7 @@ export interface ParsedKsmStat {
 
 /** Parses ksm_stat text: `key value` and `key: yes|no` lines, in any order. */
 export function parseKsmStat(text: string): ParsedKsmStat {
+  if (typeof text !== 'string') throw invalidType('text', 'of type string', text);
   const values: Partial<Record<KsmStatField, number | boolean>> = {};
   const unknown: Record<string, string> = {};
   for (const raw of text.split('\n')) {

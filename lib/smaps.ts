@@ -31,10 +31,13 @@ export interface SmapsParse {
   skippedLines: number;
 }
 
+import { invalidType } from './validate.js';
+
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+([0-9a-f]+:[0-9a-f]+)\s+(\d+)\s*(.*)$/;
 const FIELD = /^([A-Za-z_][A-Za-z0-9_]*):\s*(-?\d+)(?:\s+(kB))?\s*$/;
 
 export function parseSmaps(text: string): SmapsParse {
+  if (typeof text !== 'string') throw invalidType('text', 'of type string', text);
   const vmas: SmapsVma[] = [];
   let current: SmapsVma | undefined;
   let skippedLines = 0;
