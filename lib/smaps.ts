@@ -3,6 +3,7 @@
  * kernel printed. Sizes printed in kB are converted to bytes. Lines that fit
  * no known shape are counted, never thrown on.
  */
+import { invalidType } from './validate.js';
 
 export interface SmapsVma {
   start: bigint;
@@ -30,8 +31,6 @@ export interface SmapsParse {
   /** Lines that matched no known shape (truncated or foreign input). */
   skippedLines: number;
 }
-
-import { invalidType } from './validate.js';
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+([0-9a-f]+:[0-9a-f]+)\s+(\d+)\s*(.*)$/;
 const FIELD = /^([A-Za-z_][A-Za-z0-9_]*):\s*(-?\d+)(?:\s+(kB))?\s*$/;
