@@ -150,6 +150,12 @@ export function ksmStat(pid?: number, options?: RootOption): KsmStat {
   } catch (error) {
     throw procReadError(error, resolvedPid);
   }
+  // A process that exits while it is read: its files vanish (ENOENT, taken
+  // above for an older kernel's missing file), or, as a zombie, ksm_stat is
+  // empty because it has no mm left. Either way it is gone, not degraded.
+  if ((source !== 'ksm_stat' || Object.keys(values).length === 0) && vanished(root, dir)) {
+    throw new KsmNoSuchProcessError(resolvedPid);
+  }
 
   return {
     pid: resolvedPid,
@@ -163,6 +169,24 @@ export function ksmStat(pid?: number, options?: RootOption): KsmStat {
     missing: ALL_FIELDS.filter((field) => values[field] === undefined),
     unknown,
   };
+}
+
+/** PF_EXITING in /proc/PID/stat's flags: do_exit() has begun; the mm goes next. */
+const PF_EXITING = 0x4;
+
+/** The process is gone, exiting, or a zombie / dead task: no memory left to report. */
+function vanished(root: string, dir: number | 'self'): boolean {
+  try {
+    const stat = fs.readFileSync(procPath(root, dir, 'stat'), 'utf8');
+    // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold
+    // spaces and parentheses, the fields follow the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/);
+    const state = fields[0];
+    const flags = Number(fields[6]);
+    return state === 'Z' || state === 'X' || state === 'x' || (Number.isSafeInteger(flags) && (flags & PF_EXITING) !== 0);
+  } catch (error) {
+    return isSystemError(error) && (error.code === 'ENOENT' || error.code === 'ESRCH');
+  }
 }
 
 /** /proc/PID/smaps text (default: this process). */
