@@ -55,7 +55,7 @@ function unmergeOutward(view: View): { address: bigint; length: number } {
       throw withHint(error, 'the kernel ran short of memory to copy the merged pages back; retry');
     }
     if (isSystemError(error) && error.code === 'ENOMEM') {
-      throw withHint(error, 'the kernel is out of memory, or part of the range is not mapped');
+      throw withHint(error, 'part of the range is not mapped, or the kernel is out of memory');
     }
     throw error;
   }
