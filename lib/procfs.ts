@@ -185,7 +185,9 @@ function vanished(root: string, dir: number | 'self'): boolean {
     const flags = Number(fields[6]);
     return state === 'Z' || state === 'X' || state === 'x' || (Number.isSafeInteger(flags) && (flags & PF_EXITING) !== 0);
   } catch (error) {
-    return isSystemError(error) && (error.code === 'ENOENT' || error.code === 'ESRCH');
+    if (isSystemError(error) && error.code === 'ESRCH') return true;
+    // Reaped: the whole /proc/PID directory is gone (a fixture tree may simply lack `stat`).
+    return isSystemError(error) && error.code === 'ENOENT' && !fs.existsSync(procPath(root, dir));
   }
 }
 

@@ -55,7 +55,7 @@ describe('/proc read racing with process exit', () => {
     expect(outcomes.get('KsmNoSuchProcessError ERR_KSM_NO_SUCH_PROCESS')).toBe(25);
   });
 
-  it('fixture trees: a zombie (empty ksm_stat, state Z) and a vanished ksm_stat are KsmNoSuchProcessError; a live process with neither file degrades', () => {
+  it('fixture trees: a zombie (state Z) or exiting (PF_EXITING) process with an empty ksm_stat is KsmNoSuchProcessError; a live process with neither file degrades', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-race-'));
     try {
       const zombie = path.join(root, 'proc', '300');
@@ -64,9 +64,11 @@ describe('/proc read racing with process exit', () => {
       fs.writeFileSync(path.join(zombie, 'ksm_stat'), '');
       expect(() => ksmStat(300, { root })).toThrow(KsmNoSuchProcessError);
 
-      // The directory is there, then everything in it is gone (exit between two reads).
-      const gone = path.join(root, 'proc', '301');
-      fs.mkdirSync(gone, { recursive: true });
+      // Exiting: ksm_stat already empty (exit_mm done), still state R but PF_EXITING (0x4) in flags.
+      const exiting = path.join(root, 'proc', '301');
+      fs.mkdirSync(exiting, { recursive: true });
+      fs.writeFileSync(path.join(exiting, 'stat'), '301 (node) R 1 301 301 0 -1 4194564 0 0 0 0 0 0\n');
+      fs.writeFileSync(path.join(exiting, 'ksm_stat'), '');
       expect(() => ksmStat(301, { root })).toThrow(expect.objectContaining({ code: 'ERR_KSM_NO_SUCH_PROCESS', message: 'no such process: 301' }));
 
       // An old kernel: a live process (state S) without ksm_stat or ksm_merging_pages.
