@@ -54,7 +54,9 @@ describe('churn', () => {
     expect(result.covered % page).toBe(0);
     // MADV_UNMERGEABLE restores the flags, so the kernel re-joins the VMAs it split.
     expect(result.vmasAfter).toEqual(result.vmasBefore);
-    expect(Math.abs(result.final.maps - result.baseline.maps)).toBeLessThan(10);
+    // The process as a whole: V8 may map or unmap a few dozen heap chunks
+    // meanwhile; 1,000 cycles leaking one VMA each would be 1,000.
+    expect(Math.abs(result.final.maps - result.baseline.maps)).toBeLessThan(64);
     expect(result.final.rss - result.baseline.rss).toBeLessThan(16 * MiB);
     expect(Math.abs(result.final.external - result.baseline.external)).toBeLessThan(page);
   });

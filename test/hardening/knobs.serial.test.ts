@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { setKnobs, systemStat, waitForMerge } from '../../lib/index.js';
-import { requireKsm, startFixture, sysfsNumber, type Holder } from '../helpers/ksm.js';
+import { setKnobs, systemStat } from '../../lib/index.js';
+import { rawKsmStat, requireKsm, startFixture, sysfsNumber, type Holder } from '../helpers/ksm.js';
 
 const KSM = '/sys/kernel/mm/ksm';
 const raw = (name: string): string => fs.readFileSync(`${KSM}/${name}`, 'utf8').trim();
@@ -22,7 +22,13 @@ describe('knob writes the kernel refuses', () => {
     const before = raw('merge_across_nodes');
     // Two processes with the same 8 MiB: shared pages exist for sure.
     holders = await Promise.all([0, 1].map(() => startFixture('holder.cjs', [JSON.stringify({ mode: 'alloc', size: 8 << 20, seed: 91 })])));
-    await waitForMerge({ timeoutMs: 90_000 });
+    // Per-process, and tolerant of another run switching KSM off for a moment.
+    const pages = (8 << 20) / 4096;
+    const deadline = Date.now() + 90_000;
+    while (holders.some((holder) => Number(rawKsmStat(holder.pid).ksm_merging_pages ?? 0) < pages)) {
+      if (Date.now() > deadline) throw new Error('the holders did not merge in 90 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     expect(sysfsNumber('pages_shared')).toBeGreaterThan(0);
     let error: (Error & { code?: string; hint?: string; written?: string[] }) | undefined;
     try {

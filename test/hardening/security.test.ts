@@ -38,8 +38,11 @@ describe('spawnUnmerged', () => {
     const child = spawnUnmerged('node-ksm-no-such-command', ['x'], { stdio: 'ignore' });
     const events: string[] = [];
     child.on('exit', () => events.push('exit'));
-    const error = await new Promise<NodeJS.ErrnoException>((resolve) => child.once('error', resolve));
-    const [code] = await new Promise<[number | null]>((resolve) => child.once('close', (c) => resolve([c])));
+    // 'close' may follow 'error' in the same tick: listen to both first.
+    const errored = new Promise<NodeJS.ErrnoException>((resolve) => child.once('error', resolve));
+    const closed = new Promise<[number | null]>((resolve) => child.once('close', (c) => resolve([c])));
+    const error = await errored;
+    const [code] = await closed;
     expect(error).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'spawn node-ksm-no-such-command', path: 'node-ksm-no-such-command' });
     expect(error.message).toBe('spawn node-ksm-no-such-command ENOENT');
     expect(code).toBe(-2);
