@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=$ROOT/build-asan
+OUT=${NODE_KSM_ASAN_OUT:-$ROOT/build-asan}
 
 command -v clang >/dev/null || { echo "test:asan needs clang (Debian: apt-get install clang)" >&2; exit 1; }
 ARCH=$(uname -m)
