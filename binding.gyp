@@ -1,12 +1,13 @@
 {
   "variables": {
     # 1 builds with AddressSanitizer + UndefinedBehaviorSanitizer (clang):
-    # scripts/asan.sh, `npm run test:asan`. Never for a shipped build.
+    # `node-gyp rebuild --ksm-sanitize=1` from scripts/asan.sh (`npm run
+    # test:asan`). Never for a shipped build.
     "ksm_sanitize%": "0"
   },
   "target_defaults": {
     "conditions": [
-      ["ksm_sanitize=='1'", {
+      ["ksm_sanitize in (1, '1', 'true')", {
         "cflags": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"],
         "cflags_cc": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"],
         "ldflags": ["-fsanitize=address,undefined", "-shared-libasan"]

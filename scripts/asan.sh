@@ -35,8 +35,15 @@ else
   [ "$npm_config_nodedir" = undefined ] && npm_config_nodedir=
   export npm_config_nodedir
 fi
-CC=clang CXX=clang++ LINK=clang++ \
-  "${NODE_GYP[@]}" rebuild --directory="$OUT" -- -Dksm_sanitize=1
+NODE_PATH=$ROOT/node_modules CC=clang CXX=clang++ LINK=clang++ \
+  "${NODE_GYP[@]}" rebuild --directory="$OUT" --ksm-sanitize=1
+# node-gyp turns unknown options into gyp variables; make sure it did: both
+# products must call into the ASan and UBSan runtimes.
+for product in "$OUT/build/Release/ksm.node" "$OUT/build/Release/ksm-unmerged-exec"; do
+  symbols=$(nm -D "$product")
+  grep -q ' U __asan_report_' <<<"$symbols" || { echo "test:asan: $product is not instrumented by ASan" >&2; exit 1; }
+  grep -q ' U __ubsan_handle_' <<<"$symbols" || { echo "test:asan: $product is not instrumented by UBSan" >&2; exit 1; }
+done
 
 if [ ! -f "$ROOT/dist/index.js" ]; then npm run build:ts; fi
 

@@ -12,6 +12,8 @@ import { runFixture } from './helpers.js';
 interface Sample {
   rss: number;
   maps: number;
+  /** Bytes of the VMAs flagged `mg`: this process's mergeable mappings. */
+  mergeableBytes: number;
   external: number;
   arrayBuffers: number;
 }
@@ -24,6 +26,8 @@ describe('churn', () => {
     const run = await runFixture('churn.cjs', ['alloc'], ['--expose-gc']);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     const { baseline, final, peakMaps } = run.result as { baseline: Sample; final: Sample; peakMaps: number };
+    // Our own mappings, exactly: the `mg` VMAs are all gone again.
+    expect(final.mergeableBytes).toBe(baseline.mergeableBytes);
     // One leaked mapping per thousand cycles would be 100 more lines; V8's own
     // heap may add a few dozen as it grows.
     expect(final.maps - baseline.maps).toBeLessThan(100);
@@ -49,6 +53,7 @@ describe('churn', () => {
     };
     const page = pageSize();
     expect(result.intact).toBe(true);
+    expect(result.final.mergeableBytes).toBe(result.baseline.mergeableBytes);
     // The allocMergeable buffer whole, and the whole pages inside the unaligned heap view.
     expect(result.covered).toBeGreaterThanOrEqual(64 * page + 62 * page);
     expect(result.covered % page).toBe(0);
