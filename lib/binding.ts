@@ -51,8 +51,11 @@ export interface NativeBinding {
   supported: true;
   /** mmap(size rounded to pages), each advice applied, Buffer of `size` bytes. */
   alloc(size: number, advices: number[]): Buffer;
-  /** Advise the whole pages inside `view`; returns what was covered. */
-  madvise(view: View, advice: number): NativeRange;
+  /**
+   * Advise the whole pages inside `view`; returns what was covered.
+   * `outward` (MADV_UNMERGEABLE only): every page the view touches instead.
+   */
+  madvise(view: View, advice: number, outward?: boolean): NativeRange;
   viewRange(view: View): NativeRange;
   pageSize(): number;
   setMemoryMerge(enabled: boolean): void;
@@ -101,6 +104,20 @@ function load(): BindingState {
       reason: `the native addon could not be loaded (${message}); ` +
         'rebuild it with `npm rebuild node-ksm` (needs python3, make and a C++ compiler)',
     };
+  }
+}
+
+/**
+ * The file the addon loads from (build/Release/ksm.node, a prebuild, or
+ * NODE_KSM_PREBUILD's), where it loaded; helpers shipped with it sit next
+ * to it.
+ */
+export function addonFile(): string | undefined {
+  if (!bindingState().loaded) return undefined;
+  try {
+    return nodeGypBuild.path(path.join(__dirname, '..'));
+  } catch {
+    return undefined;
   }
 }
 

@@ -52,3 +52,9 @@ export {
 } from './doctor/index.js';
 export type { RootOption } from './validate.js';
 export type { View } from './binding.js';
+
+// hardening (issue 8)
+export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRange } from './security.js';
+export { type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
+export { type UnmarkResult } from './memory.js';
+export { KsmInsufficientMemoryError } from './errors.js';

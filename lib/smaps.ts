@@ -54,11 +54,14 @@ export function parseSmaps(text: string): SmapsParse {
         continue;
       }
       const value = Number(field[2]);
-      if (!Number.isSafeInteger(value)) {
+      const bytes = field[3] === 'kB' ? value * 1024 : value;
+      // Past 2^53 neither the figure nor its bytes are exact: skip, never round.
+      if (!Number.isSafeInteger(value) || !Number.isSafeInteger(bytes)) {
         skippedLines++;
         continue;
       }
-      current.fields[field[1]!] = field[3] === 'kB' ? value * 1024 : value;
+      // An own property even for "__proto__"-like names.
+      Object.defineProperty(current.fields, field[1]!, { value: bytes, enumerable: true, writable: true, configurable: true });
       continue;
     }
     const header = HEADER.exec(line);
