@@ -47,7 +47,6 @@ export {
   type Finding,
   type FindingCode,
   type Fix,
-  type SensitiveRange,
   type Severity,
 } from './doctor/index.js';
 export type { RootOption } from './validate.js';

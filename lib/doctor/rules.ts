@@ -597,9 +597,9 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
             'tells another process that it holds the same bytes',
           [...evidence, ...exposed.slice(0, MAX_LISTED).map(({ vma }) => ev(proc('smaps'), `${vmaName(vma)} VmFlags`, vma.vmFlags.join(' ')))],
           {
-            summary: 'Make the sensitive memory unmergeable again (MADV_UNMERGEABLE on its pages; markSensitive(view) does the same and records it)',
+            summary: 'Make the sensitive memory unmergeable again: markSensitive(view) advises MADV_UNMERGEABLE on its pages and records it',
             commands: [],
-            call: 'unmarkMergeable(view)',
+            call: 'markSensitive(view)',
           },
         ),
       );

@@ -65,12 +65,8 @@ export interface Finding {
   alternatives: Fix[];
 }
 
-/** A range of this process that must never merge (registered by the SDK, e.g. markSensitive()). */
-export interface SensitiveRange {
-  start: bigint;
-  end: bigint;
-  label?: string;
-}
+/** A range of this process that must never merge (markSensitive()). */
+export type { SensitiveRange } from '../security.js';
 
 export interface DoctorOptions {
   /** The process to examine (default: this one). */
