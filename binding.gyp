@@ -18,6 +18,7 @@
           "sources": [
             "native/errors.cc",
             "native/memory.cc",
+            "native/pagemap.cc",
             "native/process.cc",
             "native/view.cc"
           ],

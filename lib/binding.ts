@@ -23,6 +23,17 @@ export interface AdviceConstants {
   MADV_NOHUGEPAGE: number;
 }
 
+/** Per range, what pagemap/kpageflags/kpagecount say (native/pagemap.cc). */
+export interface PageAttribution {
+  presentPages: number[];
+  ksmPages: number[];
+  zeroPages: number[];
+  /** Per range: [mapcount, pages, mapcount, pages, ...] of its KSM pages. */
+  sharing: Float64Array[];
+  /** The kernel hid frame numbers (no CAP_SYS_ADMIN): nothing was attributed. */
+  pfnHidden: boolean;
+}
+
 export interface NativeBinding {
   supported: true;
   /** mmap(size rounded to pages), each advice applied, Buffer of `size` bytes. */
@@ -33,6 +44,8 @@ export interface NativeBinding {
   pageSize(): number;
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
+  /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */
+  pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array): Promise<PageAttribution>;
   constants: AdviceConstants;
 }
 

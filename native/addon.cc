@@ -3,6 +3,7 @@
 
 #if defined(__linux__)
 #include "memory.h"
+#include "pagemap.h"
 #include "process.h"
 #endif
 
@@ -19,6 +20,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, ksm::SetMemoryMerge, "setMemoryMerge"));
   exports.Set("getMemoryMerge",
               Napi::Function::New(env, ksm::GetMemoryMerge, "getMemoryMerge"));
+  exports.Set("pageAttribution",
+              Napi::Function::New(env, ksm::PageAttribution, "pageAttribution"));
   exports.Set("constants", ksm::AdviceConstants(env));
 #else
   // Other platforms load a stub so the package imports everywhere.
