@@ -46,17 +46,26 @@ export interface RegionProfit {
   size: number;
   kind: RegionKind;
   pathname: string;
-  /** Our label for this range (this process only). */
+  /**
+   * Our label for this range (this process only). Exact rows are cut at our
+   * buffers, one label each; an estimated row is a whole VMA, which may hold
+   * several buffers: then their labels, comma-separated.
+   */
   label: string | undefined;
+  labels: string[];
   mergeable: boolean;
   /** Bytes of the range backed by KSM pages. */
   mergedBytes: number;
   /** Fair share of the saving: (k-1)/k of a page per mapped KSM page. */
   savedBytes: number;
-  /** This range's share of the process's rmap_item cost (apportioned by resident anonymous bytes). */
-  metadataBytes: number;
+  /**
+   * This range's share of the process's rmap_item cost, apportioned by
+   * resident anonymous bytes (the kernel counts rmap_items per process only).
+   * Undefined when ksm_stat is unreadable.
+   */
+  metadataBytes: number | undefined;
   /** savedBytes - metadataBytes. */
-  netBytes: number;
+  netBytes: number | undefined;
   /**
    * Exact mode: pages of the range that map the shared zero page. pagemap
    * cannot tell KSM's zero pages (use_zero_pages) from read-faulted ones,
@@ -65,12 +74,6 @@ export interface RegionProfit {
   zeroPageMappings: number | undefined;
   /** Exact mode: the k of each KSM page, counted. */
   sharing: SharingBucket[] | undefined;
-  /**
-   * The kernel prints smaps per VMA: when one VMA holds several of our
-   * labelled buffers, estimated figures are split by size, and this is true.
-   * Exact figures are always per range.
-   */
-  apportioned: boolean;
 }
 
 export interface ProfitTotal {
@@ -81,10 +84,10 @@ export interface ProfitTotal {
   zeroPages: number;
   /** Each zero page merged saved a whole page: zeroPages x page size. */
   zeroPageBytes: number;
-  /** ksm_rmap_items x rmapItemSize. */
-  metadataBytes: number;
+  /** ksm_rmap_items x rmapItemSize; undefined when ksm_stat is unreadable. */
+  metadataBytes: number | undefined;
   /** savedBytes + zeroPageBytes - metadataBytes: what this process's share saved the machine. */
-  netBytes: number;
+  netBytes: number | undefined;
 }
 
 export interface ProfitReconciliation {
@@ -113,7 +116,7 @@ export interface ProfitReport {
   /** Bytes per rmap_item, from ksm_stat when it gives enough to solve for it. */
   rmapItemSize: number;
   rmapItemSizeSource: 'ksm_stat' | 'assumed';
-  /** Regions KSM scans (`mg`) or that hold KSM pages, split at our labels. */
+  /** Regions KSM scans (`mg`) or that hold KSM pages: exact ones cut at our buffers, estimated ones whole VMAs. */
   regions: RegionProfit[];
   total: ProfitTotal;
   kernel: Pick<KsmStat, 'rmapItems' | 'zeroPages' | 'mergingPages' | 'processProfit' | 'mergeAny' | 'source'>;
@@ -133,11 +136,15 @@ interface Row {
   vma: SmapsSummary;
   start: bigint;
   end: bigint;
-  label: string | undefined;
-  whole: boolean;
+  /** Our labelled ranges inside (estimated rows may hold several). */
+  labels: string[];
 }
 
-function rowsOf(vma: SmapsSummary, labels: readonly LabelledRange[]): Row[] {
+/**
+ * Exact rows: the VMA cut at our labelled ranges, so each buffer gets its own
+ * row even where the kernel merged adjacent mappings into one VMA.
+ */
+function splitRows(vma: SmapsSummary, labels: readonly LabelledRange[]): Row[] {
   const rows: Row[] = [];
   let cursor = vma.start;
   for (const range of labels) {
@@ -145,14 +152,26 @@ function rowsOf(vma: SmapsSummary, labels: readonly LabelledRange[]): Row[] {
     if (range.end <= vma.start) continue;
     const start = range.start > vma.start ? range.start : vma.start;
     const end = range.end < vma.end ? range.end : vma.end;
-    if (start > cursor) rows.push({ vma, start: cursor, end: start, label: undefined, whole: false });
-    rows.push({ vma, start, end, label: range.label, whole: false });
+    if (start > cursor) rows.push({ vma, start: cursor, end: start, labels: [] });
+    rows.push({ vma, start, end, labels: [range.label] });
     cursor = end;
   }
-  if (rows.length === 0) return [{ vma, start: vma.start, end: vma.end, label: undefined, whole: true }];
-  if (cursor < vma.end) rows.push({ vma, start: cursor, end: vma.end, label: undefined, whole: false });
-  if (rows.length === 1) rows[0]!.whole = true;
+  if (cursor < vma.end) rows.push({ vma, start: cursor, end: vma.end, labels: [] });
   return rows;
+}
+
+/**
+ * Estimated rows: smaps only speaks per VMA, so a VMA holding several of our
+ * buffers stays one row naming them all, rather than a split that would look
+ * precise and be made up.
+ */
+function wholeRow(vma: SmapsSummary, labels: readonly LabelledRange[]): Row {
+  const inside: string[] = [];
+  for (const range of labels) {
+    if (range.start >= vma.end) break;
+    if (range.end > vma.start && !inside.includes(range.label)) inside.push(range.label);
+  }
+  return { vma, start: vma.start, end: vma.end, labels: inside };
 }
 
 /**
@@ -204,6 +223,32 @@ function permissionError(message: string, hint: string): SystemError {
 
 const EXACT_HINT = 'exact attribution reads page frames from /proc/PID/pagemap and /proc/kpageflags: it needs root (CAP_SYS_ADMIN)';
 
+/**
+ * ksm_stat, or what is known without it. A process that dropped root with
+ * setuid() is no longer dumpable: its /proc files then belong to root, and
+ * ksm_stat (mode 0400) is unreadable even to itself, while smaps (0444) is not.
+ */
+function readKsmStat(pid: number | undefined, root: string): KsmStat & { unreadable?: string } {
+  try {
+    return ksmStat(pid, { root });
+  } catch (error) {
+    if (!isSystemError(error) || (error.code !== 'EACCES' && error.code !== 'EPERM')) throw error;
+    return {
+      pid: pid ?? process.pid,
+      rmapItems: undefined,
+      zeroPages: undefined,
+      mergingPages: undefined,
+      processProfit: undefined,
+      mergeAny: undefined,
+      mergeable: undefined,
+      source: 'none',
+      missing: ['rmapItems', 'zeroPages', 'mergingPages', 'processProfit', 'mergeAny', 'mergeable'],
+      unknown: {},
+      unreadable: error.code,
+    };
+  }
+}
+
 async function readOptional(file: string, pid: number): Promise<Buffer | undefined> {
   try {
     return await readProcFile(file, pid);
@@ -232,21 +277,22 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
     readProcFile(procPath(root, target.dir, 'smaps'), target.pid),
     readOptional(procPath(root, target.dir, 'smaps_rollup'), target.pid),
   ]);
-  const stat = ksmStat(target.dir === 'self' ? undefined : target.pid, { root });
+  const stat = readKsmStat(target.dir === 'self' ? undefined : target.pid, root);
   const state = bindingState();
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
   const { vmas } = scanSmaps(smaps);
   const labels = target.self ? liveLabels() : [];
   const missing: string[] = [];
   if (vmas.length > 0 && vmas.every((vma) => vma.ksm === undefined)) missing.push('smaps KSM');
-  for (const field of stat.missing) missing.push(`ksm_stat ${field}`);
+  if (stat.unreadable !== undefined) missing.push(`ksm_stat (${stat.unreadable})`);
+  else for (const field of stat.missing) missing.push(`ksm_stat ${field}`);
 
-  const rows: Row[] = [];
   let mergedTotal = 0;
+  const reported: SmapsSummary[] = [];
   for (const vma of vmas) {
     const ksm = vma.ksm ?? 0;
     mergedTotal += ksm;
-    if (ksm > 0 || vma.vmFlags.includes('mg')) rows.push(...rowsOf(vma, labels));
+    if (ksm > 0 || vma.vmFlags.includes('mg')) reported.push(vma);
   }
 
   // Exact, estimated, and why.
@@ -254,6 +300,7 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
   let estimateReason: string | undefined;
   let exact: PageAttribution | undefined;
   let exactRows: Row[] = [];
+  let rows: Row[] | undefined;
   const zeroPages = stat.zeroPages ?? 0;
   if (wantExact !== false) {
     const native = state.loaded ? state.binding : undefined;
@@ -265,7 +312,8 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
     } else if (euid !== 0 && wantExact !== true) {
       estimateReason = `${EXACT_HINT}; this process runs as uid ${euid}`;
     } else {
-      exactRows = rows.filter((row) => (row.vma.ksm ?? 0) > 0 || (zeroPages > 0 && row.vma.vmFlags.includes('mg')) || row.vma.ksm === undefined);
+      const split = reported.flatMap((vma) => splitRows(vma, labels));
+      exactRows = split.filter((row) => (row.vma.ksm ?? 0) > 0 || (zeroPages > 0 && row.vma.vmFlags.includes('mg')) || row.vma.ksm === undefined);
       try {
         exact = await native.pageAttribution(
           target.pid,
@@ -277,6 +325,7 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
           throw permissionError(`/proc/${target.pid}/pagemap shows no page frames`, EXACT_HINT);
         }
         method = 'exact';
+        rows = split;
       } catch (error) {
         if (wantExact === true) {
           if (isSystemError(error) && (error.code === 'EACCES' || error.code === 'EPERM') && error.hint === undefined) {
@@ -293,9 +342,11 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
     }
   }
 
+  rows ??= reported.map((vma) => wholeRow(vma, labels));
+
   // Metadata: the process's rmap_items, spread over mergeable ranges by resident anonymous bytes.
   const item = rmapItemSize(stat, pageSize);
-  const metadataTotal = (stat.rmapItems ?? 0) * item.size;
+  const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
   const weightOf = (row: Row): number => {
     if (!row.vma.vmFlags.includes('mg')) return 0;
     const vmaSize = Number(row.vma.end - row.vma.start);
@@ -316,7 +367,6 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
     let savedBytes: number;
     let zeroPageMappings: number | undefined;
     let sharing: SharingBucket[] | undefined;
-    let apportioned = false;
     const index = exactIndex.get(row);
     if (exact !== undefined) {
       if (index !== undefined) {
@@ -345,28 +395,25 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
         sharing = [];
       }
     } else {
-      const vmaSize = Number(row.vma.end - row.vma.start);
-      const share = row.whole ? 1 : size / vmaSize;
-      apportioned = !row.whole && (row.vma.ksm ?? 0) > 0;
-      mergedBytes = (row.vma.ksm ?? 0) * share;
-      savedBytes = estimateSaved(row.vma) * share;
+      mergedBytes = row.vma.ksm ?? 0;
+      savedBytes = estimateSaved(row.vma);
     }
-    const metadataBytes = weightTotal > 0 ? (metadataTotal * weightOf(row)) / weightTotal : 0;
+    const metadataBytes = metadataTotal === undefined ? undefined : weightTotal > 0 ? (metadataTotal * weightOf(row)) / weightTotal : 0;
     return {
       start: row.start,
       end: row.end,
       size,
       kind,
       pathname: row.vma.pathname,
-      label: row.label,
+      label: row.labels.length === 0 ? undefined : row.labels.join(', '),
+      labels: row.labels,
       mergeable: row.vma.vmFlags.includes('mg'),
       mergedBytes,
       savedBytes,
       metadataBytes,
-      netBytes: savedBytes - metadataBytes,
+      netBytes: metadataBytes === undefined ? undefined : savedBytes - metadataBytes,
       zeroPageMappings,
       sharing,
-      apportioned,
     };
   });
 
@@ -378,7 +425,7 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
     zeroPages,
     zeroPageBytes,
     metadataBytes: metadataTotal,
-    netBytes: savedTotal + zeroPageBytes - metadataTotal,
+    netBytes: metadataTotal === undefined ? undefined : savedTotal + zeroPageBytes - metadataTotal,
   };
 
   const rollupKsm = rollup === undefined ? undefined : parseSmaps(rollup.toString('latin1')).vmas[0]?.fields.KSM;
@@ -408,10 +455,23 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
   };
 }
 
-function reconcile(total: ProfitTotal, stat: KsmStat, rollupKsm: number | undefined, pageSize: number): ProfitReconciliation {
+function reconcile(total: ProfitTotal, stat: KsmStat & { unreadable?: string }, rollupKsm: number | undefined, pageSize: number): ProfitReconciliation {
   const processProfit = stat.processProfit;
-  const keptCopyBytes = processProfit === undefined ? undefined : processProfit - total.netBytes;
+  const keptCopyBytes = processProfit === undefined || total.netBytes === undefined ? undefined : processProfit - total.netBytes;
   const merged = stat.mergingPages === undefined ? total.mergedBytes : stat.mergingPages * pageSize;
+  if (stat.unreadable !== undefined) {
+    return {
+      rollupKsmBytes: rollupKsm,
+      rollupDifferenceBytes: rollupKsm === undefined ? undefined : total.mergedBytes - rollupKsm,
+      processProfitBytes: undefined,
+      keptCopyBytes: undefined,
+      explanation:
+        `ksm_stat is unreadable (${stat.unreadable}): a process that dropped root with setuid() is not dumpable and its ` +
+        '/proc files belong to root. Merged and saved bytes come from smaps; the rmap_item cost and ' +
+        'ksm_process_profit are unknown. Each KSM page mapped k times is credited (k-1)/k per mapping: ' +
+        `${formatBytes(total.savedBytes)} here.`,
+    };
+  }
   const parts = [
     `ksm_process_profit (${formatBytes(processProfit)}) credits this process a whole page for each of the ` +
       `${Math.round(merged / pageSize)} pages it maps to a KSM page (${formatBytes(merged)}). ` +

@@ -201,6 +201,8 @@ class AttributionWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     if (failure_.err != 0) {
       Napi::Error error = SystemError(env, failure_.err, failure_.syscall.c_str());
+      // Node's own shape: "EACCES: permission denied, open '/proc/kpageflags'".
+      error.Value().Set("message", Napi::String::New(env, error.Message() + " '" + failure_.path + "'"));
       error.Value().Set("path", Napi::String::New(env, failure_.path));
       deferred_.Reject(error.Value());
       return;
