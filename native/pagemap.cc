@@ -24,9 +24,14 @@ constexpr uint64_t kKpfZeroPage = 1ULL << 24;
 
 // Entries per pread: 512 KiB of pagemap, 2 GiB of address space.
 constexpr size_t kBatch = 65536;
-// Frames read in one pread of kpageflags/kpagecount when they lie this close:
-// one 32 KiB read beats many 8-byte ones, and sorted frames cluster.
+// Frames of kpageflags/kpagecount are read together when fewer than kMaxGap
+// frames lie between them, up to kWindow frames per pread. The kernel spends
+// about a microsecond per frame it reports (kpagecount looks up each folio's
+// mapcount), about as much as a pread costs: reading unwanted frames to save a
+// call pays only across small gaps. Measured on 6.18: a 4096-frame window per
+// call made 16 MiB of scattered KSM pages cost 700 ms; gap-limited, 15 ms.
 constexpr uint64_t kWindow = 4096;
+constexpr uint64_t kMaxGap = 8;
 
 struct Frame {
   uint64_t pfn;
@@ -89,7 +94,10 @@ bool ReadPerFrame(int fd, const std::string& path,
   while (i < frames.size()) {
     const uint64_t first = frames[i].pfn;
     size_t j = i;
-    while (j + 1 < frames.size() && frames[j + 1].pfn - first < kWindow) j++;
+    while (j + 1 < frames.size() && frames[j + 1].pfn - frames[j].pfn <= kMaxGap &&
+           frames[j + 1].pfn - first < kWindow) {
+      j++;
+    }
     const size_t count = static_cast<size_t>(frames[j].pfn - first + 1);
     ssize_t n = ReadFully(fd, buffer.data(), count * sizeof(uint64_t),
                           first * sizeof(uint64_t));
