@@ -338,7 +338,7 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
       }
     }
     if (wantExact === true && method !== 'exact') {
-      throw withHint(permissionError(`exact attribution of process ${target.pid}`, estimateReason ?? EXACT_HINT), EXACT_HINT);
+      throw permissionError(`exact attribution of process ${target.pid}`, estimateReason ?? EXACT_HINT);
     }
   }
 
