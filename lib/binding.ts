@@ -46,6 +46,8 @@ export interface NativeBinding {
   getMemoryMerge(): boolean;
   /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */
   pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array): Promise<PageAttribution>;
+  /** A whole file read in one libuv task (seq_files hand out a page per read). */
+  readProcFile(path: string): Promise<Buffer>;
   constants: AdviceConstants;
 }
 

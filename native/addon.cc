@@ -22,6 +22,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, ksm::GetMemoryMerge, "getMemoryMerge"));
   exports.Set("pageAttribution",
               Napi::Function::New(env, ksm::PageAttribution, "pageAttribution"));
+  exports.Set("readProcFile",
+              Napi::Function::New(env, ksm::ReadProcFile, "readProcFile"));
   exports.Set("constants", ksm::AdviceConstants(env));
 #else
   // Other platforms load a stub so the package imports everywhere.
