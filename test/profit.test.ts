@@ -57,7 +57,7 @@ async function startWorkers(count = 3): Promise<Child[]> {
   const nonce = randomUUID();
   const started = await Promise.all(
     Array.from({ length: count }, (_, c) =>
-      startFixture('profit-child.cjs', [JSON.stringify({ nonce, buffers: layout(c) })]) as Promise<Child>),
+      startFixture('profit-child.cjs', [JSON.stringify({ nonce, buffers: layout(c) })]) as unknown as Promise<Child>),
   );
   children.push(...started);
   return started;
