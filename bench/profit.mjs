@@ -41,6 +41,15 @@ async function time(fn) {
   return performance.now() - t0;
 }
 
+// CPU time of the whole process (all threads, user + system): the kernel's
+// work on the read counts, other processes' load on this machine does not.
+async function cpu(fn) {
+  const c0 = process.cpuUsage();
+  await fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
 const rows = [];
 
 // 1. Parse overhead on a process with many VMAs.
@@ -49,13 +58,20 @@ const rows = [];
   const smaps = `/proc/${child.pid}/smaps`;
   const size = fs.readFileSync(smaps).length;
   const t = { read: [], readSync: [], regions: [], profit: [] };
+  const c = { readSync: [], regions: [], profit: [] };
   for (let i = 0; i < RUNS + 2; i++) {
     // Interleaved, so load on this shared machine hits all alike.
     const readSync = await time(() => fs.readFileSync(smaps));
     const read = await time(() => fs.promises.readFile(smaps));
     const reg = await time(() => regions(child.pid));
     const est = await time(() => profit(child.pid, { exact: false }));
+    const cpuRead = await cpu(() => fs.readFileSync(smaps));
+    const cpuRegions = await cpu(() => regions(child.pid));
+    const cpuProfit = await cpu(() => profit(child.pid, { exact: false }));
     if (i < 2) continue; // warm-up
+    c.readSync.push(cpuRead);
+    c.regions.push(cpuRegions);
+    c.profit.push(cpuProfit);
     t.read.push(read);
     t.readSync.push(readSync);
     t.regions.push(reg);
@@ -69,6 +85,9 @@ const rows = [];
     { what: 'read smaps, fs.promises.readFile (a pool round trip per page)', ms: median(t.read), ratio: median(t.read) / base },
     { what: 'regions(pid)', ms: median(t.regions), ratio: median(t.regions) / base },
     { what: 'profit(pid, { exact: false })', ms: median(t.profit), ratio: median(t.profit) / base },
+    { what: 'CPU time: read smaps, fs.readFileSync', ms: median(c.readSync), ratio: 1 },
+    { what: 'CPU time: regions(pid)', ms: median(c.regions), ratio: median(c.regions) / median(c.readSync) },
+    { what: 'CPU time: profit(pid, { exact: false })', ms: median(c.profit), ratio: median(c.profit) / median(c.readSync) },
   );
   child.send('exit');
 }
