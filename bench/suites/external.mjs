@@ -67,7 +67,67 @@ function adaptEstimate(report) {
   return rows;
 }
 
+/** bench/profit.mjs prints a table: MEASURE, MEDIAN ms, x READ (2+ spaces apart). */
+function parseTable(text) {
+  const out = [];
+  for (const line of text.split('\n').slice(1)) {
+    const match = /^(.*?)\s{2,}(\S+)\s+(\S+)$/.exec(line.trimEnd());
+    if (match) out.push({ what: match[1], ms: Number(match[2]), ratio: match[3] === '-' ? undefined : Number(match[3]) });
+  }
+  return out;
+}
+
+function adaptProfit(stdout, label) {
+  const table = parseTable(stdout);
+  const find = (prefix) => table.find((row) => row.what.startsWith(prefix));
+  const read = find('read smaps (');
+  if (!read) return undefined;
+  const rows = [];
+  for (const [prefix, name] of [['profit(pid, { exact: false })', 'profit(pid)'], ['regions(pid)', 'regions(pid)']]) {
+    const row = table.find((r) => r.what === prefix);
+    const cpu = find(`CPU time: ${prefix}`);
+    if (!row) continue;
+    rows.push({
+      figure: `${name}, ${label}: ${read.what.replace(/^read smaps \((.*)\), fs.readFileSync$/, '$1')}`,
+      measured: `${num(row.ms, 1)} ms`,
+      comparedWith: `reading the same smaps raw (fs.readFileSync): ${num(read.ms, 1)} ms`,
+      ratio: row.ratio,
+      target: '<= 1.2x',
+      verdict: row.ratio <= 1.2 ? 'met' : `missed: ${num(row.ratio)}x`,
+      notes: cpu ? `CPU time ${num(cpu.ms, 1)} ms, ${num(cpu.ratio)}x of the raw read's CPU time` : undefined,
+    });
+  }
+  const extra = find('exact mode, extra cost per GiB');
+  const exact = find('profit(pid, { exact: true })');
+  if (extra && exact) {
+    rows.push({
+      figure: `profit(pid, { exact: true }) (pagemap + kpageflags), ${exact.what.replace(/^.*\), /, '')}`,
+      measured: `${num(exact.ms, 1)} ms`,
+      comparedWith: `exact: false on the same process: ${num(find('profit(pid, { exact: false }),')?.ms, 1)} ms`,
+      ratio: undefined,
+      target: '',
+      verdict: 'measured',
+      notes: `exact mode costs ${num(extra.ms, 0)} ms more per GiB merged`,
+    });
+  }
+  return rows;
+}
+
 const ADAPTERS = { estimate: adaptEstimate };
+
+/** How each script is run: one or more invocations, each adapted to rows. */
+function invocations(bench, ctx) {
+  if (bench.suite === 'profit') {
+    // Its own flags (strict): --vmas, --mib (the exact-mode merge), --runs.
+    const counts = ctx.quick ? [100, 10000] : [100, 1000, 10000];
+    return counts.map((vmas) => ({
+      label: `${vmas.toLocaleString('en')} VMAs asked for`,
+      args: ['--vmas', String(vmas), '--mib', vmas === 10000 ? (ctx.quick ? '64' : '256') : '16', '--runs', ctx.quick ? '7' : '15'],
+      adapt: (stdout, label) => adaptProfit(stdout, label),
+    }));
+  }
+  return [{ label: '', args: ['--json', ...(ctx.quick ? ['--quick', '--mib', '128'] : [])], adapt: undefined }];
+}
 
 function parseOutput(stdout) {
   const text = stdout.trim();
@@ -106,26 +166,30 @@ export async function run(ctx) {
       rows.push({ suite: bench.suite, figure: bench.what, measured: `bench/${path.basename(file)} present, not run in --smoke`, target: bench.target, verdict: 'not run', command });
       continue;
     }
-    const size = ctx.smoke ? ['--mib', '16'] : ctx.quick ? ['--mib', '128'] : [];
-    const args = [file, '--json', ...(ctx.smoke ? ['--smoke'] : ctx.quick ? ['--quick'] : []), ...size];
-    let stdout = '';
-    try {
-      ({ stdout } = await run$(process.execPath, args, { cwd: ctx.root, maxBuffer: 64 * 1024 * 1024, timeout: 15 * 60_000 }));
-    } catch (error) {
-      rows.push({ suite: bench.suite, figure: bench.what, measured: `failed: ${String(error.message).split('\n')[0]}`, verdict: 'failed', target: bench.target, command });
-      continue;
-    }
-    const parsed = parseOutput(stdout);
-    const adapted = parsed && !Array.isArray(parsed.rows) ? ADAPTERS[bench.suite]?.(parsed) : undefined;
-    if (adapted) {
-      for (const row of adapted) rows.push({ suite: bench.suite, command, ...row });
-      method.push(`${bench.suite}: \`${path.relative(ctx.root, file)} --json\`, its own report turned into rows; raw:`, '', '```json', JSON.stringify(parsed, null, 2), '```', '');
-    } else if (parsed && Array.isArray(parsed.rows)) {
-      for (const row of parsed.rows) rows.push({ suite: bench.suite, command, ...row });
-      if (Array.isArray(parsed.method)) method.push(...parsed.method, '');
-    } else {
-      rows.push({ suite: bench.suite, figure: bench.what, measured: 'see output below', target: bench.target, verdict: 'unparsed', command });
-      method.push(`\`${path.relative(ctx.root, file)}\` printed:`, '', '```', stdout.trim(), '```', '');
+    for (const invocation of invocations(bench, ctx)) {
+      const args = [file, ...invocation.args];
+      let stdout = '';
+      try {
+        ({ stdout } = await run$(process.execPath, args, { cwd: ctx.root, maxBuffer: 64 * 1024 * 1024, timeout: 15 * 60_000 }));
+      } catch (error) {
+        rows.push({ suite: bench.suite, figure: `${bench.what} ${invocation.label}`, measured: `failed: ${String(error.message).split('\n')[0]}`, verdict: 'failed', target: bench.target, command });
+        continue;
+      }
+      const shown = `\`node ${path.relative(ctx.root, file)} ${invocation.args.join(' ')}\``;
+      const parsed = parseOutput(stdout);
+      const adapted = invocation.adapt
+        ? invocation.adapt(stdout, invocation.label)
+        : parsed && !Array.isArray(parsed.rows) ? ADAPTERS[bench.suite]?.(parsed) : undefined;
+      if (adapted) {
+        for (const row of adapted) rows.push({ suite: bench.suite, command, ...row });
+        method.push(`${bench.suite}: ${shown} printed (turned into the rows above):`, '', '```', stdout.trim(), '```', '');
+      } else if (parsed && Array.isArray(parsed.rows)) {
+        for (const row of parsed.rows) rows.push({ suite: bench.suite, command, ...row });
+        if (Array.isArray(parsed.method)) method.push(...parsed.method, '');
+      } else {
+        rows.push({ suite: bench.suite, figure: bench.what, measured: 'see output below', target: bench.target, verdict: 'unparsed', command });
+        method.push(`${shown} printed:`, '', '```', stdout.trim(), '```', '');
+      }
     }
     ctx.log(`${bench.suite}: ${rows.filter((r) => r.suite === bench.suite).length} row(s)`);
   }
