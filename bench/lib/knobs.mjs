@@ -12,9 +12,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const KSM = '/sys/kernel/mm/ksm';
-export const THP = '/sys/kernel/mm/transparent_hugepage/enabled';
-const STATE = path.join(os.tmpdir(), 'node-ksm-test-knobs.json');
+// NODE_KSM_BENCH_SYSFS points the knob code at a scratch tree (tests only).
+const SYSFS = process.env.NODE_KSM_BENCH_SYSFS ?? '/sys';
+export const KSM = path.join(SYSFS, 'kernel/mm/ksm');
+export const THP = path.join(SYSFS, 'kernel/mm/transparent_hugepage/enabled');
+const STATE = process.env.NODE_KSM_BENCH_SYSFS
+  ? path.join(SYSFS, 'node-ksm-test-knobs.json')
+  : path.join(os.tmpdir(), 'node-ksm-test-knobs.json');
 const LOCK = `${STATE}.lock`;
 
 /** The knobs the test setup runs with; the bench's baseline between windows. */
