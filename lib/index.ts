@@ -30,3 +30,27 @@ export {
 } from './errors.js';
 export type { RootOption } from './validate.js';
 export type { View } from './binding.js';
+
+// metrics (issue 6): Prometheus metrics, scan speed and tuning, the processes KSM knows, the CLI's --json shapes
+export {
+  collectDefaultKsmMetrics,
+  collectMachineKsmMetrics,
+  type KsmMetricsOptions,
+  type MachineMetricsOptions,
+} from './metrics.js';
+export { scanTime, ScanTimeTuner, type ScanTime, type ScanTimeTunerOptions, type TunerStep } from './tuner.js';
+export { ksmProcesses, type KsmProcess, type KsmProcessList, type KsmProcessesOptions } from './processes.js';
+export { KsmMissingDependencyError } from './errors.js';
+export type {
+  StatusJson,
+  TopJson,
+  TuneJson,
+  DoctorJson,
+  RegionsJson,
+  EstimateJson,
+  ExporterJson,
+  ProcessJson,
+  KnobChangeJson,
+  TunerStepJson,
+  FindingJson,
+} from './cli/json.js';
