@@ -99,7 +99,7 @@ export function register(program: Command): void {
       if (o.fairShare === false) options.fairShare = false;
       if (o.exact === true) options.exact = true;
       const { server, url } = await startExporter(options);
-      if (o.json === true) process.stdout.write(`${toJson({ kind: 'node-ksm/exporter', version: 1, url } satisfies ExporterJson, undefined)}\n`);
+      if (o.json === true) process.stdout.write(`${toJson({ kind: 'node-ksm/exporter', version: 1, url } satisfies ExporterJson, 0)}\n`);
       else process.stdout.write(`node-ksm exporter: serving ${url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {

@@ -39,6 +39,11 @@ Errors go to stderr; the exit code is 1 on failure (doctor: on any error finding
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  // `node-ksm top --json | head`: a closed pipe ends the command quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
   const program = buildProgram();
   const json = argv.includes('--json');
   try {

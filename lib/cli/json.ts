@@ -112,8 +112,12 @@ export interface TunerStepJson {
 export interface TuneJson {
   kind: 'node-ksm/tune';
   version: 1;
-  /** knobs: plain writes; advisor: the kernel's scan-time advisor; userspace: the ScanTimeTuner ran. */
-  mode: 'knobs' | 'advisor' | 'userspace';
+  /**
+   * show: no knob given, `changes` lists every knob (before = after); knobs:
+   * plain writes; advisor: the kernel's scan-time advisor was set;
+   * userspace: the ScanTimeTuner ran (`changes` = knobs set before it started).
+   */
+  mode: 'show' | 'knobs' | 'advisor' | 'userspace';
   changes: KnobChangeJson[];
   /** userspace mode: each adjustment. */
   steps: TunerStepJson[] | null;

@@ -95,7 +95,7 @@ export async function runTop(opts: TopOptions): Promise<void> {
       if (opts.json === true) {
         const { kind: _kind, ...rest } = status;
         const line: TopJson = { kind: 'node-ksm/top', ...rest, rates: r };
-        process.stdout.write(`${toJson(line, undefined)}\n`);
+        process.stdout.write(`${toJson(line, 0)}\n`);
       } else {
         const extra = [
           `${c.bold('measured')} ${r === null ? c.dim('(rates after the next refresh)') : `${formatCount(r.pagesScannedPerSecond)} pages/s visited, ${formatCount(r.fullScans)} full scans, pages_sharing ${r.pagesSharingPerSecond !== null && r.pagesSharingPerSecond >= 0 ? '+' : ''}${formatRatio(r.pagesSharingPerSecond, 0)}/s over ${formatRatio(r.intervalSec, 1)} s`}`,

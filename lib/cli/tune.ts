@@ -231,13 +231,15 @@ export async function runTune(o: TuneOptions): Promise<void> {
     const current: KnobChangeJson[] = (Object.keys(FILES) as Array<keyof KsmKnobs>)
       .filter((knob) => stat[knob] !== undefined)
       .map((knob) => ({ knob, file: FILES[knob], before: stat[knob] ?? null, after: stat[knob] ?? null }));
-    result = { kind: 'node-ksm/tune', version: 1, mode: 'knobs', changes: current, steps: null, restored: null };
+    result = { kind: 'node-ksm/tune', version: 1, mode: 'show', changes: current, steps: null, restored: null };
   } else {
     result = { kind: 'node-ksm/tune', version: 1, mode: 'knobs', changes: changesJson(setKnobs(knobs, { root })), steps: null, restored: null };
   }
 
   if (o.json === true) {
     printJson(result);
+  } else if (result.mode === 'show') {
+    process.stdout.write(`${table(['KNOB', 'VALUE'], result.changes.map((ch) => [ch.file, String(ch.after ?? '-')]))}\n`);
   } else if (result.mode !== 'userspace') {
     process.stdout.write(`${renderChanges(result.changes, c)}\n`);
     if (result.mode === 'advisor') {
