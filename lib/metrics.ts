@@ -120,13 +120,18 @@ function registerSystem(r: Resolved): void {
 
   const { client, registry, prefix } = r;
   const read = sysfsReader(r.root);
+  // prom-client prints an unlabelled metric even when never set (as 0), so
+  // only what this kernel has is registered: a machine does not gain
+  // CONFIG_KSM or a sysfs file at runtime. A failed read keeps the last value.
+  const first = read();
+  if (first === undefined) return;
   const gauge = (name: string, help: string, value: (stat: SystemStat) => number | undefined): void => {
+    if (value(first) === undefined) return;
     new client.Gauge({
       name: prefix + name,
       help,
       registers: [registry],
       collect() {
-        this.reset();
         const stat = read();
         const v = stat === undefined ? undefined : value(stat);
         if (v !== undefined) this.set(v);
@@ -134,16 +139,19 @@ function registerSystem(r: Resolved): void {
     });
   };
   const counter = (name: string, help: string, value: (stat: SystemStat) => number | undefined): void => {
+    if (value(first) === undefined) return;
     new client.Counter({
       name: prefix + name,
       help,
       registers: [registry],
       collect() {
         // The kernel keeps the count; the counter mirrors it.
-        this.reset();
         const stat = read();
         const v = stat === undefined ? undefined : value(stat);
-        if (v !== undefined) this.inc(v);
+        if (v !== undefined) {
+          this.reset();
+          this.inc(v);
+        }
       },
     });
   };
@@ -234,13 +242,14 @@ export function collectDefaultKsmMetrics(options?: KsmMetricsOptions): void {
     last = { at: now, stat };
     return stat;
   };
+  const firstStat = read();
   const gauge = (name: string, help: string, value: (stat: ReturnType<typeof ksmStat>) => number | undefined): void => {
+    if (firstStat === undefined || value(firstStat) === undefined) return; // this kernel lacks the field
     new client.Gauge({
       name: prefix + name,
       help,
       registers: [registry],
       collect() {
-        this.reset();
         const stat = read();
         const v = stat === undefined ? undefined : value(stat);
         if (v !== undefined) this.set(v);
@@ -273,7 +282,6 @@ export function collectDefaultKsmMetrics(options?: KsmMetricsOptions): void {
     help: "This process's fair share of the machine's KSM saving: a page mapped k times gives each mapper (k-1)/k; sums across processes to pages_sharing x page size",
     registers: [registry],
     async collect() {
-      this.reset();
       const result = await readShare();
       if (result !== undefined) this.set(result.savedBytes);
     },
