@@ -7,15 +7,15 @@
  */
 import * as path from 'node:path';
 
-/** A module of this package, or undefined when it is not part of this build. */
+/** A module of this package (`name.js` or `name/index.js`), or undefined when it is not part of this build. */
 function optional<T>(name: string): T | undefined {
-  const file = path.join(__dirname, `${name}.js`);
+  const file = path.join(__dirname, name);
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as T;
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    if (e.code === 'MODULE_NOT_FOUND' && e.message.includes(file)) return undefined;
+    if (e.code === 'MODULE_NOT_FOUND' && e.message.includes(`'${file}'`)) return undefined;
     throw error;
   }
 }
@@ -77,12 +77,11 @@ export async function fairShare(pid: number, options: { exact?: boolean; root?: 
     entry.savedBytes += num(region.savedBytes) ?? 0;
     labels.set(region.label, entry);
   }
-  const accuracy = report.accuracy ?? report.mode ?? total.accuracy;
   return {
     pid,
     mergedBytes: num(total.mergedBytes) ?? 0,
     savedBytes: num(total.savedBytes) ?? 0,
-    exact: accuracy === 'exact' || report.exact === true || total.exact === true,
+    exact: report.method === 'exact',
     labels: [...labels.values()],
   };
 }
@@ -111,38 +110,37 @@ export async function profitReport(pid: number, options: { exact?: boolean; root
 
 // ---- issue 4: doctor --------------------------------------------------------
 
+/** doctor()'s Finding (issue 4), as far as the CLI reads it. */
 export interface Finding {
   code: string;
   severity: 'error' | 'warn' | 'info';
-  /** One line a person reads; the module may call it message or title. */
   message: string;
-  evidence: unknown;
-  fix: string | undefined;
+  evidence: Array<{ source: string; key: string; value: number | string | boolean; unit?: string }>;
+  fix: { summary: string; commands: string[]; call?: string; persist?: string[] } | undefined;
+  alternatives: Array<{ summary: string; commands: string[]; call?: string; persist?: string[] }>;
 }
 
-type DoctorModule = { doctor(options?: { pid?: number; root?: string }): Promise<unknown[]> };
+export interface DoctorOptions {
+  pid?: number;
+  root?: string;
+  handlesSecrets?: boolean;
+  targetScanTimeSec?: number;
+}
 
-export async function doctorFindings(options: { pid?: number; root?: string }): Promise<Finding[] | undefined> {
+type DoctorModule = { doctor(options?: DoctorOptions): Promise<Finding[]> };
+
+export async function doctorFindings(options: DoctorOptions): Promise<Finding[] | undefined> {
   const mod = optional<DoctorModule>('doctor');
   if (mod === undefined) return undefined;
-  const findings = await mod.doctor(options);
-  return findings.map((raw) => {
-    const f = raw as Obj;
-    const severity = f.severity === 'error' || f.severity === 'warn' || f.severity === 'info' ? f.severity : 'info';
-    return {
-      code: String(f.code),
-      severity,
-      message: String(f.message ?? f.title ?? f.summary ?? f.code),
-      evidence: f.evidence,
-      fix: typeof f.fix === 'string' ? f.fix : f.fix === undefined ? undefined : JSON.stringify(f.fix),
-    };
-  });
+  return mod.doctor(options);
 }
 
 // ---- issue 5: estimate ------------------------------------------------------
 
 export interface EstimateProgress {
-  /** Pages hashed so far, and of how many, where the module says. */
+  /** estimate()'s phase: 'pagemap' | 'sample' | 'resample' | 'confirm'. */
+  phase: string | undefined;
+  /** Work done so far, and of how much, in the phase. */
   done: number;
   total: number | undefined;
 }
@@ -162,10 +160,7 @@ export async function runEstimate(
   if (onProgress !== undefined) {
     opts.onProgress = (raw: unknown) => {
       const p = (raw ?? {}) as Obj;
-      onProgress({
-        done: num(p.scannedPages ?? p.pagesDone ?? p.done ?? p.pages) ?? 0,
-        total: num(p.totalPages ?? p.pagesTotal ?? p.total),
-      });
+      onProgress({ phase: typeof p.phase === 'string' ? p.phase : undefined, done: num(p.done) ?? 0, total: num(p.total) });
     };
   }
   return (await mod.estimate(targets, opts)) as Obj;
@@ -173,9 +168,10 @@ export async function runEstimate(
 
 // ---- demo (packaging) -------------------------------------------------------
 
-type DemoModule = { runDemo(options: Obj, output: NodeJS.WritableStream): Promise<unknown> };
+type DemoOutput = { write(text: string): unknown; isTTY?: boolean };
+type DemoModule = { runDemo(options: Obj, output: DemoOutput): Promise<unknown> };
 
-export async function runDemo(options: Obj, output: NodeJS.WritableStream): Promise<unknown> {
+export async function runDemo(options: Obj, output: DemoOutput): Promise<unknown> {
   const mod = optional<DemoModule>('demo');
   if (mod === undefined) return undefined;
   return mod.runDemo(options, output);

@@ -49,6 +49,8 @@ export type {
   RegionsJson,
   EstimateJson,
   ExporterJson,
+  DemoJson,
+  FixJson,
   ProcessJson,
   KnobChangeJson,
   TunerStepJson,

@@ -1,43 +1,60 @@
 /** `node-ksm doctor [--pid N]`: why nothing merges, with the fix; exit code 1 on any error finding. */
 import type { Command } from 'commander';
 
-import { doctorFindings, missingModule } from '../adapters.js';
+import { doctorFindings, missingModule, type DoctorOptions, type Finding } from '../adapters.js';
 import type { DoctorJson } from './json.js';
-import { colors, parseInteger, printJson, type GlobalOptions } from './output.js';
+import { colors, parseDuration, parseInteger, printJson, type Colors, type GlobalOptions } from './output.js';
 
-interface DoctorOptions extends GlobalOptions {
+interface DoctorCliOptions extends GlobalOptions {
   pid?: string;
+  handlesSecrets?: boolean;
+  targetScanTime?: string;
 }
 
-export async function runDoctor(o: DoctorOptions): Promise<void> {
+function evidenceLine(f: Finding): string {
+  return f.evidence
+    .map((e) => `${e.key}=${String(e.value)}${e.unit === undefined || e.unit === 'pages' ? '' : ` ${e.unit}`}${e.source === 'computed' ? ' (computed)' : ` (${e.source})`}`)
+    .join(', ');
+}
+
+export function renderFindings(findings: Finding[], c: Colors): string {
+  const paint = { error: c.red, warn: c.yellow, info: c.cyan } as const;
+  const lines: string[] = [];
+  for (const f of findings) {
+    lines.push(`${paint[f.severity](f.severity.toUpperCase().padEnd(5))} ${c.bold(f.code)}  ${f.message}`);
+    if (f.evidence.length > 0) lines.push(`      ${c.dim(`evidence: ${evidenceLine(f)}`)}`);
+    if (f.fix !== undefined) {
+      lines.push(`      fix: ${f.fix.summary}`);
+      for (const command of f.fix.commands) lines.push(`        ${c.green(command)}`);
+      if (f.fix.call !== undefined) lines.push(`        ${c.green(f.fix.call)}`);
+      for (const line of f.fix.persist ?? []) lines.push(`        ${c.dim(line)}`);
+    }
+    for (const alt of f.alternatives) {
+      lines.push(`      or: ${alt.summary}`);
+      for (const command of alt.commands) lines.push(`        ${c.green(command)}`);
+    }
+  }
+  const counts = { error: 0, warn: 0, info: 0 };
+  for (const f of findings) counts[f.severity]++;
+  lines.push(`${counts.error} error, ${counts.warn} warning, ${counts.info} info`);
+  return lines.join('\n');
+}
+
+export async function runDoctor(o: DoctorCliOptions): Promise<void> {
+  const options: DoctorOptions = {};
   const pid = o.pid === undefined ? undefined : parseInteger(o.pid, '--pid', 1, 4194304);
-  const options: { pid?: number; root?: string } = {};
   if (pid !== undefined) options.pid = pid;
   if (o.root !== undefined && o.root !== '/') options.root = o.root;
+  if (o.handlesSecrets === true) options.handlesSecrets = true;
+  if (o.targetScanTime !== undefined) options.targetScanTimeSec = parseDuration(o.targetScanTime, '--target-scan-time');
   const findings = await doctorFindings(options);
-  if (findings === undefined) throw missingModule('doctor (lib/doctor.ts)', 4);
+  if (findings === undefined) throw missingModule('doctor (lib/doctor)', 4);
   const counts = { error: 0, warn: 0, info: 0 };
   for (const f of findings) counts[f.severity]++;
   if (o.json === true) {
-    printJson({
-      kind: 'node-ksm/doctor',
-      version: 1,
-      pid: pid ?? null,
-      findings: findings.map((f) => ({ ...f, fix: f.fix ?? null })),
-      counts,
-    } satisfies DoctorJson);
+    printJson({ kind: 'node-ksm/doctor', version: 1, pid: pid ?? null, findings, counts } satisfies Omit<DoctorJson, 'findings'> & { findings: Finding[] });
   } else {
-    const c = colors(o);
-    const order = { error: 0, warn: 1, info: 2 } as const;
-    const paint = { error: c.red, warn: c.yellow, info: c.cyan } as const;
-    for (const f of [...findings].sort((a, b) => order[a.severity] - order[b.severity])) {
-      process.stdout.write(`${paint[f.severity](f.severity.toUpperCase().padEnd(5))} ${c.bold(f.code)}  ${f.message}\n`);
-      if (f.evidence !== undefined && f.evidence !== null) {
-        process.stdout.write(`      ${c.dim(`evidence: ${typeof f.evidence === 'string' ? f.evidence : JSON.stringify(f.evidence, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`)}\n`);
-      }
-      if (f.fix !== undefined) process.stdout.write(`      fix: ${c.green(f.fix)}\n`);
-    }
-    process.stdout.write(`${counts.error} error, ${counts.warn} warning, ${counts.info} info\n`);
+    process.stdout.write(`${renderFindings(findings, colors(o))}\n`);
   }
   if (counts.error > 0) process.exitCode = 1;
 }
@@ -46,9 +63,11 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description('explain why nothing merges (or what could be better), with the exact fix; exit code 1 on any error')
-    .option('--pid <pid>', 'also examine this process')
+    .option('--pid <pid>', 'the process to examine (default: the doctor itself, i.e. the machine)')
+    .option('--handles-secrets', 'the process handles secrets: report merging as a side-channel risk')
+    .option('--target-scan-time <duration>', 'the full-scan time SCAN_TOO_SLOW measures against (default 120s)')
     .option('--json', 'print a DoctorJson document (see README)')
     .action(async (_options, command: Command) => {
-      await runDoctor(command.optsWithGlobals<DoctorOptions>());
+      await runDoctor(command.optsWithGlobals<DoctorCliOptions>());
     });
 }

@@ -24,10 +24,11 @@ interface EstimateOptions extends GlobalOptions {
 
 /** A progress line for a terminal: `[#####.....] 52% 13,000/25,000 pages`. */
 export function progressLine(p: EstimateProgress, width = 30): string {
-  if (p.total === undefined || p.total <= 0) return `${formatCount(p.done)} pages hashed`;
+  const phase = p.phase === undefined ? '' : `${p.phase} `;
+  if (p.total === undefined || p.total <= 0) return `${phase}${formatCount(p.done)}`;
   const share = Math.min(1, p.done / p.total);
   const filled = Math.round(share * width);
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(share * 100).toFixed(0).padStart(3)}% ${formatCount(p.done)}/${formatCount(p.total)} pages`;
+  return `${phase.padEnd(9)}[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(share * 100).toFixed(0).padStart(3)}% ${formatCount(p.done)}/${formatCount(p.total)}`;
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined);

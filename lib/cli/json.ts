@@ -125,12 +125,28 @@ export interface TuneJson {
   restored: KnobChangeJson[] | null;
 }
 
+/** A fix as doctor() gives it. */
+export interface FixJson {
+  summary: string;
+  /** Shell commands, in order, exactly as to run. */
+  commands: string[];
+  /** The call to make instead, where the fix is in code. */
+  call?: string | null;
+  /** Lines that make the fix survive a reboot. */
+  persist?: string[] | null;
+  [more: string]: unknown;
+}
+
+/** doctor()'s Finding, JSON-encoded. */
 export interface FindingJson {
+  /** Stable code, e.g. KSM_STOPPED, SCAN_TOO_SLOW (see doctor()). */
   code: string;
   severity: 'error' | 'warn' | 'info';
   message: string;
-  evidence: unknown;
-  fix: string | null;
+  /** The numbers read, with the file each came from. */
+  evidence: Array<{ source: string; key: string; value: number | string | boolean; unit?: string | null }>;
+  fix: FixJson | null;
+  alternatives: FixJson[];
 }
 
 export interface DoctorJson {
@@ -162,4 +178,11 @@ export interface ExporterJson {
   version: 1;
   /** Where /metrics is served (printed once listening). */
   url: string;
+}
+
+export interface DemoJson {
+  kind: 'node-ksm/demo';
+  version: 1;
+  /** runDemo()'s result (see the demo API), JSON-encoded. */
+  result: unknown;
 }

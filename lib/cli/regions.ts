@@ -35,16 +35,16 @@ export async function runRegions(pidText: string, o: RegionsOptions): Promise<vo
   const shown = o.all === true ? regions : regions.filter((r) => r.mergeable === true || Number(r.mergedBytes ?? 0) > 0 || typeof r.label === 'string');
   process.stdout.write(
     `${table(
-      ['START-END', 'PERMS', 'MAPPING', 'LABEL', 'SIZE', 'RSS', 'MERGED', 'SAVED'],
+      ['START-END', 'KIND', 'MAPPING', 'LABEL', 'SIZE', 'MERGED', 'SAVED', 'NET'],
       shown.map((r) => [
         `${hex(r.start)}-${hex(r.end)}`,
-        String(r.perms ?? ''),
-        String(r.pathname || r.kind || '[anon]'),
+        String(r.kind ?? ''),
+        String(r.pathname ?? ''),
         typeof r.label === 'string' ? c.cyan(r.label) : '',
-        bytes(typeof r.start === 'bigint' && typeof r.end === 'bigint' ? r.end - r.start : r.size),
-        bytes(r.rss ?? r.Rss ?? (r.fields as Obj | undefined)?.Rss),
+        bytes(r.size),
         bytes(r.mergedBytes),
         c.green(bytes(r.savedBytes)),
+        bytes(r.netBytes),
       ]),
       ['left', 'left', 'left', 'left', 'right', 'right', 'right', 'right'],
     )}\n`,
@@ -52,7 +52,7 @@ export async function runRegions(pidText: string, o: RegionsOptions): Promise<vo
   const total = (report.total ?? report.totals ?? {}) as Obj;
   process.stdout.write(
     `${c.bold('total')}  merged ${bytes(total.mergedBytes)}  saved ${c.green(bytes(total.savedBytes))}` +
-      `${typeof report.accuracy === 'string' ? ` (${report.accuracy})` : ''}  (${shown.length} of ${regions.length} regions shown${o.all === true ? '' : '; --all for every one'})\n`,
+      `  net ${bytes(total.netBytes)}${typeof report.method === 'string' ? ` (${report.method})` : ''}  (${shown.length} of ${regions.length} regions shown${o.all === true ? '' : '; --all for every one'})\n`,
   );
 }
 
