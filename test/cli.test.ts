@@ -122,7 +122,7 @@ describe('node-ksm top (no terminal)', () => {
     expect(lines[0]!.kind).toBe('node-ksm/top');
     expect(lines[0]!.rates).toBeNull();
     // The fixture does not move: zero pages visited, zero scans.
-    expect(lines[1]!.rates).toMatchObject({ pagesScannedPerSecond: 0, fullScans: 0, pagesSharingPerSecond: 0 });
+    expect(lines[1]!.rates).toMatchObject({ pagesScannedPerSecond: 0, fullScans: 0, pagesSharingPerSecond: 0, ksmdCpuPercent: null });
     expect(lines[1]!.rates!.intervalSec).toBeGreaterThan(0);
     expect(lines[1]!.processes.map((p) => p.pid)).toEqual([200, 100]);
   });
@@ -239,5 +239,12 @@ describe('node-ksm status (real kernel)', () => {
     }
     const text = await runCli(['status']);
     expect(text.stdout).toMatch(new RegExp(`${holders[0]!.pid}\\s+node`));
+
+    // top measures ksmd at work: it visits the holders' pages and uses CPU.
+    const top = await runCli(['top', '-n', '2', '-i', '300ms', '--json']);
+    const second = JSON.parse(top.stdout.trim().split('\n')[1]!) as TopJson;
+    expect(second.rates!.pagesScannedPerSecond).toBeGreaterThan(0);
+    expect(second.rates!.ksmdCpuPercent).not.toBeNull();
+    expect(second.processes.some((p) => p.pid === holders[0]!.pid)).toBe(true);
   });
 });

@@ -88,6 +88,8 @@ export interface TopJson extends Omit<StatusJson, 'kind'> {
     fullScans: number | null;
     /** Change of pages_sharing per second. */
     pagesSharingPerSecond: number | null;
+    /** ksmd's CPU use, percent of one CPU (/proc/<ksmd>/schedstat); null where ksmd is not found. */
+    ksmdCpuPercent: number | null;
   } | null;
 }
 

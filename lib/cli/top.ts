@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 
 import { systemStat, type SystemStat } from '../sysfs.js';
+import { cpuTimeNs, findKsmd } from '../tuner.js';
 import type { TopJson } from './json.js';
 import { colors, formatCount, formatRatio, parseDuration, parseInteger, toJson, type GlobalOptions } from './output.js';
 import { collectStatus, renderStatus, type StatusOptions } from './status.js';
@@ -22,7 +23,13 @@ interface TopOptions extends GlobalOptions {
   fairShare?: boolean;
 }
 
-function rates(previous: { at: number; stat: SystemStat } | undefined, now: { at: number; stat: SystemStat }): TopJson['rates'] {
+interface Reading {
+  at: number;
+  stat: SystemStat;
+  ksmdCpuNs: number | undefined;
+}
+
+function rates(previous: Reading | undefined, now: Reading): TopJson['rates'] {
   if (previous === undefined) return null;
   const seconds = (now.at - previous.at) / 1000;
   if (seconds <= 0) return null;
@@ -39,6 +46,8 @@ function rates(previous: { at: number; stat: SystemStat } | undefined, now: { at
       now.stat.pagesSharing === undefined || previous.stat.pagesSharing === undefined
         ? null
         : (now.stat.pagesSharing - previous.stat.pagesSharing) / seconds,
+    ksmdCpuPercent:
+      now.ksmdCpuNs === undefined || previous.ksmdCpuNs === undefined ? null : ((now.ksmdCpuNs - previous.ksmdCpuNs) / 1e9 / seconds) * 100,
   };
 }
 
@@ -85,11 +94,12 @@ export async function runTop(opts: TopOptions): Promise<void> {
   }
 
   try {
-    let previous: { at: number; stat: SystemStat } | undefined;
+    let previous: Reading | undefined;
+    const ksmd = findKsmd(root);
     for (let i = 0; i < iterations && !stopped; i++) {
       const at = performance.now();
       const status = await collectStatus(statusOptions);
-      const now = { at, stat: systemStat({ root }) };
+      const now: Reading = { at, stat: systemStat({ root }), ksmdCpuNs: ksmd === undefined ? undefined : cpuTimeNs(ksmd, root) };
       const r = rates(previous, now);
       previous = now;
       if (opts.json === true) {
@@ -98,7 +108,7 @@ export async function runTop(opts: TopOptions): Promise<void> {
         process.stdout.write(`${toJson(line, 0)}\n`);
       } else {
         const extra = [
-          `${c.bold('measured')} ${r === null ? c.dim('(rates after the next refresh)') : `${formatCount(r.pagesScannedPerSecond)} pages/s visited, ${formatCount(r.fullScans)} full scans, pages_sharing ${r.pagesSharingPerSecond !== null && r.pagesSharingPerSecond >= 0 ? '+' : ''}${formatRatio(r.pagesSharingPerSecond, 0)}/s over ${formatRatio(r.intervalSec, 1)} s`}`,
+          `${c.bold('measured')} ${r === null ? c.dim('(rates after the next refresh)') : `${formatCount(r.pagesScannedPerSecond)} pages/s visited, ksmd ${r.ksmdCpuPercent === null ? '-' : `${r.ksmdCpuPercent.toFixed(1)}%`} CPU, ${formatCount(r.fullScans)} full scans, pages_sharing ${r.pagesSharingPerSecond !== null && r.pagesSharingPerSecond >= 0 ? '+' : ''}${formatRatio(r.pagesSharingPerSecond, 0)}/s over ${formatRatio(r.intervalSec, 1)} s`}`,
         ];
         const header = c.dim(`node-ksm top — every ${formatRatio(intervalMs / 1000, 1)} s — ${new Date(status.time).toLocaleTimeString()} — q to quit`);
         const body = `${header}\n\n${renderStatus(status, c, extra)}\n`;
