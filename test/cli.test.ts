@@ -47,6 +47,16 @@ describe('node-ksm status (fixture tree)', () => {
     const status = JSON.parse(result.stdout) as StatusJson;
     expect(status.kind).toBe('node-ksm/status');
     expect(status.version).toBe(1);
+    // The documented shape, key for key: a key removed or renamed is a version bump.
+    expect(Object.keys(status).sort()).toEqual(
+      ['fairShare', 'generalProfitBytes', 'kind', 'ksm', 'pageSize', 'pages', 'processes', 'ratios', 'savedBytes', 'scan', 'time', 'unreadable', 'version'],
+    );
+    expect(Object.keys(status.ksm).sort()).toEqual(
+      ['advisorMode', 'advisorTargetScanTimeSec', 'fullScans', 'maxPageSharing', 'pagesToScan', 'run', 'runState', 'sleepMillisecs', 'smartScan', 'useZeroPages'],
+    );
+    expect(Object.keys(status.processes[0]!).sort()).toEqual(
+      ['comm', 'mergeAny', 'mergedBytes', 'mergingPages', 'pid', 'processProfitBytes', 'rmapItems', 'savedBytes', 'savedExact', 'zeroPages'],
+    );
     expect(status.ksm).toMatchObject({ run: 1, runState: 'running', pagesToScan: 1000, sleepMillisecs: 20, advisorMode: 'none', fullScans: 42 });
     // 1000 + 9000 + 3000 + 2000 pages at 1000 pages / 20 ms = 50,000 pages/s.
     expect(status.scan).toEqual({ candidatePages: 15000, pagesPerSecond: 50000, fullScanSeconds: 0.3 });
@@ -124,6 +134,7 @@ describe('node-ksm top (no terminal)', () => {
     // The fixture does not move: zero pages visited, zero scans.
     expect(lines[1]!.rates).toMatchObject({ pagesScannedPerSecond: 0, fullScans: 0, pagesSharingPerSecond: 0, ksmdCpuPercent: null });
     expect(lines[1]!.rates!.intervalSec).toBeGreaterThan(0);
+    expect(Object.keys(lines[1]!.rates!).sort()).toEqual(['fullScans', 'intervalSec', 'ksmdCpuPercent', 'pagesScannedPerSecond', 'pagesSharingPerSecond']);
     expect(lines[1]!.processes.map((p) => p.pid)).toEqual([200, 100]);
   });
 });
@@ -135,6 +146,7 @@ describe('node-ksm tune (fixture tree)', () => {
     expect(result.stderr).toBe('');
     const tune = JSON.parse(result.stdout) as TuneJson;
     expect(tune).toMatchObject({ kind: 'node-ksm/tune', version: 1, mode: 'knobs', steps: null, restored: null });
+    expect(Object.keys(tune).sort()).toEqual(['changes', 'kind', 'mode', 'restored', 'steps', 'version']);
     expect(tune.changes).toEqual(
       expect.arrayContaining([
         { knob: 'pagesToScan', file: 'pages_to_scan', before: 1000, after: 4321 },
