@@ -165,18 +165,3 @@ export async function runEstimate(
   }
   return (await mod.estimate(targets, opts)) as Obj;
 }
-
-// ---- demo (packaging) -------------------------------------------------------
-
-type DemoOutput = { write(text: string): unknown; isTTY?: boolean };
-type DemoModule = { runDemo(options: Obj, output: DemoOutput): Promise<unknown> };
-
-export async function runDemo(options: Obj, output: DemoOutput): Promise<unknown> {
-  const mod = optional<DemoModule>('demo');
-  if (mod === undefined) return undefined;
-  return mod.runDemo(options, output);
-}
-
-export function hasDemo(): boolean {
-  return optional<DemoModule>('demo') !== undefined;
-}

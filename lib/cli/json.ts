@@ -185,6 +185,6 @@ export interface ExporterJson {
 export interface DemoJson {
   kind: 'node-ksm/demo';
   version: 1;
-  /** runDemo()'s result (see the demo API), JSON-encoded. */
+  /** runDemo()'s DemoResult (see the demo API), JSON-encoded. */
   result: unknown;
 }

@@ -1,0 +1,230 @@
+/**
+ * The package as a user gets it: `npm pack` (prepack/prepare build dist/ and
+ * the prebuild), installed into a fresh project with no compiler, no make
+ * and no python on PATH and no registry (`--offline`, empty cache), then
+ * imported from ESM and CommonJS and type-checked as a consumer would.
+ *
+ * The pack runs in a copy of the sources so the checkout's dist/ and build/
+ * (which other tests use while this one runs) are never rebuilt under them.
+ */
+import { execFile, type ExecFileException } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { ROOT, requireKsm } from './helpers/ksm.js';
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(command, args, { ...options, maxBuffer: 64 * 1024 * 1024 }, (error: ExecFileException | null, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function must(result: Result, what: string): Result {
+  if (result.code !== 0) throw new Error(`${what} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+/** Files the package must ship, and files it must not. */
+const SHIPPED = [
+  'package.json',
+  'README.md',
+  'binding.gyp',
+  'CMakeLists.txt',
+  'dist/index.js',
+  'dist/index.d.ts',
+  'dist/index.mjs',
+  'dist/index.d.mts',
+  'native/addon.cc',
+  'prebuilds/linux-x64/node-ksm.node',
+];
+const NOT_SHIPPED = /^(lib|test|scripts|build|build-cmake|node_modules|\.ci)\//;
+
+const COMPILERS = ['cc', 'c++', 'gcc', 'g++', 'clang', 'clang++', 'make', 'gmake', 'cmake', 'ninja', 'python', 'python3'];
+
+describe('npm pack, offline install without a compiler', () => {
+  let tmp: string;
+  let app: string;
+  let env: NodeJS.ProcessEnv;
+  let tripwire: string;
+  let packed: { filename: string; files: Array<{ path: string }> };
+  let install: Result;
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-pack-'));
+    const src = path.join(tmp, 'src');
+    fs.cpSync(ROOT, src, {
+      recursive: true,
+      filter: (from) => {
+        const rel = path.relative(ROOT, from);
+        return !/^(node_modules|build|build-cmake|dist|prebuilds|coverage|\.git)(\/|$)/.test(rel) && !rel.endsWith('.tgz');
+      },
+    });
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(src, 'node_modules'));
+
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+    // prepack: the prebuild; prepare: dist/.
+    const pack = must(await run(npm, ['pack', '--json', '--pack-destination', tmp], { cwd: src }), 'npm pack');
+    packed = (JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<typeof packed>)[0]!;
+    // The dependencies, packed from our own node_modules: no registry needed.
+    for (const dep of ['node-addon-api', 'node-gyp-build']) {
+      must(await run(npm, ['pack', '--ignore-scripts', '--pack-destination', tmp, path.join(ROOT, 'node_modules', dep)], { cwd: tmp }), `npm pack ${dep}`);
+    }
+
+    // PATH: node, npm and sh; every compiler, make and python is a tripwire that logs and fails.
+    const bin = path.join(tmp, 'bin');
+    fs.mkdirSync(bin);
+    tripwire = path.join(tmp, 'tripwire.log');
+    fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+    fs.symlinkSync(fs.realpathSync(path.join(path.dirname(process.execPath), 'npm')), path.join(bin, 'npm'));
+    fs.symlinkSync('/bin/sh', path.join(bin, 'sh'));
+    for (const tool of COMPILERS) {
+      fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> "${tripwire}"\nexit 127\n`, { mode: 0o755 });
+    }
+    env = {
+      PATH: bin,
+      HOME: tmp,
+      npm_config_cache: path.join(tmp, 'cache'),
+      npm_config_offline: 'true',
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_update_notifier: 'false',
+    };
+
+    app = path.join(tmp, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+    const tarballs = fs.readdirSync(tmp).filter((name) => name.endsWith('.tgz')).map((name) => path.join(tmp, name));
+    install = await run(path.join(bin, 'npm'), ['install', '--foreground-scripts', ...tarballs], { cwd: app, env });
+  }, 600_000);
+
+  afterAll(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('packs dist/, the prebuild and the native sources, and nothing of the repository', () => {
+    const files = packed.files.map((file) => file.path);
+    for (const file of SHIPPED) expect(files, file).toContain(file);
+    expect(files.filter((file) => NOT_SHIPPED.test(file))).toEqual([]);
+  });
+
+  it('installs offline with no compiler: the install script finds the prebuild and builds nothing', () => {
+    expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
+    expect(fs.existsSync(tripwire) ? fs.readFileSync(tripwire, 'utf8') : '').toBe('');
+    const pkg = path.join(app, 'node_modules', 'node-ksm');
+    expect(fs.existsSync(path.join(pkg, 'prebuilds', 'linux-x64', 'node-ksm.node'))).toBe(true);
+    expect(fs.existsSync(path.join(pkg, 'build'))).toBe(false);
+    expect(install.stdout).toContain('node-gyp-build');
+    expect(install.stdout + install.stderr).not.toMatch(/gyp info|gyp ERR|prebuildify/);
+  });
+
+  it('imports from ESM and CommonJS: one copy, errors match across both', async (ctx) => {
+    requireKsm(ctx);
+    const empty = path.join(tmp, 'empty-root');
+    fs.mkdirSync(empty, { recursive: true });
+    const common = (load: string): string => `
+      ${load}
+      const fs = require('node:fs');
+      const page = ksm.pageSize();
+      const buffer = ksm.allocMergeable(3 * page + 5, { label: 'pack test' });
+      buffer.fill(1);
+      const addon = require('node-gyp-build').resolve(require('node:path').dirname(require.resolve('node-ksm/package.json')));
+      let error;
+      try { ksm.systemStat({ root: ${JSON.stringify(empty)} }); } catch (e) { error = e; }
+      const other = ${'OTHER'};
+      console.log(JSON.stringify({
+        supported: ksm.isSupported(),
+        length: buffer.length,
+        aligned: buffer.byteOffset === 0,
+        mergeable: ksm.ksmStat().mergeable,
+        addon,
+        code: error && error.code,
+        sameCopy: other.allocMergeable === ksm.allocMergeable,
+        instanceOwn: error instanceof ksm.KsmError && error instanceof ksm.KsmUnsupportedError,
+        instanceOther: error instanceof other.KsmError && error instanceof other.KsmUnsupportedError,
+        notOtherClass: error instanceof other.KsmTimeoutError,
+      }));`;
+    fs.writeFileSync(
+      path.join(app, 'esm.mjs'),
+      common(`import * as ksm from 'node-ksm'; import { allocMergeable } from 'node-ksm';
+        import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);
+        if (allocMergeable !== ksm.allocMergeable) throw new Error('named import differs');`).replace('OTHER', "require('node-ksm')"),
+    );
+    fs.writeFileSync(
+      path.join(app, 'cjs.cjs'),
+      common(`const ksm = require('node-ksm');`).replace('OTHER', 'await import("node-ksm")').replace(/^/, '(async () => {') + '})();',
+    );
+    for (const file of ['esm.mjs', 'cjs.cjs']) {
+      const result = must(await run(path.join(tmp, 'bin', 'node'), [file], { cwd: app, env }), file);
+      expect(JSON.parse(result.stdout), file).toEqual({
+        supported: true,
+        length: 3 * 4096 + 5,
+        aligned: true,
+        mergeable: true,
+        addon: path.join(fs.realpathSync(app), 'node_modules', 'node-ksm', 'prebuilds', 'linux-x64', 'node-ksm.node'),
+        code: 'ERR_KSM_UNSUPPORTED',
+        sameCopy: true,
+        instanceOwn: true,
+        instanceOther: true,
+        notOtherClass: false,
+      });
+    }
+  });
+
+  it('type-checks a consumer .mts and .cts against the installed types', async () => {
+    fs.writeFileSync(
+      path.join(app, 'consumer.mts'),
+      `import { allocMergeable, ksmStat, KsmError, type KsmStat, type SupportInfo, supportInfo } from 'node-ksm';
+const buffer: Buffer = allocMergeable(4096, { label: 'x' });
+const stat: KsmStat = ksmStat();
+const pages: number | undefined = stat.mergingPages;
+const info: SupportInfo = supportInfo();
+try { allocMergeable(1); } catch (error) { if (error instanceof KsmError) { const code: string = error.code; void code; } }
+// @ts-expect-error size must be a number
+allocMergeable('4096');
+void buffer; void pages; void info;
+`,
+    );
+    fs.writeFileSync(
+      path.join(app, 'consumer.cts'),
+      `import ksm = require('node-ksm');
+const buffer: Buffer = ksm.allocMergeable(4096);
+const range: ksm.MergeableRange = ksm.markMergeable(buffer);
+const address: bigint = range.address;
+// @ts-expect-error no such export
+ksm.notAnExport();
+void address;
+`,
+    );
+    fs.writeFileSync(
+      path.join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'node16',
+          moduleResolution: 'node16',
+          target: 'es2022',
+          lib: ['es2022'],
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types: ['node'],
+          typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+        },
+        files: ['consumer.mts', 'consumer.cts'],
+      }),
+    );
+    const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const result = await run(path.join(tmp, 'bin', 'node'), [tsc, '-p', 'tsconfig.json'], { cwd: app, env });
+    expect(result.stdout + result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+});
