@@ -37,6 +37,7 @@ export {
   collectMachineKsmMetrics,
   type KsmMetricsOptions,
   type MachineMetricsOptions,
+  type PromRegistry,
 } from './metrics.js';
 export { scanTime, ScanTimeTuner, type ScanTime, type ScanTimeTunerOptions, type TunerStep } from './tuner.js';
 export { ksmProcesses, type KsmProcess, type KsmProcessList, type KsmProcessesOptions } from './processes.js';

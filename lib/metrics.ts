@@ -18,6 +18,17 @@ import { systemStat, type SystemStat } from './sysfs.js';
 import { scanTime } from './tuner.js';
 import { checkBoolean, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from './validate.js';
 
+/**
+ * A prom-client Registry, described by what we use of it so that the
+ * package's types do not require prom-client (an optional peer) to be
+ * installed. Pass `new Registry()` or prom-client's `register`.
+ */
+export interface PromRegistry {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+  getSingleMetric(name: string): unknown;
+}
+
 type Registry = PromClient.Registry;
 
 let promClient: typeof PromClient | undefined;
@@ -38,7 +49,7 @@ function loadPromClient(): typeof PromClient {
 
 export interface KsmMetricsOptions extends RootOption {
   /** Registry to register in (default: prom-client's global `register`). */
-  register?: Registry;
+  register?: PromRegistry;
   /** Prepended to every metric name, e.g. 'myapp_' (default ''). */
   prefix?: string;
   /**
@@ -52,7 +63,8 @@ export interface KsmMetricsOptions extends RootOption {
 }
 
 export interface MachineMetricsOptions extends RootOption {
-  register?: Registry;
+  /** Registry to register in (default: prom-client's global `register`). */
+  register?: PromRegistry;
   prefix?: string;
   /** Per-process fair-share saving through profit() (default true). */
   fairShare?: boolean;
@@ -75,7 +87,7 @@ function resolve(options: KsmMetricsOptions | MachineMetricsOptions | undefined)
     throw outOfRange('options.prefix', 'a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)', prefix);
   }
   const client = loadPromClient();
-  const registry = opts.register ?? client.register;
+  const registry = (opts.register ?? client.register) as Registry;
   if (!(registry instanceof client.Registry)) throw invalidType('options.register', 'a prom-client Registry', registry);
   return { client, registry, prefix, root };
 }
