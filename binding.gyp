@@ -1,4 +1,19 @@
 {
+  "variables": {
+    # 1 builds with AddressSanitizer + UndefinedBehaviorSanitizer (clang):
+    # `node-gyp rebuild --ksm-sanitize=1` from scripts/asan.sh (`npm run
+    # test:asan`). Never for a shipped build.
+    "ksm_sanitize%": "0"
+  },
+  "target_defaults": {
+    "conditions": [
+      ["ksm_sanitize in (1, '1', 'true')", {
+        "cflags": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"],
+        "cflags_cc": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"],
+        "ldflags": ["-fsanitize=address,undefined", "-shared-libasan"]
+      }]
+    ]
+  },
   "targets": [
     {
       "target_name": "ksm",
@@ -6,7 +21,11 @@
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
       ],
-      "defines": ["NAPI_VERSION=8"],
+      # SWALLOW_UNTHROWABLE_EXCEPTIONS: in a worker being terminated, napi_throw
+      # fails; without it node-addon-api throws again from its C callback
+      # wrapper and std::terminate() aborts the whole process
+      # (test/hardening/lifetime.test.ts, "worker terminated while allocating").
+      "defines": ["NAPI_VERSION=8", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags": ["-fvisibility=hidden", "-Wall", "-Wextra"],
       "cflags_cc": ["-fvisibility=hidden", "-Wall", "-Wextra", "-std=c++17"],
       "xcode_settings": {
@@ -18,6 +37,7 @@
           "sources": [
             "native/errors.cc",
             "native/memory.cc",
+            "native/pages.cc",
             "native/process.cc",
             "native/view.cc"
           ],
@@ -25,5 +45,20 @@
         }]
       ]
     }
+  ],
+  "conditions": [
+    ["OS=='linux'", {
+      "targets": [
+        {
+          # spawnUnmerged(): clears PR_SET_MEMORY_MERGE, then execs the
+          # target. Lands next to ksm.node (build/Release, prebuilds/<tuple>).
+          "target_name": "ksm-unmerged-exec",
+          "type": "executable",
+          "sources": ["native/unmerged-exec.c"],
+          "defines": ["_GNU_SOURCE"],
+          "cflags": ["-Wall", "-Wextra", "-std=c11"]
+        }
+      ]
+    }]
   ]
 }

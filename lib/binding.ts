@@ -23,17 +23,58 @@ export interface AdviceConstants {
   MADV_NOHUGEPAGE: number;
 }
 
+/** One process for estimatePages: VMAs as [start, end) pairs, sorted. */
+export interface NativeEstimateTarget {
+  pid: number;
+  ranges: BigUint64Array;
+  /** Per range: 1 to read its pages, 0 to only count the present ones. */
+  readable: Uint8Array;
+}
+
+export interface NativeEstimateResult {
+  cancelled: boolean;
+  /** Per target: `stats` holds pageStatFields.length figures per range. */
+  targets: Array<{ pid: number; exited: boolean; stats: Float64Array }>;
+  pfnVisible: boolean;
+  pagemapEntries: number;
+  pagesHashed: number;
+  bytesRead: number;
+  memoryBytes: number;
+  classes: number;
+  keptPages: number;
+  sharingPages: number;
+  hashCollisions: number;
+  timings: { pagemapNs: number; sampleNs: number; resampleNs: number; confirmNs: number };
+}
+
 export interface NativeBinding {
   supported: true;
   /** mmap(size rounded to pages), each advice applied, Buffer of `size` bytes. */
   alloc(size: number, advices: number[]): Buffer;
-  /** Advise the whole pages inside `view`; returns what was covered. */
-  madvise(view: View, advice: number): NativeRange;
+  /**
+   * Advise the whole pages inside `view`; returns what was covered.
+   * `outward` (MADV_UNMERGEABLE only): every page the view touches instead.
+   */
+  madvise(view: View, advice: number, outward?: boolean): NativeRange;
   viewRange(view: View): NativeRange;
   pageSize(): number;
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
   constants: AdviceConstants;
+  /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
+  estimatePages(
+    targets: NativeEstimateTarget[],
+    options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number },
+    onProgress?: (phase: string, done: number, total: number) => void,
+  ): { promise: Promise<NativeEstimateResult>; cancel(): void };
+  /** Names of the per-range figures in NativeEstimateResult stats, in order. */
+  pageStatFields: readonly string[];
+  /** Benchmark: the page hash over a view of this process. */
+  hashPages(view: View): { pages: number; zeroPages: number; nanoseconds: number; digest: bigint };
+  /** Benchmark: a plain sequential read of a view, `passes` times. */
+  readBandwidth(view: View, passes: number): { bytes: number; nanoseconds: number; checksum: bigint };
+  /** Benchmark: a view copied out through process_vm_readv on this process. */
+  vmReadBandwidth(view: View, batchPages: number): { bytes: number; nanoseconds: number };
 }
 
 interface StubBinding {
@@ -63,6 +104,20 @@ function load(): BindingState {
       reason: `the native addon could not be loaded (${message}); ` +
         'rebuild it with `npm rebuild node-ksm` (needs python3, make and a C++ compiler)',
     };
+  }
+}
+
+/**
+ * The file the addon loads from (build/Release/ksm.node, a prebuild, or
+ * NODE_KSM_PREBUILD's), where it loaded; helpers shipped with it sit next
+ * to it.
+ */
+export function addonFile(): string | undefined {
+  if (!bindingState().loaded) return undefined;
+  try {
+    return nodeGypBuild.path(path.join(__dirname, '..'));
+  } catch {
+    return undefined;
   }
 }
 

@@ -15,6 +15,7 @@ export type KsmErrorCode =
   | 'ERR_KSM_NOT_RUNNING'
   | 'ERR_KSM_TIMEOUT'
   | 'ERR_KSM_NO_SUCH_PROCESS'
+  | 'ERR_KSM_INSUFFICIENT_MEMORY'
   | 'ERR_KSM_MISSING_DEPENDENCY';
 
 export class KsmError extends Error {
@@ -126,6 +127,42 @@ export class KsmMissingDependencyError extends KsmError {
     super('ERR_KSM_MISSING_DEPENDENCY', `${dependency} is not installed; it is an optional peer dependency: ${install}`, options);
     this.name = 'KsmMissingDependencyError';
     this.dependency = dependency;
+  }
+}
+
+/** Figures of an unmerge preflight, as KsmInsufficientMemoryError carries them. */
+export interface UnmergeShortfall {
+  /** Bytes unmerging would allocate. */
+  bytes: number;
+  /** Bytes the machine or the cgroup can still give, whichever is less. */
+  headroom: number;
+  /** Which limit is the tighter one. */
+  limitedBy: 'MemAvailable' | 'cgroup';
+}
+
+/**
+ * Unmerging was refused (`requireHeadroom`): copying the merged pages back
+ * would need more memory than MemAvailable or the cgroup's memory.max
+ * headroom, and could end in the OOM killer. Nothing was changed.
+ */
+export class KsmInsufficientMemoryError extends KsmError {
+  static readonly CODE = 'ERR_KSM_INSUFFICIENT_MEMORY';
+  declare readonly code: 'ERR_KSM_INSUFFICIENT_MEMORY';
+  readonly bytes: number;
+  readonly headroom: number;
+  readonly limitedBy: 'MemAvailable' | 'cgroup';
+
+  constructor(what: string, shortfall: UnmergeShortfall) {
+    super(
+      'ERR_KSM_INSUFFICIENT_MEMORY',
+      `refusing to unmerge ${what}: it would allocate ${shortfall.bytes} bytes but only ${shortfall.headroom} ` +
+        `are available (${shortfall.limitedBy === 'cgroup' ? "the cgroup's memory.max headroom" : 'MemAvailable'}); ` +
+        'nothing was changed',
+    );
+    this.name = 'KsmInsufficientMemoryError';
+    this.bytes = shortfall.bytes;
+    this.headroom = shortfall.headroom;
+    this.limitedBy = shortfall.limitedBy;
   }
 }
 

@@ -17,6 +17,17 @@ export { ksmStat, parseKsmStat, type KsmStat, type KsmStatField } from './procfs
 export { systemStat, setKnobs, type SystemStat, type KsmKnobs, type KnobChange } from './sysfs.js';
 export { waitForMerge, type WaitForMergeOptions, type WaitForMergeResult } from './wait.js';
 export { parseSmaps, type SmapsVma, type SmapsParse } from './smaps.js';
+// estimate (issue 5)
+export {
+  estimate,
+  type EstimateOptions,
+  type EstimateProgress,
+  type EstimateCounts,
+  type EstimateVma,
+  type EstimateVmaStatus,
+  type EstimateProcess,
+  type EstimateResult,
+} from './estimate.js';
 export {
   KsmError,
   KsmUnsupportedError,
@@ -28,8 +39,24 @@ export {
   type SystemError,
   type UnmergeableMapping,
 } from './errors.js';
+// doctor (issue 4)
+export {
+  doctor,
+  type DoctorOptions,
+  type Evidence,
+  type Finding,
+  type FindingCode,
+  type Fix,
+  type Severity,
+} from './doctor/index.js';
 export type { RootOption } from './validate.js';
 export type { View } from './binding.js';
+
+// hardening (issue 8)
+export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRange } from './security.js';
+export { type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
+export { type UnmarkResult } from './memory.js';
+export { KsmInsufficientMemoryError } from './errors.js';
 
 // metrics (issue 6): Prometheus metrics, scan speed and tuning, the processes KSM knows, the CLI's --json shapes
 export {

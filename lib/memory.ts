@@ -8,7 +8,9 @@ import type { NativeBinding, View } from './binding.js';
 import { KsmNotMergeableError, isSystemError, withHint, type UnmergeableMapping } from './errors.js';
 import { addLabel } from './labels.js';
 import { parseSmaps, overlapping, whyNotMergeable } from './smaps.js';
+import { insideSensitive, reapplySensitive } from './security.js';
 import { requireKsm } from './support.js';
+import { checkUnmergeOptions, enforceHeadroom, rangePreflight, type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
 import { checkBoolean, checkLabel, checkOptions, checkSize, checkView } from './validate.js';
 
 export interface AllocOptions {
@@ -36,6 +38,12 @@ export interface MergeableRange {
 
 function madviseHint(error: unknown): unknown {
   if (!isSystemError(error)) return error;
+  if (error.syscall === 'mmap') {
+    // allocMergeable's own mapping: a different refusal from madvise's.
+    return error.code === 'ENOMEM'
+      ? withHint(error, 'the kernel refused the mapping: not enough memory or address space (overcommit policy, RLIMIT_AS, vm.max_map_count)')
+      : error;
+  }
   switch (error.code) {
     case 'EAGAIN':
       return withHint(error, 'the kernel ran short of memory for KSM metadata or for unmerging; retry later');
@@ -102,6 +110,8 @@ export function markMergeable(view: View, options?: MarkOptions): MergeableRange
   const verify = checkBoolean('options.verify', opts.verify) ?? true;
   const native = requireKsm();
   const range = advise(native, view, native.constants.MADV_MERGEABLE);
+  // A sensitive range inside the view stays unmergeable.
+  if (range.length > 0) reapplySensitive(range.address, range.address + BigInt(range.length));
   if (range.length > 0 && verify) verifyMergeable(range);
   if (label !== undefined && range.length > 0) {
     addLabel(view instanceof ArrayBuffer ? view : view.buffer, range.address, range.address + BigInt(range.length), label);
@@ -109,18 +119,40 @@ export function markMergeable(view: View, options?: MarkOptions): MergeableRange
   return range;
 }
 
+/** unmarkMergeable()'s result: the range, and the preflight when one was asked for. */
+export interface UnmarkResult extends MergeableRange {
+  /** With `dryRun` or `requireHeadroom`: what unmerging the range allocates. */
+  preflight?: UnmergePreflight;
+}
+
 /**
  * Advises MADV_UNMERGEABLE on the whole pages inside `view`: merged pages
  * are copied back, so memory use rises by what they saved.
  *
- * @returns the covered range.
+ * With `dryRun` nothing changes: the range that would be covered and the
+ * preflight are returned. With `requireHeadroom` the call refuses, changing
+ * nothing, when MemAvailable or the cgroup's headroom cannot cover the copies.
+ *
+ * @returns the covered range (with `preflight` when asked for).
  * @throws TypeError for a non-view or a detached buffer.
+ * @throws KsmInsufficientMemoryError (ERR_KSM_INSUFFICIENT_MEMORY) with `requireHeadroom`.
  * @throws SystemError EAGAIN/ENOMEM when the kernel cannot allocate the copies.
  */
-export function unmarkMergeable(view: View): MergeableRange {
+export function unmarkMergeable(view: View, options?: UnmergeOptions): UnmarkResult {
   checkView(view);
+  const { dryRun, requireHeadroom } = checkUnmergeOptions(options);
   const native = requireKsm();
-  return advise(native, view, native.constants.MADV_UNMERGEABLE);
+  if (!dryRun && !requireHeadroom) return advise(native, view, native.constants.MADV_UNMERGEABLE);
+  const page = native.pageSize();
+  const { address, length } = native.viewRange(view);
+  const big = BigInt(page);
+  const start = ((address + big - 1n) / big) * big;
+  const end = ((address + BigInt(length)) / big) * big;
+  const covered = end > start ? { address: start, length: Number(end - start) } : { address: start, length: 0 };
+  const preflight = rangePreflight(covered.address, covered.address + BigInt(covered.length), page);
+  if (dryRun) return { ...covered, preflight };
+  enforceHeadroom(`0x${start.toString(16)}-0x${end.toString(16)} (unmarkMergeable)`, preflight);
+  return { ...advise(native, view, native.constants.MADV_UNMERGEABLE), preflight };
 }
 
 function advise(native: NativeBinding, view: View, advice: number): MergeableRange {
@@ -136,7 +168,7 @@ function verifyMergeable(range: MergeableRange): void {
   const end = start + BigInt(range.length);
   const { vmas } = parseSmaps(fs.readFileSync('/proc/self/smaps', 'utf8'));
   const offenders: UnmergeableMapping[] = overlapping(vmas, start, end)
-    .filter((vma) => !vma.vmFlags.includes('mg'))
+    .filter((vma) => !vma.vmFlags.includes('mg') && !insideSensitive(vma.start, vma.end))
     .map((vma) => ({
       start: vma.start,
       end: vma.end,

@@ -4,7 +4,24 @@
  * execs, becomes a KSM candidate.
  */
 import { isSystemError, withHint } from './errors.js';
+import { reapplySensitive } from './security.js';
 import { requireKsm } from './support.js';
+import { checkUnmergeOptions, enforceHeadroom, processPreflight, type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
+
+// Whether this process turned merge-any on itself: the flag is inherited
+// across fork and exec, so prctl alone cannot tell doctor() who set it. Kept
+// under a Symbol.for key so two copies of the package agree.
+const kEnabledHere = Symbol.for('node-ksm.enableMergeCalled');
+const processState = process as unknown as Record<symbol, boolean | undefined>;
+
+function setEnabledHere(value: boolean): void {
+  processState[kEnabledHere] = value;
+}
+
+/** Internal: enableMerge() succeeded in this process and was not undone. */
+export function enableMergeCalled(): boolean {
+  return processState[kEnabledHere] === true;
+}
 
 function prctlHint(error: unknown): unknown {
   if (!isSystemError(error)) return error;
@@ -38,21 +55,40 @@ export function enableMerge(): void {
   } catch (error) {
     throw prctlHint(error);
   }
+  setEnabledHere(true);
+  // PR_SET_MEMORY_MERGE 1 marks every VMA, markSensitive()'s included.
+  reapplySensitive();
 }
 
 /**
  * Opts the process out (PR_SET_MEMORY_MERGE 0). The kernel unmerges every
- * merged page of the process first: memory use rises by what was saved.
+ * merged page of every mergeable mapping of the process first (those of
+ * allocMergeable() too): memory use rises by what was saved.
  *
+ * With `dryRun` nothing changes and the preflight is returned; with
+ * `requireHeadroom` the call refuses, changing nothing, when MemAvailable or
+ * the cgroup's headroom cannot cover the copies.
+ *
+ * @returns the preflight when `dryRun` or `requireHeadroom` asked for one.
+ * @throws KsmInsufficientMemoryError (ERR_KSM_INSUFFICIENT_MEMORY) with `requireHeadroom`.
  * @throws KsmUnsupportedError, SystemError as enableMerge().
  */
-export function disableMerge(): void {
+export function disableMerge(options?: UnmergeOptions): UnmergePreflight | undefined {
+  const { dryRun, requireHeadroom } = checkUnmergeOptions(options);
   const native = requireKsm();
+  let preflight: UnmergePreflight | undefined;
+  if (dryRun || requireHeadroom) {
+    preflight = processPreflight(native.pageSize(), isMergeEnabled());
+    if (dryRun) return preflight;
+    enforceHeadroom('this process (disableMerge)', preflight);
+  }
   try {
     native.setMemoryMerge(false);
   } catch (error) {
     throw prctlHint(error);
   }
+  setEnabledHere(false);
+  return preflight;
 }
 
 /**

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 
 import { KsmNoSuchProcessError, KsmUnsupportedError, withHint, isSystemError } from './errors.js';
 import { procPath } from './paths.js';
-import { checkOptions, checkPid, checkRoot, type RootOption } from './validate.js';
+import { checkOptions, checkPid, checkRoot, invalidType, type RootOption } from './validate.js';
 
 export interface KsmStat {
   /** The process read. */
@@ -53,6 +53,7 @@ export interface ParsedKsmStat {
 
 /** Parses ksm_stat text: `key value` and `key: yes|no` lines, in any order. */
 export function parseKsmStat(text: string): ParsedKsmStat {
+  if (typeof text !== 'string') throw invalidType('text', 'of type string', text);
   const values: Partial<Record<KsmStatField, number | boolean>> = {};
   const unknown: Record<string, string> = {};
   for (const raw of text.split('\n')) {
@@ -60,22 +61,28 @@ export function parseKsmStat(text: string): ParsedKsmStat {
     if (line.length === 0) continue;
     const match = /^([A-Za-z0-9_]+):?\s+(.*)$/.exec(line);
     if (!match) {
-      unknown[line] = '';
+      setOwn(unknown, line, '');
       continue;
     }
     const key = match[1]!;
     const value = match[2]!.trim();
-    const numeric = NUMERIC[key];
-    const boolean = BOOLEAN[key];
+    // Own keys only: "constructor" is a kernel-text key like any other.
+    const numeric = Object.hasOwn(NUMERIC, key) ? NUMERIC[key] : undefined;
+    const boolean = Object.hasOwn(BOOLEAN, key) ? BOOLEAN[key] : undefined;
     if (numeric !== undefined && /^-?\d+$/.test(value) && Number.isSafeInteger(Number(value))) {
       values[numeric] = Number(value);
     } else if (boolean !== undefined && (value === 'yes' || value === 'no')) {
       values[boolean] = value === 'yes';
     } else {
-      unknown[key] = value;
+      setOwn(unknown, key, value);
     }
   }
   return { values, unknown };
+}
+
+/** obj[key] = value as an own property, even for "__proto__". */
+function setOwn(obj: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function readIfPresent(file: string): string | undefined {
@@ -132,14 +139,22 @@ export function ksmStat(pid?: number, options?: RootOption): KsmStat {
     // Older kernels (5.19 - 6.0), and 6.1 - 6.5 whose ksm_stat lacks the field.
     if (values.mergingPages === undefined) {
       const merging = readIfPresent(procPath(root, dir, 'ksm_merging_pages'));
-      const count = merging === undefined ? NaN : Number(merging.trim());
-      if (merging !== undefined && Number.isSafeInteger(count)) {
+      // One decimal count; Number() would also take '', '0x10' and '1e3'.
+      const trimmed = merging?.trim() ?? '';
+      const count = /^\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+      if (Number.isSafeInteger(count)) {
         values.mergingPages = count;
         if (source === 'none') source = 'ksm_merging_pages';
       }
     }
   } catch (error) {
     throw procReadError(error, resolvedPid);
+  }
+  // A process that exits while it is read: its files vanish (ENOENT, taken
+  // above for an older kernel's missing file), or, as a zombie, ksm_stat is
+  // empty because it has no mm left. Either way it is gone, not degraded.
+  if ((source !== 'ksm_stat' || Object.keys(values).length === 0) && vanished(root, dir)) {
+    throw new KsmNoSuchProcessError(resolvedPid);
   }
 
   return {
@@ -154,6 +169,26 @@ export function ksmStat(pid?: number, options?: RootOption): KsmStat {
     missing: ALL_FIELDS.filter((field) => values[field] === undefined),
     unknown,
   };
+}
+
+/** PF_EXITING in /proc/PID/stat's flags: do_exit() has begun; the mm goes next. */
+const PF_EXITING = 0x4;
+
+/** The process is gone, exiting, or a zombie / dead task: no memory left to report. */
+function vanished(root: string, dir: number | 'self'): boolean {
+  try {
+    const stat = fs.readFileSync(procPath(root, dir, 'stat'), 'utf8');
+    // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold
+    // spaces and parentheses, the fields follow the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/);
+    const state = fields[0];
+    const flags = Number(fields[6]);
+    return state === 'Z' || state === 'X' || state === 'x' || (Number.isSafeInteger(flags) && (flags & PF_EXITING) !== 0);
+  } catch (error) {
+    if (isSystemError(error) && error.code === 'ESRCH') return true;
+    // Reaped: the whole /proc/PID directory is gone (a fixture tree may simply lack `stat`).
+    return isSystemError(error) && error.code === 'ENOENT' && !fs.existsSync(procPath(root, dir));
+  }
 }
 
 /** /proc/PID/smaps text (default: this process). */

@@ -3,6 +3,7 @@
  * kernel printed. Sizes printed in kB are converted to bytes. Lines that fit
  * no known shape are counted, never thrown on.
  */
+import { invalidType } from './validate.js';
 
 export interface SmapsVma {
   start: bigint;
@@ -35,6 +36,7 @@ const HEADER = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+([0-9a-f]+:[0
 const FIELD = /^([A-Za-z_][A-Za-z0-9_]*):\s*(-?\d+)(?:\s+(kB))?\s*$/;
 
 export function parseSmaps(text: string): SmapsParse {
+  if (typeof text !== 'string') throw invalidType('text', 'of type string', text);
   const vmas: SmapsVma[] = [];
   let current: SmapsVma | undefined;
   let skippedLines = 0;
@@ -52,11 +54,14 @@ export function parseSmaps(text: string): SmapsParse {
         continue;
       }
       const value = Number(field[2]);
-      if (!Number.isSafeInteger(value)) {
+      const bytes = field[3] === 'kB' ? value * 1024 : value;
+      // Past 2^53 neither the figure nor its bytes are exact: skip, never round.
+      if (!Number.isSafeInteger(value) || !Number.isSafeInteger(bytes)) {
         skippedLines++;
         continue;
       }
-      current.fields[field[1]!] = field[3] === 'kB' ? value * 1024 : value;
+      // An own property even for "__proto__"-like names.
+      Object.defineProperty(current.fields, field[1]!, { value: bytes, enumerable: true, writable: true, configurable: true });
       continue;
     }
     const header = HEADER.exec(line);

@@ -73,6 +73,11 @@ export function ksmSysfsPresent(root = '/'): boolean {
   }
 }
 
+/** obj[key] = value as an own property, even for "__proto__". */
+function setOwn(obj: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function parseInt64(text: string): number | undefined {
   if (!/^-?\d+$/.test(text)) return undefined;
   const value = Number(text);
@@ -115,12 +120,13 @@ export function systemStat(options?: RootOption): SystemStat {
     try {
       text = fs.readFileSync(path.join(dir, entry), 'utf8').trim();
     } catch (error) {
-      unreadable[entry] = isSystemError(error) ? error.code : String(error);
+      setOwn(unreadable, entry, isSystemError(error) ? error.code : String(error));
       continue;
     }
-    const known = (FILES as Record<string, readonly [string, Kind]>)[entry];
+    // Own keys only: a file named "constructor" is unknown, not Object.
+    const known = Object.hasOwn(FILES, entry) ? (FILES as Record<string, readonly [string, Kind]>)[entry] : undefined;
     if (known === undefined) {
-      unknown[entry] = text;
+      setOwn(unknown, entry, text);
       continue;
     }
     const [property, kind] = known;
@@ -128,12 +134,12 @@ export function systemStat(options?: RootOption): SystemStat {
       const choice = parseChoice(text);
       values[property] = choice.selected;
       advisorModes = choice.options;
-      if (choice.selected === undefined) unknown[entry] = text;
+      if (choice.selected === undefined) setOwn(unknown, entry, text);
       continue;
     }
     const number = parseInt64(text);
     if (number === undefined || (kind === 'bool' && number !== 0 && number !== 1)) {
-      unknown[entry] = text;
+      setOwn(unknown, entry, text);
       continue;
     }
     values[property] = kind === 'bool' ? number === 1 : number;
@@ -187,6 +193,7 @@ const UINT_MAX = 4294967295;
 
 const KNOB_RULES: Record<keyof KsmKnobs, (value: unknown, name: string) => string> = {
   run: (value, name) => {
+    if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
     if (value !== 0 && value !== 1 && value !== 2) throw outOfRange(name, '0, 1 or 2', value);
     return String(value);
   },
@@ -265,7 +272,7 @@ export function setKnobs(knobs: KsmKnobs, options?: RootOption): KnobChange {
   const writes: Array<[keyof KsmKnobs, string]> = [];
   for (const [name, value] of Object.entries(knobs)) {
     if (value === undefined) continue;
-    const rule = KNOB_RULES[name as keyof KsmKnobs];
+    const rule = Object.hasOwn(KNOB_RULES, name) ? KNOB_RULES[name as keyof KsmKnobs] : undefined;
     if (rule === undefined) throw outOfRange('knobs', `an object of known knobs (${Object.keys(KNOB_RULES).join(', ')})`, name);
     writes.push([name as keyof KsmKnobs, rule(value, `knobs.${name}`)]);
   }

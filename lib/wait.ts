@@ -54,7 +54,8 @@ function readCounter(file: string): number | undefined {
  */
 export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitForMergeResult> {
   const opts = checkOptions<WaitForMergeOptions>(options);
-  const scans = opts.fullScans ?? 2;
+  // undefined means the default; null is a wrong type, as everywhere else.
+  const scans = opts.fullScans === undefined ? 2 : opts.fullScans;
   if (typeof scans !== 'number') throw invalidType('options.fullScans', 'of type number', scans);
   if (!Number.isInteger(scans) || scans < 1 || scans > 1_000_000) {
     throw outOfRange('options.fullScans', 'an integer from 1 to 1000000', scans);

@@ -3,6 +3,7 @@
 
 #if defined(__linux__)
 #include "memory.h"
+#include "pages.h"
 #include "process.h"
 #endif
 
@@ -20,6 +21,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getMemoryMerge",
               Napi::Function::New(env, ksm::GetMemoryMerge, "getMemoryMerge"));
   exports.Set("constants", ksm::AdviceConstants(env));
+  exports.Set("estimatePages",
+              Napi::Function::New(env, ksm::EstimatePages, "estimatePages"));
+  exports.Set("hashPages", Napi::Function::New(env, ksm::HashPages, "hashPages"));
+  exports.Set("readBandwidth",
+              Napi::Function::New(env, ksm::ReadBandwidth, "readBandwidth"));
+  exports.Set("vmReadBandwidth",
+              Napi::Function::New(env, ksm::VmReadBandwidth, "vmReadBandwidth"));
+  exports.Set("pageStatFields", ksm::PageStatFields(env));
 #else
   // Other platforms load a stub so the package imports everywhere.
   exports.Set("supported", Napi::Boolean::New(env, false));

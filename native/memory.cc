@@ -125,12 +125,26 @@ Napi::Value Madvise(const Napi::CallbackInfo& info) {
   }
   ViewMemory view = GetViewMemory(env, info[0]);
   int advice = ToAdvice(env, info[1]);
+  bool outward = false;
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsBoolean()) {
+      throw Napi::TypeError::New(env, "outward must be a boolean");
+    }
+    outward = info[2].As<Napi::Boolean>().Value();
+  }
+  // Outward rounding is for MADV_UNMERGEABLE only (markSensitive): it never
+  // changes the bytes, and a secret's partial pages must not merge either.
+  if (outward && advice != MADV_UNMERGEABLE) {
+    throw Napi::RangeError::New(env, "outward rounding is only for MADV_UNMERGEABLE");
+  }
 
   const uintptr_t page = SystemPageSize();
   const uintptr_t begin = reinterpret_cast<uintptr_t>(view.data);
-  // Inward rounding only: the pages partly outside the view are not ours.
-  const uintptr_t start = (begin + page - 1) / page * page;
-  const uintptr_t end = (begin + view.length) / page * page;
+  // Inward rounding by default: the pages partly outside the view are not ours.
+  const uintptr_t start =
+      outward ? begin / page * page : (begin + page - 1) / page * page;
+  const uintptr_t end = outward ? (begin + view.length + page - 1) / page * page
+                                : (begin + view.length) / page * page;
   if (view.length == 0 || end <= start) {
     return RangeObject(env, start, 0);
   }

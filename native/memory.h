@@ -10,8 +10,10 @@ namespace ksm {
 // finalizer munmaps the mapping. Accounted as external memory.
 Napi::Value Alloc(const Napi::CallbackInfo& info);
 
-// madvise(view, advice): advise the whole pages inside the view's memory
-// (never rounding outward), return { address, length } of what was covered.
+// madvise(view, advice[, outward]): advise the whole pages inside the view's
+// memory (never rounding outward), return { address, length } of what was
+// covered. outward=true (MADV_UNMERGEABLE only) covers every page the view
+// touches instead.
 Napi::Value Madvise(const Napi::CallbackInfo& info);
 
 // viewRange(view): { address, length } of the view's memory, as is.

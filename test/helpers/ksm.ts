@@ -2,8 +2,9 @@
  * Test helpers: gate tests on real KSM, and read the kernel's files raw,
  * independently of the code under test.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { inject, type TestContext } from 'vitest';
 
@@ -113,4 +114,136 @@ export async function startFixture(name: string, args: string[] = [], env: NodeJ
       await exited;
     },
   };
+}
+
+/** Bytes per page, from getconf: not from the code under test. */
+export const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
+
+/**
+ * Where a view's memory starts, asked of the addon directly (viewRange
+ * advises nothing): the tests then check that address against smaps.
+ */
+export function addressOf(view: ArrayBuffer | ArrayBufferView): bigint {
+  const requireCjs = createRequire(path.join(ROOT, 'package.json'));
+  const native = requireCjs('node-gyp-build')(ROOT) as { viewRange(view: unknown): { address: bigint } };
+  return native.viewRange(view).address;
+}
+
+export interface RawVma {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  flags: string[];
+  /** The `KSM:` line in bytes (0 where the kernel prints none). */
+  ksmBytes: number;
+  rssBytes: number;
+}
+
+/** Every VMA of /proc/PID/smaps, read raw. */
+export function rawVmas(pid: number | 'self' = 'self'): RawVma[] {
+  const vmas: RawVma[] = [];
+  let current: RawVma | undefined;
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) /.exec(line);
+    if (header) {
+      current = { start: BigInt(`0x${header[1]}`), end: BigInt(`0x${header[2]}`), perms: header[3]!, flags: [], ksmBytes: 0, rssBytes: 0 };
+      vmas.push(current);
+      continue;
+    }
+    if (!current) continue;
+    const kb = /^(KSM|Rss):\s+(\d+) kB/.exec(line);
+    if (kb) {
+      if (kb[1] === 'KSM') current.ksmBytes = Number(kb[2]) * 1024;
+      else current.rssBytes = Number(kb[2]) * 1024;
+    }
+    if (line.startsWith('VmFlags:')) current.flags = line.slice(8).trim().split(/\s+/);
+  }
+  return vmas;
+}
+
+/** The VMA that holds byte `address`, or undefined where nothing is mapped. */
+export function rawVmaAt(address: bigint, pid: number | 'self' = 'self'): RawVma | undefined {
+  return rawVmas(pid).find((vma) => vma.start <= address && address < vma.end);
+}
+
+export function roundUp(value: bigint, page = BigInt(PAGE)): bigint {
+  return ((value + page - 1n) / page) * page;
+}
+
+export function roundDown(value: bigint, page = BigInt(PAGE)): bigint {
+  return (value / page) * page;
+}
+
+/** Runs `node [flags] -e script` with the built package at hand; resolves with its stdout parsed as JSON. */
+export function runNode<T = Record<string, unknown>>(script: string, flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<T> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [...flags, '-e', script],
+      { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`${error.message}\nstderr: ${stderr}`));
+        try {
+          resolve(JSON.parse(stdout) as T);
+        } catch {
+          reject(new Error(`child printed no JSON: ${stdout}\nstderr: ${stderr}`));
+        }
+      },
+    );
+  });
+}
+
+/**
+ * Runs `fn`; when it failed with ERR_KSM_NOT_RUNNING because another run on
+ * this machine stopped KSM for a moment (their serial tests do), waits for
+ * run=1 and tries again, up to `timeoutMs`. Only for tests that are not
+ * about a stopped KSM.
+ */
+export async function retryIfStopped<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ERR_KSM_NOT_RUNNING' || Date.now() > deadline) throw error;
+      console.warn('KSM was stopped by another run on this machine; waiting for run=1 to try again');
+      while (sysfsNumber('run') !== 1) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+}
+
+/** The rejection of `fn()`, retried as retryIfStopped() when it was ERR_KSM_NOT_RUNNING; fails if it resolves. */
+export function rejectionOf(fn: () => Promise<unknown>): Promise<unknown> {
+  return retryIfStopped(() =>
+    fn().then(
+      () => {
+        throw new Error('expected a rejection');
+      },
+      (error: unknown) => {
+        if ((error as { code?: unknown }).code === 'ERR_KSM_NOT_RUNNING') throw error;
+        return error;
+      },
+    ),
+  );
+}
+
+/**
+ * Resolves once `check()` holds, polling; fails when `maxFullScans` full
+ * scans (counted raw) have passed without it, or after `timeoutMs`. A merge
+ * that works is seen within two full scans; the slack absorbs other runs on
+ * this machine stopping KSM (or unmerging everything with run=2) for a moment.
+ */
+export async function untilKsm(check: () => boolean, what: string, maxFullScans = 8, timeoutMs = 90_000): Promise<void> {
+  const start = sysfsNumber('full_scans');
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    const scans = sysfsNumber('full_scans') - start;
+    if (scans > maxFullScans || Date.now() > deadline) {
+      throw new Error(`${what}: not so after ${scans} full scans`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

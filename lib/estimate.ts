@@ -1,0 +1,536 @@
+/**
+ * estimate(): a dry run of KSM. Hashes every touched private anonymous page
+ * of the given processes (native code, off the JS thread), confirms every
+ * match byte for byte, and says per VMA what merging would save — before
+ * KSM is switched on, or before a process calls enableMerge().
+ */
+import * as fs from 'node:fs';
+
+import type { NativeEstimateResult } from './binding.js';
+import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from './errors.js';
+import { procPath } from './paths.js';
+import { ksmStat } from './procfs.js';
+import { parseSmaps, whyNotMergeable, type SmapsVma } from './smaps.js';
+import { requireKsm } from './support.js';
+import { systemStat } from './sysfs.js';
+import {
+  checkBoolean,
+  checkOptions,
+  checkPid,
+  checkSignal,
+  invalidType,
+  outOfRange,
+} from './validate.js';
+
+export interface EstimateProgress {
+  /** pagemap: finding touched pages; sample / resample: hashing them; confirm: comparing twins. */
+  phase: 'pagemap' | 'sample' | 'resample' | 'confirm';
+  done: number;
+  total: number;
+}
+
+export interface EstimateOptions {
+  /** More processes to estimate, besides `targets`. */
+  pids?: number[];
+  /**
+   * Hash twice, this many milliseconds apart, and leave out the pages that
+   * changed (KSM merges a page only after its checksum held across two
+   * visits). Default 0: one sample, nothing counted as volatile.
+   */
+  intervalMs?: number;
+  /** Only VMAs that are already mergeable (`mg`): what merges with no code change. */
+  onlyMergeable?: boolean;
+  /** Leave out VMAs smaller than this many bytes (default 0). */
+  minRegionBytes?: number;
+  /** Zero pages merge with the kernel's zero page; default: /sys/kernel/mm/ksm/use_zero_pages. */
+  useZeroPages?: boolean;
+  /** Mappers per KSM page; default: /sys/kernel/mm/ksm/max_page_sharing (256). */
+  maxPageSharing?: number;
+  signal?: AbortSignal;
+  /** Called from the event loop as the work goes on (at most every 50 ms per phase). */
+  onProgress?: (progress: EstimateProgress) => void;
+}
+
+/** Page counts, for one VMA, one process or all of them. */
+export interface EstimateCounts {
+  /** Pages present in RAM (any kind). */
+  presentPages: number;
+  /** Pages swapped out: KSM does not scan them. */
+  swappedPages: number;
+  /** Page-cache pages of private file mappings (not yet copied on write): not candidates. */
+  filePages: number;
+  /** Pages mapping the shared zero page (read, never written): nothing to save. */
+  zeroPageMapped: number;
+  /** Touched private anonymous pages that were read and hashed: what KSM would scan. */
+  candidatePages: number;
+  /** Present anonymous pages that could not be read (PROT_NONE, unmapped meanwhile). */
+  unreadablePages: number;
+  /** Candidate pages whose every byte is zero (stable ones only). */
+  zeroPages: number;
+  /** Candidate pages that changed between the two samples: KSM will not merge them. */
+  volatilePages: number;
+  /** Stable non-zero candidate pages with at least one identical twin among the targets. */
+  duplicatePages: number;
+  /** ... of which have a twin in the same VMA. */
+  twinInVma: number;
+  /** ... of which have a twin in the same process (same VMA included). */
+  twinInProcess: number;
+  /** ... of which have a twin in another of the targets. */
+  twinInOtherProcess: number;
+  /**
+   * Pages KSM would free, as it counts them: a class of k identical pages
+   * keeps ceil(k / max_page_sharing) copies; zero pages per use_zero_pages.
+   * Each page of a class carries an equal share, so a VMA's figure can be
+   * fractional; the total over all targets is whole.
+   */
+  predictedSavedPages: number;
+  predictedSavedBytes: number;
+}
+
+export type EstimateVmaStatus = 'scanned' | 'unreadable' | 'incompatible' | 'filtered';
+
+export interface EstimateVma extends EstimateCounts {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  pathname: string;
+  vmFlags: string[];
+  /** `mg`: KSM may merge this VMA now. */
+  mergeable: boolean;
+  /** The kernel would accept it as mergeable (private, not hugetlb/PFN/IO/...). */
+  ksmCompatible: boolean;
+  /** Compatible but not yet `mg`: a candidate only after enableMerge() or markMergeable(). */
+  candidateAfterEnableMerge: boolean;
+  /** scanned; unreadable (not readable: present pages counted, none read); incompatible; filtered (options). */
+  status: EstimateVmaStatus;
+  /** Why not scanned, when not. */
+  reason: string | undefined;
+  /** This VMA's part of the whole estimate's predictedSavedBytes (0..1). */
+  share: number;
+}
+
+export interface EstimateProcess extends EstimateCounts {
+  pid: number;
+  /** The process exited during the estimate: it is reported without pages. */
+  exited: boolean;
+  /** ksm_merge_any: enableMerge() is already on for it. */
+  mergeAny: boolean | undefined;
+  /** Candidate pages in VMAs that are already `mg`. */
+  candidatePagesMergeableNow: number;
+  /** Candidate pages in VMAs that merge only after enableMerge(). */
+  candidatePagesAfterEnableMerge: number;
+  /** VMAs not scanned (incompatible or filtered out); `unreadable` ones are counted apart. */
+  skippedVmas: number;
+  unreadableVmas: number;
+  vmas: EstimateVma[];
+  share: number;
+}
+
+export interface EstimateResult extends EstimateCounts {
+  processes: EstimateProcess[];
+  pageSize: number;
+  useZeroPages: boolean;
+  maxPageSharing: number;
+  intervalMs: number;
+  /** KSM pages that would hold the merged content (pages_shared after merging). */
+  predictedPagesShared: number;
+  /** Page slots that would share them (pages_sharing after merging). */
+  predictedPagesSharing: number;
+  /** Pages that would merge with the kernel's zero page (ksm_zero_pages), with use_zero_pages. */
+  predictedZeroPages: number;
+  /** Distinct pages whose hashes matched but bytes did not (found and kept apart). */
+  hashCollisions: number;
+  /** Memory the estimator itself used at its peak, in bytes (about 16 per page). */
+  memoryBytes: number;
+  /** Pages read and hashed in the first sample. */
+  pagesHashed: number;
+  /** PFNs were visible in pagemap (CAP_SYS_ADMIN): zero-page mappings told apart exactly. */
+  pfnVisible: boolean;
+  elapsedMs: number;
+  timings: { pagemapMs: number; sampleMs: number; resampleMs: number; confirmMs: number };
+}
+
+const COUNT_FIELDS = [
+  'presentPages',
+  'swappedPages',
+  'filePages',
+  'zeroPageMapped',
+  'candidatePages',
+  'unreadablePages',
+  'zeroPages',
+  'volatilePages',
+  'duplicatePages',
+  'twinInVma',
+  'twinInProcess',
+  'twinInOtherProcess',
+] as const;
+
+/**
+ * Pages per process_vm_readv call while sampling (256 KiB, hashed back from
+ * L2). From 32 to 1024 pages a call no size was clearly faster on the
+ * machine measured (the kernel's per-page pinning dominates), so the
+ * smaller buffer wins.
+ */
+const BATCH_PAGES = 64;
+
+const PTRACE_HINT =
+  'reading another process\'s memory needs ptrace rights over it: run as root or with CAP_SYS_PTRACE, ' +
+  'or as its uid (kernel.yama.ptrace_scope 0, or 1 from an ancestor); ' +
+  'a process that changed its uid is undumpable and needs CAP_SYS_PTRACE';
+
+function emptyCounts(): EstimateCounts {
+  return {
+    presentPages: 0,
+    swappedPages: 0,
+    filePages: 0,
+    zeroPageMapped: 0,
+    candidatePages: 0,
+    unreadablePages: 0,
+    zeroPages: 0,
+    volatilePages: 0,
+    duplicatePages: 0,
+    twinInVma: 0,
+    twinInProcess: 0,
+    twinInOtherProcess: 0,
+    predictedSavedPages: 0,
+    predictedSavedBytes: 0,
+  };
+}
+
+function addCounts(into: EstimateCounts, from: EstimateCounts): void {
+  for (const field of COUNT_FIELDS) into[field] += from[field];
+  into.predictedSavedPages += from.predictedSavedPages;
+}
+
+function checkTargets(targets: unknown, pids: unknown): number[] {
+  const list: number[] = [];
+  if (targets === undefined || targets === 'self') {
+    if (targets === 'self' || pids === undefined) list.push(process.pid);
+  } else if (typeof targets === 'number') {
+    list.push(checkPid(targets, 'targets')!);
+  } else if (Array.isArray(targets)) {
+    targets.forEach((pid, i) => list.push(checkPid(pid, `targets[${i}]`)!));
+  } else {
+    throw invalidType('targets', "a pid, an array of pids or 'self'", targets);
+  }
+  if (pids !== undefined) {
+    if (!Array.isArray(pids)) throw invalidType('options.pids', 'an array of pids', pids);
+    pids.forEach((pid, i) => list.push(checkPid(pid, `options.pids[${i}]`)!));
+  }
+  const unique = [...new Set(list)];
+  if (unique.length === 0) throw outOfRange('targets', 'at least one pid', '[]');
+  if (unique.length > 65536) throw outOfRange('targets', 'at most 65536 pids', unique.length);
+  return unique;
+}
+
+function checkNonNegative(name: string, value: unknown, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!Number.isFinite(value) || value < 0 || value > max) {
+    throw outOfRange(name, `a number from 0 to ${max}`, value);
+  }
+  return value;
+}
+
+function readSmaps(pid: number): SmapsVma[] {
+  try {
+    return parseSmaps(fs.readFileSync(procPath('/', pid, 'smaps'), 'utf8')).vmas;
+  } catch (error) {
+    if (isSystemError(error)) {
+      if (error.code === 'ENOENT' || error.code === 'ESRCH') throw new KsmNoSuchProcessError(pid, { cause: error });
+      if (error.code === 'EACCES' || error.code === 'EPERM') {
+        throw withHint(Object.assign(error, { pid }), PTRACE_HINT);
+      }
+    }
+    throw error;
+  }
+}
+
+const INCOMPATIBLE_FLAGS = ['sh', 'ms', 'ht', 'pf', 'io', 'de', 'mm', 'dp'];
+
+function ksmCompatible(vma: SmapsVma): boolean {
+  if (vma.perms.endsWith('s')) return false;
+  if (vma.pathname === '[vsyscall]') return false;
+  return !vma.vmFlags.some((flag) => INCOMPATIBLE_FLAGS.includes(flag));
+}
+
+interface Plan {
+  pid: number;
+  vmas: SmapsVma[];
+  status: EstimateVmaStatus[];
+  reason: Array<string | undefined>;
+  /** Index into the native ranges, per VMA, or -1. */
+  range: number[];
+  ranges: BigUint64Array;
+  readable: Uint8Array;
+  expectedPages: number;
+}
+
+function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minRegionBytes: number, page: number): Plan {
+  const status: EstimateVmaStatus[] = [];
+  const reason: Array<string | undefined> = [];
+  const range: number[] = [];
+  const starts: bigint[] = [];
+  const readable: number[] = [];
+  let expectedPages = 0;
+  for (const vma of vmas) {
+    let s: EstimateVmaStatus = 'scanned';
+    let why: string | undefined;
+    if (!ksmCompatible(vma)) {
+      s = 'incompatible';
+      why = vma.pathname === '[vsyscall]' ? 'the vsyscall page is not a real mapping' : whyNotMergeable(vma);
+    } else if (onlyMergeable && !vma.vmFlags.includes('mg')) {
+      s = 'filtered';
+      why = 'not mergeable yet (onlyMergeable)';
+    } else if (Number(vma.end - vma.start) < minRegionBytes) {
+      s = 'filtered';
+      why = `smaller than minRegionBytes (${minRegionBytes})`;
+    } else if (!vma.perms.startsWith('r')) {
+      s = 'unreadable';
+      why = vma.perms.startsWith('---') ? 'PROT_NONE (guard or reservation)' : `not readable (${vma.perms})`;
+    }
+    status.push(s);
+    reason.push(why);
+    if (s === 'scanned' || s === 'unreadable') {
+      range.push(starts.length / 2);
+      starts.push(vma.start, vma.end);
+      readable.push(s === 'scanned' ? 1 : 0);
+      if (s === 'scanned') expectedPages += Math.ceil((vma.fields.Anonymous ?? 0) / page);
+    } else {
+      range.push(-1);
+    }
+  }
+  return {
+    pid,
+    vmas,
+    status,
+    reason,
+    range,
+    ranges: BigUint64Array.from(starts),
+    readable: Uint8Array.from(readable),
+    expectedPages,
+  };
+}
+
+function nativeError(error: unknown): unknown {
+  if (isSystemError(error) && (error.code === 'EPERM' || error.code === 'EACCES')) {
+    return withHint(error, PTRACE_HINT);
+  }
+  return error;
+}
+
+/**
+ * What KSM would merge in the given processes (default: this one), per VMA,
+ * per process and in total. Exact: every pair of pages found by hash is
+ * compared byte for byte. Runs off the event loop; memory used is about 16
+ * bytes per candidate page (reported as `memoryBytes`).
+ *
+ * Reads other processes with process_vm_readv, and itself the same way (so
+ * memory freed meanwhile is skipped, never a crash). Pages never touched are
+ * found through /proc/PID/pagemap and never read, so nothing is faulted in.
+ * Twins are looked for among the targets only; KSM merges machine-wide.
+ *
+ * @throws TypeError / RangeError for bad arguments.
+ * @throws KsmNoSuchProcessError when a target does not exist at the start
+ *   (one that exits later is reported with `exited: true`).
+ * @throws SystemError EACCES/EPERM (with a hint) without ptrace rights over a target.
+ * @throws AbortError (code ABORT_ERR) when `signal` aborts.
+ */
+export async function estimate(
+  targets?: number | number[] | 'self',
+  options?: EstimateOptions,
+): Promise<EstimateResult> {
+  const opts = checkOptions<EstimateOptions>(options);
+  const pids = checkTargets(targets, opts.pids);
+  const intervalMs = checkNonNegative('options.intervalMs', opts.intervalMs, 86_400_000) ?? 0;
+  const onlyMergeable = checkBoolean('options.onlyMergeable', opts.onlyMergeable) ?? false;
+  const minRegionBytes = checkNonNegative('options.minRegionBytes', opts.minRegionBytes, Number.MAX_SAFE_INTEGER) ?? 0;
+  const useZeroOption = checkBoolean('options.useZeroPages', opts.useZeroPages);
+  const maxSharingOption = opts.maxPageSharing;
+  if (maxSharingOption !== undefined) {
+    if (typeof maxSharingOption !== 'number') throw invalidType('options.maxPageSharing', 'of type number', maxSharingOption);
+    if (!Number.isInteger(maxSharingOption) || maxSharingOption < 2 || maxSharingOption > 1e9) {
+      throw outOfRange('options.maxPageSharing', 'an integer from 2 to 1000000000', maxSharingOption);
+    }
+  }
+  const signal = checkSignal(opts.signal);
+  const onProgress = opts.onProgress;
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw invalidType('options.onProgress', 'a function', onProgress);
+  }
+  const native = requireKsm();
+  if (signal?.aborted) throw abortError(signal);
+
+  const started = performance.now();
+  const stat = useZeroOption === undefined || maxSharingOption === undefined ? systemStat() : undefined;
+  const useZeroPages = useZeroOption ?? stat?.useZeroPages ?? false;
+  const maxPageSharing = maxSharingOption ?? stat?.maxPageSharing ?? 256;
+  const page = native.pageSize();
+
+  const plans = pids.map((pid) => plan(pid, readSmaps(pid), onlyMergeable, minRegionBytes, page));
+  const mergeAny = pids.map((pid) => {
+    try {
+      return ksmStat(pid).mergeAny;
+    } catch {
+      return undefined;
+    }
+  });
+
+  let progressError: unknown;
+  const handle = native.estimatePages(
+    plans.map((p) => ({ pid: p.pid, ranges: p.ranges, readable: p.readable })),
+    {
+      intervalMs,
+      maxPageSharing,
+      expectedPages: plans.reduce((sum, p) => sum + p.expectedPages, 0),
+      batchPages: BATCH_PAGES,
+    },
+    onProgress === undefined
+      ? undefined
+      : (phase, done, total) => {
+          if (progressError !== undefined) return;
+          try {
+            onProgress({ phase: phase as EstimateProgress['phase'], done, total });
+          } catch (error) {
+            progressError = error;
+            handle.cancel();
+          }
+        },
+  );
+  const onAbort = (): void => handle.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let raw: NativeEstimateResult;
+  try {
+    raw = await handle.promise;
+  } catch (error) {
+    throw nativeError(error);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (progressError !== undefined) throw progressError;
+  if (raw.cancelled) throw abortError(signal!);
+
+  return assemble(raw, plans, mergeAny, native.pageStatFields, {
+    page,
+    useZeroPages,
+    maxPageSharing,
+    intervalMs,
+    elapsedMs: performance.now() - started,
+  });
+}
+
+function assemble(
+  raw: NativeEstimateResult,
+  plans: Plan[],
+  mergeAny: Array<boolean | undefined>,
+  fields: readonly string[],
+  config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number },
+): EstimateResult {
+  const { page, useZeroPages, maxPageSharing } = config;
+  const index = new Map(fields.map((name, i) => [name, i]));
+  const width = fields.length;
+  const at = (stats: Float64Array, range: number, name: string): number => stats[range * width + index.get(name)!] ?? 0;
+
+  // Zero pages: with use_zero_pages each one maps the kernel's zero page and
+  // frees its own; without, they are one class of identical pages like any.
+  let zeroTotal = 0;
+  raw.targets.forEach((target, t) => {
+    plans[t]!.range.forEach((r) => {
+      if (r >= 0) zeroTotal += at(target.stats, r, 'zeroPages');
+    });
+  });
+  // k identical pages keep ceil(k / max_page_sharing) copies; a last group
+  // of one stays unmerged, so it is no KSM page.
+  const zeroCopies = zeroTotal < 2 ? zeroTotal : Math.ceil(zeroTotal / maxPageSharing);
+  const zeroKept = useZeroPages || zeroTotal < 2
+    ? 0
+    : Math.floor(zeroTotal / maxPageSharing) + (zeroTotal % maxPageSharing >= 2 ? 1 : 0);
+  const zeroSaved = useZeroPages ? zeroTotal : zeroTotal - zeroCopies;
+  const zeroShare = zeroTotal === 0 ? 0 : zeroSaved / zeroTotal;
+
+  const processes: EstimateProcess[] = [];
+  const total = emptyCounts();
+  for (const [t, p] of plans.entries()) {
+    const target = raw.targets[t]!;
+    const proc: EstimateProcess = {
+      ...emptyCounts(),
+      pid: p.pid,
+      exited: target.exited,
+      mergeAny: mergeAny[t],
+      candidatePagesMergeableNow: 0,
+      candidatePagesAfterEnableMerge: 0,
+      skippedVmas: 0,
+      unreadableVmas: 0,
+      vmas: [],
+      share: 0,
+    };
+    p.vmas.forEach((vma, v) => {
+      const r = p.range[v]!;
+      const counts = emptyCounts();
+      if (r >= 0) {
+        for (const field of COUNT_FIELDS) counts[field] = at(target.stats, r, field);
+        counts.predictedSavedPages = at(target.stats, r, 'savedPages') + counts.zeroPages * zeroShare;
+      }
+      const mergeable = vma.vmFlags.includes('mg');
+      const compatible = ksmCompatible(vma);
+      const status = p.status[v]!;
+      if (status === 'incompatible' || status === 'filtered') proc.skippedVmas++;
+      if (status === 'unreadable') proc.unreadableVmas++;
+      if (mergeable) proc.candidatePagesMergeableNow += counts.candidatePages;
+      else if (compatible) proc.candidatePagesAfterEnableMerge += counts.candidatePages;
+      addCounts(proc, counts);
+      proc.vmas.push({
+        start: vma.start,
+        end: vma.end,
+        perms: vma.perms,
+        pathname: vma.pathname,
+        vmFlags: vma.vmFlags,
+        mergeable,
+        ksmCompatible: compatible,
+        candidateAfterEnableMerge: compatible && !mergeable,
+        status,
+        reason: p.reason[v],
+        share: 0,
+        ...counts,
+      });
+    });
+    addCounts(total, proc);
+    processes.push(proc);
+  }
+
+  // The total is whole by construction; the per-VMA shares are fractions of it.
+  total.predictedSavedPages = Math.round(total.predictedSavedPages);
+  const saved = total.predictedSavedPages;
+  for (const proc of processes) {
+    proc.predictedSavedBytes = proc.predictedSavedPages * page;
+    proc.share = saved > 0 ? proc.predictedSavedPages / saved : 0;
+    for (const vma of proc.vmas) {
+      vma.predictedSavedBytes = vma.predictedSavedPages * page;
+      vma.share = saved > 0 ? vma.predictedSavedPages / saved : 0;
+    }
+  }
+  total.predictedSavedBytes = saved * page;
+
+  return {
+    ...total,
+    processes,
+    pageSize: page,
+    useZeroPages,
+    maxPageSharing,
+    intervalMs: config.intervalMs,
+    predictedPagesShared: raw.keptPages + zeroKept,
+    predictedPagesSharing: raw.sharingPages + (useZeroPages ? 0 : zeroSaved),
+    predictedZeroPages: useZeroPages ? zeroTotal : 0,
+    hashCollisions: raw.hashCollisions,
+    memoryBytes: raw.memoryBytes,
+    pagesHashed: raw.pagesHashed,
+    pfnVisible: raw.pfnVisible,
+    elapsedMs: config.elapsedMs,
+    timings: {
+      pagemapMs: raw.timings.pagemapNs / 1e6,
+      sampleMs: raw.timings.sampleNs / 1e6,
+      resampleMs: raw.timings.resampleNs / 1e6,
+      confirmMs: raw.timings.confirmNs / 1e6,
+    },
+  };
+}

@@ -1,0 +1,338 @@
+/**
+ * Security guardrails. KSM is a side channel: a write to a merged page takes
+ * a copy-on-write fault, and its timing tells the writer that some other
+ * process holds the same page. Secrets must never be in mergeable memory,
+ * and code from another trust domain must not inherit merge-any.
+ */
+import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { addonFile, type View } from './binding.js';
+import { KsmUnsupportedError, isSystemError, withHint } from './errors.js';
+import type { SmapsVma } from './smaps.js';
+import { requireKsm } from './support.js';
+import { checkLabel, checkOptions, checkView, invalidType, outOfRange } from './validate.js';
+
+/** The exec wrapper's file name, next to the addon (build/Release, prebuilds/<platform>-<arch>). */
+export const EXEC_WRAPPER = 'ksm-unmerged-exec';
+
+export interface SensitiveOptions {
+  /** Names the range in sensitiveRanges() and doctor's report. */
+  label?: string;
+}
+
+/** A range markSensitive() made unmergeable, alive as long as its memory. */
+export interface SensitiveRange {
+  /** First byte of the first page the view touches. */
+  start: bigint;
+  /** End of the last page the view touches. */
+  end: bigint;
+  label: string | undefined;
+}
+
+interface Entry extends SensitiveRange {
+  owner: WeakRef<ArrayBufferLike>;
+  /** The view inside its owner, to advise it again. */
+  byteOffset: number;
+  byteLength: number;
+}
+
+// Held by WeakRef to the owning ArrayBuffer: an entry dies with its memory,
+// so a later mapping at the same address is not taken for a secret.
+const entries = new Set<Entry>();
+const registry = new FinalizationRegistry<Entry>((entry) => {
+  entries.delete(entry);
+});
+
+function unmergeOutward(view: View): { address: bigint; length: number } {
+  const native = requireKsm();
+  try {
+    return native.madvise(view, native.constants.MADV_UNMERGEABLE, true);
+  } catch (error) {
+    if (isSystemError(error) && error.code === 'EAGAIN') {
+      throw withHint(error, 'the kernel ran short of memory to copy the merged pages back; retry');
+    }
+    if (isSystemError(error) && error.code === 'ENOMEM') {
+      throw withHint(error, 'part of the range is not mapped, or the kernel is out of memory');
+    }
+    throw error;
+  }
+}
+
+/**
+ * Makes the memory of `view` unmergeable (MADV_UNMERGEABLE: merged pages are
+ * copied back first) and keeps it so: enableMerge() and markMergeable()
+ * re-apply it, and doctor reports it if it becomes mergeable again.
+ *
+ * Unlike markMergeable(), this covers every page the view touches,
+ * including the partial pages at its edges: a secret's bytes there must not
+ * merge either. Bytes sharing those pages stop merging too, which costs
+ * savings, never data. Each call may split a mapping in two or three, so
+ * mark a few large buffers of secrets rather than many small ones.
+ *
+ * @returns the range now kept unmergeable (whole pages).
+ * @throws TypeError for a non-view or a detached buffer.
+ * @throws KsmUnsupportedError where KSM is not available.
+ * @throws SystemError EAGAIN/ENOMEM from madvise.
+ */
+export function markSensitive(view: View, options?: SensitiveOptions): SensitiveRange {
+  checkView(view);
+  const opts = checkOptions<SensitiveOptions>(options);
+  const label = checkLabel(opts.label);
+  const range = unmergeOutward(view);
+  const start = range.address;
+  const end = start + BigInt(range.length);
+  if (range.length > 0) {
+    const owner = view instanceof ArrayBuffer ? view : view.buffer;
+    const byteOffset = view instanceof ArrayBuffer ? 0 : view.byteOffset;
+    const entry: Entry = { start, end, label, owner: new WeakRef(owner), byteOffset, byteLength: view.byteLength };
+    entries.add(entry);
+    registry.register(owner, entry, entry);
+  }
+  return { start, end, label };
+}
+
+/**
+ * The ranges markSensitive() made unmergeable whose memory is still alive,
+ * by start address (internal: for doctor and for re-applying).
+ */
+export function sensitiveRanges(): SensitiveRange[] {
+  const live: SensitiveRange[] = [];
+  for (const entry of entries) {
+    if (entry.owner.deref() === undefined) {
+      entries.delete(entry);
+      continue;
+    }
+    live.push({ start: entry.start, end: entry.end, label: entry.label });
+  }
+  return live.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+}
+
+/**
+ * Sensitive ranges that some VMA overlapping them has marked mergeable
+ * (`mg` in VmFlags) again, from a parse of /proc/self/smaps (internal: for
+ * doctor).
+ */
+export function mergeableSensitiveRanges(vmas: readonly SmapsVma[]): Array<SensitiveRange & { vmas: SmapsVma[] }> {
+  const out: Array<SensitiveRange & { vmas: SmapsVma[] }> = [];
+  for (const range of sensitiveRanges()) {
+    const hits = vmas.filter((vma) => vma.start < range.end && vma.end > range.start && vma.vmFlags.includes('mg'));
+    if (hits.length > 0) out.push({ ...range, vmas: hits });
+  }
+  return out;
+}
+
+/**
+ * MADV_UNMERGEABLE again over every live sensitive range [within
+ * [start, end)]: after prctl(PR_SET_MEMORY_MERGE, 1), which marks every VMA
+ * of the process, and after markMergeable() over overlapping memory.
+ */
+export function reapplySensitive(start?: bigint, end?: bigint): void {
+  for (const entry of entries) {
+    const owner = entry.owner.deref();
+    if (owner === undefined) {
+      entries.delete(entry);
+      continue;
+    }
+    if (start !== undefined && end !== undefined && !(entry.start < end && entry.end > start)) continue;
+    // A detached owner (transferred away) no longer has memory here.
+    if (owner.byteLength < entry.byteOffset + entry.byteLength) continue;
+    unmergeOutward(new Uint8Array(owner as ArrayBuffer, entry.byteOffset, entry.byteLength));
+  }
+}
+
+/** Whether [start, end) lies inside one live sensitive range. */
+export function insideSensitive(start: bigint, end: bigint): boolean {
+  return sensitiveRanges().some((range) => range.start <= start && range.end >= end);
+}
+
+// ---------------------------------------------------------------------------
+// spawnUnmerged
+
+function wrapperPath(): string {
+  const addon = addonFile();
+  if (addon === undefined) {
+    throw new KsmUnsupportedError(
+      'the native addon did not load, so the exec wrapper next to it cannot be found; ' +
+        'refusing to spawn a child that might inherit merge-any',
+    );
+  }
+  const file = path.join(path.dirname(addon), EXEC_WRAPPER);
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch (error) {
+    const code = isSystemError(error) ? error.code : String(error);
+    throw new KsmUnsupportedError(
+      `the exec wrapper ${file} is missing or not executable (${code}); rebuild with \`npm rebuild node-ksm\`; ` +
+        'refusing to spawn a child that might inherit merge-any',
+    );
+  }
+  return file;
+}
+
+type StdioEntry = Extract<StdioOptions, readonly unknown[]>[number];
+
+function normalizeStdio(stdio: StdioOptions | undefined): StdioEntry[] {
+  if (stdio === undefined || stdio === null) return ['pipe', 'pipe', 'pipe'];
+  if (typeof stdio === 'string') return [stdio, stdio, stdio];
+  if (!Array.isArray(stdio)) throw invalidType('options.stdio', 'a string or an array', stdio);
+  const out: StdioEntry[] = [...(stdio as StdioEntry[])];
+  // Node fills missing 0..2 with 'pipe' (undefined/null entries included).
+  while (out.length < 3) out.push('pipe');
+  return out.map((entry, i) => (i < 3 && (entry === undefined || entry === null) ? 'pipe' : entry));
+}
+
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(os.constants.errno)) {
+    if (value === errno) return name;
+  }
+  return `E${errno}`;
+}
+
+/**
+ * child_process.spawn(), but the child does not inherit merge-any
+ * (PR_SET_MEMORY_MERGE): it starts through `ksm-unmerged-exec`, shipped with
+ * the addon, which clears the flag and then execs `command`. Use it to run
+ * code from another trust domain from a process that called enableMerge().
+ * The parent's own flag and its merged pages stay as they are.
+ *
+ * Same arguments, options and returned ChildProcess as spawn(). Where
+ * `command` cannot be executed, the child emits 'error' (code ENOENT,
+ * EACCES, ..., syscall `spawn <command>`) as spawn's would, and then
+ * exits with status 127. One more stdio pipe than asked for is opened:
+ * the wrapper's status channel, closed before `command` runs.
+ * Outside Linux there is no merge-any, and this is spawn().
+ *
+ * @throws KsmUnsupportedError on Linux when the wrapper cannot be found
+ *   (it fails closed rather than spawn a child that keeps merge-any).
+ */
+export function spawnUnmerged(command: string, options?: SpawnOptions): ChildProcess;
+export function spawnUnmerged(command: string, args?: readonly string[], options?: SpawnOptions): ChildProcess;
+export function spawnUnmerged(
+  command: string,
+  argsOrOptions?: readonly string[] | SpawnOptions,
+  maybeOptions?: SpawnOptions,
+): ChildProcess {
+  if (typeof command !== 'string') throw invalidType('command', 'of type string', command);
+  if (command.length === 0) throw outOfRange('command', 'a non-empty string', '""');
+  if (command.includes('\u0000')) throw outOfRange('command', 'a string without null bytes', JSON.stringify(command));
+  let args: readonly string[] = [];
+  let options: SpawnOptions | undefined;
+  if (Array.isArray(argsOrOptions)) {
+    args = argsOrOptions;
+    options = maybeOptions;
+  } else if (argsOrOptions === undefined || argsOrOptions === null) {
+    options = maybeOptions;
+  } else if (typeof argsOrOptions === 'object') {
+    options = argsOrOptions as SpawnOptions;
+    if (maybeOptions !== undefined) throw invalidType('args', 'an array', argsOrOptions);
+  } else {
+    throw invalidType('args', 'an array', argsOrOptions);
+  }
+  args.forEach((arg, i) => {
+    if (typeof arg !== 'string') throw invalidType(`args[${i}]`, 'of type string', arg);
+    if (arg.includes('\u0000')) throw outOfRange(`args[${i}]`, 'a string without null bytes', JSON.stringify(arg));
+  });
+  const opts = checkOptions<SpawnOptions>(options);
+
+  if (process.platform !== 'linux') return spawn(command, [...args], opts);
+  const wrapper = wrapperPath();
+
+  let file = command;
+  let fileArgs = [...args];
+  if (opts.shell !== undefined && opts.shell !== false) {
+    // As spawn() does it: the whole command line to `sh -c`.
+    const line = [command, ...args].join(' ');
+    file = typeof opts.shell === 'string' ? opts.shell : '/bin/sh';
+    fileArgs = ['-c', line];
+  }
+  const argv0 = opts.argv0 ?? (file === command ? command : file);
+  const stdio = normalizeStdio(opts.stdio);
+  const statusFd = stdio.length;
+  stdio.push('pipe');
+
+  const { argv0: _argv0, shell: _shell, ...rest } = opts;
+  const child = spawn(wrapper, [String(statusFd), file, argv0, ...fileArgs], { ...rest, stdio });
+  // What spawn() would have said about the command, not about the wrapper.
+  Object.defineProperty(child, 'spawnfile', { value: file, configurable: true, enumerable: true, writable: true });
+  Object.defineProperty(child, 'spawnargs', {
+    value: [argv0, ...fileArgs],
+    configurable: true,
+    enumerable: true,
+    writable: true,
+  });
+
+  const status = child.stdio[statusFd] as NodeJS.ReadableStream | null | undefined;
+  if (status === null || status === undefined) return child;
+
+  // 'exit' (and 'close') wait until the status channel has spoken, so that a
+  // failed exec is reported as 'error' first, as spawn() reports it.
+  const held: unknown[][] = [];
+  let statusDone = false;
+  const emit = child.emit.bind(child) as (event: string | symbol, ...rest: unknown[]) => boolean;
+  child.emit = ((event: string | symbol, ...rest: unknown[]): boolean => {
+    if (!statusDone && (event === 'exit' || event === 'close')) {
+      held.push([event, ...rest]);
+      return true;
+    }
+    return emit(event, ...rest);
+  }) as typeof child.emit;
+
+  let text = '';
+  status.setEncoding('utf8');
+  status.on('data', (chunk: string) => {
+    text += chunk;
+  });
+  status.on('error', () => {
+    /* the channel only closes or speaks; a reset means the same as a close */
+  });
+  status.once('close', () => {
+    const match = /^(\d+) (prctl|exec)\n/.exec(text);
+    if (match) {
+      const errno = Number(match[1]);
+      const code = errnoName(errno);
+      const step = match[2]!;
+      const syscall = step === 'exec' ? `spawn ${file}` : 'prctl';
+      const error = Object.assign(new Error(`${syscall} ${code}`), {
+        code,
+        errno: -errno,
+        syscall,
+        path: file,
+        spawnargs: fileArgs,
+      });
+      if (step === 'prctl') {
+        error.message = `${code}: could not clear PR_SET_MEMORY_MERGE in the child, so ${file} was not run`;
+      }
+      emit('error', error);
+      // As spawn() reports a command it could not run: no 'exit', and
+      // 'close' with the negative errno as the code.
+      statusDone = true;
+      const closed = (): void => {
+        Object.defineProperty(child, 'exitCode', { value: -errno, configurable: true, enumerable: true, writable: true });
+        emit('close', -errno, null);
+      };
+      if (held.some(([event]) => event === 'close')) {
+        child.emit = emit as typeof child.emit;
+        closed();
+      } else {
+        child.emit = ((event: string | symbol, ...rest: unknown[]): boolean => {
+          if (event === 'exit') return true;
+          if (event === 'close') {
+            child.emit = emit as typeof child.emit;
+            closed();
+            return true;
+          }
+          return emit(event, ...rest);
+        }) as typeof child.emit;
+      }
+      return;
+    }
+    statusDone = true;
+    child.emit = emit as typeof child.emit;
+    for (const [event, ...rest] of held) emit(event as string, ...rest);
+  });
+  (status as NodeJS.ReadableStream & { unref?: () => void }).unref?.();
+  return child;
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# npm run test:asan: builds the addon (and the exec wrapper) with
+# AddressSanitizer + UndefinedBehaviorSanitizer into build-asan/, then runs
+# the whole vitest suite with every node process (vitest, its workers, the
+# fixtures they spawn) loading that build and clang's runtime.
+#
+# Any sanitizer report, in any process, fails the run: reports go to files
+# under build-asan/reports (log_path), which must stay empty.
+#
+# Needs clang and its runtime (Debian: apt-get install clang). Extra
+# arguments go to vitest (e.g. a test file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${NODE_KSM_ASAN_OUT:-$ROOT/build-asan}
+
+command -v clang >/dev/null || { echo "test:asan needs clang (Debian: apt-get install clang)" >&2; exit 1; }
+ARCH=$(uname -m)
+ASAN_RT=$(clang -print-file-name="libclang_rt.asan-$ARCH.so")
+[ -f "$ASAN_RT" ] || { echo "no ASan runtime at $ASAN_RT (Debian: apt-get install clang libclang-rt-dev)" >&2; exit 1; }
+
+# A separate tree: the normal build/ is never touched. node-gyp builds in
+# <dir>/build; node-gyp-build loads <NODE_KSM_PREBUILD>/build/Release.
+rm -rf "$OUT/native" "$OUT/binding.gyp" "$OUT/reports"
+mkdir -p "$OUT/reports"
+cp -r "$ROOT/native" "$OUT/native"
+cp "$ROOT/binding.gyp" "$OUT/binding.gyp"
+# `npm run` puts npm's own node-gyp on PATH (and its nodedir config in the
+# environment); run directly, use the one npm bundles.
+if command -v node-gyp >/dev/null; then
+  NODE_GYP=(node-gyp)
+else
+  NODE_GYP=(node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js")
+  npm_config_nodedir=${npm_config_nodedir:-$(npm config get nodedir 2>/dev/null || true)}
+  [ "$npm_config_nodedir" = undefined ] && npm_config_nodedir=
+  export npm_config_nodedir
+fi
+NODE_PATH=$ROOT/node_modules CC=clang CXX=clang++ LINK=clang++ \
+  "${NODE_GYP[@]}" rebuild --directory="$OUT" --ksm-sanitize=1
+# node-gyp turns unknown options into gyp variables; make sure it did: both
+# products must call into the ASan and UBSan runtimes.
+for product in "$OUT/build/Release/ksm.node" "$OUT/build/Release/ksm-unmerged-exec"; do
+  symbols=$(nm -D "$product")
+  grep -q ' U __asan_report_' <<<"$symbols" || { echo "test:asan: $product is not instrumented by ASan" >&2; exit 1; }
+  grep -q ' U __ubsan_handle_' <<<"$symbols" || { echo "test:asan: $product is not instrumented by UBSan" >&2; exit 1; }
+done
+
+if [ ! -f "$ROOT/dist/index.js" ]; then npm run build:ts; fi
+
+export NODE_KSM_PREBUILD=$OUT
+export LD_PRELOAD=$ASAN_RT${LD_PRELOAD:+:$LD_PRELOAD}
+# Leaks: node and V8 keep some allocations to exit on purpose; the
+# suppressions name only their allocation sites, never ours (see the file).
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=0:allow_user_segv_handler=1:strict_init_order=1:check_initialization_order=1:log_path=$OUT/reports/asan"
+export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan-suppressions.txt:print_suppressions=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$OUT/reports/ubsan"
+
+# The suite must really run against the sanitized build.
+node -e '
+  const path = require("node:path");
+  const file = require("node-gyp-build").path(process.argv[1]);
+  if (!file.startsWith(process.env.NODE_KSM_PREBUILD + path.sep)) throw new Error(`loaded ${file}, not the sanitized build`);
+  require(file);
+  const maps = require("node:fs").readFileSync("/proc/self/maps", "utf8");
+  if (!maps.includes(file) || !maps.includes("libclang_rt.asan")) throw new Error("sanitized addon or ASan runtime not mapped");
+  console.log(`test:asan: ${file} with ${process.env.LD_PRELOAD.split(":")[0]}`);
+' "$ROOT"
+
+status=0
+npx --no-install vitest run "$@" || status=$?
+
+shopt -s nullglob
+reports=("$OUT"/reports/*)
+if [ ${#reports[@]} -gt 0 ]; then
+  echo "test:asan: ${#reports[@]} sanitizer report(s):" >&2
+  for report in "${reports[@]}"; do echo "== $report" >&2; cat "$report" >&2; done
+  exit 1
+fi
+exit $status

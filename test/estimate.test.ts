@@ -1,0 +1,531 @@
+/**
+ * estimate(): exact counts for known layouts, in this process and in
+ * children; zero, volatile and unreadable pages; processes that exit, that
+ * we may not read; abort. Figures are checked against the layouts the
+ * fixtures built and against /proc read raw.
+ */
+import { execFile, fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import nodeGypBuild from 'node-gyp-build';
+
+import {
+  KsmNoSuchProcessError,
+  allocMergeable,
+  estimate,
+  pageSize,
+  type EstimateProgress,
+  type EstimateResult,
+  type EstimateVma,
+} from '../lib/index.js';
+import { DIST, FIXTURES, ROOT, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+
+let holders: Holder[] = [];
+afterEach(async () => {
+  await Promise.all(holders.map((holder) => holder.kill()));
+  holders = [];
+});
+
+interface Segment {
+  kind: 'unique' | 'seq' | 'same' | 'zero' | 'read' | 'untouched' | 'volatile';
+  pages: number;
+  seed?: number;
+  everyMs?: number;
+}
+
+async function worker(segments: Segment[], mergeable = true): Promise<Holder & { start: bigint; end: bigint }> {
+  const holder = await startFixture('estimate-worker.cjs', [JSON.stringify({ mergeable, segments })]);
+  holders.push(holder);
+  return Object.assign(holder, { start: holder.ready.start as bigint, end: holder.ready.end as bigint });
+}
+
+/** The one VMA of `pid` that holds [start, end). */
+function vmaOf(result: EstimateResult, pid: number, start: bigint, end: bigint): EstimateVma {
+  const proc = result.processes.find((p) => p.pid === pid);
+  expect(proc).toBeDefined();
+  const vmas = proc!.vmas.filter((v) => v.start < end && v.end > start);
+  expect(vmas).toHaveLength(1);
+  expect(vmas[0]!.start).toBe(start);
+  expect(vmas[0]!.end).toBe(end);
+  return vmas[0]!;
+}
+
+/** pagemap entries of [start, end) of a process, read raw. */
+function rawPagemap(pid: number | 'self', start: bigint, end: bigint): bigint[] {
+  const page = BigInt(pageSize());
+  const count = Number((end - start) / page);
+  const buf = Buffer.alloc(count * 8);
+  const fd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    fs.readSync(fd, buf, 0, buf.length, Number((start / page) * 8n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return Array.from({ length: count }, (_, i) => buf.readBigUInt64LE(i * 8));
+}
+const PRESENT = 1n << 63n;
+
+function fillPattern(buffer: Buffer, seed: number, from: number, pages: number): void {
+  const page = pageSize();
+  const digest = createHash('sha256').update(`node-ksm estimate self ${seed}`).digest();
+  buffer.fill(digest, from * page, (from + pages) * page);
+}
+
+describe('estimate() argument checks', () => {
+  it('rejects bad targets and options before any work', async () => {
+    await expect(estimate('me' as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(estimate(0)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(estimate([1.5])).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(estimate([])).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(estimate('self', { intervalMs: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(estimate('self', { intervalMs: '5' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(estimate('self', { minRegionBytes: Number.NaN })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(estimate('self', { onlyMergeable: 1 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(estimate('self', { maxPageSharing: 1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(estimate('self', { signal: {} as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(estimate('self', { onProgress: 'x' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(estimate('self', { pids: 5 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  });
+
+  it('a pid that does not exist is KsmNoSuchProcessError', async (ctx) => {
+    requireKsm(ctx);
+    // pid_max on 64-bit is at most 2^22; this one is in range but unused.
+    const max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    let pid = max - 1;
+    while (fs.existsSync(`/proc/${pid}`)) pid--;
+    const error = await estimate(pid).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KsmNoSuchProcessError);
+    expect((error as KsmNoSuchProcessError).pid).toBe(pid);
+  });
+});
+
+describe('estimate() of this process', () => {
+  it('counts a known layout exactly, per VMA, across two VMAs', async (ctx) => {
+    requireKsm(ctx);
+    const page = pageSize();
+    // A: mergeable (mg). B: plain, advised NOHUGEPAGE so it stays its own VMA.
+    const a = allocMergeable(64 * page);
+    const addon = nodeGypBuild(ROOT) as {
+      alloc(size: number, advices: number[]): Buffer;
+      viewRange(view: Buffer): { address: bigint; length: number };
+      constants: { MADV_NOHUGEPAGE: number };
+    };
+    const b = addon.alloc(32 * page, [addon.constants.MADV_NOHUGEPAGE]);
+    const seed = Math.floor(Math.random() * 1e9);
+    // A: 0-7 unique, 8-15 one pattern, 16-19 zero, 20-23 read only,
+    //    24-27 a second pattern that B also holds, 28-63 untouched.
+    for (let i = 0; i < 8; i++) fillPattern(a, seed + 100 + i, i, 1);
+    fillPattern(a, seed + 1, 8, 8);
+    for (let i = 16; i < 20; i++) a[i * page] = 0;
+    let sink = 0;
+    for (let i = 20; i < 24; i++) sink += a[i * page]!;
+    fillPattern(a, seed + 2, 24, 4);
+    // B: 0-3 the second pattern, 4-5 zero, 6-31 untouched.
+    fillPattern(b, seed + 2, 0, 4);
+    b[4 * page] = 0;
+    b[5 * page] = 0;
+    expect(sink).toBe(0);
+
+    const aStart = addon.viewRange(a).address;
+    const bStart = addon.viewRange(b).address;
+    const result = await estimate('self', { useZeroPages: true });
+    const va = vmaOf(result, process.pid, aStart, aStart + BigInt(64 * page));
+    const vb = vmaOf(result, process.pid, bStart, bStart + BigInt(32 * page));
+
+    expect(va).toMatchObject({
+      status: 'scanned',
+      mergeable: true,
+      candidateAfterEnableMerge: false,
+      presentPages: 28,
+      zeroPageMapped: 4,
+      candidatePages: 24,
+      unreadablePages: 0,
+      zeroPages: 4,
+      volatilePages: 0,
+      duplicatePages: 12,
+      twinInVma: 12,
+      twinInProcess: 12,
+      twinInOtherProcess: 0,
+    });
+    // 8 copies of pattern 1 save 7; 8 copies of pattern 2 (4 here, 4 in B)
+    // save 7, half of it here; with use_zero_pages each zero page saves one.
+    expect(va.predictedSavedPages).toBeCloseTo(7 + 3.5 + 4, 9);
+    expect(va.predictedSavedBytes).toBeCloseTo((7 + 3.5 + 4) * page, 6);
+
+    expect(vb).toMatchObject({
+      status: 'scanned',
+      mergeable: false,
+      ksmCompatible: true,
+      candidateAfterEnableMerge: true,
+      presentPages: 6,
+      candidatePages: 6,
+      zeroPages: 2,
+      duplicatePages: 4,
+      twinInVma: 4,
+      twinInProcess: 4,
+      twinInOtherProcess: 0,
+    });
+    expect(vb.predictedSavedPages).toBeCloseTo(3.5 + 2, 9);
+
+    // Totals are sums of the VMAs; the whole saving is a whole number of pages.
+    const proc = result.processes[0]!;
+    expect(proc.candidatePages).toBe(proc.vmas.reduce((s, v) => s + v.candidatePages, 0));
+    expect(Number.isInteger(result.predictedSavedPages)).toBe(true);
+    expect(result.predictedSavedBytes).toBe(result.predictedSavedPages * page);
+    expect(result.memoryBytes).toBeGreaterThan(0);
+    // About 16 bytes per page hashed, plus fixed buffers of well under 2 MiB.
+    expect(result.memoryBytes).toBeLessThan(result.pagesHashed * 16 * 2.5 + 2 * 1024 * 1024);
+
+    // Untouched pages were never faulted in by the estimate.
+    const entries = rawPagemap('self', aStart + BigInt(28 * page), aStart + BigInt(64 * page));
+    expect(entries.every((e) => (e & PRESENT) === 0n)).toBe(true);
+
+    // Without use_zero_pages all zero pages of the targets are one class.
+    const plain = await estimate('self', { useZeroPages: false, maxPageSharing: 256 });
+    const pa = vmaOf(plain, process.pid, aStart, aStart + BigInt(64 * page));
+    const z = plain.zeroPages;
+    expect(z).toBeGreaterThanOrEqual(6);
+    expect(pa.predictedSavedPages).toBeCloseTo(7 + 3.5 + (4 * (z - Math.ceil(z / 256))) / z, 6);
+
+    // onlyMergeable leaves B (and every other non-mg VMA) out.
+    const only = await estimate('self', { onlyMergeable: true, useZeroPages: true });
+    const oa = vmaOf(only, process.pid, aStart, aStart + BigInt(64 * page));
+    const ob = vmaOf(only, process.pid, bStart, bStart + BigInt(32 * page));
+    expect(ob.status).toBe('filtered');
+    expect(ob.candidatePages).toBe(0);
+    // Pattern 2 now has only A's four copies: they save 3.
+    expect(oa.predictedSavedPages).toBeCloseTo(7 + 3 + 4, 9);
+    expect(a.length + b.length).toBe(96 * page);
+  });
+
+  it('counts PROT_NONE regions (V8 reservations, guard pages) as unreadable, never reads them', async (ctx) => {
+    requireKsm(ctx);
+    const result = await estimate('self');
+    const proc = result.processes[0]!;
+    const protNone = proc.vmas.filter((v) => v.perms.startsWith('---'));
+    // Node/V8 reserves address space PROT_NONE in every process.
+    expect(protNone.length).toBeGreaterThan(0);
+    for (const vma of protNone) {
+      if (vma.status === 'unreadable') expect(vma.reason).toMatch(/PROT_NONE/);
+      else expect(['incompatible', 'filtered']).toContain(vma.status);
+      expect(vma.candidatePages).toBe(0);
+    }
+    expect(proc.unreadableVmas).toBe(proc.vmas.filter((v) => v.status === 'unreadable').length);
+    expect(proc.unreadableVmas).toBeGreaterThan(0);
+    // Shared and special mappings are reported as incompatible, with why.
+    for (const vma of proc.vmas.filter((v) => v.status === 'incompatible')) {
+      expect(vma.reason).toBeTruthy();
+      expect(vma.presentPages).toBe(0);
+    }
+  });
+
+  it('survives its own memory being unmapped under the scan (read through process_vm_readv)', async (ctx) => {
+    requireKsm(ctx);
+    // A child collects 32 buffers (their finalizers munmap them) between the
+    // two samples: the second sample finds them gone, counts them as changed,
+    // and the process does not crash.
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--expose-gc', path.join(FIXTURES, 'estimate-unmap.cjs')], (error, stdout, stderr) => {
+        if (error) reject(new Error(`${error.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+    });
+    const reply = JSON.parse(out.trim()) as Record<string, unknown>;
+    expect(reply).toMatchObject({ ok: true, dropped: true, exitedSelf: false, candidateInGone: 32 * 64 });
+    expect(reply.volatileInGone).toBe(32 * 64);
+  });
+
+  it('minRegionBytes leaves small VMAs out', async (ctx) => {
+    requireKsm(ctx);
+    const result = await estimate('self', { minRegionBytes: 1024 * 1024 });
+    for (const vma of result.processes[0]!.vmas) {
+      if (vma.end - vma.start < 1024n * 1024n) {
+        expect(['filtered', 'incompatible']).toContain(vma.status);
+        expect(vma.candidatePages).toBe(0);
+      }
+    }
+  });
+
+  it('keeps the event loop running while it works', async (ctx) => {
+    requireKsm(ctx);
+    const big = allocMergeable(64 * 1024 * 1024);
+    big.fill(1);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const progress: EstimateProgress[] = [];
+    try {
+      await estimate('self', { intervalMs: 50, onProgress: (p) => progress.push(p) });
+    } finally {
+      clearInterval(timer);
+    }
+    expect(ticks).toBeGreaterThan(5);
+    expect(progress.map((p) => p.phase)).toContain('sample');
+    expect(progress.map((p) => p.phase)).toContain('resample');
+    for (const p of progress) expect(p.done).toBeLessThanOrEqual(p.total);
+    expect(big.length).toBe(64 * 1024 * 1024);
+  });
+});
+
+describe('estimate() across processes', () => {
+  const layout: Segment[] = [
+    { kind: 'seq', pages: 8, seed: 5 },
+    { kind: 'same', pages: 4, seed: 6 },
+    { kind: 'unique', pages: 4 },
+    { kind: 'zero', pages: 4 },
+    { kind: 'untouched', pages: 28 },
+  ];
+
+  it('counts twins within and across three children exactly', async (ctx) => {
+    requireKsm(ctx);
+    const seed = Math.floor(Math.random() * 1e9);
+    const spec = layout.map((s) => (s.seed === undefined ? s : { ...s, seed: s.seed + seed }));
+    const workers = await Promise.all([worker(spec), worker(spec), worker(spec)]);
+    const result = await estimate(workers.map((w) => w.pid), { useZeroPages: true });
+    expect(result.processes.map((p) => p.pid)).toEqual(workers.map((w) => w.pid));
+    for (const w of workers) {
+      const vma = vmaOf(result, w.pid, w.start, w.end);
+      expect(vma).toMatchObject({
+        mergeable: true,
+        presentPages: 20,
+        candidatePages: 20,
+        zeroPages: 4,
+        duplicatePages: 12,
+        twinInVma: 4,
+        twinInProcess: 4,
+        twinInOtherProcess: 12,
+        volatilePages: 0,
+      });
+      // seq: 3 copies save 2 (2/3 each); same: 12 copies save 11 (11/12 each).
+      expect(vma.predictedSavedPages).toBeCloseTo((8 * 2) / 3 + (4 * 11) / 12 + 4, 9);
+      const untouched = rawPagemap(w.pid, w.start + BigInt(20 * pageSize()), w.end);
+      expect(untouched.every((e) => (e & PRESENT) === 0n)).toBe(true);
+    }
+
+    // max_page_sharing caps the mappers of one KSM page: with 2, a class of
+    // k keeps ceil(k / 2) copies.
+    const capped = await estimate(workers.map((w) => w.pid), { useZeroPages: true, maxPageSharing: 2 });
+    const vma = vmaOf(capped, workers[0]!.pid, workers[0]!.start, workers[0]!.end);
+    expect(vma.predictedSavedPages).toBeCloseTo((8 * 1) / 3 + (4 * 6) / 12 + 4, 9);
+
+    // One child alone: the seq pages have no twin left.
+    const alone = await estimate(workers[0]!.pid, { useZeroPages: true });
+    const solo = vmaOf(alone, workers[0]!.pid, workers[0]!.start, workers[0]!.end);
+    expect(solo).toMatchObject({ duplicatePages: 4, twinInOtherProcess: 0 });
+    expect(solo.predictedSavedPages).toBeCloseTo(3 + 4, 9);
+  });
+
+  it('confirms a class larger than one read batch (150 identical pages)', async (ctx) => {
+    requireKsm(ctx);
+    const seed = Math.floor(Math.random() * 1e9);
+    const w = await worker([
+      { kind: 'same', pages: 150, seed },
+      { kind: 'seq', pages: 10, seed: seed + 1 },
+    ]);
+    const vma = vmaOf(await estimate(w.pid), w.pid, w.start, w.end);
+    expect(vma).toMatchObject({ candidatePages: 160, duplicatePages: 150, twinInVma: 150 });
+    expect(vma.predictedSavedPages).toBeCloseTo(149, 9);
+    const capped = await estimate(w.pid, { maxPageSharing: 64 });
+    expect(vmaOf(capped, w.pid, w.start, w.end).predictedSavedPages).toBeCloseTo(150 - 3, 9);
+    // pages_shared / pages_sharing as KSM would report them for these pages:
+    // 64 + 64 + 22 mappers on three KSM pages.
+    expect(capped.predictedPagesShared).toBeGreaterThanOrEqual(3);
+  });
+
+  it('reports a VMA that is not mergeable yet as a candidate after enableMerge()', async (ctx) => {
+    requireKsm(ctx);
+    const w = await worker([{ kind: 'seq', pages: 4, seed: 1 }, { kind: 'same', pages: 4, seed: 2 }], false);
+    const before = vmaOf(await estimate(w.pid), w.pid, w.start, w.end);
+    expect(before).toMatchObject({ mergeable: false, candidateAfterEnableMerge: true, candidatePages: 8, duplicatePages: 4 });
+    expect((await estimate(w.pid)).processes[0]!.candidatePagesAfterEnableMerge).toBeGreaterThanOrEqual(8);
+    await w.send({ cmd: 'enableMerge' });
+    const result = await estimate(w.pid);
+    const after = vmaOf(result, w.pid, w.start, w.end);
+    expect(after).toMatchObject({ mergeable: true, candidateAfterEnableMerge: false, candidatePages: 8 });
+    expect(result.processes[0]!.mergeAny).toBe(true);
+    expect(result.processes[0]!.candidatePagesAfterEnableMerge).toBe(0);
+  });
+
+  it('finds the pages a child rewrites between two samples (volatile)', async (ctx) => {
+    requireKsm(ctx);
+    const w = await worker([
+      { kind: 'seq', pages: 16, seed: 9 },
+      { kind: 'volatile', pages: 8, everyMs: 2 },
+      { kind: 'untouched', pages: 8 },
+    ]);
+    const once = vmaOf(await estimate(w.pid), w.pid, w.start, w.end);
+    expect(once).toMatchObject({ candidatePages: 24, volatilePages: 0 });
+    const twice = await estimate(w.pid, { intervalMs: 300 });
+    expect(twice.intervalMs).toBe(300);
+    expect(vmaOf(twice, w.pid, w.start, w.end)).toMatchObject({ candidatePages: 24, volatilePages: 8, duplicatePages: 0 });
+  });
+
+  it('reports a process that exits mid-estimate as exited, and the others in full', async (ctx) => {
+    requireKsm(ctx);
+    const spec: Segment[] = [{ kind: 'seq', pages: 2048, seed: 3 }];
+    const [doomed, survivor] = await Promise.all([worker(spec), worker(spec)]);
+    let killed = false;
+    const result = await estimate([doomed.pid, survivor.pid], {
+      intervalMs: 500,
+      onProgress: (p) => {
+        // Between the two samples: the first read it, the second cannot.
+        if (p.phase === 'sample' && p.done === p.total && !killed) {
+          killed = true;
+          doomed.child.kill('SIGKILL');
+        }
+      },
+    });
+    expect(killed).toBe(true);
+    const gone = result.processes.find((p) => p.pid === doomed.pid)!;
+    expect(gone.exited).toBe(true);
+    expect(gone.candidatePages).toBe(0);
+    const alive = vmaOf(result, survivor.pid, survivor.start, survivor.end);
+    expect(alive).toMatchObject({ candidatePages: 2048, duplicatePages: 0 });
+    expect(result.processes.find((p) => p.pid === survivor.pid)!.exited).toBe(false);
+  });
+
+  it('without root (PFNs hidden) counts the same layout the same way', async (ctx) => {
+    requireKsm(ctx);
+    if (process.getuid?.() !== 0) ctx.skip('needs root to start a child as nobody');
+    const spec = {
+      mergeable: true,
+      segments: [
+        { kind: 'seq', pages: 4, seed: 1 },
+        { kind: 'same', pages: 4, seed: 2 },
+        { kind: 'zero', pages: 3 },
+        { kind: 'read', pages: 5 },
+        { kind: 'untouched', pages: 16 },
+      ],
+    };
+    const child = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      uid: 65534,
+      gid: 65534,
+      cwd: '/',
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    try {
+      const next = (): Promise<Record<string, unknown>> =>
+        new Promise((resolve, reject) => {
+          child.once('message', (m) => resolve(m as Record<string, unknown>));
+          child.once('exit', (code) => reject(new Error(`child exited (${code})`)));
+        });
+      await next();
+      const reply = next();
+      child.send({ cmd: 'estimateSelf', options: { useZeroPages: true } });
+      const { pfnVisible, vma, error } = (await reply) as { pfnVisible: boolean; vma: EstimateVma; error?: string };
+      expect(error).toBeUndefined();
+      expect(pfnVisible).toBe(false);
+      expect(vma).toMatchObject({
+        presentPages: 16,
+        zeroPageMapped: 5,
+        candidatePages: 11,
+        zeroPages: 3,
+        duplicatePages: 4,
+        twinInVma: 4,
+      });
+      expect(vma.predictedSavedPages).toBeCloseTo(3 + 3, 9);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a process it may not read, with an error that says how to fix it', async (ctx) => {
+    requireKsm(ctx);
+    if (process.getuid?.() !== 0) ctx.skip('needs root to start a child as nobody');
+    // A process running as nobody may not read this (root) process's memory.
+    const script = `
+      const ksm = require(${JSON.stringify(DIST)});
+      ksm.estimate(${process.pid}).then(
+        () => console.log(JSON.stringify({ ok: true })),
+        (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, hint: e.hint, message: e.message })),
+      );`;
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['-e', script], { uid: 65534, gid: 65534, cwd: '/' }, (error, stdout, stderr) => {
+        if (error) reject(new Error(`${error.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+    });
+    const reply = JSON.parse(out.trim()) as { ok?: boolean; code?: string; hint?: string; message?: string };
+    expect(reply.ok).toBeUndefined();
+    expect(['EACCES', 'EPERM']).toContain(reply.code);
+    expect(reply.hint).toMatch(/ptrace/);
+    expect(reply.hint).toMatch(/CAP_SYS_PTRACE/);
+  });
+});
+
+describe('estimate() without ptrace rights over the target', () => {
+  it('turns process_vm_readv EPERM into an error with the fix', async (ctx) => {
+    requireKsm(ctx);
+    if (process.getuid?.() !== 0) ctx.skip('needs root to set up the uids');
+    // Target: a process running as nobody. Caller: real uid root, effective
+    // uid nobody. /proc/PID/smaps and pagemap check the effective (fs) uid and
+    // let it in; process_vm_readv checks the real uid and, without
+    // CAP_SYS_PTRACE in the effective set, refuses with EPERM.
+    const spec = { mergeable: true, segments: [{ kind: 'seq', pages: 8, seed: 1 }] };
+    const target = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      uid: 65534,
+      gid: 65534,
+      cwd: '/',
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    try {
+      await new Promise((resolve, reject) => {
+        target.once('message', resolve);
+        target.once('exit', (code) => reject(new Error(`target exited (${code})`)));
+      });
+      const script = `
+        const ksm = require(${JSON.stringify(DIST)});
+        process.setegid(65534);
+        process.seteuid(65534);
+        ksm.estimate(${target.pid!}).then(
+          () => console.log(JSON.stringify({ ok: true })),
+          (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, hint: e.hint, pid: e.pid })),
+        );`;
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ['-e', script], { cwd: '/' }, (error, stdout, stderr) => {
+          if (error) reject(new Error(`${error.message}\n${stderr}`));
+          else resolve(stdout);
+        });
+      });
+      const reply = JSON.parse(out.trim()) as Record<string, unknown>;
+      expect(reply).toMatchObject({ code: 'EPERM', syscall: 'process_vm_readv', pid: target.pid });
+      expect(reply.hint).toMatch(/CAP_SYS_PTRACE/);
+    } finally {
+      target.kill('SIGKILL');
+    }
+  });
+});
+
+describe('estimate() abort', () => {
+  it('rejects at once with an aborted signal, and mid-way when aborted', async (ctx) => {
+    requireKsm(ctx);
+    const controller = new AbortController();
+    controller.abort();
+    await expect(estimate('self', { signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+
+    const w = await worker([{ kind: 'seq', pages: 1024, seed: 4 }]);
+    const mid = new AbortController();
+    const started = performance.now();
+    const pending = estimate(w.pid, { intervalMs: 60_000, signal: mid.signal });
+    setTimeout(() => mid.abort(new Error('enough')), 100);
+    const error = await pending.catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+    expect((error as Error).cause).toMatchObject({ message: 'enough' });
+    // It stopped inside the 60 s interval, not after it.
+    expect(performance.now() - started).toBeLessThan(30_000);
+  });
+
+  it('an onProgress callback that throws stops the estimate with its error', async (ctx) => {
+    requireKsm(ctx);
+    const error = await estimate('self', {
+      onProgress: () => {
+        throw new Error('from progress');
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ message: 'from progress' });
+  });
+});

@@ -1,0 +1,39 @@
+/** Runs a hardening fixture in its own node process and collects what it said. */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+
+export const HARDENING_FIXTURES = path.join(__dirname, 'fixtures');
+
+export interface FixtureRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** The last JSON line printed on stdout, if any. */
+  result: Record<string, unknown> | undefined;
+}
+
+export function runFixture(file: string, args: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 110_000): Promise<FixtureRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, path.join(HARDENING_FIXTURES, file), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      const last = stdout.trim().split('\n').filter((line) => line.startsWith('{')).pop();
+      let result: Record<string, unknown> | undefined;
+      try {
+        result = last === undefined ? undefined : (JSON.parse(last) as Record<string, unknown>);
+      } catch {
+        result = undefined;
+      }
+      resolve({ code, signal, stdout, stderr, result });
+    });
+  });
+}

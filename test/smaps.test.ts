@@ -1,0 +1,81 @@
+/** parseSmaps() on this process's real smaps and on text older kernels print. */
+import * as fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+import { allocMergeable, parseSmaps } from '../lib/index.js';
+import { PAGE, addressOf, requireKsm } from './helpers/ksm.js';
+
+// A 6.1 VMA: no `KSM:` line (it came in 6.6), THPeligible and ProtectionKey
+// as plain numbers.
+const SMAPS_61 = `7f3c5a400000-7f3c5a800000 rw-p 00000000 00:00 0 
+Size:               4096 kB
+KernelPageSize:        4 kB
+MMUPageSize:           4 kB
+Rss:                4096 kB
+Pss:                1024 kB
+Shared_Clean:          0 kB
+Shared_Dirty:       4096 kB
+Private_Clean:         0 kB
+Private_Dirty:         0 kB
+Referenced:         4096 kB
+Anonymous:          4096 kB
+LazyFree:              0 kB
+AnonHugePages:         0 kB
+ShmemPmdMapped:        0 kB
+FilePmdMapped:         0 kB
+Shared_Hugetlb:        0 kB
+Private_Hugetlb:       0 kB
+Swap:                  0 kB
+SwapPss:               0 kB
+Locked:                0 kB
+THPeligible:    0
+ProtectionKey:         0
+VmFlags: rd wr mr mw me ac mg 
+55d4c8a00000-55d4c8a21000 r--p 00000000 fd:01 1835021                    /usr/bin/node
+Size:                132 kB
+Rss:                 132 kB
+VmFlags: rd mr mw me dw sd 
+`;
+
+describe('parseSmaps()', () => {
+  it('a 6.1 VMA: every field in bytes, VmFlags split, pathname kept', () => {
+    const { vmas, skippedLines } = parseSmaps(SMAPS_61);
+    expect(skippedLines).toBe(0);
+    expect(vmas).toHaveLength(2);
+    const [anon, file] = vmas as [NonNullable<(typeof vmas)[0]>, NonNullable<(typeof vmas)[0]>];
+    expect(anon).toMatchObject({ start: 0x7f3c5a400000n, end: 0x7f3c5a800000n, perms: 'rw-p', offset: 0n, dev: '00:00', inode: 0, pathname: '' });
+    expect(anon.fields).toMatchObject({ Size: 4 * 1024 * 1024, Pss: 1024 * 1024, Shared_Dirty: 4 * 1024 * 1024, THPeligible: 0 });
+    expect(anon.fields.KSM).toBeUndefined();
+    expect(anon.vmFlags).toEqual(['rd', 'wr', 'mr', 'mw', 'me', 'ac', 'mg']);
+    expect(file).toMatchObject({ dev: 'fd:01', inode: 1835021, pathname: '/usr/bin/node', fields: { Size: 132 * 1024 } });
+  });
+
+  it('truncated and foreign lines are counted, never thrown on', () => {
+    const text = `Rss: 4 kB\nVmFlags: rd\n${SMAPS_61.slice(0, 200)}\ngarbage line\nSize: 99999999999999999999 kB\n`;
+    const { vmas, skippedLines } = parseSmaps(text);
+    expect(vmas).toHaveLength(1);
+    // Two fields before any header, the cut "Shared_Clea", the garbage,
+    // and a size past 2^53.
+    expect(skippedLines).toBe(5);
+    for (const value of Object.values(vmas[0]!.fields)) expect(Number.isSafeInteger(value)).toBe(true);
+  });
+
+  it.each([[undefined], [null], [42]])('%s: TypeError ERR_INVALID_ARG_TYPE', (text) => {
+    expect(() => parseSmaps(text as unknown as string)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  it('this process: one VMA per header line, and an allocMergeable buffer with `mg` and a KSM field', (ctx) => {
+    requireKsm(ctx);
+    const buffer = allocMergeable(4 * PAGE);
+    buffer.fill(1);
+    const text = fs.readFileSync('/proc/self/smaps', 'utf8');
+    const { vmas, skippedLines } = parseSmaps(text);
+    expect(skippedLines).toBe(0);
+    expect(vmas).toHaveLength(text.split('\n').filter((line) => /^[0-9a-f]+-[0-9a-f]+ /.test(line)).length);
+    const address = addressOf(buffer);
+    const vma = vmas.find((v) => v.start <= address && address < v.end);
+    expect(vma?.vmFlags).toContain('mg');
+    expect(vma?.fields.KSM).toBeTypeOf('number');
+    expect(vma?.fields.Rss).toBeGreaterThanOrEqual(4 * PAGE);
+  });
+});
