@@ -78,9 +78,7 @@ export type {
   EstimateJson,
   ExporterJson,
   DemoJson,
-  FixJson,
   ProcessJson,
   KnobChangeJson,
   TunerStepJson,
-  FindingJson,
 } from './cli/json.js';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import type { StatusJson, TopJson, TuneJson } from '../lib/index.js';
+import type { DoctorJson, EstimateJson, StatusJson, TopJson, TuneJson } from '../lib/index.js';
 import { ksmStatText, makeKsmTree, runCli, sysfsFile } from './helpers/cli.js';
 import { DIST, rawKsmStat, requireKsm, startFixture, waitFullScans, type Holder } from './helpers/ksm.js';
 
@@ -276,5 +276,90 @@ describe('node-ksm demo (real kernel)', () => {
     for (const p of demo.result.processes) expect(fs.existsSync(`/proc/${p.pid}`)).toBe(false);
     // The live view went to stderr, so stdout stayed one JSON document.
     expect(result.stderr).toContain('node-ksm demo: 2 workers');
+  });
+});
+
+const FIXTURES_DIR = path.join(__dirname, 'fixtures');
+
+describe('node-ksm doctor', () => {
+  it('a kernel without CONFIG_KSM: the error finding with its fix, exit code 1', async () => {
+    const root = path.join(FIXTURES_DIR, 'doctor', 'no-ksm');
+    const json = await runCli(['--root', root, 'doctor', '--json']);
+    expect(json.code).toBe(1);
+    const doc = JSON.parse(json.stdout) as DoctorJson;
+    expect(doc).toMatchObject({ kind: 'node-ksm/doctor', version: 1, pid: null, counts: { error: 1, warn: 0, info: 0 } });
+    expect(doc.findings[0]).toMatchObject({ code: 'KSM_NOT_BUILT', severity: 'error' });
+    const text = await runCli(['--root', root, 'doctor']);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/^ERROR KSM_NOT_BUILT {2}/);
+    expect(text.stdout).toContain('fix: ');
+    expect(text.stdout).toContain('1 error, 0 warning, 0 info');
+  });
+
+  it('warnings only (a busy host): exit code 0, evidence with the file it came from', async () => {
+    const root = path.join(FIXTURES_DIR, 'doctor', 'busy');
+    const text = await runCli(['--root', root, 'doctor']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^WARN {2}SCAN_TOO_SLOW/m);
+    expect(text.stdout).toMatch(/evidence: .*\(\/sys\/kernel\/mm\/ksm\//);
+    const doc = JSON.parse((await runCli(['--root', root, 'doctor', '--json'])).stdout) as DoctorJson;
+    expect(doc.counts.error).toBe(0);
+    expect(doc.findings.map((f) => f.code)).toContain('SCAN_TOO_SLOW');
+  });
+
+  it('KSM stopped in a container: errors first, read-only /sys named', async () => {
+    const root = path.join(FIXTURES_DIR, 'doctor', 'readonly-sys');
+    const doc = JSON.parse((await runCli(['--root', root, 'doctor', '--json'])).stdout) as DoctorJson;
+    expect(doc.findings.map((f) => f.code)).toEqual(expect.arrayContaining(['KSM_STOPPED', 'SYSFS_READ_ONLY']));
+    expect(doc.findings[0]!.severity).toBe('error');
+  });
+
+  it('examines a real merging process (--pid)', async (ctx) => {
+    requireKsm(ctx);
+    const spec = JSON.stringify({ mode: 'alloc', size: 4 * 1024 * 1024, seed: 31 });
+    holders = await Promise.all([startFixture('holder.cjs', [spec]), startFixture('holder.cjs', [spec])]);
+    await waitFullScans(2);
+    const result = await runCli(['doctor', '--pid', String(holders[0]!.pid), '--json']);
+    const doc = JSON.parse(result.stdout) as DoctorJson;
+    expect(doc.pid).toBe(holders[0]!.pid);
+    expect(result.code).toBe(doc.counts.error > 0 ? 1 : 0);
+    const merging = doc.findings.find((f) => f.code === 'MERGING');
+    expect(merging, JSON.stringify(doc.findings.map((f) => f.code))).toBeDefined();
+    expect(merging!.evidence).toEqual(
+      expect.arrayContaining([expect.objectContaining({ key: 'ksm_merging_pages', source: `/proc/${holders[0]!.pid}/ksm_stat` })]),
+    );
+  });
+});
+
+describe('node-ksm estimate (real kernel)', () => {
+  it('predicts the saving of two processes holding the same bytes, per VMA', async (ctx) => {
+    requireKsm(ctx);
+    const size = 4 * 1024 * 1024;
+    const spec = JSON.stringify({ mode: 'alloc', size, seed: 47 });
+    holders = await Promise.all([startFixture('holder.cjs', [spec]), startFixture('holder.cjs', [spec])]);
+    const pids = holders.map((h) => h.pid);
+    const result = await runCli(['estimate', ...pids.map(String), '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const doc = JSON.parse(result.stdout) as EstimateJson & { report: { processes: Array<{ pid: number; vmas: Array<{ start: string; end: string; twinInOtherProcess: number; mergeable: boolean }> }> } };
+    expect(doc).toMatchObject({ kind: 'node-ksm/estimate', version: 1, pids });
+    // Every page of each buffer has its twin in the other process: at least size saved.
+    expect(doc.report.predictedSavedBytes).toBeGreaterThanOrEqual(size);
+    for (const holder of holders) {
+      const p = doc.report.processes.find((q) => q.pid === holder.pid)!;
+      const start = holder.ready.start as bigint;
+      const vma = p.vmas.find((v) => BigInt(v.start) <= start && BigInt(v.end) > start)!;
+      expect(vma.mergeable).toBe(true);
+      expect(vma.twinInOtherProcess).toBeGreaterThanOrEqual(size / 4096);
+    }
+    // For people: the holder's buffer row and the total.
+    const text = await runCli(['estimate', ...pids.map(String), '--no-progress']);
+    expect(text.stdout).toContain(`pid ${pids[0]}`);
+    expect(text.stdout).toMatch(/predicted saving \d/);
+  });
+
+  it('a pid that does not exist: error on stderr, exit 1', async () => {
+    const result = await runCli(['estimate', '4194000']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/node-ksm: error: .*4194000/);
   });
 });

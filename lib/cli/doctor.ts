@@ -1,7 +1,7 @@
 /** `node-ksm doctor [--pid N]`: why nothing merges, with the fix; exit code 1 on any error finding. */
 import type { Command } from 'commander';
 
-import { doctorFindings, missingModule, type DoctorOptions, type Finding } from '../adapters.js';
+import { doctor, type DoctorOptions, type Finding } from '../doctor/index.js';
 import type { DoctorJson } from './json.js';
 import { colors, parseDuration, parseInteger, printJson, type Colors, type GlobalOptions } from './output.js';
 
@@ -13,7 +13,7 @@ interface DoctorCliOptions extends GlobalOptions {
 
 function evidenceLine(f: Finding): string {
   return f.evidence
-    .map((e) => `${e.key}=${String(e.value)}${e.unit === undefined || e.unit === 'pages' ? '' : ` ${e.unit}`}${e.source === 'computed' ? ' (computed)' : ` (${e.source})`}`)
+    .map((e) => `${e.key}=${String(e.value)}${e.unit === undefined ? '' : ` ${e.unit}`}${e.source === 'computed' ? ' (computed)' : ` (${e.source})`}`)
     .join(', ');
 }
 
@@ -47,12 +47,12 @@ export async function runDoctor(o: DoctorCliOptions): Promise<void> {
   if (o.root !== undefined && o.root !== '/') options.root = o.root;
   if (o.handlesSecrets === true) options.handlesSecrets = true;
   if (o.targetScanTime !== undefined) options.targetScanTimeSec = parseDuration(o.targetScanTime, '--target-scan-time');
-  const findings = await doctorFindings(options);
-  if (findings === undefined) throw missingModule('doctor (lib/doctor)', 4);
+  const findings = await doctor(options);
   const counts = { error: 0, warn: 0, info: 0 };
   for (const f of findings) counts[f.severity]++;
   if (o.json === true) {
-    printJson({ kind: 'node-ksm/doctor', version: 1, pid: pid ?? null, findings, counts } satisfies Omit<DoctorJson, 'findings'> & { findings: Finding[] });
+    const json: DoctorJson = { kind: 'node-ksm/doctor', version: 1, pid: pid ?? null, findings, counts };
+    printJson(json);
   } else {
     process.stdout.write(`${renderFindings(findings, colors(o))}\n`);
   }

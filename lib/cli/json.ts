@@ -7,6 +7,8 @@
  * '0x...' hex strings; sizes are bytes; times are seconds unless named
  * otherwise.
  */
+import type { Finding } from '../doctor/index.js';
+import type { EstimateResult } from '../estimate.js';
 
 export interface KsmKnobsJson {
   /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging. */
@@ -127,35 +129,13 @@ export interface TuneJson {
   restored: KnobChangeJson[] | null;
 }
 
-/** A fix as doctor() gives it. */
-export interface FixJson {
-  summary: string;
-  /** Shell commands, in order, exactly as to run. */
-  commands: string[];
-  /** The call to make instead, where the fix is in code. */
-  call?: string | null;
-  /** Lines that make the fix survive a reboot. */
-  persist?: string[] | null;
-  [more: string]: unknown;
-}
-
-/** doctor()'s Finding, JSON-encoded. */
-export interface FindingJson {
-  /** Stable code, e.g. KSM_STOPPED, SCAN_TOO_SLOW (see doctor()). */
-  code: string;
-  severity: 'error' | 'warn' | 'info';
-  message: string;
-  /** The numbers read, with the file each came from. */
-  evidence: Array<{ source: string; key: string; value: number | string | boolean; unit?: string | null }>;
-  fix: FixJson | null;
-  alternatives: FixJson[];
-}
-
 export interface DoctorJson {
   kind: 'node-ksm/doctor';
   version: 1;
+  /** The process examined; null: the doctor's own (the machine-wide checks hold either way). */
   pid: number | null;
-  findings: FindingJson[];
+  /** doctor()'s findings as the API returns them (code, severity, message, evidence, fix, alternatives). */
+  findings: Finding[];
   counts: { error: number; warn: number; info: number };
 }
 
@@ -171,8 +151,8 @@ export interface EstimateJson {
   kind: 'node-ksm/estimate';
   version: 1;
   pids: number[];
-  /** estimate(pids) as the SDK returns it (see the estimate() API), JSON-encoded. */
-  report: unknown;
+  /** estimate(pids) as the API returns it, JSON-encoded (bigint addresses as '0x...'). */
+  report: EstimateResult;
 }
 
 export interface ExporterJson {
