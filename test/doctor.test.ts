@@ -172,6 +172,26 @@ describe('doctor() on fixture trees of other machines', () => {
       fs.rmSync(tree, { recursive: true, force: true });
     }
   });
+
+  it('a process whose smaps does not answer is skipped after 2 s, and said so', async () => {
+    // smaps waits for the process's mmap_lock; a FIFO nobody writes stands for one held for minutes.
+    const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'doctor-slow-'));
+    const stuck = path.join(tree, 'proc/777/smaps');
+    try {
+      fs.cpSync(path.join(TREES, 'numa'), tree, { recursive: true });
+      fs.mkdirSync(path.dirname(stuck), { recursive: true });
+      fs.writeFileSync(path.join(tree, 'proc/777/ksm_stat'), 'ksm_rmap_items 0\nksm_merge_any: yes\nksm_mergeable: yes\n');
+      execFileSync('mkfifo', [stuck]);
+      // Without the deadline this call would not return until the test's timeout.
+      const entry = only(await doctor({ root: tree, targetScanTimeSec: 0.001, maxScanTimeSec: 0.001 }), 'SCAN_TOO_SLOW');
+      expect(evidence(entry, 'processes skipped (smaps did not answer in 2 s: mmap_lock held)')).toBe(1);
+    } finally {
+      // Release the read still waiting in the threadpool.
+      const fd = fs.openSync(stuck, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      fs.closeSync(fd);
+      fs.rmSync(tree, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('doctor() on real processes', () => {

@@ -44,6 +44,8 @@ export interface CandidateFacts {
   processesRead: number;
   /** Processes that may hold mergeable memory but whose smaps could not be read (other users', without root). */
   processesUnreadable: number;
+  /** Processes whose smaps did not answer in time (mmap_lock held); the pass stops after a few. */
+  processesSlow: number;
   /** What the kernel tracks: pages_shared + pages_sharing + pages_unshared + pages_volatile. */
   kernelTracked: number | undefined;
   /** What the scan estimate uses: the larger of readablePages and kernelTracked. */
@@ -91,6 +93,22 @@ function readText(file: string): string | undefined {
     return fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
+  }
+}
+
+const TIMED_OUT = Symbol('timed out');
+const SMAPS_DEADLINE_MS = 2000;
+const MAX_SLOW_PROCESSES = 2;
+
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -190,6 +208,7 @@ async function countCandidates(
   let readablePages = targetPages;
   let processesRead = 1;
   let processesUnreadable = 0;
+  let processesSlow = 0;
   let entries: string[] = [];
   try {
     entries = (await fs.promises.readdir(path.join(root, 'proc'))).filter((name) => /^\d+$/.test(name));
@@ -206,7 +225,16 @@ async function countCandidates(
       if (values.mergeable === false) continue;
       if (values.mergeable === undefined && values.mergeAny === false && values.rmapItems === 0) continue;
     }
-    const smaps = await readTextAsync(procPath(root, Number(name), 'smaps'));
+    // smaps waits for the process's mmap_lock: a process inside a long
+    // madvise/prctl/munmap holds it for as long as that takes. Give up on it
+    // rather than hang, and stop the pass after a few (each stuck read holds
+    // a libuv threadpool thread until the lock is released).
+    const smaps = await withDeadline(readTextAsync(procPath(root, Number(name), 'smaps')), SMAPS_DEADLINE_MS);
+    if (smaps === TIMED_OUT) {
+      processesSlow++;
+      if (processesSlow >= MAX_SLOW_PROCESSES) break;
+      continue;
+    }
     if (smaps === undefined) {
       // Gone, or another user's process without root.
       if (fs.existsSync(procPath(root, Number(name)))) processesUnreadable++;
@@ -224,6 +252,7 @@ async function countCandidates(
     readablePages,
     processesRead,
     processesUnreadable,
+    processesSlow,
     kernelTracked,
     pages: Math.max(readablePages, kernelTracked ?? 0),
   };

@@ -726,6 +726,9 @@ function scanEstimate(facts: Facts, options: RuleOptions): Finding | undefined {
       'pages',
     ),
   ];
+  if (candidates.processesSlow > 0) {
+    evidence.push(ev('/proc/*/smaps', 'processes skipped (smaps did not answer in 2 s: mmap_lock held)', candidates.processesSlow));
+  }
   if (candidates.kernelTracked !== undefined) {
     evidence.push(ev(`${KSM}/pages_{shared,sharing,unshared,volatile}`, 'pages tracked by ksmd', candidates.kernelTracked, 'pages'));
   }
