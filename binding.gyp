@@ -37,6 +37,7 @@
           "sources": [
             "native/errors.cc",
             "native/memory.cc",
+            "native/pagemap.cc",
             "native/pages.cc",
             "native/process.cc",
             "native/view.cc"

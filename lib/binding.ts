@@ -47,6 +47,17 @@ export interface NativeEstimateResult {
   timings: { pagemapNs: number; sampleNs: number; resampleNs: number; confirmNs: number };
 }
 
+/** Per range, what pagemap/kpageflags/kpagecount say (native/pagemap.cc). */
+export interface PageAttribution {
+  presentPages: number[];
+  ksmPages: number[];
+  zeroPages: number[];
+  /** Per range: [mapcount, pages, mapcount, pages, ...] of its KSM pages. */
+  sharing: Float64Array[];
+  /** The kernel hid frame numbers (no CAP_SYS_ADMIN): nothing was attributed. */
+  pfnHidden: boolean;
+}
+
 export interface NativeBinding {
   supported: true;
   /** mmap(size rounded to pages), each advice applied, Buffer of `size` bytes. */
@@ -60,6 +71,10 @@ export interface NativeBinding {
   pageSize(): number;
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
+  /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */
+  pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array): Promise<PageAttribution>;
+  /** A whole file read in one libuv task (seq_files hand out a page per read). */
+  readProcFile(path: string): Promise<Buffer>;
   constants: AdviceConstants;
   /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
   estimatePages(

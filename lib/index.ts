@@ -57,6 +57,35 @@ export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRang
 export { type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
 export { type UnmarkResult } from './memory.js';
 export { KsmInsufficientMemoryError } from './errors.js';
+// profit and regions (issue 3)
+export {
+  regions,
+  type Region,
+  type RegionKind,
+  type RegionLabel,
+  type RegionsResult,
+} from './regions.js';
+export {
+  profit,
+  systemProfit,
+  type ProfitOptions,
+  type ProfitMethod,
+  type ProfitReport,
+  type ProfitTotal,
+  type ProfitReconciliation,
+  type RegionProfit,
+  type SharingBucket,
+  type SystemProfit,
+} from './profit.js';
+export {
+  formatBytes,
+  formatPercent,
+  formatTable,
+  type FormatBytesOptions,
+  type FormatTableOptions,
+  type TableColumn,
+} from './format.js';
+export { scanSmaps, type SmapsSummary, type SmapsScan } from './smaps.js';
 
 // metrics (issue 6): Prometheus metrics, scan speed and tuning, the processes KSM knows, the CLI's --json shapes
 export {

@@ -33,39 +33,90 @@ export interface SmapsParse {
 }
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+([0-9a-f]+:[0-9a-f]+)\s+(\d+)\s*(.*)$/;
-const FIELD = /^([A-Za-z_][A-Za-z0-9_]*):\s*(-?\d+)(?:\s+(kB))?\s*$/;
 
+// Byte values. Plain consts: with isolatedModules a const enum is emitted as
+// an object, and a property load per byte compared is measurable here.
+const CH_TAB = 9;
+const CH_SPACE = 32;
+const CH_MINUS = 45;
+const CH_ZERO = 48;
+const CH_NINE = 57;
+const CH_COLON = 58;
+const CH_UPPERA = 65;
+const CH_UPPERZ = 90;
+const CH_UNDERSCORE = 95;
+const CH_LOWERA = 97;
+const CH_LOWERZ = 122;
+const CH_UPPERB = 66;
+const CH_LOWERK = 107;
+
+function isNameChar(c: number): boolean {
+  return (c >= CH_LOWERA && c <= CH_LOWERZ) || (c >= CH_UPPERA && c <= CH_UPPERZ) ||
+    (c >= CH_ZERO && c <= CH_NINE) || c === CH_UNDERSCORE;
+}
+
+/**
+ * Parses smaps text. A hand-written scanner rather than a regex per line:
+ * a process with 10,000 VMAs prints 250,000 lines, and profit() must stay
+ * close to the kernel's own cost of printing them (see bench/profit.mjs).
+ */
 export function parseSmaps(text: string): SmapsParse {
   if (typeof text !== 'string') throw invalidType('text', 'of type string', text);
   const vmas: SmapsVma[] = [];
   let current: SmapsVma | undefined;
   let skippedLines = 0;
-  for (const line of text.split('\n')) {
-    if (line.length === 0) continue;
-    if (line.startsWith('VmFlags:')) {
-      if (current) current.vmFlags = line.slice(8).trim().split(/\s+/).filter(Boolean);
-      else skippedLines++;
+  const length = text.length;
+  // Every VMA prints the same fields in the same order: the previous VMA's
+  // names, matched in place, spare a slice and a string lookup per line.
+  let names: string[] = [];
+  let previousNames: string[] = [];
+  let pos = 0;
+  while (pos < length) {
+    let eol = text.indexOf('\n', pos);
+    if (eol === -1) eol = length;
+    const lineStart = pos;
+    pos = eol + 1;
+    if (eol === lineStart) continue;
+
+    const expected = previousNames[names.length];
+    if (
+      current !== undefined && expected !== undefined &&
+      text.startsWith(expected, lineStart) && text.charCodeAt(lineStart + expected.length) === CH_COLON
+    ) {
+      names.push(expected);
+      if (expected === 'VmFlags') {
+        current.vmFlags = splitFlags(text, lineStart + 8, eol);
+        continue;
+      }
+      const value = parseFieldValue(text, lineStart + expected.length + 1, eol);
+      if (value === undefined) skippedLines++;
+      else setField(current.fields, expected, value);
       continue;
     }
-    const field = FIELD.exec(line);
-    if (field) {
-      if (!current) {
+
+    // `Name:` (a field or VmFlags) or a VMA header `start-end perms ...`.
+    let i = lineStart;
+    while (i < eol && isNameChar(text.charCodeAt(i))) i++;
+    if (i < eol && i > lineStart && text.charCodeAt(i) === CH_COLON) {
+      if (current === undefined) {
         skippedLines++;
         continue;
       }
-      const value = Number(field[2]);
-      const bytes = field[3] === 'kB' ? value * 1024 : value;
-      // Past 2^53 neither the figure nor its bytes are exact: skip, never round.
-      if (!Number.isSafeInteger(value) || !Number.isSafeInteger(bytes)) {
-        skippedLines++;
+      const name = text.slice(lineStart, i);
+      names.push(name);
+      if (name === 'VmFlags') {
+        current.vmFlags = splitFlags(text, i + 1, eol);
         continue;
       }
-      // An own property even for "__proto__"-like names.
-      Object.defineProperty(current.fields, field[1]!, { value: bytes, enumerable: true, writable: true, configurable: true });
+      const value = parseFieldValue(text, i + 1, eol);
+      if (value === undefined) skippedLines++;
+      else setField(current.fields, name, value);
       continue;
     }
-    const header = HEADER.exec(line);
+    const header = HEADER.exec(text.slice(lineStart, eol));
     if (header) {
+      if (names.length > 0) previousNames = names;
+      names = [];
       current = {
         start: BigInt(`0x${header[1]!}`),
         end: BigInt(`0x${header[2]!}`),
@@ -83,6 +134,59 @@ export function parseSmaps(text: string): SmapsParse {
     skippedLines++;
   }
   return { vmas, skippedLines };
+}
+
+function splitFlags(text: string, from: number, eol: number): string[] {
+  const flags: string[] = [];
+  let i = from;
+  while (i < eol) {
+    const start = i;
+    while (i < eol && text.charCodeAt(i) !== CH_SPACE && text.charCodeAt(i) !== CH_TAB) i++;
+    if (i > start) flags.push(text.slice(start, i));
+    i++;
+  }
+  return flags;
+}
+
+/** `   1234 kB` -> bytes, `   7` -> 7; undefined for anything else. */
+/** An own property even for a field named `__proto__`. */
+function setField(fields: Record<string, number>, name: string, value: number): void {
+  if (name === '__proto__') {
+    Object.defineProperty(fields, name, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    fields[name] = value;
+  }
+}
+
+function parseFieldValue(text: string, from: number, eol: number): number | undefined {
+  let i = from;
+  while (i < eol && (text.charCodeAt(i) === CH_SPACE || text.charCodeAt(i) === CH_TAB)) i++;
+  let negative = false;
+  if (i < eol && text.charCodeAt(i) === CH_MINUS) {
+    negative = true;
+    i++;
+  }
+  const digits = i;
+  let value = 0;
+  while (i < eol) {
+    const c = text.charCodeAt(i);
+    if (c < CH_ZERO || c > CH_NINE) break;
+    value = value * 10 + (c - CH_ZERO);
+    i++;
+  }
+  if (i === digits || !Number.isSafeInteger(value)) return undefined;
+  while (i < eol && (text.charCodeAt(i) === CH_SPACE || text.charCodeAt(i) === CH_TAB)) i++;
+  let kilobytes = false;
+  if (i + 1 < eol && text.charCodeAt(i) === CH_LOWERK && text.charCodeAt(i + 1) === CH_UPPERB) {
+    kilobytes = true;
+    i += 2;
+    while (i < eol && (text.charCodeAt(i) === CH_SPACE || text.charCodeAt(i) === CH_TAB)) i++;
+  }
+  if (i !== eol) return undefined;
+  const signed = negative ? -value : value;
+  if (!kilobytes) return signed;
+  const bytes = signed * 1024;
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
 /** VMAs that overlap [start, end). */
@@ -107,4 +211,313 @@ export function whyNotMergeable(vma: SmapsVma): string {
   if (flags.has('mm')) reasons.push('mixed map');
   if (flags.has('dp')) reasons.push('droppable mapping');
   return reasons.length > 0 ? reasons.join(', ') : 'the kernel left VM_MERGEABLE unset for this mapping';
+}
+
+/**
+ * One VMA with the smaps figures regions() and profit() use, in bytes;
+ * undefined where the kernel printed no such line (`KSM` before 6.6).
+ */
+export interface SmapsSummary {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  offset: bigint;
+  dev: string;
+  inode: number;
+  pathname: string;
+  size: number | undefined;
+  rss: number | undefined;
+  pss: number | undefined;
+  sharedClean: number | undefined;
+  sharedDirty: number | undefined;
+  privateClean: number | undefined;
+  privateDirty: number | undefined;
+  anonymous: number | undefined;
+  ksm: number | undefined;
+  anonHugePages: number | undefined;
+  swap: number | undefined;
+  vmFlags: string[];
+}
+
+export interface SmapsScan {
+  vmas: SmapsSummary[];
+  /** Lines that matched no known shape (truncated or foreign input). */
+  skippedLines: number;
+}
+
+type SummaryField =
+  | 'size' | 'rss' | 'pss' | 'sharedClean' | 'sharedDirty' | 'privateClean'
+  | 'privateDirty' | 'anonymous' | 'ksm' | 'anonHugePages' | 'swap';
+
+const SUMMARY_FIELDS: ReadonlyArray<readonly [string, SummaryField]> = [
+  ['Size', 'size'],
+  ['Rss', 'rss'],
+  ['Pss', 'pss'],
+  ['Shared_Clean', 'sharedClean'],
+  ['Shared_Dirty', 'sharedDirty'],
+  ['Private_Clean', 'privateClean'],
+  ['Private_Dirty', 'privateDirty'],
+  ['Anonymous', 'anonymous'],
+  ['KSM', 'ksm'],
+  ['AnonHugePages', 'anonHugePages'],
+  ['Swap', 'swap'],
+];
+
+// The `Name:` of each field we keep, found by its first four bytes (`Rss:`,
+// `Shar`, ...) and then compared whole.
+interface Wanted {
+  name: Uint8Array;
+  key: SummaryField | 'vmFlags';
+}
+const WANTED: Wanted[] = [...SUMMARY_FIELDS, ['VmFlags', 'vmFlags'] as const].map(([name, key]) => ({
+  name: Buffer.from(`${name}:`, 'latin1'),
+  key,
+}));
+const prefixOf = (text: string): number =>
+  ((text.charCodeAt(0) << 24) | (text.charCodeAt(1) << 16) | (text.charCodeAt(2) << 8) | text.charCodeAt(3)) | 0;
+const P_SIZE = prefixOf('Size');
+const P_RSS = prefixOf('Rss:');
+const P_PSS = prefixOf('Pss:');
+const P_SHARED = prefixOf('Shar');
+const P_PRIVATE = prefixOf('Priv');
+const P_ANON = prefixOf('Anon');
+const P_KSM = prefixOf('KSM:');
+const P_SWAP = prefixOf('Swap');
+const P_VMFLAGS = prefixOf('VmFl');
+const wantedIndex = (name: string): number => WANTED.findIndex((w) => Buffer.from(w.name).toString('latin1') === `${name}:`);
+const W = {
+  size: wantedIndex('Size'), rss: wantedIndex('Rss'), pss: wantedIndex('Pss'),
+  sharedClean: wantedIndex('Shared_Clean'), sharedDirty: wantedIndex('Shared_Dirty'),
+  privateClean: wantedIndex('Private_Clean'), privateDirty: wantedIndex('Private_Dirty'),
+  anonymous: wantedIndex('Anonymous'), anonHugePages: wantedIndex('AnonHugePages'),
+  ksm: wantedIndex('KSM'), swap: wantedIndex('Swap'), vmFlags: wantedIndex('VmFlags'),
+};
+
+/** The WANTED entry a line can be, from its first bytes; -1 for lines we skip. */
+function candidateOf(u: Uint8Array, at: number): number {
+  const prefix = ((u[at]! << 24) | (u[at + 1]! << 16) | (u[at + 2]! << 8) | u[at + 3]!) | 0;
+  switch (prefix) {
+    case P_SIZE: return W.size;
+    case P_RSS: return W.rss;
+    case P_PSS: return W.pss;
+    case P_KSM: return W.ksm;
+    case P_SWAP: return W.swap;
+    case P_VMFLAGS: return W.vmFlags;
+    case P_SHARED: return u[at + 7] === 67 ? W.sharedClean : W.sharedDirty; // Shared_C / Shared_D
+    case P_PRIVATE: return u[at + 8] === 67 ? W.privateClean : W.privateDirty; // Private_C / Private_D
+    case P_ANON: return u[at + 4] === 121 ? W.anonymous : W.anonHugePages; // Anony / AnonH
+    default: return -1;
+  }
+}
+
+class Summary implements SmapsSummary {
+  size: number | undefined = undefined;
+  rss: number | undefined = undefined;
+  pss: number | undefined = undefined;
+  sharedClean: number | undefined = undefined;
+  sharedDirty: number | undefined = undefined;
+  privateClean: number | undefined = undefined;
+  privateDirty: number | undefined = undefined;
+  anonymous: number | undefined = undefined;
+  ksm: number | undefined = undefined;
+  anonHugePages: number | undefined = undefined;
+  swap: number | undefined = undefined;
+  vmFlags: string[] = [];
+
+  constructor(
+    readonly start: bigint,
+    readonly end: bigint,
+    readonly perms: string,
+    readonly offset: bigint,
+    readonly dev: string,
+    readonly inode: number,
+    readonly pathname: string,
+  ) {}
+}
+
+function sameBytes(data: Uint8Array, at: number, name: Uint8Array): boolean {
+  for (let k = 0; k < name.length; k++) if (data[at + k] !== name[k]) return false;
+  return true;
+}
+
+/**
+ * smaps as raw bytes -> the figures regions() and profit() need, nothing
+ * more. A 10,000-VMA smaps is 7.5 MB and 250,000 lines, and this has to cost
+ * a small fraction of what the kernel spends printing it, so: bytes, not a
+ * decoded string; a line's field told by its first four bytes; the line's end
+ * looked for first where the kernel's layout puts it (`%-16s%8lu kB` ends at
+ * byte 27) and searched for only when it is not there; headers parsed by hand.
+ * Unknown lines are skipped, malformed ones counted, nothing throws.
+ * parseSmaps() keeps every field, at several times the cost.
+ */
+export function scanSmaps(data: Uint8Array): SmapsScan {
+  const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // Plain Uint8Array indexing: Buffer's methods cost twice as much per line.
+  const u = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const vmas: SmapsSummary[] = [];
+  let current: Summary | undefined;
+  let skippedLines = 0;
+  const length = buffer.length;
+  let pos = 0;
+  while (pos < length) {
+    const lineStart = pos;
+    const first = u[pos]!;
+    if (first === 10) {
+      pos++;
+      continue;
+    }
+    if (first >= CH_UPPERA && first <= CH_UPPERZ) {
+      // The common case: a kB line of exactly the kernel's layout.
+      let eol = lineStart + 27;
+      if (!(u[eol] === 10 && u[eol - 1] === CH_UPPERB && u[eol - 2] === CH_LOWERK && u[eol - 3] === CH_SPACE)) {
+        eol = lineStart;
+        while (eol < length && u[eol] !== 10) eol++;
+      }
+      pos = eol + 1;
+      if (current === undefined || eol - lineStart < 5) {
+        skippedLines++;
+        continue;
+      }
+      const index = candidateOf(u, lineStart);
+      if (index < 0) continue;
+      const wanted = WANTED[index]!;
+      const valueStart = lineStart + wanted.name.length;
+      if (valueStart > eol || !sameBytes(u, lineStart, wanted.name)) continue;
+      if (wanted.key === 'vmFlags') {
+        current.vmFlags = flagsOf(buffer, valueStart, eol);
+      } else {
+        const value = byteFieldValue(u, valueStart, eol);
+        if (value === undefined) skippedLines++;
+        else current[wanted.key] = value;
+      }
+      continue;
+    }
+    let eol = buffer.indexOf(10, lineStart);
+    if (eol === -1) eol = length;
+    pos = eol + 1;
+    const parsed = parseHeader(buffer, lineStart, eol);
+    if (parsed === undefined) {
+      // Fields below a header we could not read belong to no VMA we know.
+      current = undefined;
+      skippedLines++;
+      continue;
+    }
+    current = parsed;
+    vmas.push(parsed);
+  }
+  return { vmas, skippedLines };
+}
+
+// VmFlags are two letters each: one interned string per pair seen.
+const FLAG_NAMES = new Map<number, string>();
+
+function flagsOf(data: Buffer, from: number, eol: number): string[] {
+  const flags: string[] = [];
+  let i = from;
+  while (i < eol) {
+    while (i < eol && data[i] === CH_SPACE) i++;
+    const start = i;
+    while (i < eol && data[i] !== CH_SPACE) i++;
+    if (i === start) break;
+    if (i - start === 2) {
+      const code = (data[start]! << 8) | data[start + 1]!;
+      let name = FLAG_NAMES.get(code);
+      if (name === undefined) {
+        name = data.toString('latin1', start, i);
+        FLAG_NAMES.set(code, name);
+      }
+      flags.push(name);
+    } else {
+      flags.push(data.toString('latin1', start, i));
+    }
+  }
+  return flags;
+}
+
+// perms and dev take few values: one string each.
+const INTERNED = new Map<string, string>();
+function intern(data: Buffer, from: number, to: number): string {
+  const text = data.toString('latin1', from, to);
+  const known = INTERNED.get(text);
+  if (known !== undefined) return known;
+  if (INTERNED.size < 4096) INTERNED.set(text, text);
+  return text;
+}
+
+function hexValue(c: number): number {
+  if (c >= CH_ZERO && c <= CH_NINE) return c - CH_ZERO;
+  if (c >= CH_LOWERA && c <= 102) return c - CH_LOWERA + 10; // a-f
+  return -1;
+}
+
+/** `start-end perms offset dev inode   pathname`, or undefined. */
+function parseHeader(data: Buffer, from: number, eol: number): Summary | undefined {
+  let i = from;
+  const hex = (): bigint | undefined => {
+    const begin = i;
+    let value = 0;
+    while (i < eol) {
+      const digit = hexValue(data[i]!);
+      if (digit < 0) break;
+      value = value * 16 + digit;
+      i++;
+    }
+    const digits = i - begin;
+    if (digits === 0 || digits > 16) return undefined;
+    // Exact in a double up to 13 hex digits (2^52); beyond, from the text.
+    return digits <= 13 ? BigInt(value) : BigInt(`0x${data.toString('latin1', begin, i)}`);
+  };
+  const spaces = (): boolean => {
+    const begin = i;
+    while (i < eol && data[i] === CH_SPACE) i++;
+    return i > begin;
+  };
+  const start = hex();
+  if (start === undefined || data[i] !== CH_MINUS) return undefined;
+  i++;
+  const end = hex();
+  if (end === undefined || !spaces()) return undefined;
+  const permsStart = i;
+  while (i < eol && data[i] !== CH_SPACE) i++;
+  if (i - permsStart !== 4) return undefined;
+  const perms = intern(data, permsStart, i);
+  if (!spaces()) return undefined;
+  const offset = hex();
+  if (offset === undefined || !spaces()) return undefined;
+  const devStart = i;
+  while (i < eol && data[i] !== CH_SPACE) i++;
+  if (i === devStart || data.indexOf(CH_COLON, devStart) >= i || data.indexOf(CH_COLON, devStart) === -1) return undefined;
+  const dev = intern(data, devStart, i);
+  if (!spaces()) return undefined;
+  let inode = 0;
+  const inodeStart = i;
+  while (i < eol && data[i]! >= CH_ZERO && data[i]! <= CH_NINE) inode = inode * 10 + (data[i++]! - CH_ZERO);
+  if (i === inodeStart || (i < eol && data[i] !== CH_SPACE)) return undefined;
+  while (i < eol && data[i] === CH_SPACE) i++;
+  let pathEnd = eol;
+  while (pathEnd > i && (data[pathEnd - 1] === CH_SPACE || data[pathEnd - 1] === 13)) pathEnd--;
+  const pathname = pathEnd > i ? data.toString('utf8', i, pathEnd) : '';
+  return new Summary(start, end, perms, offset, dev, inode, pathname);
+}
+
+/** `    1234 kB` -> bytes, `       1` -> 1; undefined for anything else. */
+function byteFieldValue(data: Uint8Array, from: number, eol: number): number | undefined {
+  let i = from;
+  while (i < eol && data[i] === CH_SPACE) i++;
+  const digits = i;
+  let value = 0;
+  while (i < eol) {
+    const c = data[i]!;
+    if (c < CH_ZERO || c > CH_NINE) break;
+    value = value * 10 + (c - CH_ZERO);
+    i++;
+  }
+  if (i === digits) return undefined;
+  while (i < eol && data[i] === CH_SPACE) i++;
+  if (i + 1 < eol && data[i] === CH_LOWERK && data[i + 1] === CH_UPPERB) {
+    value *= 1024;
+    i += 2;
+  }
+  while (i < eol && data[i] === CH_SPACE) i++;
+  return i === eol && Number.isSafeInteger(value) ? value : undefined;
 }

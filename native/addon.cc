@@ -3,6 +3,7 @@
 
 #if defined(__linux__)
 #include "memory.h"
+#include "pagemap.h"
 #include "pages.h"
 #include "process.h"
 #endif
@@ -20,6 +21,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, ksm::SetMemoryMerge, "setMemoryMerge"));
   exports.Set("getMemoryMerge",
               Napi::Function::New(env, ksm::GetMemoryMerge, "getMemoryMerge"));
+  exports.Set("pageAttribution",
+              Napi::Function::New(env, ksm::PageAttribution, "pageAttribution"));
+  exports.Set("readProcFile",
+              Napi::Function::New(env, ksm::ReadProcFile, "readProcFile"));
   exports.Set("constants", ksm::AdviceConstants(env));
   exports.Set("estimatePages",
               Napi::Function::New(env, ksm::EstimatePages, "estimatePages"));

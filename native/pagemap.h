@@ -1,0 +1,24 @@
+// Exact KSM attribution, page by page: /proc/PID/pagemap gives each virtual
+// page's frame, /proc/kpageflags says whether the frame is a KSM page (or the
+// zero page), /proc/kpagecount how many page tables map it.
+#pragma once
+
+#include <napi.h>
+
+namespace ksm {
+
+// pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array):
+// Promise<{ presentPages, ksmPages, zeroPages: number[], sharing:
+// Float64Array[] ([mapcount, pages, mapcount, pages, ...] per range),
+// pfnHidden: boolean }>. Runs on the libuv pool: a GiB is 262144 entries.
+// Needs CAP_SYS_ADMIN (frames are hidden otherwise, kpageflags is 0400).
+Napi::Value PageAttribution(const Napi::CallbackInfo& info);
+
+// readProcFile(path: string): Promise<Buffer>: the whole file, read on the
+// libuv pool in one task. /proc/PID/smaps is a seq_file that returns one page
+// (~3.7 KB, five VMAs) per read(2) whatever the buffer size: 2,000 reads for a
+// 10,000-VMA process. fs.promises.readFile makes each of them a round trip to
+// the pool; this makes them one.
+Napi::Value ReadProcFile(const Napi::CallbackInfo& info);
+
+}  // namespace ksm

@@ -1,0 +1,225 @@
+/**
+ * regions() and the smaps scanner under it: kernels of several releases,
+ * 10,000 VMAs, malformed input, and this process's own labelled buffers.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import {
+  KsmNoSuchProcessError,
+  allocMergeable,
+  pageSize,
+  parseSmaps,
+  regions,
+  scanSmaps,
+  type SmapsSummary,
+} from '../lib/index.js';
+import { FIXTURES, requireKsm } from './helpers/ksm.js';
+
+const SMAPS = path.join(FIXTURES, 'smaps');
+const ROOT_68 = path.join(SMAPS, 'root-6.8');
+const KERNELS = ['linux-4.19', 'linux-5.15', 'linux-6.1', 'linux-6.8', 'linux-6.18'];
+
+function fixture(name: string): Buffer {
+  return fs.readFileSync(path.join(SMAPS, `${name}.smaps`));
+}
+
+/** The scanner's figures must be the general parser's, field for field. */
+const SAME: Array<[keyof SmapsSummary, string]> = [
+  ['size', 'Size'], ['rss', 'Rss'], ['pss', 'Pss'], ['sharedClean', 'Shared_Clean'],
+  ['sharedDirty', 'Shared_Dirty'], ['privateClean', 'Private_Clean'], ['privateDirty', 'Private_Dirty'],
+  ['anonymous', 'Anonymous'], ['ksm', 'KSM'], ['anonHugePages', 'AnonHugePages'], ['swap', 'Swap'],
+];
+
+function expectScanMatchesParse(data: Buffer): void {
+  const scanned = scanSmaps(data);
+  const parsed = parseSmaps(data.toString('utf8'));
+  expect(scanned.vmas.length).toBe(parsed.vmas.length);
+  scanned.vmas.forEach((vma, i) => {
+    const full = parsed.vmas[i]!;
+    expect([vma.start, vma.end, vma.perms, vma.offset, vma.dev, vma.inode]).toEqual([full.start, full.end, full.perms, full.offset, full.dev, full.inode]);
+    expect(vma.pathname).toBe(full.pathname.trimEnd());
+    expect(vma.vmFlags).toEqual(full.vmFlags);
+    for (const [key, field] of SAME) expect(vma[key], `${key} of VMA ${i}`).toBe(full.fields[field]);
+  });
+}
+
+describe('smaps of several kernels', () => {
+  it.each(KERNELS)('%s: every VMA, scanner and full parser agree, nothing skipped', (kernel) => {
+    const data = fixture(kernel);
+    const { vmas, skippedLines } = scanSmaps(data);
+    expect(skippedLines).toBe(0);
+    expect(parseSmaps(data.toString()).skippedLines).toBe(0);
+    expect(vmas.length).toBe(data.toString().split('\n').filter((line) => /^[0-9a-f]+-[0-9a-f]+ /.test(line)).length);
+    expectScanMatchesParse(data);
+  });
+
+  it('KSM is undefined where the kernel printed no KSM line (before 6.6), a number from 6.6', () => {
+    for (const kernel of ['linux-4.19', 'linux-5.15', 'linux-6.1']) {
+      expect(scanSmaps(fixture(kernel)).vmas.every((vma) => vma.ksm === undefined)).toBe(true);
+    }
+    const v68 = scanSmaps(fixture('linux-6.8')).vmas;
+    expect(v68.every((vma) => typeof vma.ksm === 'number')).toBe(true);
+    expect(v68.reduce((sum, vma) => sum + vma.ksm!, 0)).toBe(480 * 1024);
+  });
+
+  it('keeps THP fields and [anon:...] names', () => {
+    const vmas = scanSmaps(fixture('linux-6.8')).vmas;
+    const thp = vmas.find((vma) => vma.vmFlags.includes('hg'))!;
+    expect(thp.anonHugePages).toBe(2048 * 1024);
+    expect(parseSmaps(fixture('linux-6.8').toString()).vmas.find((vma) => vma.start === thp.start)!.fields.THPeligible).toBe(1);
+    expect(vmas.find((vma) => vma.pathname === '[anon:node-ksm weights]')?.vmFlags).toContain('mg');
+    expect(vmas.at(-1)!.start).toBe(0xffffffffff600000n);
+  });
+});
+
+describe('regions()', () => {
+  it('names each kind of mapping, from a 6.8 fixture', async () => {
+    const { regions: list, pid, skippedLines } = await regions(4242, { root: ROOT_68 });
+    expect(pid).toBe(4242);
+    expect(skippedLines).toBe(0);
+    const kinds = Object.fromEntries(list.map((region) => [region.start.toString(16), region.kind]));
+    expect(kinds).toEqual({
+      '55d0c0a00000': 'file',
+      '55d0c2000000': 'heap',
+      '7f3a00000000': 'named-anonymous',
+      '7f3a10000000': 'anonymous',
+      '7f3a20000000': 'jit-code',
+      '7f3a30000000': 'reserved',
+      '7f3a40000000': 'anonymous',
+      '7f3a50000000': 'shared-memory',
+      '7f3a60000000': 'shared-memory',
+      '7ffd4eeab000': 'stack',
+      '7ffd4ef7c000': 'vvar',
+      '7ffd4ef80000': 'vdso',
+      ffffffffff600000: 'vsyscall',
+    });
+    const named = list.find((region) => region.kind === 'named-anonymous')!;
+    expect(named.anonName).toBe('node-ksm weights');
+    expect(named).toMatchObject({ mergeable: true, ksm: 400 * 1024, rss: 600 * 1024, pss: 300 * 1024, anonymous: 600 * 1024, size: 4 * 1024 * 1024 });
+    expect(list.filter((region) => region.mergeable).map((region) => region.start.toString(16))).toEqual(['7f3a00000000', '7f3a10000000', '7f3a40000000']);
+    expect(list.find((region) => region.kind === 'anonymous' && region.anonHugePages! > 0)?.anonHugePages).toBe(2 * 1024 * 1024);
+    // Labels are this process's own: never on another pid's regions.
+    expect(list.every((region) => region.label === undefined && region.labels.length === 0)).toBe(true);
+  });
+
+  it("labels this process's buffers, mergeable, by address range", async (ctx) => {
+    requireKsm(ctx);
+    const page = pageSize();
+    const weights = allocMergeable(64 * page, { label: 'weights' });
+    const cache = allocMergeable(16 * page, { label: 'cache' });
+    weights.fill(1);
+    cache.fill(2);
+    const { regions: list } = await regions();
+    for (const [label, buffer] of [['weights', weights], ['cache', cache]] as const) {
+      const holders = list.filter((region) => region.labels.some((l) => l.label === label));
+      expect(holders.length, label).toBeGreaterThanOrEqual(1);
+      for (const region of holders) {
+        expect(region.mergeable).toBe(true);
+        expect(region.kind).toBe('anonymous');
+        expect(region.label).toContain(label);
+      }
+      const clipped = holders.flatMap((region) => region.labels.filter((l) => l.label === label));
+      expect(clipped.reduce((sum, l) => sum + Number(l.end - l.start), 0)).toBe(buffer.length);
+    }
+    // Regions are in address order and do not overlap.
+    for (let i = 1; i < list.length; i++) expect(list[i]!.start >= list[i - 1]!.end).toBe(true);
+  });
+
+  it('throws TypeError / RangeError for bad arguments and KsmNoSuchProcessError for a missing pid', async () => {
+    await expect(regions('1' as unknown as number)).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(regions(0)).rejects.toMatchObject({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+    await expect(regions(1.5)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(regions(undefined, { root: 5 } as unknown as { root: string })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(regions(4243, { root: ROOT_68 })).rejects.toBeInstanceOf(KsmNoSuchProcessError);
+  });
+});
+
+/** A 10,000-VMA smaps in 6.18's layout, every VMA different. */
+function synthetic(count: number): Buffer {
+  const lines: string[] = [];
+  let address = 0x7f0000000000n;
+  for (let i = 0; i < count; i++) {
+    const start = address;
+    const end = start + BigInt((1 + (i % 7)) * 4096);
+    address = end + 4096n;
+    const rss = (i % 7) * 4;
+    const ksm = i % 3 === 0 ? rss : 0;
+    lines.push(
+      `${start.toString(16)}-${end.toString(16)} ${i % 2 ? 'rw-p' : 'r--p'} ${(i * 4096).toString(16).padStart(8, '0')} 00:00 0 ${i % 5 === 0 ? `[anon:buf ${i}]` : ''}`,
+      `Size:           ${String((1 + (i % 7)) * 4).padStart(8)} kB`,
+      'KernelPageSize:        4 kB',
+      'MMUPageSize:           4 kB',
+      `Rss:            ${String(rss).padStart(8)} kB`,
+      `Pss:            ${String(rss / 2).padStart(8)} kB`,
+      `Shared_Dirty:   ${String(ksm).padStart(8)} kB`,
+      `Private_Dirty:  ${String(rss - ksm).padStart(8)} kB`,
+      `Anonymous:      ${String(rss).padStart(8)} kB`,
+      `KSM:            ${String(ksm).padStart(8)} kB`,
+      `AnonHugePages:         0 kB`,
+      `Swap:           ${String(i).padStart(8)} kB`,
+      'THPeligible:           0',
+      `VmFlags: rd ${i % 2 ? 'wr ' : ''}mr mw me ac${i % 3 === 0 ? ' mg' : ''} `,
+    );
+  }
+  return Buffer.from(`${lines.join('\n')}\n`);
+}
+
+describe('smaps at scale and under damage', () => {
+  it('scans 10,000 VMAs, every figure in place', () => {
+    const data = synthetic(10_000);
+    const { vmas, skippedLines } = scanSmaps(data);
+    expect(skippedLines).toBe(0);
+    expect(vmas).toHaveLength(10_000);
+    vmas.forEach((vma, i) => {
+      const rss = (i % 7) * 4 * 1024;
+      if (vma.rss !== rss || vma.swap !== i * 1024 || vma.ksm !== (i % 3 === 0 ? rss : 0) ||
+        vma.vmFlags.includes('mg') !== (i % 3 === 0) || vma.pathname !== (i % 5 === 0 ? `[anon:buf ${i}]` : '')) {
+        throw new Error(`VMA ${i} misread: ${JSON.stringify(vma, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+      }
+    });
+    expectScanMatchesParse(data);
+  });
+
+  it('never throws on malformed input, and counts what it could not read', () => {
+    const samples: Array<string | Buffer> = [
+      '',
+      '\n\n\n',
+      'garbage',
+      'Rss: 12 kB\n',                       // a field before any header
+      '7f00-7f01 rw-p 0 00:00 0\nRss: x kB\nKSM: -1 kB\nPss: 99999999999999999999 kB\nVmFlags:\n',
+      '7f00-7f01 rw-p',                     // truncated header
+      'zzzz-7f01 rw-p 00000000 00:00 0\n',
+      '7f00-7f01 rw-p 00000000 00:00 0 /path with spaces (deleted)\nRss:   4 kB\n',
+      Buffer.from([0xff, 0xfe, 0x00, 0x0a, 0x52, 0x73, 0x73, 0x3a]),
+      fixture('linux-6.8').subarray(0, 1234),    // cut mid-line
+    ];
+    for (const sample of samples) {
+      const data = typeof sample === 'string' ? Buffer.from(sample) : sample;
+      expect(() => scanSmaps(data)).not.toThrow();
+      expect(() => parseSmaps(data.toString('utf8'))).not.toThrow();
+    }
+    const odd = scanSmaps(Buffer.from(samples[4] as string));
+    expect(odd.vmas).toHaveLength(1);
+    expect(odd.vmas[0]!.rss).toBeUndefined();
+    expect(odd.vmas[0]!.pss).toBeUndefined();
+    expect(odd.skippedLines).toBe(3);
+    expect(scanSmaps(Buffer.from(samples[7] as string)).vmas[0]!.pathname).toBe('/path with spaces (deleted)');
+    expect(scanSmaps(Buffer.from('Rss: 12 kB\n')).skippedLines).toBe(1);
+
+    // Random damage: cuts, flipped bytes, spliced lines.
+    const base = fixture('linux-6.18');
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 300; round++) {
+      const damaged = Buffer.from(base.subarray(random(base.length), base.length - random(200)));
+      for (let flips = random(40); flips > 0; flips--) damaged[random(damaged.length)] = random(256);
+      expect(() => scanSmaps(damaged)).not.toThrow();
+      expect(() => parseSmaps(damaged.toString('latin1'))).not.toThrow();
+    }
+  });
+});
