@@ -7,12 +7,13 @@
  * prom-client is an optional peer dependency, loaded on first use. Figures
  * are read when Prometheus scrapes (collect callbacks), never on a timer.
  */
+import * as fs from 'node:fs';
 import type * as PromClient from 'prom-client';
 
-import { fairShare, hasProfit } from './adapters.js';
-import { KsmMissingDependencyError, KsmUnsupportedError } from './errors.js';
+import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmUnsupportedError } from './errors.js';
+import { procPath } from './paths.js';
 import { pageSize } from './memory.js';
-import { ksmProcesses } from './processes.js';
+import { fairShare, ksmProcesses, type FairShare } from './processes.js';
 import { ksmStat } from './procfs.js';
 import { systemStat, type SystemStat } from './sysfs.js';
 import { scanTime } from './tuner.js';
@@ -280,13 +281,15 @@ export function collectDefaultKsmMetrics(options?: KsmMetricsOptions): void {
     s.mergeAny === undefined ? undefined : Number(s.mergeAny),
   );
 
-  if (!hasProfit()) return; // fair share needs profit() (issue 3)
   const profitOptions: { exact?: boolean; root?: string } = { root };
   if (exact !== undefined) profitOptions.exact = exact;
-  let share: { at: number; value: Promise<Awaited<ReturnType<typeof fairShare>>> } | undefined;
-  const readShare = (): Promise<Awaited<ReturnType<typeof fairShare>>> => {
+  let share: { at: number; value: Promise<FairShare | undefined> } | undefined;
+  const readShare = (): Promise<FairShare | undefined> => {
     const now = Date.now();
-    if (share === undefined || now - share.at >= 500) share = { at: now, value: fairShare(process.pid, profitOptions) };
+    if (share === undefined || now - share.at >= 500) {
+      // A failed read (the process cannot read its own smaps?) leaves the series as they were.
+      share = { at: now, value: fairShare(undefined, profitOptions).catch(() => undefined) };
+    }
     return share.value;
   };
   new client.Gauge({
@@ -374,9 +377,11 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
           const profitOptions: { exact?: boolean; root?: string } = { root };
           if (exact !== undefined) profitOptions.exact = exact;
           try {
-            saved = (await fairShare(p.pid, profitOptions))?.savedBytes;
-          } catch {
-            continue; // the process left between the listing and its profit
+            saved = (await fairShare(p.pid, profitOptions)).savedBytes;
+          } catch (error) {
+            // Gone between the listing and its profit: drop it. Otherwise (smaps
+            // unreadable) it is exported without a saved_bytes series.
+            if (error instanceof KsmNoSuchProcessError && !fs.existsSync(procPath(root, p.pid))) continue;
           }
         }
         out.push({ pid: String(p.pid), comm: p.comm, stat: p.stat, saved });
@@ -417,7 +422,7 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
     "The kernel's ksm_process_profit: counts the one copy that had to stay; do not sum (use ksm_process_saved_bytes)",
     (row) => row.stat.processProfit,
   );
-  if (withShare && hasProfit()) {
+  if (withShare) {
     gauge(
       'ksm_process_saved_bytes',
       'Fair share of the saving: a page mapped k times gives each mapper (k-1)/k; sums to pages_sharing x page size',

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { KsmNoSuchProcessError, isSystemError } from './errors.js';
 import { procPath } from './paths.js';
 import { assertProcRoot, ksmStat, type KsmStat } from './procfs.js';
+import { profit, type ProfitMethod } from './profit.js';
 import { checkBoolean, checkOptions, checkRoot, type RootOption } from './validate.js';
 
 export interface KsmProcess {
@@ -82,4 +83,39 @@ export function ksmProcesses(options?: KsmProcessesOptions): KsmProcessList {
     processes.push({ pid, comm: comm ?? '', stat, merging });
   }
   return { processes, unreadable };
+}
+
+/** What status, top and the metrics take from profit(): a process's fair share, in total and per label. */
+export interface FairShare {
+  pid: number;
+  /** Bytes backed by KSM pages (smaps KSM:). */
+  mergedBytes: number;
+  /** The fair share of the saving: a page mapped k times gives each mapper (k-1)/k. */
+  savedBytes: number;
+  method: ProfitMethod;
+  /** Summed per label of allocMergeable / markMergeable buffers (this process's own labels only). */
+  labels: Array<{ label: string; mergedBytes: number; savedBytes: number }>;
+}
+
+/** profit(pid), reduced to the figures a process table and the metrics show. */
+export async function fairShare(pid: number | undefined, options: { exact?: boolean; root?: string } = {}): Promise<FairShare> {
+  const opts: { exact?: boolean; root?: string } = {};
+  if (options.exact !== undefined) opts.exact = options.exact;
+  if (options.root !== undefined) opts.root = options.root;
+  const report = await profit(pid, opts);
+  const labels = new Map<string, { label: string; mergedBytes: number; savedBytes: number }>();
+  for (const region of report.regions) {
+    if (region.label === undefined) continue;
+    const entry = labels.get(region.label) ?? { label: region.label, mergedBytes: 0, savedBytes: 0 };
+    entry.mergedBytes += region.mergedBytes;
+    entry.savedBytes += region.savedBytes;
+    labels.set(region.label, entry);
+  }
+  return {
+    pid: report.pid,
+    mergedBytes: report.total.mergedBytes,
+    savedBytes: report.total.savedBytes,
+    method: report.method,
+    labels: [...labels.values()],
+  };
 }

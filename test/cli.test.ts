@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import type { DoctorJson, EstimateJson, StatusJson, TopJson, TuneJson } from '../lib/index.js';
-import { ksmStatText, makeKsmTree, runCli, sysfsFile } from './helpers/cli.js';
+import { profit, type DoctorJson, type EstimateJson, type StatusJson, type TopJson, type TuneJson } from '../lib/index.js';
+import { ksmStatText, makeKsmTree, runCli, smapsVma, sysfsFile } from './helpers/cli.js';
 import { DIST, rawKsmStat, requireKsm, startFixture, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const trees: string[] = [];
@@ -28,8 +28,9 @@ afterEach(async () => {
 });
 
 const PROCS = [
-  { pid: 100, comm: 'api-worker', ksmStat: ksmStatText({ rmap: 5000, zero: 0, merging: 3000, profit: 3000 * 4096 - 5000 * 64, mergeAny: true, mergeable: true }) },
-  { pid: 200, comm: 'cache node', ksmStat: ksmStatText({ rmap: 9000, zero: 10, merging: 6000, profit: 6010 * 4096 - 9000 * 64, mergeAny: false, mergeable: true }) },
+  // 1 MiB merged, each KSM page mapped twice; 2 MiB merged, mapped three times: 200 saves more.
+  { pid: 100, comm: 'api-worker', ksmStat: ksmStatText({ rmap: 5000, zero: 0, merging: 3000, profit: 3000 * 4096 - 5000 * 64, mergeAny: true, mergeable: true }), smaps: smapsVma(0x7f0000000000, 4096, 1024, 2) },
+  { pid: 200, comm: 'cache node', ksmStat: ksmStatText({ rmap: 9000, zero: 10, merging: 6000, profit: 6010 * 4096 - 9000 * 64, mergeAny: false, mergeable: true }), smaps: smapsVma(0x7f0000000000, 4096, 2048, 3) },
   // Scanned, nothing merged yet: listed only with --all.
   { pid: 300, comm: 'idle', ksmStat: ksmStatText({ rmap: 100, zero: 0, merging: 0, profit: -6400, mergeAny: false, mergeable: true }) },
   // A kernel thread: zeros everywhere, never listed.
@@ -72,6 +73,16 @@ describe('node-ksm status (fixture tree)', () => {
       [100, 'api-worker'],
     ]);
     expect(status.processes[0]).toMatchObject({ mergingPages: 6000, zeroPages: 10, rmapItems: 9000, mergeAny: false });
+    // The fair share is profit()'s, estimated from Pss in a tree without pagemap.
+    expect(status.fairShare).toBe('estimated');
+    for (const p of status.processes) {
+      const report = await profit(p.pid, { root });
+      expect(p.savedBytes).toBe(report.total.savedBytes);
+      expect(p.mergedBytes).toBe(report.total.mergedBytes);
+      expect(p.savedExact).toBe(false);
+    }
+    expect(status.processes[0]!.mergedBytes).toBe(2 * 1024 * 1024);
+    expect(status.processes[0]!.savedBytes).toBeGreaterThan(status.processes[1]!.savedBytes!);
     expect(status.unreadable).toEqual([]);
   });
 
@@ -91,6 +102,8 @@ describe('node-ksm status (fixture tree)', () => {
     expect(result.stdout).toContain('sharing/shared 9.00');
     expect(result.stdout).toMatch(/200\s+cache node/);
     expect(result.stdout).toContain('do not add these up');
+    expect(result.stdout).toContain('(by fair-share saving, estimated)');
+    expect(result.stdout).toMatch(/200\s+cache node\s+[\d.]+ MiB\s+2\.0 MiB/);
     expect(result.stdout).not.toContain('\x1b['); // NO_COLOR and a pipe: no escapes
   });
 
@@ -248,7 +261,11 @@ describe('node-ksm status (real kernel)', () => {
       expect(listed!.mergingPages).toBe(Number(raw.ksm_merging_pages));
       expect(listed!.mergingPages).toBeGreaterThanOrEqual((8 * 1024 * 1024) / status.pageSize!);
       expect(listed!.comm).toBe(fs.readFileSync(`/proc/${holder.pid}/comm`, 'utf8').trim());
+      // Two mappers of each KSM page: each holder's fair share is half its buffer, page-exact as root.
+      expect(listed!.savedExact).toBe(true);
+      expect(listed!.savedBytes).toBeGreaterThanOrEqual((8 * 1024 * 1024) / 2);
     }
+    expect(status.fairShare).toBe('exact');
     const text = await runCli(['status']);
     expect(text.stdout).toMatch(new RegExp(`${holders[0]!.pid}\\s+node`));
 
@@ -361,5 +378,46 @@ describe('node-ksm estimate (real kernel)', () => {
     const result = await runCli(['estimate', '4194000']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/node-ksm: error: .*4194000/);
+  });
+});
+
+describe('node-ksm regions', () => {
+  it('a fixture process: its regions with the fair share, and the JSON shape', async () => {
+    const root = tree({}, PROCS);
+    const json = await runCli(['--root', root, 'regions', '200', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const doc = JSON.parse(json.stdout) as { kind: string; version: number; pid: number; report: { method: string; regions: Array<{ start: string; mergedBytes: number }>; total: { mergedBytes: number } } };
+    expect(doc).toMatchObject({ kind: 'node-ksm/regions', version: 1, pid: 200 });
+    expect(doc.report.method).toBe('estimated');
+    expect(doc.report.regions[0]!.start).toBe('0x7f0000000000');
+    expect(doc.report.total.mergedBytes).toBe(2 * 1024 * 1024);
+    const text = await runCli(['--root', root, 'regions', '200']);
+    expect(text.stdout).toMatch(/7f0000000000-7f0000400000\s+anonymous/);
+    expect(text.stdout).toMatch(/total {2}merged 2\.0 MiB {2}saved/);
+  });
+
+  it('a real process holding a labelled buffer: the label, merged and saved per region', async (ctx) => {
+    requireKsm(ctx);
+    const size = 4 * 1024 * 1024;
+    const spec = JSON.stringify({ mode: 'alloc', size, seed: 63 });
+    holders = await Promise.all([startFixture('holder.cjs', [spec]), startFixture('holder.cjs', [spec])]);
+    await waitFullScans(2);
+    const pid = holders[0]!.pid;
+    const doc = JSON.parse((await runCli(['regions', String(pid), '--json'])).stdout) as { report: { method: string; regions: Array<{ start: string; end: string; mergedBytes: number; savedBytes: number }> } };
+    expect(doc.report.method).toBe('exact');
+    const start = holders[0]!.ready.start as bigint;
+    const region = doc.report.regions.find((r) => BigInt(r.start) <= start && BigInt(r.end) > start)!;
+    expect(region.mergedBytes).toBe(size);
+    expect(region.savedBytes).toBe(size / 2);
+    const text = await runCli(['regions', String(pid)]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`${start.toString(16)}-`);
+    expect(text.stdout).toContain('(exact)');
+  });
+
+  it('a pid that does not exist: exit 1, error on stderr', async () => {
+    const result = await runCli(['regions', '4194001']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('no such process: 4194001');
   });
 });

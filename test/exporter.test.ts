@@ -95,6 +95,8 @@ describe('node-ksm exporter', () => {
       expect(sample(families, 'ksm_process_merging_pages', { pid: String(holder.pid), comm: 'node' })).toBe(Number(raw.ksm_merging_pages));
       expect(sample(families, 'ksm_process_rmap_items', { pid: String(holder.pid) })).toBe(Number(raw.ksm_rmap_items));
       expect(Number(raw.ksm_merging_pages)).toBeGreaterThanOrEqual(2048);
+      // Each KSM page of the buffers has two mappers: half of each buffer is each holder's fair share.
+      expect(sample(families, 'ksm_process_saved_bytes', { pid: String(holder.pid) })).toBeGreaterThanOrEqual(4 * 1024 * 1024);
     }
     expect(sample(families, 'ksm_run')).toBe(1);
     expect(sample(families, 'ksm_pages_to_scan')).toBe(sysfsNumber('pages_to_scan'));

@@ -3,13 +3,14 @@
  * as text and parsed back with a real Prometheus text-format parser.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { allocMergeable, collectDefaultKsmMetrics, pageSize } from '../lib/index.js';
+import { allocMergeable, collectDefaultKsmMetrics, pageSize, profit } from '../lib/index.js';
 import { ksmStatText, makeKsmTree } from './helpers/cli.js';
 import { DIST, rawKsmStat, requireKsm, sysfsNumber, waitFullScans } from './helpers/ksm.js';
 
@@ -143,5 +144,40 @@ describe('collectDefaultKsmMetrics (real kernel)', () => {
     expect(value(m, 'ksm_run')).toBe(1);
     a.fill(0);
     b.fill(0);
+  });
+
+  it('fair share of this process and per label, with labels past maxLabels summed into "other"', async (ctx) => {
+    requireKsm(ctx);
+    const size = 1024 * 1024;
+    // Three labelled buffers with the same bytes: every KSM page has three mappers here.
+    // A salt of this run, so no other process on the machine holds a page with these bytes.
+    const salt = randomBytes(16);
+    const buffers = ['alpha', 'beta', 'gamma'].map((label) => {
+      const b = allocMergeable(size, { label });
+      for (let offset = 0; offset < size; offset += pageSize()) {
+        b.writeUInt32LE(offset + 7, offset);
+        salt.copy(b, offset + 16);
+      }
+      return b;
+    });
+    await waitFullScans(2);
+    const registry = new Registry();
+    collectDefaultKsmMetrics({ register: registry, maxLabels: 2 });
+    const m = await scrape(registry);
+    const report = await profit();
+    expect(report.method).toBe('exact');
+    expect(value(m, 'nodejs_ksm_process_saved_bytes')).toBeCloseTo(report.total.savedBytes, 0);
+
+    const saved = m.get('nodejs_ksm_buffer_saved_bytes')!.metrics;
+    const labels = saved.map((sample) => sample.labels!.label!).sort();
+    expect(labels).toHaveLength(3);
+    expect(labels).toContain('other');
+    expect(labels.filter((label) => label !== 'other').every((label) => ['alpha', 'beta', 'gamma'].includes(label))).toBe(true);
+    // Each buffer saved 2/3 of itself, exactly; the series add up to the three of them.
+    const total = saved.reduce((sum, sample) => sum + Number(sample.value), 0);
+    expect(total).toBeCloseTo((3 * size * 2) / 3, 0);
+    const merged = m.get('nodejs_ksm_buffer_merged_bytes')!.metrics;
+    expect(merged.reduce((sum, sample) => sum + Number(sample.value), 0)).toBe(3 * size);
+    for (const b of buffers) b.fill(0);
   });
 });

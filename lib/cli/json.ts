@@ -9,6 +9,7 @@
  */
 import type { Finding } from '../doctor/index.js';
 import type { EstimateResult } from '../estimate.js';
+import type { ProfitReport } from '../profit.js';
 
 export interface KsmKnobsJson {
   /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging. */
@@ -76,7 +77,7 @@ export interface StatusJson {
   fairShare: 'exact' | 'estimated' | 'unavailable';
   /** Processes with merged pages, by savedBytes (or mergingPages when fair share is unavailable), largest first. */
   processes: ProcessJson[];
-  /** Processes whose ksm_stat could not be read (not root). */
+  /** Processes that could not be read, with the error code: ksm_stat (not root), or smaps/pagemap for the fair share (then listed with savedBytes null). */
   unreadable: Array<{ pid: number; code: string }>;
 }
 
@@ -143,8 +144,8 @@ export interface RegionsJson {
   kind: 'node-ksm/regions';
   version: 1;
   pid: number;
-  /** profit(pid) as the SDK returns it (see the profit() API), JSON-encoded. */
-  report: unknown;
+  /** profit(pid) as the API returns it, JSON-encoded (bigint addresses as '0x...'). */
+  report: ProfitReport;
 }
 
 export interface EstimateJson {

@@ -1,8 +1,8 @@
 /** What every command shares: colours, numbers for people, tables, JSON, errors. */
-import Table from 'cli-table3';
 import { createColors } from 'picocolors';
 
 import { isSystemError } from '../errors.js';
+import { formatBytes as formatBytesOf, formatTable } from '../format.js';
 
 export type Colors = ReturnType<typeof createColors>;
 
@@ -29,20 +29,9 @@ export function colors(options: GlobalOptions, stream: NodeJS.WriteStream = proc
   return createColors(enabled);
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
-/** 1536 -> '1.5 KiB'; negative values keep their sign; undefined -> '-'. */
+/** Bytes in IEC units (lib/format.ts, shared with the reports); null/undefined -> '-'. */
 export function formatBytes(bytes: number | undefined | null): string {
-  if (bytes === undefined || bytes === null || !Number.isFinite(bytes)) return '-';
-  const sign = bytes < 0 ? '-' : '';
-  let value = Math.abs(bytes);
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const text = unit === 0 ? String(value) : value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
-  return `${sign}${text} ${UNITS[unit]}`;
+  return formatBytesOf(bytes ?? undefined);
 }
 
 /** 12345 -> '12,345'; undefined -> '-'. */
@@ -71,25 +60,12 @@ export function formatRatio(value: number | undefined | null, digits = 2): strin
   return value.toFixed(digits);
 }
 
-/** An aligned table without box lines, numbers right-aligned. */
+/** An aligned table without box lines (lib/format.ts's formatTable), cells as given. */
 export function table(head: string[], rows: string[][], align?: Array<'left' | 'right'>): string {
-  const t = new Table({
-    head,
-    style: { head: [], border: [], compact: true, 'padding-left': 0, 'padding-right': 2 },
-    chars: {
-      top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
-      bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-      left: '', 'left-mid': '', mid: '', 'mid-mid': '',
-      right: '', 'right-mid': '', middle: '',
-    },
-    colAligns: align ?? head.map(() => 'left'),
-  });
-  for (const row of rows) t.push(row);
-  return t
-    .toString()
-    .split('\n')
-    .map((line) => line.trimEnd())
-    .join('\n');
+  return formatTable(
+    rows,
+    head.map((header, index) => ({ header, value: (row: string[]) => row[index] ?? '', align: align?.[index] ?? 'left' })),
+  );
 }
 
 /**

@@ -1,9 +1,12 @@
 /** `node-ksm status`: the machine's KSM, then the processes that merge. */
+import * as fs from 'node:fs';
+
 import type { Command } from 'commander';
 
-import { fairShare, hasProfit } from '../adapters.js';
+import { KsmNoSuchProcessError } from '../errors.js';
 import { pageSize } from '../memory.js';
-import { ksmProcesses } from '../processes.js';
+import { procPath } from '../paths.js';
+import { fairShare, ksmProcesses, type FairShare } from '../processes.js';
 import { systemStat, type SystemStat } from '../sysfs.js';
 import { scanTime } from '../tuner.js';
 import type { ProcessJson, StatusJson } from './json.js';
@@ -45,21 +48,27 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
   const list = ksmProcesses({ root: options.root, candidates: options.all === true });
   const page = pageBytes();
   const scan = scanTime(stat);
-  const withShare = options.fairShare !== false && hasProfit();
+  const withShare = options.fairShare !== false;
 
   const processes: ProcessJson[] = [];
+  const unreadable = [...list.unreadable];
   let exactAll = true;
   for (const p of list.processes) {
-    let share: Awaited<ReturnType<typeof fairShare>>;
-    if (withShare) {
+    let share: FairShare | undefined;
+    if (withShare && !p.merging) {
+      // Nothing of it is merged (listed by --all): no KSM page, no share, no smaps to read.
+      share = { pid: p.pid, mergedBytes: 0, savedBytes: 0, method: 'exact', labels: [] };
+    } else if (withShare) {
       try {
         const opts: { exact?: boolean; root?: string } = { root: options.root };
         if (options.exact !== undefined) opts.exact = options.exact;
         share = await fairShare(p.pid, opts);
-      } catch {
-        continue; // the process left meanwhile
+      } catch (error) {
+        if (error instanceof KsmNoSuchProcessError && !fs.existsSync(procPath(options.root, p.pid))) continue; // gone meanwhile
+        // Its smaps (or pagemap) could not be read: listed without a fair share, and said so.
+        unreadable.push({ pid: p.pid, code: typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR' });
       }
-      if (share !== undefined && !share.exact) exactAll = false;
+      if (share !== undefined && share.method !== 'exact') exactAll = false;
     }
     processes.push({
       pid: p.pid,
@@ -71,7 +80,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
       mergeAny: p.stat.mergeAny ?? null,
       savedBytes: share?.savedBytes ?? null,
       mergedBytes: share?.mergedBytes ?? null,
-      savedExact: share === undefined ? null : share.exact,
+      savedExact: share === undefined ? null : share.method === 'exact',
     });
   }
   processes.sort((a, b) =>
@@ -108,7 +117,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
     generalProfitBytes: stat.generalProfit ?? null,
     fairShare: !withShare ? 'unavailable' : exactAll ? 'exact' : 'estimated',
     processes,
-    unreadable: list.unreadable,
+    unreadable,
   };
 }
 
@@ -157,9 +166,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
   if (s.processes.length === 0) {
     lines.push(c.dim('no process has merged pages'));
   } else if (s.fairShare === 'unavailable') {
-    lines.push(
-      `${c.bold('processes that merge')} ${c.dim('(ksm_stat figures; fair-share saving unavailable in this build, by merging pages)')}`,
-    );
+    lines.push(`${c.bold('processes that merge')} ${c.dim('(ksm_stat figures, by merging pages; --no-fair-share)')}`);
     lines.push(
       table(
         ['PID', 'COMM', 'MERGING', 'ZERO', 'RMAP ITEMS', 'KSM_PROCESS_PROFIT*'],
@@ -197,7 +204,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
     lines.push(c.dim('* the kernel counts the copy that had to stay in every process: do not add these up'));
   }
   if (s.unreadable.length > 0) {
-    lines.push(c.yellow(`${s.unreadable.length} processes could not be read (${s.unreadable[0]!.code}): run as root to see them`));
+    lines.push(c.yellow(`${s.unreadable.length} processes could not be read (${[...new Set(s.unreadable.map((u) => u.code))].join(', ')}): as root they can`));
   }
   return lines.join('\n');
 }

@@ -48,6 +48,54 @@ export interface FixtureProcess {
   comm: string;
   /** ksm_stat text; omitted: no file (kernel before 6.1). */
   ksmStat?: string;
+  /** smaps text (smaps_rollup is derived from it); omitted: no smaps, so no fair share. */
+  smaps?: string;
+}
+
+/**
+ * One anonymous mergeable VMA as smaps prints it, `ksmKb` of it backed by KSM
+ * pages that each have `mappers` mappers (so Pss counts them 1/mappers).
+ */
+export function smapsVma(start: number, sizeKb: number, ksmKb: number, mappers: number): string {
+  const hex = (n: number): string => n.toString(16).padStart(12, '0');
+  const pss = Math.round(sizeKb - ksmKb + ksmKb / mappers); // smaps prints whole kB
+  return [
+    `${hex(start)}-${hex(start + sizeKb * 1024)} rw-p 00000000 00:00 0 `,
+    `Size:           ${sizeKb} kB`,
+    'KernelPageSize:        4 kB',
+    'MMUPageSize:           4 kB',
+    `Rss:            ${sizeKb} kB`,
+    `Pss:            ${pss} kB`,
+    `Pss_Anon:       ${pss} kB`,
+    'Pss_File:              0 kB',
+    'Pss_Shmem:             0 kB',
+    'Shared_Clean:          0 kB',
+    `Shared_Dirty:   ${ksmKb} kB`,
+    'Private_Clean:         0 kB',
+    `Private_Dirty:  ${sizeKb - ksmKb} kB`,
+    `Referenced:     ${sizeKb} kB`,
+    `Anonymous:      ${sizeKb} kB`,
+    `KSM:            ${ksmKb} kB`,
+    'LazyFree:              0 kB',
+    'AnonHugePages:         0 kB',
+    'Swap:                  0 kB',
+    'SwapPss:               0 kB',
+    'Locked:                0 kB',
+    'THPeligible:           0',
+    'VmFlags: rd wr mr mw me ac sd mg ',
+    '',
+  ].join('\n');
+}
+
+function rollup(smaps: string): string {
+  const sums = new Map<string, number>();
+  for (const line of smaps.split('\n')) {
+    const m = /^(\w+):\s+(\d+) kB$/.exec(line);
+    if (m && m[1] !== 'KernelPageSize' && m[1] !== 'MMUPageSize') sums.set(m[1]!, (sums.get(m[1]!) ?? 0) + Number(m[2]));
+  }
+  const lines = ['00400000-7fffffffffff ---p 00000000 00:00 0                          [rollup]'];
+  for (const [key, kb] of sums) lines.push(`${key}: ${kb} kB`);
+  return `${lines.join('\n')}\n`;
 }
 
 /** sysfs values a 6.18 machine shows, overridable. */
@@ -99,6 +147,10 @@ export function makeKsmTree(sysfs: Record<string, string | undefined> = {}, proc
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'comm'), `${p.comm}\n`);
     if (p.ksmStat !== undefined) fs.writeFileSync(path.join(dir, 'ksm_stat'), p.ksmStat);
+    if (p.smaps !== undefined) {
+      fs.writeFileSync(path.join(dir, 'smaps'), p.smaps);
+      fs.writeFileSync(path.join(dir, 'smaps_rollup'), rollup(p.smaps));
+    }
   }
   return root;
 }
