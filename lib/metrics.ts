@@ -82,7 +82,7 @@ interface Resolved {
 function resolve(options: KsmMetricsOptions | MachineMetricsOptions | undefined): Resolved {
   const opts = checkOptions<KsmMetricsOptions>(options);
   const root = checkRoot(opts);
-  const prefix = opts.prefix ?? '';
+  const prefix = opts.prefix === undefined ? '' : opts.prefix;
   if (typeof prefix !== 'string') throw invalidType('options.prefix', 'of type string', prefix);
   if (prefix !== '' && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     throw outOfRange('options.prefix', 'a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)', prefix);
@@ -228,7 +228,7 @@ const processRegistered = new WeakMap<Registry, Set<string>>();
 export function collectDefaultKsmMetrics(options?: KsmMetricsOptions): void {
   const r = resolve(options);
   const opts = checkOptions<KsmMetricsOptions>(options);
-  const maxLabels = opts.maxLabels ?? 20;
+  const maxLabels = opts.maxLabels === undefined ? 20 : opts.maxLabels;
   if (typeof maxLabels !== 'number') throw invalidType('options.maxLabels', 'of type number', maxLabels);
   if (!Number.isInteger(maxLabels) || maxLabels < 0 || maxLabels > 10_000) {
     throw outOfRange('options.maxLabels', 'an integer from 0 to 10000', maxLabels);

@@ -32,6 +32,7 @@ export interface ScanTime {
 
 /** How long one full scan takes at the current knobs, from a systemStat(). */
 export function scanTime(stat: SystemStat): ScanTime {
+  if (typeof stat !== 'object' || stat === null || Array.isArray(stat)) throw invalidType('stat', 'an object', stat);
   const parts = [stat.pagesShared, stat.pagesSharing, stat.pagesUnshared, stat.pagesVolatile];
   const candidatePages = parts.every((part) => part !== undefined)
     ? parts.reduce<number>((sum, part) => sum + part!, 0)
