@@ -172,6 +172,38 @@ uint64_t FindZeroPfn(size_t page) {
   return (entry & kPmPresent) != 0 ? (entry & kPmPfnMask) : 0;
 }
 
+// Page copies made while reading live on a mapping of their own, outside the
+// ranges being scanned (those were fixed before it existed), and are unmapped
+// at the end: copies left in malloc's free lists would show up as phantom
+// twins when this process estimates itself again.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { Release(); }
+
+  bool Map(size_t bytes) {
+    Release();
+    void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return false;
+    data_ = static_cast<uint8_t*>(mem);
+    size_ = bytes;
+    return true;
+  }
+  void Release() {
+    if (data_ != nullptr) munmap(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
  public:
   EstimateWorker(Napi::Env env, std::vector<Target> targets, double interval_ms,
@@ -254,11 +286,11 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   }
 
   void TrackMemory() {
-    size_t bytes = entries_.capacity() * sizeof(Entry) + buffer_.capacity() +
-                   rep_.capacity() + pagemap_.capacity() * sizeof(uint64_t) +
+    size_t bytes = entries_.capacity() * sizeof(Entry) + scratch_.size() +
+                   pagemap_.capacity() * sizeof(uint64_t) +
                    (pending_.capacity() + rest_.capacity() + members_.capacity()) *
                        sizeof(uint64_t) +
-                   live_.capacity() * sizeof(uint32_t) + wave_.capacity() +
+                   live_.capacity() * sizeof(uint32_t) +
                    wave_refs_.capacity() * sizeof(uint64_t) +
                    wave_runs_.capacity() * sizeof(std::pair<size_t, size_t>) +
                    wave_order_.capacity() * sizeof(uint32_t) + wave_ok_.capacity();
@@ -266,8 +298,15 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   }
 
   void Run() {
-    buffer_.resize(std::max(batch_pages_, kWavePages) * page_);
-    rep_.resize(page_);
+    // Read batches, the confirm wave, and one representative page.
+    const size_t batch_bytes = std::max(batch_pages_, kWavePages) * page_;
+    if (!scratch_.Map(batch_bytes + kWavePages * page_ + page_)) {
+      Fail(errno, "mmap", 0);
+      return;
+    }
+    buffer_ = scratch_.data();
+    wave_ = scratch_.data() + batch_bytes;
+    rep_ = wave_ + kWavePages * page_;
     pagemap_.resize(kPagemapChunk);
     zero_pfn_ = FindZeroPfn(page_);
     if (expected_pages_ > 0) entries_.reserve(expected_pages_ + expected_pages_ / 64 + 1024);
@@ -299,6 +338,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     Group();
     confirm_ns_ = NowNs() - t4;
     TrackMemory();
+    scratch_.Release();
     for (Target& target : targets_) {
       if (target.exited) std::fill(target.stats.begin(), target.stats.end(), 0.0);
     }
@@ -417,7 +457,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
         remote[iovs].iov_len = page_;
         iovs++;
       }
-      iovec local{buffer_.data(), count * page_};
+      iovec local{buffer_, count * page_};
       ssize_t got = process_vm_readv(pid, &local, 1, remote, iovs, 0);
       if (got < 0) {
         int err = errno;
@@ -429,7 +469,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
       }
       size_t done = static_cast<size_t>(got) / page_;
       bytes_read_ += static_cast<uint64_t>(done) * page_;
-      for (size_t j = 0; j < done; j++) visit(i + j, buffer_.data() + j * page_);
+      for (size_t j = 0; j < done; j++) visit(i + j, buffer_ + j * page_);
       if (done == 0) {
         visit(i, nullptr);
         done = 1;
@@ -543,7 +583,6 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
       return a.hash != b.hash ? a.hash < b.hash : a.ref < b.ref;
     });
-    wave_.resize(kWavePages * page_);
     TrackMemory();
     const double total = static_cast<double>(entries_.size());
     size_t i = 0;
@@ -597,7 +636,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
             [&](size_t k, const uint8_t* page) {
               if (page == nullptr) return;  // gone meanwhile: no twin
               const uint32_t slot = wave_order_[base + k];
-              std::memcpy(wave_.data() + slot * page_, page, page_);
+              std::memcpy(wave_ + slot * page_, page, page_);
               wave_ok_[slot] = 1;
             });
         ReadEnded(target, err);
@@ -610,11 +649,11 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
         if (wave_ok_[s] != 0) rest_.push_back(s);
       }
       while (rest_.size() >= 2) {
-        const uint8_t* rep = wave_.data() + rest_[0] * page_;
+        const uint8_t* rep = wave_ + rest_[0] * page_;
         members_.clear();
         pending_.clear();
         for (uint64_t s : rest_) {
-          if (s == rest_[0] || std::memcmp(wave_.data() + s * page_, rep, page_) == 0) {
+          if (s == rest_[0] || std::memcmp(wave_ + s * page_, rep, page_) == 0) {
             members_.push_back(wave_refs_[s]);
           } else {
             pending_.push_back(s);
@@ -652,14 +691,14 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
                   if (page == nullptr) {
                     rep_lost = true;
                   } else {
-                    std::memcpy(rep_.data(), page, page_);
+                    std::memcpy(rep_, page, page_);
                     have_rep = true;
                     members_.push_back(ref);
                   }
                   return;
                 }
                 if (page == nullptr) return;  // gone meanwhile: no twin
-                if (have_rep && std::memcmp(page, rep_.data(), page_) == 0) members_.push_back(ref);
+                if (have_rep && std::memcmp(page, rep_, page_) == 0) members_.push_back(ref);
                 else rest_.push_back(ref);
               });
           ReadEnded(target, err);
@@ -765,14 +804,15 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   uint64_t zero_pfn_ = 0;
 
   std::vector<Entry> entries_;
-  std::vector<uint8_t> buffer_;
-  std::vector<uint8_t> rep_;
+  Scratch scratch_;
+  uint8_t* buffer_ = nullptr;  // read batches
+  uint8_t* wave_ = nullptr;    // pages of a confirm wave
+  uint8_t* rep_ = nullptr;     // a large run's representative
   std::vector<uint64_t> pagemap_;
   std::vector<uint64_t> pending_;
   std::vector<uint64_t> rest_;
   std::vector<uint64_t> members_;
   std::vector<uint32_t> live_;
-  std::vector<uint8_t> wave_;
   std::vector<uint64_t> wave_refs_;
   std::vector<std::pair<size_t, size_t>> wave_runs_;  // offset, length
   std::vector<uint32_t> wave_order_;

@@ -4,7 +4,7 @@
  * offline: package.json's `binary.napi_versions` makes cmake-js take Node's
  * headers from the node-api-headers package.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -18,7 +18,9 @@ const run = promisify(execFile);
 
 /** binding.gyp's sources: [common, linux-only]. */
 function gypSources(): { common: string[]; linux: string[] } {
-  const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8')) as {
+  // binding.gyp is a Python literal (comments, single quotes): let Python read it.
+  const json = execFileSync('python3', ['-c', 'import ast, json, sys; print(json.dumps(ast.literal_eval(open(sys.argv[1]).read())))', path.join(ROOT, 'binding.gyp')], { encoding: 'utf8' });
+  const gyp = JSON.parse(json) as {
     targets: Array<{ target_name: string; sources: string[]; conditions?: Array<[string, { sources?: string[] }]> }>;
   };
   const target = gyp.targets.find((t) => t.target_name === 'ksm');

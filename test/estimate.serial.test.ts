@@ -96,7 +96,8 @@ async function accuracy(): Promise<void> {
     const ranges = workers.map((w) => ({ pid: w.pid, start: w.ready.start as bigint, end: w.ready.end as bigint }));
 
     // Before: nothing is mergeable; the estimate says what enabling would save.
-    const result = await estimate(workers.map((w) => w.pid), { intervalMs: 400 });
+    const useZeroPages = fs.readFileSync(USE_ZERO_PAGES, 'utf8').trim() === '1';
+    const result = await estimate(workers.map((w) => w.pid), { intervalMs: 400, useZeroPages });
     let candidates = 0;
     let predicted = 0;
     let predictedMappers = 0;
@@ -130,6 +131,8 @@ async function accuracy(): Promise<void> {
       }
       smapsKsm += rawSmapsRange(r.pid, r.start, r.end).ksmBytes / pageSize();
     }
+    // The knob is machine-wide: a concurrent run elsewhere may flip it.
+    expect(fs.readFileSync(USE_ZERO_PAGES, 'utf8').trim() === '1', 'use_zero_pages changed during the test (another run?)').toBe(useZeroPages);
     // k mappers of one KSM page saved k - 1; a zero-page merge saved one.
     const merged = ksmMappers - ksmPfns.size + zeroMerged;
     console.log(

@@ -75,9 +75,10 @@ describe('npm pack, offline install without a compiler', () => {
     // prepack: the prebuild; prepare: dist/.
     const pack = must(await run(npm, ['pack', '--json', '--pack-destination', tmp], { cwd: src }), 'npm pack');
     packed = (JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<typeof packed>)[0]!;
-    // The runtime dependencies and theirs, packed from our own node_modules: no registry needed.
+    // The production dependency tree, packed from our own node_modules: no
+    // registry needed. Optional ones (e.g. cli-table3's @colors/colors) too.
     const tree = must(await run(npm, ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT }), 'npm ls');
-    const deps = [...new Set(tree.stdout.split('\n').filter((dir) => dir.startsWith(path.join(ROOT, 'node_modules') + path.sep)))];
+    const deps = tree.stdout.split('\n').filter((dir) => dir.startsWith(path.join(ROOT, 'node_modules') + path.sep));
     for (const dir of deps) {
       must(await run(npm, ['pack', '--ignore-scripts', '--pack-destination', tmp, dir], { cwd: tmp }), `npm pack ${dir}`);
     }
