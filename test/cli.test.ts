@@ -21,7 +21,7 @@ afterAll(() => {
   for (const root of trees) fs.rmSync(root, { recursive: true, force: true });
 });
 
-let holders: Holder[] = [];
+let holders: Array<Holder & { ready: Record<string, unknown> }> = [];
 afterEach(async () => {
   await Promise.all(holders.map((holder) => holder.kill()));
   holders = [];
