@@ -15,7 +15,8 @@ export type KsmErrorCode =
   | 'ERR_KSM_NOT_RUNNING'
   | 'ERR_KSM_TIMEOUT'
   | 'ERR_KSM_NO_SUCH_PROCESS'
-  | 'ERR_KSM_INSUFFICIENT_MEMORY';
+  | 'ERR_KSM_INSUFFICIENT_MEMORY'
+  | 'ERR_KSM_MISSING_DEPENDENCY';
 
 export class KsmError extends Error {
   readonly code: KsmErrorCode;
@@ -113,6 +114,19 @@ export class KsmNoSuchProcessError extends KsmError {
     super('ERR_KSM_NO_SUCH_PROCESS', `no such process: ${pid}`, options);
     this.name = 'KsmNoSuchProcessError';
     this.pid = pid;
+  }
+}
+
+/** An optional peer dependency (prom-client for metrics) is not installed. */
+export class KsmMissingDependencyError extends KsmError {
+  static readonly CODE = 'ERR_KSM_MISSING_DEPENDENCY';
+  declare readonly code: 'ERR_KSM_MISSING_DEPENDENCY';
+  readonly dependency: string;
+
+  constructor(dependency: string, install: string, options?: ErrorOptions) {
+    super('ERR_KSM_MISSING_DEPENDENCY', `${dependency} is not installed; it is an optional peer dependency: ${install}`, options);
+    this.name = 'KsmMissingDependencyError';
+    this.dependency = dependency;
   }
 }
 

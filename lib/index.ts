@@ -86,3 +86,28 @@ export {
   type TableColumn,
 } from './format.js';
 export { scanSmaps, type SmapsSummary, type SmapsScan } from './smaps.js';
+
+// metrics (issue 6): Prometheus metrics, scan speed and tuning, the processes KSM knows, the CLI's --json shapes
+export {
+  collectDefaultKsmMetrics,
+  collectMachineKsmMetrics,
+  type KsmMetricsOptions,
+  type MachineMetricsOptions,
+  type PromRegistry,
+} from './metrics.js';
+export { scanTime, ScanTimeTuner, type ScanTime, type ScanTimeTunerOptions, type TunerStep } from './tuner.js';
+export { ksmProcesses, type KsmProcess, type KsmProcessList, type KsmProcessesOptions } from './processes.js';
+export { KsmMissingDependencyError } from './errors.js';
+export type {
+  StatusJson,
+  TopJson,
+  TuneJson,
+  DoctorJson,
+  RegionsJson,
+  EstimateJson,
+  ExporterJson,
+  DemoJson,
+  ProcessJson,
+  KnobChangeJson,
+  TunerStepJson,
+} from './cli/json.js';

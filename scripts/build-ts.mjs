@@ -2,7 +2,7 @@
 // wrapper over the same CommonJS module, so ESM and CJS users share one copy
 // of the package's state (labels, the loaded addon).
 import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,4 +28,9 @@ writeFileSync(
   ].join('\n'),
 );
 writeFileSync(join(dist, 'index.d.mts'), "export * from './index.js';\n");
+// The `bin`: tsc keeps the shebang; npm sets the mode on install, but a
+// checkout running dist/cli/index.js directly needs it executable too.
+const bin = join(dist, 'cli', 'index.js');
+if (!readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')) throw new Error(`${bin} lost its shebang`);
+chmodSync(bin, 0o755);
 console.log(`dist/: CommonJS build and ESM entry (${names.length} exports)`);

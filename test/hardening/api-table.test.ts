@@ -6,6 +6,7 @@
  * Adding a row: `name: [param(...), ...]`, one entry per parameter in order,
  * each saying what it accepts; `[]` for a function without parameters.
  */
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 
 import * as api from '../../lib/index.js';
@@ -91,6 +92,32 @@ const TABLE: Record<string, Param[]> = {
     p('knobs.advisorMode', 'string', (bad) => api.setKnobs({ advisorMode: bad } as never), { optional: true, outOfRange: [['auto', "'none' or 'scan-time'"]] }),
     options((bad) => api.setKnobs({}, bad as never)),
     root((o) => api.setKnobs({}, o as never)),
+  ],
+  // metrics (issue 6)
+  collectDefaultKsmMetrics: [
+    options((bad) => api.collectDefaultKsmMetrics(bad as never)),
+    root((o) => api.collectDefaultKsmMetrics({ register: new Registry(), ...o } as never)),
+    p('options.prefix', 'string', (bad) => api.collectDefaultKsmMetrics({ register: new Registry(), prefix: bad } as never), {
+      optional: true,
+      outOfRange: [['bad prefix', 'a Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)']],
+    }),
+    p('options.maxLabels', 'number', (bad) => api.collectDefaultKsmMetrics({ register: new Registry(), maxLabels: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'an integer from 0 to 10000'], [1.5, 'an integer from 0 to 10000'], [10_001, 'an integer from 0 to 10000']],
+    }),
+    p('options.exact', 'boolean', (bad) => api.collectDefaultKsmMetrics({ register: new Registry(), exact: bad } as never), { optional: true }),
+  ],
+  collectMachineKsmMetrics: [
+    options((bad) => api.collectMachineKsmMetrics(bad as never)),
+    root((o) => api.collectMachineKsmMetrics({ register: new Registry(), ...o } as never)),
+    p('options.fairShare', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), fairShare: bad } as never), { optional: true }),
+    p('options.exact', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), exact: bad } as never), { optional: true }),
+  ],
+  scanTime: [p('stat', 'object', (bad) => api.scanTime(bad as never))],
+  ksmProcesses: [
+    options((bad) => api.ksmProcesses(bad as never)),
+    root((o) => api.ksmProcesses(o as never)),
+    p('options.candidates', 'boolean', (bad) => api.ksmProcesses({ candidates: bad } as never), { optional: true }),
   ],
   waitForMerge: [
     options((bad) => api.waitForMerge(bad as never)),

@@ -13,10 +13,29 @@ export interface FixtureRun {
   result: Record<string, unknown> | undefined;
 }
 
-export function runFixture(file: string, args: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 110_000): Promise<FixtureRun> {
+/** Running under `npm run test:asan` (scripts/asan.sh). */
+export const SANITIZED = /libclang_rt\.asan/.test(process.env.LD_PRELOAD ?? '');
+
+/**
+ * The environment for a process that turns merge-any on and later off.
+ * Under test:asan it runs the normal build without the ASan runtime:
+ * PR_SET_MEMORY_MERGE 0 unmerges page by page over every VMA of the
+ * process, and ASan's 16 TiB shadow makes that take hours. (A process that
+ * never had merge-any, like the vitest worker, still runs sanitized and
+ * exercises the sanitized exec wrapper.)
+ */
+export function mergeAnyEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (SANITIZED) {
+    for (const name of ['LD_PRELOAD', 'NODE_KSM_PREBUILD', 'ASAN_OPTIONS', 'LSAN_OPTIONS', 'UBSAN_OPTIONS']) delete env[name];
+  }
+  return env;
+}
+
+export function runFixture(file: string, args: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env, timeoutMs = 110_000): Promise<FixtureRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, path.join(HARDENING_FIXTURES, file), ...args], {
-      env: { ...process.env, ...env },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: timeoutMs,
     });

@@ -8,12 +8,12 @@ import { describe, expect, it } from 'vitest';
 
 import { markSensitive, pageSize, spawnUnmerged } from '../../lib/index.js';
 import { requireKsm } from '../helpers/ksm.js';
-import { runFixture } from './helpers.js';
+import { mergeAnyEnv, runFixture } from './helpers.js';
 
 describe('spawnUnmerged', () => {
   it('the child reports ksm_merge_any: no; the parent keeps its flag and its merged pages', async (ctx) => {
     requireKsm(ctx);
-    const run = await runFixture('security.cjs', ['spawn']);
+    const run = await runFixture('security.cjs', ['spawn'], [], mergeAnyEnv());
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     const r = run.result as {
       childUnmerged: { code: number; out: string };
@@ -84,7 +84,7 @@ describe('spawnUnmerged', () => {
 describe('markSensitive', () => {
   it('keeps a secret unmergeable through enableMerge() and markMergeable(), and reports it when something re-marks it', async (ctx) => {
     requireKsm(ctx);
-    const run = await runFixture('security.cjs', ['sensitive']);
+    const run = await runFixture('security.cjs', ['sensitive'], [], mergeAnyEnv());
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     const page = pageSize();
     expect(run.result).toMatchObject({

@@ -1,0 +1,242 @@
+/** `node-ksm status`: the machine's KSM, then the processes that merge. */
+import * as fs from 'node:fs';
+
+import type { Command } from 'commander';
+
+import { KsmNoSuchProcessError } from '../errors.js';
+import { pageSize } from '../memory.js';
+import { procPath } from '../paths.js';
+import { fairShare, ksmProcesses, type FairShare } from '../processes.js';
+import { systemStat, type SystemStat } from '../sysfs.js';
+import { scanTime } from '../tuner.js';
+import type { ProcessJson, StatusJson } from './json.js';
+import {
+  colors,
+  formatBytes,
+  formatCount,
+  formatRatio,
+  formatSeconds,
+  printJson,
+  table,
+  type Colors,
+  type GlobalOptions,
+} from './output.js';
+
+function pageBytes(): number | null {
+  try {
+    return pageSize();
+  } catch {
+    return null; // the addon did not load (another platform): sizes stay null
+  }
+}
+
+const ratio = (a: number | undefined, b: number | undefined): number | null =>
+  a === undefined || b === undefined || b === 0 ? null : a / b;
+
+export interface StatusOptions {
+  root: string;
+  /** Also list processes KSM scans that merged nothing yet. */
+  all?: boolean;
+  /** Fair share page by page (root). */
+  exact?: boolean;
+  /** Skip the per-process fair share (faster refreshes). */
+  fairShare?: boolean;
+}
+
+export async function collectStatus(options: StatusOptions): Promise<StatusJson> {
+  const stat = systemStat({ root: options.root });
+  const list = ksmProcesses({ root: options.root, candidates: options.all === true });
+  const page = pageBytes();
+  const scan = scanTime(stat);
+  const withShare = options.fairShare !== false;
+
+  const processes: ProcessJson[] = [];
+  const unreadable = [...list.unreadable];
+  let exactAll = true;
+  for (const p of list.processes) {
+    let share: FairShare | undefined;
+    if (withShare && !p.merging) {
+      // Nothing of it is merged (listed by --all): no KSM page, no share, no smaps to read.
+      share = { pid: p.pid, mergedBytes: 0, savedBytes: 0, method: 'exact', labels: [] };
+    } else if (withShare) {
+      try {
+        const opts: { exact?: boolean; root?: string } = { root: options.root };
+        if (options.exact !== undefined) opts.exact = options.exact;
+        share = await fairShare(p.pid, opts);
+      } catch (error) {
+        if (error instanceof KsmNoSuchProcessError && !fs.existsSync(procPath(options.root, p.pid))) continue; // gone meanwhile
+        // Its smaps (or pagemap) could not be read: listed without a fair share, and said so.
+        unreadable.push({ pid: p.pid, code: typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR' });
+      }
+      if (share !== undefined && share.method !== 'exact') exactAll = false;
+    }
+    processes.push({
+      pid: p.pid,
+      comm: p.comm,
+      mergingPages: p.stat.mergingPages ?? null,
+      zeroPages: p.stat.zeroPages ?? null,
+      rmapItems: p.stat.rmapItems ?? null,
+      processProfitBytes: p.stat.processProfit ?? null,
+      mergeAny: p.stat.mergeAny ?? null,
+      savedBytes: share?.savedBytes ?? null,
+      mergedBytes: share?.mergedBytes ?? null,
+      savedExact: share === undefined ? null : share.method === 'exact',
+    });
+  }
+  processes.sort((a, b) =>
+    withShare
+      ? (b.savedBytes ?? 0) - (a.savedBytes ?? 0) || a.pid - b.pid
+      : (b.mergingPages ?? 0) + (b.zeroPages ?? 0) - ((a.mergingPages ?? 0) + (a.zeroPages ?? 0)) || a.pid - b.pid,
+  );
+
+  const sharing = stat.pagesSharing;
+  return {
+    kind: 'node-ksm/status',
+    version: 1,
+    time: new Date().toISOString(),
+    pageSize: page,
+    ksm: knobsJson(stat),
+    scan: {
+      candidatePages: scan.candidatePages ?? null,
+      pagesPerSecond: scan.pagesPerSecond ?? null,
+      fullScanSeconds: scan.fullScanSeconds ?? null,
+    },
+    pages: {
+      shared: stat.pagesShared ?? null,
+      sharing: sharing ?? null,
+      unshared: stat.pagesUnshared ?? null,
+      volatile: stat.pagesVolatile ?? null,
+      zero: stat.ksmZeroPages ?? null,
+    },
+    ratios: {
+      sharingPerShared: ratio(sharing, stat.pagesShared),
+      unsharedPerSharing: ratio(stat.pagesUnshared, sharing),
+      volatileShare: ratio(stat.pagesVolatile, scan.candidatePages),
+    },
+    savedBytes: sharing === undefined || page === null ? null : (sharing + (stat.ksmZeroPages ?? 0)) * page,
+    generalProfitBytes: stat.generalProfit ?? null,
+    fairShare: !withShare ? 'unavailable' : exactAll ? 'exact' : 'estimated',
+    processes,
+    unreadable,
+  };
+}
+
+export function knobsJson(stat: SystemStat): StatusJson['ksm'] {
+  return {
+    run: stat.run ?? null,
+    runState: stat.runState,
+    pagesToScan: stat.pagesToScan ?? null,
+    sleepMillisecs: stat.sleepMillisecs ?? null,
+    advisorMode: stat.advisorMode ?? null,
+    advisorTargetScanTimeSec: stat.advisorTargetScanTimeSec ?? null,
+    useZeroPages: stat.useZeroPages ?? null,
+    smartScan: stat.smartScan ?? null,
+    maxPageSharing: stat.maxPageSharing ?? null,
+    fullScans: stat.fullScans ?? null,
+  };
+}
+
+/** The status as a person reads it. */
+export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): string {
+  const lines: string[] = [];
+  const state =
+    s.ksm.runState === 'running' ? c.green('running') : s.ksm.runState === 'stopped' ? c.red('stopped') : c.yellow(s.ksm.runState);
+  const advisor = s.ksm.advisorMode === null ? '' : `   advisor ${s.ksm.advisorMode}${s.ksm.advisorMode === 'scan-time' ? ` (target ${formatSeconds(s.ksm.advisorTargetScanTimeSec)})` : ''}`;
+  lines.push(`${c.bold('KSM')}      ${state} (run=${s.ksm.run ?? '-'})${advisor}`);
+  lines.push(
+    `${c.bold('scan')}     ${formatCount(s.ksm.pagesToScan)} pages every ${formatCount(s.ksm.sleepMillisecs)} ms = ` +
+      `${formatCount(s.scan.pagesPerSecond)} pages/s; one full scan of ${formatCount(s.scan.candidatePages)} pages ` +
+      `takes ${c.bold(formatSeconds(s.scan.fullScanSeconds))} (full scans so far: ${formatCount(s.ksm.fullScans)})`,
+  );
+  lines.push(
+    `${c.bold('pages')}    shared ${formatCount(s.pages.shared)}   sharing ${formatCount(s.pages.sharing)}   ` +
+      `unshared ${formatCount(s.pages.unshared)}   volatile ${formatCount(s.pages.volatile)}   zero ${formatCount(s.pages.zero)}`,
+  );
+  lines.push(
+    `${c.bold('ratios')}   sharing/shared ${formatRatio(s.ratios.sharingPerShared)} (high: good sharing)   ` +
+      `unshared/sharing ${formatRatio(s.ratios.unsharedPerSharing)} (high: wasted effort)   ` +
+      `volatile ${s.ratios.volatileShare === null ? '-' : `${(s.ratios.volatileShare * 100).toFixed(0)}%`} of tracked`,
+  );
+  lines.push(
+    `${c.bold('saved')}    ${c.green(formatBytes(s.savedBytes))} (pages_sharing + zero pages); ` +
+      `general_profit ${formatBytes(s.generalProfitBytes)} after metadata`,
+  );
+  lines.push(...extra);
+  lines.push('');
+  if (s.processes.length === 0) {
+    lines.push(c.dim('no process has merged pages'));
+  } else if (s.fairShare === 'unavailable') {
+    lines.push(`${c.bold('processes that merge')} ${c.dim('(ksm_stat figures, by merging pages; --no-fair-share)')}`);
+    lines.push(
+      table(
+        ['PID', 'COMM', 'MERGING', 'ZERO', 'RMAP ITEMS', 'KSM_PROCESS_PROFIT*'],
+        s.processes.map((p) => [
+          String(p.pid),
+          p.comm,
+          pagesAndBytes(p.mergingPages, s.pageSize),
+          formatCount(p.zeroPages),
+          formatCount(p.rmapItems),
+          formatBytes(p.processProfitBytes),
+        ]),
+        ['right', 'left', 'right', 'right', 'right', 'right'],
+      ),
+    );
+    lines.push(c.dim('* the kernel counts the copy that had to stay in every process: do not add these up'));
+  } else {
+    lines.push(`${c.bold('processes that merge')} ${c.dim(`(by fair-share saving, ${s.fairShare})`)}`);
+    lines.push(
+      table(
+        ['PID', 'COMM', 'SAVED', 'MERGED', 'MERGING PAGES', 'RMAP ITEMS', 'KSM_PROCESS_PROFIT*'],
+        s.processes.map((p) => [
+          String(p.pid),
+          p.comm,
+          c.green(formatBytes(p.savedBytes)),
+          formatBytes(p.mergedBytes),
+          formatCount(p.mergingPages),
+          formatCount(p.rmapItems),
+          formatBytes(p.processProfitBytes),
+        ]),
+        ['right', 'left', 'right', 'right', 'right', 'right', 'right'],
+      ),
+    );
+    const total = s.processes.reduce((sum, p) => sum + (p.savedBytes ?? 0), 0);
+    lines.push(`${c.dim('saved, summed over the processes:')} ${formatBytes(total)}`);
+    lines.push(c.dim('* the kernel counts the copy that had to stay in every process: do not add these up'));
+  }
+  if (s.unreadable.length > 0) {
+    lines.push(c.yellow(`${s.unreadable.length} processes could not be read (${[...new Set(s.unreadable.map((u) => u.code))].join(', ')}): as root they can`));
+  }
+  return lines.join('\n');
+}
+
+function pagesAndBytes(pages: number | null, page: number | null): string {
+  if (pages === null) return '-';
+  return page === null ? formatCount(pages) : `${formatCount(pages)} (${formatBytes(pages * page)})`;
+}
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('is KSM running, how fast it scans, what it saved, and the processes that merge')
+    .option('--all', 'also list processes KSM scans that have merged nothing yet')
+    .option('--exact', 'fair share page by page from pagemap/kpageflags (root)')
+    .option('--no-fair-share', 'skip the per-process fair share (ksm_stat figures only)')
+    .option('--json', 'print a StatusJson document (see README)')
+    .addHelpText(
+      'after',
+      `
+Scan time is computed: candidate pages / (pages_to_scan x 1000 / sleep_millisecs),
+where candidate pages = pages_shared + pages_sharing + pages_unshared + pages_volatile,
+the kernel's own count of pages it tracks (its rmap items). Ratios are those of
+Documentation/admin-guide/mm/ksm.rst.`,
+    )
+    .action(async (_options, command: Command) => {
+      const opts = command.optsWithGlobals<GlobalOptions & { all?: boolean; exact?: boolean; fairShare?: boolean }>();
+      const statusOptions: StatusOptions = { root: opts.root ?? '/', all: opts.all === true };
+      if (opts.exact === true) statusOptions.exact = true;
+      if (opts.fairShare === false) statusOptions.fairShare = false;
+      const status = await collectStatus(statusOptions);
+      if (opts.json === true) printJson(status);
+      else process.stdout.write(`${renderStatus(status, colors(opts))}\n`);
+    });
+}
