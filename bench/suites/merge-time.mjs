@@ -21,6 +21,20 @@ const ADVISOR_TARGET_SEC = 5;
 // ksm_tests defaults: -p 10 pages (its pages_to_scan), sleep_millisecs 0.
 const SELFTEST_PAGES = 10;
 
+/**
+ * ksmd does the work on both sides, so a gap is either noise or a cost of
+ * ours; with the samples' ranges overlapping, this machine cannot tell.
+ */
+function selftestVerdict(pairs, ratio) {
+  if (ratio >= 0.9) return 'met';
+  const node = pairs.map((p) => p.node.mibPerSec);
+  const c = pairs.map((p) => p.c.mibPerSec);
+  if (Math.max(...node) >= Math.min(...c)) {
+    return `missed by ${fmt((1 - ratio) * 100, 0)}% on the medians; the runs' ranges overlap, so not distinguishable from noise here`;
+  }
+  return `missed by ${fmt((1 - ratio) * 100, 0)}%`;
+}
+
 async function timeGroup(ctx, n, bytes) {
   const group = await startGroup('node', n, { mode: 'alloc', size: bytes, seed: ctx.seed() });
   try {
@@ -129,7 +143,7 @@ export async function run(ctx) {
     comparedWith: `the same method in C (bench/workers/merge-time.c): ${fmt(cSpeed, 0)} MiB/s`,
     ratio: nodeSpeed / cSpeed,
     target: '~1x (ksmd does the work)',
-    verdict: nodeSpeed / cSpeed >= 0.9 ? 'met' : `missed by ${fmt((1 - nodeSpeed / cSpeed) * 100, 0)}%`,
+    verdict: selftestVerdict(pairs, nodeSpeed / cSpeed),
     notes: `${spread(pairs.map((p) => p.node.mibPerSec), (v) => `${fmt(v, 0)}`)} MiB/s through node-ksm, ${spread(pairs.map((p) => p.c.mibPerSec), (v) => `${fmt(v, 0)}`)} MiB/s in C; ` +
       'one process, every byte \'*\', clock from madvise to two completed full scans, busy-polling full_scans as the selftest does; ' +
       '`run` is never written (the selftest writes 2 first, which would unmerge everyone on a shared machine)',
