@@ -15,6 +15,7 @@ import { requireKsm } from './support.js';
 import { systemStat } from './sysfs.js';
 import {
   checkBoolean,
+  checkFunction,
   checkOptions,
   checkPid,
   checkSignal,
@@ -202,6 +203,12 @@ function addCounts(into: EstimateCounts, from: EstimateCounts): void {
   into.predictedSavedPages += from.predictedSavedPages;
 }
 
+/** A pid inside a list: undefined is no pid, unlike an omitted optional one. */
+function listedPid(value: unknown, name: string): number {
+  if (value === undefined) throw invalidType(name, 'of type number', value);
+  return checkPid(value, name)!;
+}
+
 function checkTargets(targets: unknown, pids: unknown): number[] {
   const list: number[] = [];
   if (targets === undefined || targets === 'self') {
@@ -209,13 +216,13 @@ function checkTargets(targets: unknown, pids: unknown): number[] {
   } else if (typeof targets === 'number') {
     list.push(checkPid(targets, 'targets')!);
   } else if (Array.isArray(targets)) {
-    targets.forEach((pid, i) => list.push(checkPid(pid, `targets[${i}]`)!));
+    targets.forEach((pid, i) => list.push(listedPid(pid, `targets[${i}]`)));
   } else {
     throw invalidType('targets', "a pid, an array of pids or 'self'", targets);
   }
   if (pids !== undefined) {
     if (!Array.isArray(pids)) throw invalidType('options.pids', 'an array of pids', pids);
-    pids.forEach((pid, i) => list.push(checkPid(pid, `options.pids[${i}]`)!));
+    pids.forEach((pid, i) => list.push(listedPid(pid, `options.pids[${i}]`)));
   }
   const unique = [...new Set(list)];
   if (unique.length === 0) throw outOfRange('targets', 'at least one pid', '[]');
@@ -354,10 +361,7 @@ export async function estimate(
     }
   }
   const signal = checkSignal(opts.signal);
-  const onProgress = opts.onProgress;
-  if (onProgress !== undefined && typeof onProgress !== 'function') {
-    throw invalidType('options.onProgress', 'a function', onProgress);
-  }
+  const onProgress = checkFunction('options.onProgress', opts.onProgress);
   const native = requireKsm();
   if (signal?.aborted) throw abortError(signal);
 

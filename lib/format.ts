@@ -4,7 +4,7 @@
  */
 import Table from 'cli-table3';
 
-import { invalidType } from './validate.js';
+import { checkBoolean, checkFunction, checkOptions, invalidType, outOfRange } from './validate.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
@@ -20,11 +20,13 @@ export interface FormatBytesOptions {
  * Powers of 1024, as the kernel's own kB are.
  */
 export function formatBytes(bytes: number | undefined, options?: FormatBytesOptions): string {
+  if (bytes !== undefined && typeof bytes !== 'number') throw invalidType('bytes', 'of type number', bytes);
+  const opts = checkOptions<FormatBytesOptions>(options);
+  const digits = checkFractionDigits('options.fractionDigits', opts.fractionDigits) ?? 1;
+  const signed = checkBoolean('options.signed', opts.signed) ?? false;
   if (bytes === undefined) return '-';
-  if (typeof bytes !== 'number') throw invalidType('bytes', 'of type number', bytes);
   if (!Number.isFinite(bytes)) return String(bytes);
-  const digits = options?.fractionDigits ?? 1;
-  const sign = bytes < 0 ? '-' : options?.signed === true && bytes > 0 ? '+' : '';
+  const sign = bytes < 0 ? '-' : signed && bytes > 0 ? '+' : '';
   let value = Math.abs(bytes);
   let unit = 0;
   while (value >= 1024 && unit < UNITS.length - 1) {
@@ -40,10 +42,20 @@ export function formatBytes(bytes: number | undefined, options?: FormatBytesOpti
   return `${sign}${text} ${UNITS[unit]!}`;
 }
 
-/** `0.6667` -> `66.7%`; undefined -> `-`. */
+/** `0.6667` -> `66.7%`; undefined (or NaN, Infinity) -> `-`. */
 export function formatPercent(ratio: number | undefined, fractionDigits = 1): string {
+  if (ratio !== undefined && typeof ratio !== 'number') throw invalidType('ratio', 'of type number', ratio);
+  const digits = checkFractionDigits('fractionDigits', fractionDigits) ?? 1;
   if (ratio === undefined || !Number.isFinite(ratio)) return '-';
-  return `${(ratio * 100).toFixed(fractionDigits)}%`;
+  return `${(ratio * 100).toFixed(digits)}%`;
+}
+
+/** What Number.prototype.toFixed() takes, checked before it throws its own kind of RangeError. */
+function checkFractionDigits(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < 0 || value > 100) throw outOfRange(name, 'an integer from 0 to 100', value);
+  return value;
 }
 
 export interface TableColumn<Row> {
@@ -60,6 +72,19 @@ export interface FormatTableOptions {
   style?: 'plain' | 'box';
 }
 
+/** Every column whole before the first row is drawn: an empty table checks them too. */
+function checkColumn(name: string, column: unknown): void {
+  if (typeof column !== 'object' || column === null || Array.isArray(column)) throw invalidType(name, 'an object', column);
+  const { header, value, align, format } = column as Partial<Record<keyof TableColumn<unknown>, unknown>>;
+  if (typeof header !== 'string') throw invalidType(`${name}.header`, 'of type string', header);
+  if (typeof value !== 'function') throw invalidType(`${name}.value`, 'of type function', value);
+  if (align !== undefined) {
+    if (typeof align !== 'string') throw invalidType(`${name}.align`, 'of type string', align);
+    if (align !== 'left' && align !== 'right') throw outOfRange(`${name}.align`, "'left' or 'right'", align);
+  }
+  checkFunction(`${name}.format`, format);
+}
+
 const PLAIN_CHARS = {
   top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
   bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
@@ -71,7 +96,12 @@ const PLAIN_CHARS = {
 export function formatTable<Row>(rows: readonly Row[], columns: ReadonlyArray<TableColumn<Row>>, options?: FormatTableOptions): string {
   if (!Array.isArray(rows)) throw invalidType('rows', 'an array', rows);
   if (!Array.isArray(columns)) throw invalidType('columns', 'an array', columns);
-  const plain = (options?.style ?? 'plain') === 'plain';
+  columns.forEach((column: unknown, i) => checkColumn(`columns[${i}]`, column));
+  const given: unknown = checkOptions<FormatTableOptions>(options).style;
+  const style = given === undefined ? 'plain' : given;
+  if (typeof style !== 'string') throw invalidType('options.style', 'of type string', style);
+  if (style !== 'plain' && style !== 'box') throw outOfRange('options.style', "'plain' or 'box'", style);
+  const plain = style === 'plain';
   const cells = rows.map((row) => columns.map((column) => {
     const value = column.value(row);
     if (value === undefined) return { text: '-', numeric: true };

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 
 import { addonFile, type View } from './binding.js';
 import { KsmUnsupportedError, isSystemError, withHint } from './errors.js';
+import { WeakRanges } from './weak-ranges.js';
 import type { SmapsVma } from './smaps.js';
 import { requireKsm } from './support.js';
 import { checkLabel, checkOptions, checkView, invalidType, outOfRange } from './validate.js';
@@ -33,18 +34,14 @@ export interface SensitiveRange {
 }
 
 interface Entry extends SensitiveRange {
-  owner: WeakRef<ArrayBufferLike>;
   /** The view inside its owner, to advise it again. */
   byteOffset: number;
   byteLength: number;
 }
 
-// Held by WeakRef to the owning ArrayBuffer: an entry dies with its memory,
-// so a later mapping at the same address is not taken for a secret.
-const entries = new Set<Entry>();
-const registry = new FinalizationRegistry<Entry>((entry) => {
-  entries.delete(entry);
-});
+// An entry dies with its memory, so a later mapping at the same address is
+// not taken for a secret.
+const entries = new WeakRanges<Entry>();
 
 function unmergeOutward(view: View): { address: bigint; length: number } {
   const native = requireKsm();
@@ -87,9 +84,7 @@ export function markSensitive(view: View, options?: SensitiveOptions): Sensitive
   if (range.length > 0) {
     const owner = view instanceof ArrayBuffer ? view : view.buffer;
     const byteOffset = view instanceof ArrayBuffer ? 0 : view.byteOffset;
-    const entry: Entry = { start, end, label, owner: new WeakRef(owner), byteOffset, byteLength: view.byteLength };
-    entries.add(entry);
-    registry.register(owner, entry, entry);
+    entries.add(owner, { start, end, label, byteOffset, byteLength: view.byteLength });
   }
   return { start, end, label };
 }
@@ -99,15 +94,7 @@ export function markSensitive(view: View, options?: SensitiveOptions): Sensitive
  * by start address (internal: for doctor and for re-applying).
  */
 export function sensitiveRanges(): SensitiveRange[] {
-  const live: SensitiveRange[] = [];
-  for (const entry of entries) {
-    if (entry.owner.deref() === undefined) {
-      entries.delete(entry);
-      continue;
-    }
-    live.push({ start: entry.start, end: entry.end, label: entry.label });
-  }
-  return live.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  return entries.sorted().map(({ start, end, label }) => ({ start, end, label }));
 }
 
 /**
@@ -130,12 +117,7 @@ export function mergeableSensitiveRanges(vmas: readonly SmapsVma[]): Array<Sensi
  * of the process, and after markMergeable() over overlapping memory.
  */
 export function reapplySensitive(start?: bigint, end?: bigint): void {
-  for (const entry of entries) {
-    const owner = entry.owner.deref();
-    if (owner === undefined) {
-      entries.delete(entry);
-      continue;
-    }
+  for (const [entry, owner] of entries.alive()) {
     if (start !== undefined && end !== undefined && !(entry.start < end && entry.end > start)) continue;
     // A detached owner (transferred away) no longer has memory here.
     if (owner.byteLength < entry.byteOffset + entry.byteLength) continue;

@@ -3,7 +3,8 @@
  * kernel printed. Sizes printed in kB are converted to bytes. Lines that fit
  * no known shape are counted, never thrown on.
  */
-import { invalidType } from './validate.js';
+import type { View } from './binding.js';
+import { checkView, invalidType } from './validate.js';
 
 export interface SmapsVma {
   start: bigint;
@@ -347,11 +348,17 @@ function sameBytes(data: Uint8Array, at: number, name: Uint8Array): boolean {
  * decoded string; a line's field told by its first four bytes; the line's end
  * looked for first where the kernel's layout puts it (`%-16s%8lu kB` ends at
  * byte 27) and searched for only when it is not there; headers parsed by hand.
- * Unknown lines are skipped, malformed ones counted, nothing throws.
- * parseSmaps() keeps every field, at several times the cost.
+ * Unknown lines are skipped, malformed ones counted: only an argument that
+ * is no bytes at all throws. parseSmaps() keeps every field, at several
+ * times the cost.
  */
-export function scanSmaps(data: Uint8Array): SmapsScan {
-  const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+export function scanSmaps(data: View): SmapsScan {
+  const view = checkView(data, 'data');
+  const buffer = Buffer.isBuffer(view)
+    ? view
+    : view instanceof ArrayBuffer
+      ? Buffer.from(view)
+      : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
   // Plain Uint8Array indexing: Buffer's methods cost twice as much per line.
   const u = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const vmas: SmapsSummary[] = [];

@@ -60,9 +60,6 @@ export interface SystemStat extends SystemStatValues {
   unreadable: Record<string, string>;
 }
 
-const PROPERTY_TO_FILE = new Map<string, FileName>(
-  (Object.keys(FILES) as FileName[]).map((file) => [FILES[file][0], file]),
-);
 
 /** Whether /sys/kernel/mm/ksm exists under `root` (CONFIG_KSM). */
 export function ksmSysfsPresent(root = '/'): boolean {
@@ -182,6 +179,23 @@ export interface KsmKnobs {
   advisorMaxPagesToScan?: number;
 }
 
+/** Each knob's file in /sys/kernel/mm/ksm, for messages and shell fixes. */
+export const KNOB_FILES: Readonly<Record<keyof KsmKnobs, string>> = {
+  run: 'run',
+  pagesToScan: 'pages_to_scan',
+  sleepMillisecs: 'sleep_millisecs',
+  useZeroPages: 'use_zero_pages',
+  smartScan: 'smart_scan',
+  maxPageSharing: 'max_page_sharing',
+  mergeAcrossNodes: 'merge_across_nodes',
+  stableNodeChainsPruneMillisecs: 'stable_node_chains_prune_millisecs',
+  advisorMode: 'advisor_mode',
+  advisorTargetScanTimeSec: 'advisor_target_scan_time',
+  advisorMaxCpuPercent: 'advisor_max_cpu',
+  advisorMinPagesToScan: 'advisor_min_pages_to_scan',
+  advisorMaxPagesToScan: 'advisor_max_pages_to_scan',
+};
+
 export interface KnobChange {
   /** Values before the writes, of the knobs named. */
   before: KsmKnobs;
@@ -287,7 +301,7 @@ export function setKnobs(knobs: KsmKnobs, options?: RootOption): KnobChange {
   const dir = ksmSysfsDir(root);
   const written: Array<keyof KsmKnobs> = [];
   for (const [name, text] of writes) {
-    const file = PROPERTY_TO_FILE.get(name)!;
+    const file = KNOB_FILES[name];
     try {
       fs.writeFileSync(path.join(dir, file), text);
     } catch (error) {

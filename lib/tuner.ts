@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { procPath } from './paths.js';
 import { setKnobs, systemStat, type KnobChange, type KsmKnobs, type SystemStat } from './sysfs.js';
-import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from './validate.js';
+import { checkFunction, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from './validate.js';
 
 export interface ScanTime {
   /**
@@ -185,8 +185,7 @@ export class ScanTimeTuner extends EventEmitter<ScanTimeTunerEvents> {
       throw outOfRange('options.minPagesToScan', `at most maxPagesToScan (${this.maxPagesToScan})`, this.minPagesToScan);
     }
     this.intervalMs = positiveInt('options.intervalMs', opts.intervalMs, 5000, 3_600_000);
-    if (opts.now !== undefined && typeof opts.now !== 'function') throw invalidType('options.now', 'a function', opts.now);
-    this.#now = opts.now ?? (() => performance.now());
+    this.#now = checkFunction('options.now', opts.now) ?? (() => performance.now());
   }
 
   get running(): boolean {

@@ -86,6 +86,12 @@ export function checkDuration(name: string, value: unknown): number | undefined 
   return value;
 }
 
+/** An optional callback, typed as declared; Node's word for it is `of type function`. */
+export function checkFunction<T>(name: string, value: T): T {
+  if (value !== undefined && typeof value !== 'function') throw invalidType(name, 'of type function', value);
+  return value;
+}
+
 export function checkSignal(value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
   if (!(value instanceof AbortSignal)) throw invalidType('options.signal', 'an AbortSignal', value);

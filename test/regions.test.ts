@@ -64,6 +64,20 @@ describe('smaps of several kernels', () => {
     expect(v68.reduce((sum, vma) => sum + vma.ksm!, 0)).toBe(480 * 1024);
   });
 
+  it('reads the same bytes alike from a Buffer, a Uint8Array at an offset, another view or an ArrayBuffer', () => {
+    const data = fixture('linux-6.8');
+    const expected = scanSmaps(data);
+    // The bytes at an odd offset inside a larger buffer: the scanner must honour byteOffset.
+    const padded = new Uint8Array(data.length + 3);
+    padded.set(data, 3);
+    const copy = new ArrayBuffer(data.length);
+    new Uint8Array(copy).set(data);
+    expect(scanSmaps(padded.subarray(3))).toEqual(expected);
+    expect(scanSmaps(new DataView(padded.buffer, 3, data.length))).toEqual(expected);
+    expect(scanSmaps(copy)).toEqual(expected);
+    expect(expected.vmas.length).toBeGreaterThan(0);
+  });
+
   it('keeps THP fields and [anon:...] names', () => {
     const vmas = scanSmaps(fixture('linux-6.8')).vmas;
     const thp = vmas.find((vma) => vma.vmFlags.includes('hg'))!;

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 
-import { setKnobs, systemStat, type KnobChange, type KsmKnobs } from '../sysfs.js';
+import { KNOB_FILES, setKnobs, systemStat, type KnobChange, type KsmKnobs } from '../sysfs.js';
 import { ScanTimeTuner, type TunerStep } from '../tuner.js';
 import type { KnobChangeJson, TuneJson, TunerStepJson } from './json.js';
 import {
@@ -21,23 +21,6 @@ import {
   type Colors,
   type GlobalOptions,
 } from './output.js';
-
-/** SDK property -> sysfs file, for people reading the table. */
-const FILES: Record<keyof KsmKnobs, string> = {
-  run: 'run',
-  pagesToScan: 'pages_to_scan',
-  sleepMillisecs: 'sleep_millisecs',
-  useZeroPages: 'use_zero_pages',
-  smartScan: 'smart_scan',
-  maxPageSharing: 'max_page_sharing',
-  mergeAcrossNodes: 'merge_across_nodes',
-  stableNodeChainsPruneMillisecs: 'stable_node_chains_prune_millisecs',
-  advisorMode: 'advisor_mode',
-  advisorTargetScanTimeSec: 'advisor_target_scan_time',
-  advisorMaxCpuPercent: 'advisor_max_cpu',
-  advisorMinPagesToScan: 'advisor_min_pages_to_scan',
-  advisorMaxPagesToScan: 'advisor_max_pages_to_scan',
-};
 
 interface TuneOptions extends GlobalOptions {
   run?: string;
@@ -98,7 +81,7 @@ export function knobsFromOptions(o: TuneOptions): KsmKnobs {
 function changesJson(change: KnobChange): KnobChangeJson[] {
   return (Object.keys(change.after) as Array<keyof KsmKnobs>).map((knob) => ({
     knob,
-    file: FILES[knob],
+    file: KNOB_FILES[knob],
     before: change.before[knob] ?? null,
     after: change.after[knob] ?? null,
   }));
@@ -228,9 +211,9 @@ export async function runTune(o: TuneOptions): Promise<void> {
   } else if (Object.keys(knobs).length === 0) {
     // Nothing to set: show the knobs as they are.
     const stat = systemStat({ root });
-    const current: KnobChangeJson[] = (Object.keys(FILES) as Array<keyof KsmKnobs>)
+    const current: KnobChangeJson[] = (Object.keys(KNOB_FILES) as Array<keyof KsmKnobs>)
       .filter((knob) => stat[knob] !== undefined)
-      .map((knob) => ({ knob, file: FILES[knob], before: stat[knob] ?? null, after: stat[knob] ?? null }));
+      .map((knob) => ({ knob, file: KNOB_FILES[knob], before: stat[knob] ?? null, after: stat[knob] ?? null }));
     result = { kind: 'node-ksm/tune', version: 1, mode: 'show', changes: current, steps: null, restored: null };
   } else {
     result = { kind: 'node-ksm/tune', version: 1, mode: 'knobs', changes: changesJson(setKnobs(knobs, { root })), steps: null, restored: null };

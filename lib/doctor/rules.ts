@@ -3,7 +3,7 @@
  * threshold is named here, with why.
  */
 import { whyNotMergeable, type SmapsVma } from '../smaps.js';
-import type { KsmKnobs } from '../sysfs.js';
+import { KNOB_FILES, type KsmKnobs } from '../sysfs.js';
 import type { Facts } from './collect.js';
 import type { Evidence, Finding, FindingCode, Fix, Severity } from './types.js';
 
@@ -67,22 +67,6 @@ function finding(
 function ev(source: string, key: string, value: number | string | boolean, unit?: Evidence['unit']): Evidence {
   return unit === undefined ? { source, key, value } : { source, key, value, unit };
 }
-
-const KNOB_FILES: Record<keyof KsmKnobs, string> = {
-  run: 'run',
-  pagesToScan: 'pages_to_scan',
-  sleepMillisecs: 'sleep_millisecs',
-  useZeroPages: 'use_zero_pages',
-  smartScan: 'smart_scan',
-  maxPageSharing: 'max_page_sharing',
-  mergeAcrossNodes: 'merge_across_nodes',
-  stableNodeChainsPruneMillisecs: 'stable_node_chains_prune_millisecs',
-  advisorMode: 'advisor_mode',
-  advisorTargetScanTimeSec: 'advisor_target_scan_time',
-  advisorMaxCpuPercent: 'advisor_max_cpu',
-  advisorMinPagesToScan: 'advisor_min_pages_to_scan',
-  advisorMaxPagesToScan: 'advisor_max_pages_to_scan',
-};
 
 /** `echo V > /sys/kernel/mm/ksm/F` lines for knobs, in the order setKnobs() writes them. */
 export function knobCommands(knobs: KsmKnobs): string[] {

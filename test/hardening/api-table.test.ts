@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 
 import * as api from '../../lib/index.js';
 
-type Accepts = 'number' | 'string' | 'boolean' | 'object' | 'view' | 'array' | 'AbortSignal';
+type Accepts = 'number' | 'string' | 'boolean' | 'object' | 'view' | 'array' | 'AbortSignal' | 'function';
 
 interface Param {
   /** The name the error message uses (`options.label`). */
@@ -23,6 +23,8 @@ interface Param {
   optional?: boolean;
   /** Kinds accepted beyond `accepts` (an overload), by kind name. */
   alsoAccepts?: string[];
+  /** The "must be ..." text where it names more than `accepts` (a union, a list of pids). */
+  expected?: string;
   /** Right type, wrong value: [value, the "It must be ..." text]. */
   outOfRange?: Array<[unknown, string]>;
 }
@@ -33,6 +35,8 @@ const VIEW = Buffer.alloc(8);
 const SIZE_RANGE: Array<[unknown, string]> = [[0, 'a positive safe integer'], [-1, 'a positive safe integer'], [1.5, 'a positive safe integer'], [NaN, 'a positive safe integer'], [Infinity, 'a positive safe integer'], [2 ** 53, 'a positive safe integer']];
 const PID_RANGE: Array<[unknown, string]> = [[0, 'an integer from 1 to 4194304'], [-5, 'an integer from 1 to 4194304'], [1.5, 'an integer from 1 to 4194304'], [NaN, 'an integer from 1 to 4194304'], [4194305, 'an integer from 1 to 4194304']];
 const ROOT_RANGE: Array<[unknown, string]> = [['', 'a non-empty path']];
+const FRACTION_RANGE: Array<[unknown, string]> = [[-1, 'an integer from 0 to 100'], [101, 'an integer from 0 to 100'], [1.5, 'an integer from 0 to 100'], [NaN, 'an integer from 0 to 100']];
+const SECONDS_RANGE: Array<[unknown, string]> = [[0, 'a finite number of seconds > 0'], [-1, 'a finite number of seconds > 0'], [NaN, 'a finite number of seconds > 0'], [Infinity, 'a finite number of seconds > 0']];
 const root = (call: (options: object) => unknown): Param => p('options.root', 'string', (bad) => call({ root: bad }), { optional: true, outOfRange: ROOT_RANGE });
 
 /** One row per exported function. */
@@ -114,6 +118,88 @@ const TABLE: Record<string, Param[]> = {
     p('options.exact', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), exact: bad } as never), { optional: true }),
   ],
   scanTime: [p('stat', 'object', (bad) => api.scanTime(bad as never))],
+  // estimate (issue 5): estimate(targets?, options?) rejects before reading any process.
+  estimate: [
+    p('targets', 'number', (bad) => api.estimate(bad as never), {
+      optional: true,
+      // 'self' is the one string it takes: any other (the kind's 'x') is of the wrong type.
+      alsoAccepts: ['array'],
+      expected: "a pid, an array of pids or 'self'",
+      outOfRange: [...PID_RANGE, [[], 'at least one pid']],
+    }),
+    p('targets[0]', 'number', (bad) => api.estimate([bad as number]), { outOfRange: PID_RANGE }),
+    options((bad) => api.estimate(undefined, bad as never)),
+    p('options.pids', 'array', (bad) => api.estimate(undefined, { pids: bad } as never), { optional: true, expected: 'an array of pids' }),
+    p('options.pids[0]', 'number', (bad) => api.estimate(undefined, { pids: [bad] } as never), { outOfRange: PID_RANGE }),
+    p('options.intervalMs', 'number', (bad) => api.estimate(undefined, { intervalMs: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'a number from 0 to 86400000'], [86_400_001, 'a number from 0 to 86400000'], [NaN, 'a number from 0 to 86400000'], [Infinity, 'a number from 0 to 86400000']],
+    }),
+    p('options.onlyMergeable', 'boolean', (bad) => api.estimate(undefined, { onlyMergeable: bad } as never), { optional: true }),
+    p('options.minRegionBytes', 'number', (bad) => api.estimate(undefined, { minRegionBytes: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'a number from 0 to 9007199254740991'], [NaN, 'a number from 0 to 9007199254740991'], [Infinity, 'a number from 0 to 9007199254740991']],
+    }),
+    p('options.useZeroPages', 'boolean', (bad) => api.estimate(undefined, { useZeroPages: bad } as never), { optional: true }),
+    p('options.maxPageSharing', 'number', (bad) => api.estimate(undefined, { maxPageSharing: bad } as never), {
+      optional: true,
+      outOfRange: [[1, 'an integer from 2 to 1000000000'], [1.5, 'an integer from 2 to 1000000000'], [1e9 + 1, 'an integer from 2 to 1000000000'], [NaN, 'an integer from 2 to 1000000000']],
+    }),
+    p('options.signal', 'AbortSignal', (bad) => api.estimate(undefined, { signal: bad } as never), { optional: true }),
+    p('options.onProgress', 'function', (bad) => api.estimate(undefined, { onProgress: bad } as never), { optional: true }),
+  ],
+  // doctor (issue 4)
+  doctor: [
+    options((bad) => api.doctor(bad as never)),
+    p('options.pid', 'number', (bad) => api.doctor({ pid: bad } as never), { optional: true, outOfRange: PID_RANGE }),
+    root((o) => api.doctor(o as never)),
+    p('options.handlesSecrets', 'boolean', (bad) => api.doctor({ handlesSecrets: bad } as never), { optional: true }),
+    p('options.targetScanTimeSec', 'number', (bad) => api.doctor({ targetScanTimeSec: bad } as never), { optional: true, outOfRange: SECONDS_RANGE }),
+    p('options.maxScanTimeSec', 'number', (bad) => api.doctor({ maxScanTimeSec: bad } as never), {
+      optional: true,
+      // Below the scan time it aims at (default 120 s) it would always fire.
+      outOfRange: [...SECONDS_RANGE, [60, 'at least options.targetScanTimeSec (120)']],
+    }),
+  ],
+  // profit and regions (issue 3)
+  regions: [
+    p('pid', 'number', (bad) => api.regions(bad as number), { optional: true, outOfRange: PID_RANGE }),
+    options((bad) => api.regions(undefined, bad as never)),
+    root((o) => api.regions(undefined, o as never)),
+  ],
+  profit: [
+    p('pid', 'number', (bad) => api.profit(bad as number), { optional: true, outOfRange: PID_RANGE }),
+    options((bad) => api.profit(undefined, bad as never)),
+    root((o) => api.profit(undefined, o as never)),
+    p('options.exact', 'boolean', (bad) => api.profit(undefined, { exact: bad } as never), { optional: true }),
+  ],
+  systemProfit: [options((bad) => api.systemProfit(bad as never)), root((o) => api.systemProfit(o as never))],
+  formatBytes: [
+    p('bytes', 'number', (bad) => api.formatBytes(bad as number), { optional: true }),
+    options((bad) => api.formatBytes(1, bad as never)),
+    p('options.fractionDigits', 'number', (bad) => api.formatBytes(1, { fractionDigits: bad } as never), { optional: true, outOfRange: FRACTION_RANGE }),
+    p('options.signed', 'boolean', (bad) => api.formatBytes(1, { signed: bad } as never), { optional: true }),
+  ],
+  formatPercent: [
+    p('ratio', 'number', (bad) => api.formatPercent(bad as number), { optional: true }),
+    p('fractionDigits', 'number', (bad) => api.formatPercent(0.5, bad as number), { optional: true, outOfRange: FRACTION_RANGE }),
+  ],
+  formatTable: [
+    p('rows', 'array', (bad) => api.formatTable(bad as never, [])),
+    p('columns', 'array', (bad) => api.formatTable([], bad as never)),
+    // Columns are checked whole even with no rows to draw.
+    p('columns[0]', 'object', (bad) => api.formatTable([], [bad as never])),
+    p('columns[0].header', 'string', (bad) => api.formatTable([], [{ header: bad, value: () => 1 } as never])),
+    p('columns[0].value', 'function', (bad) => api.formatTable([], [{ header: 'h', value: bad } as never])),
+    p('columns[0].align', 'string', (bad) => api.formatTable([], [{ header: 'h', value: () => 1, align: bad } as never]), {
+      optional: true,
+      outOfRange: [['center', "'left' or 'right'"]],
+    }),
+    p('columns[0].format', 'function', (bad) => api.formatTable([], [{ header: 'h', value: () => 1, format: bad } as never]), { optional: true }),
+    options((bad) => api.formatTable([], [], bad as never)),
+    p('options.style', 'string', (bad) => api.formatTable([], [], { style: bad } as never), { optional: true, outOfRange: [['fancy', "'plain' or 'box'"]] }),
+  ],
+  scanSmaps: [p('data', 'view', (bad) => api.scanSmaps(bad as never))],
   ksmProcesses: [
     options((bad) => api.ksmProcesses(bad as never)),
     root((o) => api.ksmProcesses(o as never)),
@@ -154,6 +240,7 @@ const ACCEPTS: Record<Accepts, string[]> = {
   view: ['view', 'arraybuffer'],
   array: ['array'],
   AbortSignal: ['AbortSignal'],
+  function: ['function'],
 };
 const EXPECTED: Record<Accepts, string> = {
   number: 'of type number',
@@ -163,6 +250,8 @@ const EXPECTED: Record<Accepts, string> = {
   view: 'an ArrayBuffer, a TypedArray, a Buffer or a DataView',
   array: 'an array',
   AbortSignal: 'an AbortSignal',
+  // Node's own word for callbacks (validateFunction).
+  function: 'of type function',
 };
 
 /** How a message names the value it got. */
@@ -173,6 +262,13 @@ function received(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (typeof value === 'string') return `a string (${JSON.stringify(value)})`;
   return `${typeof value} (${String(value)})`;
+}
+
+/** How a range message names the value it got: String(), but "" and [] visible. */
+function rangeReceived(value: unknown): string {
+  if (value === '') return '""';
+  if (Array.isArray(value)) return JSON.stringify(value);
+  return String(value);
 }
 
 /** Runs a call, awaiting a returned promise: the error, thrown or rejected. */
@@ -219,16 +315,16 @@ for (const [fn, params] of Object.entries(TABLE)) {
           expect(error).toBeInstanceOf(TypeError);
           expect(error).toMatchObject({
             code: 'ERR_INVALID_ARG_TYPE',
-            message: `The "${param.name}" argument must be ${EXPECTED[param.accepts]}. Received ${received(value)}`,
+            message: `The "${param.name}" argument must be ${param.expected ?? EXPECTED[param.accepts]}. Received ${received(value)}`,
           });
         });
       }
       for (const [value, must] of param.outOfRange ?? []) {
-        it(`${param.name}: ${String(value) || '""'} -> RangeError ERR_OUT_OF_RANGE`, async () => {
+        it(`${param.name}: ${rangeReceived(value)} -> RangeError ERR_OUT_OF_RANGE`, async () => {
           const error = await failure(() => param.call(value));
           expect(error).toBeInstanceOf(RangeError);
           expect(error).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
-          expect((error as Error).message).toBe(`The value of "${param.name}" is out of range. It must be ${must}. Received ${value === '' ? '""' : String(value)}`);
+          expect((error as Error).message).toBe(`The value of "${param.name}" is out of range. It must be ${must}. Received ${rangeReceived(value)}`);
         });
       }
       if (param.accepts === 'view') {

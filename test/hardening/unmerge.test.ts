@@ -63,7 +63,7 @@ describe('unmerge preflight', () => {
     expect(r.intact).toBe(true);
   });
 
-  it('disableMerge({ dryRun }) reports what PR_SET_MEMORY_MERGE 0 then allocates, within 1%', async (ctx) => {
+  it('disableMerge({ dryRun }) reports what PR_SET_MEMORY_MERGE 0 then allocates, within 1% and 1 MiB', async (ctx) => {
     requireKsm(ctx);
     const run = await runFixture('unmerge.cjs', ['process'], [], mergeAnyEnv());
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
@@ -73,8 +73,11 @@ describe('unmerge preflight', () => {
     expect(r.preflight.bytes).toBeGreaterThanOrEqual(8 << 20);
     expect(r.on).toBe(false);
     expect(r.ksmLeft).toBe(0);
-    // ksmd keeps merging between the two: compare with the preflight taken at the call.
-    expect(Math.abs(r.rise - r.real.bytes)).toBeLessThanOrEqual(0.01 * r.real.bytes + 16 * pageSize());
+    // ksmd keeps merging between the two: compare with the preflight taken at
+    // the call. ksm_merging_pages is as of ksmd's last pass over the process,
+    // and node's own heap (merged too, under merge-any) takes writes while
+    // smaps is read: allow 1% and 256 pages (1 MiB) beside the 8 MiB.
+    expect(Math.abs(r.rise - r.real.bytes)).toBeLessThanOrEqual(0.01 * r.real.bytes + 256 * pageSize());
   });
 
   it('requireHeadroom refuses with ERR_KSM_INSUFFICIENT_MEMORY when the cgroup cannot hold the copies, and nothing changes', async (ctx) => {
