@@ -1,0 +1,197 @@
+// 7 and 8: the reporting and estimate benchmarks live beside the modules
+// they measure (bench/profit.* and bench/estimate.*, written with them).
+// The harness runs each one if it is there and takes its rows:
+//
+//   node bench/<name>.mjs [--quick | --smoke]
+//
+// prints, as its last stdout line, JSON { rows: [{ figure, measured,
+// comparedWith, ratio, target, verdict, notes? }], method?: string[] }.
+// It is also given `--json`; bench/estimate.mjs as first written prints its
+// own report object for that, which adaptEstimate() turns into rows. Output
+// that is neither is kept verbatim in the report.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+
+export const id = 'external';
+export const title = 'Reporting and estimate';
+
+const run$ = promisify(execFile);
+
+const BENCHES = [
+  { suite: 'profit', what: 'profit() / regions() against reading the same smaps raw (100 / 1,000 / 10,000 VMAs)', target: '<= 1.2x' },
+  { suite: 'estimate', what: 'estimate(): pages hashed per second on one core against sequential read bandwidth, and a crypto-hash-per-page baseline', target: '>= 50% of bandwidth' },
+];
+
+const pct = (value) => (typeof value === 'number' ? `${(value * 100).toFixed(1)}%` : 'n/a');
+const num = (value, digits = 2) => (typeof value === 'number' ? value.toFixed(digits) : 'n/a');
+
+/** bench/estimate.mjs --json: { speed: { readGBs, estimateSelf, js, ... }, accuracy }. */
+function adaptEstimate(report) {
+  const speed = report?.speed;
+  const self = speed?.estimateSelf;
+  if (!self || typeof self.ofRead !== 'number') return undefined;
+  const jsBest = Math.max(...Object.values(speed.js ?? {}).map((v) => v.pagesPerSec ?? 0));
+  const rows = [
+    {
+      figure: `estimate('self'): pages hashed per second on one core (${speed.mib ?? '?'} MiB)`,
+      measured: `${num(self.samplePagesPerSec / 1e6)} M pages/s = ${num(self.GBs)} GB/s`,
+      comparedWith: `sequential read on one core, same run: ${num(speed.readGBs)} GB/s`,
+      ratio: `${pct(self.ofRead)} of read`,
+      target: '>= 50% of read bandwidth',
+      verdict: self.ofRead >= 0.5 ? 'met' : `missed by ${pct(0.5 - self.ofRead)}`,
+    },
+    {
+      figure: "estimate('self') against hashing each page with node:crypto in JavaScript",
+      measured: `${num(self.samplePagesPerSec / 1e6)} M pages/s`,
+      comparedWith: `best of sha1/md5 per page into a Map: ${num(jsBest / 1e6, 3)} M pages/s`,
+      ratio: self.vsJs,
+      target: '',
+      verdict: 'measured',
+    },
+  ];
+  const accuracy = report.accuracy;
+  if (accuracy && typeof accuracy.errorOfCandidates === 'number') {
+    rows.push({
+      figure: 'estimate() prediction against what KSM then merged (4 workers)',
+      measured: `predicted ${num(accuracy.predictedSavedPages, 1)} pages saved`,
+      comparedWith: `merged ${accuracy.mergedSavedPages} (pagemap + kpageflags)`,
+      ratio: `${pct(accuracy.errorOfCandidates)} error`,
+      target: '<= 2% of candidate pages',
+      verdict: accuracy.errorOfCandidates <= 0.02 ? 'met' : 'missed',
+    });
+  } else if (accuracy?.skipped) {
+    rows.push({ figure: 'estimate() accuracy', measured: `skipped: ${accuracy.skipped}`, verdict: 'skipped' });
+  }
+  return rows;
+}
+
+/** bench/profit.mjs prints a table: MEASURE, MEDIAN ms, x READ (2+ spaces apart). */
+function parseTable(text) {
+  const out = [];
+  for (const line of text.split('\n').slice(1)) {
+    const match = /^(.*?)\s{2,}(\S+)\s+(\S+)$/.exec(line.trimEnd());
+    if (match) out.push({ what: match[1], ms: Number(match[2]), ratio: match[3] === '-' ? undefined : Number(match[3]) });
+  }
+  return out;
+}
+
+function adaptProfit(stdout, label) {
+  const table = parseTable(stdout);
+  const find = (prefix) => table.find((row) => row.what.startsWith(prefix));
+  const read = find('read smaps (');
+  if (!read) return undefined;
+  const rows = [];
+  for (const [prefix, name] of [['profit(pid, { exact: false })', 'profit(pid)'], ['regions(pid)', 'regions(pid)']]) {
+    const row = table.find((r) => r.what === prefix);
+    const cpu = find(`CPU time: ${prefix}`);
+    if (!row) continue;
+    rows.push({
+      figure: `${name}, ${label}: ${read.what.replace(/^read smaps \((.*)\), fs.readFileSync$/, '$1')}`,
+      measured: `${num(row.ms, 1)} ms`,
+      comparedWith: `reading the same smaps raw (fs.readFileSync): ${num(read.ms, 1)} ms`,
+      ratio: row.ratio,
+      target: '<= 1.2x',
+      verdict: row.ratio <= 1.2 ? 'met' : `missed: ${num(row.ratio)}x`,
+      notes: cpu ? `CPU time ${num(cpu.ms, 1)} ms, ${num(cpu.ratio)}x of the raw read's CPU time` : undefined,
+    });
+  }
+  const extra = find('exact mode, extra cost per GiB');
+  const exact = find('profit(pid, { exact: true })');
+  if (extra && exact) {
+    rows.push({
+      figure: `profit(pid, { exact: true }) (pagemap + kpageflags), ${exact.what.replace(/^.*\), /, '')}`,
+      measured: `${num(exact.ms, 1)} ms`,
+      comparedWith: `exact: false on the same process: ${num(find('profit(pid, { exact: false }),')?.ms, 1)} ms`,
+      ratio: undefined,
+      target: '',
+      verdict: 'measured',
+      notes: `exact mode costs ${num(extra.ms, 0)} ms more per GiB merged`,
+    });
+  }
+  return rows;
+}
+
+const ADAPTERS = { estimate: adaptEstimate };
+
+/** How each script is run: one or more invocations, each adapted to rows. */
+function invocations(bench, ctx) {
+  if (bench.suite === 'profit') {
+    // Its own flags (strict): --vmas, --mib (the exact-mode merge), --runs.
+    const counts = ctx.quick ? [100, 10000] : [100, 1000, 10000];
+    return counts.map((vmas) => ({
+      label: `${vmas.toLocaleString('en')} VMAs asked for`,
+      args: ['--vmas', String(vmas), '--mib', vmas === 10000 ? (ctx.quick ? '64' : '256') : '16', '--runs', ctx.quick ? '7' : '15'],
+      adapt: (stdout, label) => adaptProfit(stdout, label),
+    }));
+  }
+  return [{ label: '', args: ['--json', ...(ctx.quick ? ['--quick', '--mib', '128'] : [])], adapt: undefined }];
+}
+
+function parseOutput(stdout) {
+  const text = stdout.trim();
+  for (const candidate of [text.split('\n').pop() ?? '', text.slice(text.indexOf('{'))]) {
+    try {
+      return JSON.parse(candidate);
+    } catch {
+      /* try the next */
+    }
+  }
+  return undefined;
+}
+
+function find(root, name) {
+  for (const ext of ['mjs', 'cjs', 'js']) {
+    const file = path.join(root, 'bench', `${name}.${ext}`);
+    if (fs.existsSync(file)) return file;
+  }
+  return undefined;
+}
+
+export async function run(ctx) {
+  const rows = [];
+  const method = [];
+  for (const bench of BENCHES) {
+    if (ctx.only && !ctx.only.includes(bench.suite) && !ctx.only.includes('external')) continue;
+    const command = `npm run bench -- --only ${bench.suite}`;
+    const file = find(ctx.root, bench.suite);
+    if (!file) {
+      rows.push({ suite: bench.suite, figure: bench.what, measured: 'pending', comparedWith: '', ratio: 'pending', target: bench.target, verdict: `pending: bench/${bench.suite}.mjs not there yet`, command });
+      method.push(`${bench.suite}: pending. bench/${bench.suite}.mjs is written with the module it measures and was not in this checkout; the harness runs it as soon as it is (contract in bench/README.md).`, '');
+      continue;
+    }
+    if (ctx.smoke) {
+      // The smoke run checks the harness, not other people's benchmarks.
+      rows.push({ suite: bench.suite, figure: bench.what, measured: `bench/${path.basename(file)} present, not run in --smoke`, target: bench.target, verdict: 'not run', command });
+      continue;
+    }
+    for (const invocation of invocations(bench, ctx)) {
+      const args = [file, ...invocation.args];
+      let stdout = '';
+      try {
+        ({ stdout } = await run$(process.execPath, args, { cwd: ctx.root, maxBuffer: 64 * 1024 * 1024, timeout: 15 * 60_000 }));
+      } catch (error) {
+        rows.push({ suite: bench.suite, figure: `${bench.what} ${invocation.label}`, measured: `failed: ${String(error.message).split('\n')[0]}`, verdict: 'failed', target: bench.target, command });
+        continue;
+      }
+      const shown = `\`node ${path.relative(ctx.root, file)} ${invocation.args.join(' ')}\``;
+      const parsed = parseOutput(stdout);
+      const adapted = invocation.adapt
+        ? invocation.adapt(stdout, invocation.label)
+        : parsed && !Array.isArray(parsed.rows) ? ADAPTERS[bench.suite]?.(parsed) : undefined;
+      if (adapted) {
+        for (const row of adapted) rows.push({ suite: bench.suite, command, ...row });
+        method.push(`${bench.suite}: ${shown} printed (turned into the rows above):`, '', '```', stdout.trim(), '```', '');
+      } else if (parsed && Array.isArray(parsed.rows)) {
+        for (const row of parsed.rows) rows.push({ suite: bench.suite, command, ...row });
+        if (Array.isArray(parsed.method)) method.push(...parsed.method, '');
+      } else {
+        rows.push({ suite: bench.suite, figure: bench.what, measured: 'see output below', target: bench.target, verdict: 'unparsed', command });
+        method.push(`${shown} printed:`, '', '```', stdout.trim(), '```', '');
+      }
+    }
+    ctx.log(`${bench.suite}: ${rows.filter((r) => r.suite === bench.suite).length} row(s)`);
+  }
+  return { rows, method, command: 'npm run bench -- --only profit,estimate' };
+}
