@@ -16,6 +16,13 @@ import { checkBoolean, checkLabel, checkOptions, checkSize, checkView } from './
 export interface AllocOptions {
   /** Names the buffer in regions() and profit(). */
   label?: string;
+  /**
+   * Let transparent huge pages back the buffer (default false: it is advised
+   * MADV_NOHUGEPAGE). ksmd splits every huge page before its 4 KiB pages can
+   * merge, so under THP `always` huge pages buy nothing that lasts and cost
+   * at first touch (BENCHMARKS.md, section 6).
+   */
+  hugePages?: boolean;
 }
 
 export interface MarkOptions {
@@ -66,7 +73,8 @@ export function pageSize(): number {
 /**
  * A Buffer of exactly `size` bytes on its own private anonymous mapping
  * (rounded up to whole pages, starting on a page boundary), advised
- * MADV_MERGEABLE. The mapping is unmapped when the Buffer (and every slice
+ * MADV_MERGEABLE (and MADV_NOHUGEPAGE unless `hugePages`). The mapping is
+ * unmapped when the Buffer (and every slice
  * of it) is garbage collected; its size is reported to V8 as external memory.
  *
  * @throws TypeError / RangeError for a bad size or label.
@@ -77,10 +85,13 @@ export function allocMergeable(size: number, options?: AllocOptions): Buffer {
   checkSize('size', size);
   const opts = checkOptions<AllocOptions>(options);
   const label = checkLabel(opts.label);
+  const hugePages = checkBoolean('options.hugePages', opts.hugePages) ?? false;
   const native = requireKsm();
+  const advices = [native.constants.MADV_MERGEABLE];
+  if (!hugePages) advices.push(native.constants.MADV_NOHUGEPAGE);
   let buffer: Buffer;
   try {
-    buffer = native.alloc(size, [native.constants.MADV_MERGEABLE]);
+    buffer = native.alloc(size, advices);
   } catch (error) {
     throw madviseHint(error);
   }

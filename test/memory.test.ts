@@ -98,6 +98,14 @@ describe('allocMergeable()', () => {
     expect(buffer[size - 1]).toBe(0xa5);
   });
 
+  it('advises MADV_NOHUGEPAGE unless hugePages: true (the THP bench chose the default)', () => {
+    const plain = allocMergeable(4 * MiB);
+    expect(rawVmaAt(addressOf(plain))!.flags).toEqual(expect.arrayContaining(['mg', 'nh']));
+    const huge = allocMergeable(4 * MiB, { hugePages: true });
+    expect(rawVmaAt(addressOf(huge))!.flags).toContain('mg');
+    expect(rawVmaAt(addressOf(huge))!.flags).not.toContain('nh');
+  });
+
   it('takes a label', () => {
     const buffer = allocMergeable(2 * PAGE, { label: 'lookup-table' });
     expect(buffer.length).toBe(2 * PAGE);

@@ -55,6 +55,7 @@ const TABLE: Record<string, Param[]> = {
     p('size', 'number', (bad) => api.allocMergeable(bad as number), { outOfRange: SIZE_RANGE }),
     options((bad) => api.allocMergeable(1, bad as never)),
     p('options.label', 'string', (bad) => api.allocMergeable(1, { label: bad } as never), { optional: true }),
+    p('options.hugePages', 'boolean', (bad) => api.allocMergeable(1, { hugePages: bad } as never), { optional: true }),
   ],
   markMergeable: [
     p('view', 'view', (bad) => api.markMergeable(bad as never)),
