@@ -414,16 +414,6 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
         Fail(err, walker.failed_syscall(), target.pid);
       }
     }
-    // The scan finds nothing in the address space of a process that has
-    // exited, where a read would have ended: one entry tells them apart.
-    if (walker.scanning() && !target.exited && !Stopped() && target.RangeCount() > 0) {
-      uint64_t entry;
-      ssize_t got;
-      do {
-        got = pread(fd, &entry, sizeof(entry), static_cast<off_t>((target.ranges[0] >> page_shift_) * 8));
-      } while (got < 0 && errno == EINTR);
-      if (got == 0 || (got < 0 && errno == ESRCH)) target.exited = true;
-    }
     if (!walker.scanning()) pagemap_scan_used_ = false;
     pagemap_entries_ += walker.entries_read();
     pagemap_scans_ += walker.scan_calls();

@@ -47,6 +47,19 @@ int PagemapWalker::Scan(uint64_t* next_vpn, uint64_t end_vpn, size_t* count) {
   return 0;
 }
 
+int PagemapWalker::Probe(uint64_t vpn) {
+  uint64_t entry;
+  ssize_t got;
+  do {
+    got = pread(fd_, &entry, sizeof(entry), static_cast<off_t>(vpn * sizeof(entry)));
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    failed_syscall_ = "pread";
+    return errno;
+  }
+  return got == 0 ? kEnded : 0;
+}
+
 ssize_t PagemapWalker::Read(uint64_t vpn, size_t want) {
   for (;;) {
     ssize_t got = pread(fd_, entries_.data(), want * sizeof(uint64_t),

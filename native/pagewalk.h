@@ -84,6 +84,8 @@ class PagemapWalker {
   // One PAGEMAP_SCAN over [*next_vpn, end_vpn): fills regions_, advances
   // *next_vpn to where the kernel stopped. 0 or an errno.
   int Scan(uint64_t* next_vpn, uint64_t end_vpn, size_t* count);
+  // One entry at `vpn` read and dropped: 0, kEnded, or an errno.
+  int Probe(uint64_t vpn);
   // pread of up to kChunk entries at `vpn`: entries read, or -1 with errno.
   ssize_t Read(uint64_t vpn, size_t want);
 
@@ -124,6 +126,13 @@ template <typename Visit>
 int PagemapWalker::Walk(uint64_t start_vpn, uint64_t end_vpn, Visit visit) {
   bool stop = false;
   uint64_t vpn = start_vpn;
+  if (scan_ && vpn < end_vpn) {
+    // A process without an mm (exited, a zombie, a kernel thread) reads as
+    // end of file; the ioctl would be handed a NULL mm (6.7 dereferenced
+    // it). Ask pread first.
+    int err = Probe(vpn);
+    if (err != 0) return err;
+  }
   while (scan_ && vpn < end_vpn) {
     size_t count = 0;
     const uint64_t from = vpn;

@@ -4,7 +4,7 @@
  * we may not read; abort. Figures are checked against the layouts the
  * fixtures built and against /proc read raw.
  */
-import { execFile, fork } from 'node:child_process';
+import { execFile, fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +21,7 @@ import {
   type EstimateResult,
   type EstimateVma,
 } from '../lib/index.js';
-import { DIST, FIXTURES, ROOT, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+import { DIST, FIXTURES, ROOT, requireKsm, startFixture, startSparse, type Holder } from './helpers/ksm.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -527,5 +527,174 @@ describe('estimate() abort', () => {
       },
     }).catch((e: unknown) => e);
     expect(error).toMatchObject({ message: 'from progress' });
+  });
+});
+
+/** Rss of the VMA starting at `start`, from /proc/PID/smaps read raw. */
+function rawRss(pid: number, start: bigint): number {
+  const lines = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n');
+  const header = lines.findIndex((line) => /^[0-9a-f]+-/.test(line) && BigInt(`0x${line.split('-')[0]}`) === start);
+  expect(header).toBeGreaterThanOrEqual(0);
+  const rss = lines.slice(header + 1).find((line) => line.startsWith('Rss:'));
+  return Number(/(\d+) kB/.exec(rss!)![1]) * 1024;
+}
+
+/** Runs fn with NODE_KSM_PAGEMAP_SCAN set as given (undefined: unset), then restores it. */
+async function withPagemapScan<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env.NODE_KSM_PAGEMAP_SCAN;
+  if (value === undefined) delete process.env.NODE_KSM_PAGEMAP_SCAN;
+  else process.env.NODE_KSM_PAGEMAP_SCAN = value;
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env.NODE_KSM_PAGEMAP_SCAN;
+    else process.env.NODE_KSM_PAGEMAP_SCAN = saved;
+  }
+}
+
+/** PAGEMAP_SCAN exists from Linux 6.7. */
+function kernelHasPagemapScan(): boolean {
+  const [major = 0, minor = 0] = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').split(/[.-]/).map(Number);
+  return major > 6 || (major === 6 && minor >= 7);
+}
+
+// A 64 GiB reservation is 16 Mi pagemap entries, ASan's shadow 4 Gi: read
+// one by one, estimate() took minutes. PAGEMAP_SCAN visits only the runs of
+// pages that are there; NODE_KSM_PAGEMAP_SCAN=0 forces the linear read that
+// older kernels get, and both must count the same.
+describe('estimate() of a sparse 64 GiB mapping', () => {
+  const SPARSE_MS = 120_000;
+
+  it('counts the few MiB touched in it exactly, with PAGEMAP_SCAN and with the linear read', async (ctx) => {
+    requireKsm(ctx);
+    const sparse = await startSparse();
+    holders.push(sparse);
+    const { twins, zero, unique, read } = sparse.layout;
+    const page = pageSize();
+    // The kernel's own count of what is resident (the zero page is not in Rss).
+    expect(rawRss(sparse.pid, sparse.start)).toBe((twins + zero + unique) * page);
+
+    const counts: Record<string, number>[] = [];
+    for (const knob of [undefined, '0']) {
+      const result = await withPagemapScan(knob, () => estimate(sparse.pid, { useZeroPages: true }));
+      const vma = vmaOf(result, sparse.pid, sparse.start, sparse.end);
+      expect(vma).toMatchObject({
+        presentPages: twins + zero + unique + read,
+        swappedPages: 0,
+        filePages: 0,
+        unreadablePages: 0,
+        zeroPages: zero,
+        volatilePages: 0,
+        duplicatePages: twins,
+        twinInVma: twins,
+        twinInProcess: twins,
+        twinInOtherProcess: 0,
+      });
+      if (result.pfnVisible) {
+        // The read-only pages map the shared zero page: nothing to read.
+        expect(vma).toMatchObject({ zeroPageMapped: read, candidatePages: twins + zero + unique });
+        // twins keep one copy; zero pages all go with use_zero_pages.
+        expect(vma.predictedSavedPages).toBeCloseTo(twins - 1 + zero, 9);
+      }
+      counts.push(Object.fromEntries(Object.entries(vma).filter(([key]) => key.endsWith('Pages') || key.startsWith('twin'))) as Record<string, number>);
+    }
+    expect(counts[1]).toEqual(counts[0]);
+  }, SPARSE_MS);
+
+  it('reads pagemap entries only for the pages that are there, and the same figures as reading all of them', async (ctx) => {
+    requireKsm(ctx);
+    const addon = nodeGypBuild(ROOT) as {
+      estimatePages(
+        targets: Array<{ pid: number; ranges: BigUint64Array; readable: Uint8Array }>,
+        options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number; pagemapScan: boolean },
+      ): { promise: Promise<{ pagemapScan: boolean; pagemapScans: number; pagemapEntries: number; targets: Array<{ exited: boolean; stats: Float64Array }> }> };
+      pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan: boolean): Promise<{
+        presentPages: number[];
+        ksmPages: number[];
+        zeroPages: number[];
+        pfnHidden: boolean;
+        pagemapScan: boolean;
+      }>;
+    };
+    const sparse = await startSparse();
+    holders.push(sparse);
+    const { twins, zero, unique, read } = sparse.layout;
+    const present = twins + zero + unique + read;
+    const pages = Number((sparse.end - sparse.start) / BigInt(pageSize()));
+    const ranges = BigUint64Array.of(sparse.start, sparse.end);
+    const run = (pagemapScan: boolean) =>
+      addon.estimatePages([{ pid: sparse.pid, ranges, readable: Uint8Array.of(1) }], {
+        intervalMs: 0,
+        maxPageSharing: 256,
+        expectedPages: 0,
+        batchPages: 64,
+        pagemapScan,
+      }).promise;
+
+    const linear = await run(false);
+    expect(linear).toMatchObject({ pagemapScan: false, pagemapScans: 0, pagemapEntries: pages });
+    const scanned = await run(true);
+    expect(scanned.pagemapScan).toBe(kernelHasPagemapScan());
+    if (scanned.pagemapScan) {
+      // Runs of present pages only, a few ioctls for 16 Mi pages.
+      expect(scanned.pagemapEntries).toBe(present);
+      expect(scanned.pagemapScans).toBeGreaterThan(0);
+      expect(scanned.pagemapScans).toBeLessThan(10);
+    }
+    expect(scanned.targets[0]!.exited).toBe(false);
+    expect(Array.from(scanned.targets[0]!.stats)).toEqual(Array.from(linear.targets[0]!.stats));
+
+    const starts = BigUint64Array.of(sparse.start);
+    const ends = BigUint64Array.of(sparse.end);
+    const exactLinear = await addon.pageAttribution(sparse.pid, starts, ends, false);
+    const exactScanned = await addon.pageAttribution(sparse.pid, starts, ends, true);
+    expect(exactLinear.pagemapScan).toBe(false);
+    expect(exactScanned.pagemapScan).toBe(kernelHasPagemapScan());
+    expect(exactScanned).toMatchObject({ presentPages: [present], ksmPages: [0], pfnHidden: exactLinear.pfnHidden });
+    expect(exactScanned.zeroPages).toEqual(exactLinear.zeroPages);
+    expect(exactLinear.presentPages).toEqual([present]);
+    if (!exactScanned.pfnHidden) expect(exactScanned.zeroPages).toEqual([read]);
+  }, SPARSE_MS);
+
+  it('reports a process without an mm (a zombie) as exited on both paths', async (ctx) => {
+    requireKsm(ctx);
+    const addon = nodeGypBuild(ROOT) as {
+      estimatePages(
+        targets: Array<{ pid: number; ranges: BigUint64Array; readable: Uint8Array }>,
+        options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number; pagemapScan: boolean },
+      ): { promise: Promise<{ pagemapScans: number; targets: Array<{ exited: boolean }> }> };
+      pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan: boolean): Promise<{ presentPages: number[] }>;
+    };
+    // The parent never waits: its child stays a zombie, /proc/PID/pagemap
+    // opens but has no mm behind it.
+    const parent = spawn('python3', ['-c', 'import os, sys\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\nsys.stdin.read()'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      const stateOf = () => /\) (\S)/.exec(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8'))?.[1];
+      while (stateOf() !== 'Z') await new Promise((resolve) => setTimeout(resolve, 10));
+      const page = BigInt(pageSize());
+      const ranges = BigUint64Array.of(0x10000n * page, 0x10010n * page);
+      for (const pagemapScan of [true, false]) {
+        const result = await addon.estimatePages([{ pid: zombie, ranges, readable: Uint8Array.of(1) }], {
+          intervalMs: 0,
+          maxPageSharing: 256,
+          expectedPages: 0,
+          batchPages: 64,
+          pagemapScan,
+        }).promise;
+        expect(result.targets[0]!.exited).toBe(true);
+        expect(result.pagemapScans).toBe(0);
+        // 6.18 refuses to open it (ESRCH); older kernels open it, and it reads empty.
+        const exact = await addon.pageAttribution(zombie, ranges.subarray(0, 1), ranges.subarray(1, 2), pagemapScan).then(
+          (r) => r.presentPages,
+          (error: NodeJS.ErrnoException) => error.code,
+        );
+        expect([JSON.stringify([0]), JSON.stringify('ESRCH')]).toContain(JSON.stringify(exact));
+      }
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
