@@ -145,8 +145,8 @@ int PagemapWalker::Walk(uint64_t start_vpn, uint64_t end_vpn, Visit visit) {
       break;
     }
     if (err == EFAULT) {
-      // Addresses the ioctl will not take (above TASK_SIZE: [vsyscall]);
-      // pread takes any offset.
+      // Addresses the ioctl will not take (above TASK_SIZE: [vsyscall]):
+      // read them as before the ioctl existed.
       return ReadRun(from, end_vpn, visit, &stop);
     }
     if (err != 0) {
