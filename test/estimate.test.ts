@@ -8,9 +8,11 @@ import { execFile, fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import nodeGypBuild from 'node-gyp-build';
+
+import type { NativeBinding, NativeEstimateResult } from '../lib/binding.js';
 
 import {
   KsmNoSuchProcessError,
@@ -555,6 +557,25 @@ async function withPagemapScan<T>(value: string | undefined, fn: () => Promise<T
   }
 }
 
+/**
+ * The addon's estimatePages over raw ranges, every one readable: it tells
+ * what the public API does not, which pagemap path ran and how many entries
+ * it read.
+ */
+function estimateRanges(pid: number, ranges: BigUint64Array, pagemapScan: boolean): Promise<NativeEstimateResult> {
+  return nativeAddon().estimatePages([{ pid, ranges, readable: new Uint8Array(ranges.length / 2).fill(1) }], {
+    intervalMs: 0,
+    maxPageSharing: 256,
+    expectedPages: 0,
+    batchPages: 64,
+    pagemapScan,
+  }).promise;
+}
+
+function nativeAddon(): NativeBinding {
+  return nodeGypBuild(ROOT) as NativeBinding;
+}
+
 /** PAGEMAP_SCAN exists from Linux 6.7. */
 function kernelHasPagemapScan(): boolean {
   const [major = 0, minor = 0] = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').split(/[.-]/).map(Number);
@@ -578,6 +599,7 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
     expect(rawRss(sparse.pid, sparse.start)).toBe((twins + zero + unique) * page);
 
     const counts: Record<string, number>[] = [];
+    const calls = vi.spyOn(nativeAddon(), 'estimatePages');
     for (const knob of [undefined, '0']) {
       const result = await withPagemapScan(knob, () => estimate(sparse.pid, { useZeroPages: true }));
       const vma = vmaOf(result, sparse.pid, sparse.start, sparse.end);
@@ -602,41 +624,22 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
       counts.push(Object.fromEntries(Object.entries(vma).filter(([key]) => key.endsWith('Pages') || key.startsWith('twin'))) as Record<string, number>);
     }
     expect(counts[1]).toEqual(counts[0]);
+    // The knob reached the addon: the scan, then the linear read.
+    expect(calls.mock.calls.map(([, options]) => options.pagemapScan)).toEqual([true, false]);
+    calls.mockRestore();
   }, SPARSE_MS);
 
   it('reads pagemap entries only for the pages that are there, and the same figures as reading all of them', async (ctx) => {
     requireKsm(ctx);
-    const addon = nodeGypBuild(ROOT) as {
-      estimatePages(
-        targets: Array<{ pid: number; ranges: BigUint64Array; readable: Uint8Array }>,
-        options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number; pagemapScan: boolean },
-      ): { promise: Promise<{ pagemapScan: boolean; pagemapScans: number; pagemapEntries: number; targets: Array<{ exited: boolean; stats: Float64Array }> }> };
-      pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan: boolean): Promise<{
-        presentPages: number[];
-        ksmPages: number[];
-        zeroPages: number[];
-        pfnHidden: boolean;
-        pagemapScan: boolean;
-      }>;
-    };
     const sparse = await startSparse();
     holders.push(sparse);
     const { twins, zero, unique, read } = sparse.layout;
     const present = twins + zero + unique + read;
     const pages = Number((sparse.end - sparse.start) / BigInt(pageSize()));
     const ranges = BigUint64Array.of(sparse.start, sparse.end);
-    const run = (pagemapScan: boolean) =>
-      addon.estimatePages([{ pid: sparse.pid, ranges, readable: Uint8Array.of(1) }], {
-        intervalMs: 0,
-        maxPageSharing: 256,
-        expectedPages: 0,
-        batchPages: 64,
-        pagemapScan,
-      }).promise;
-
-    const linear = await run(false);
+    const linear = await estimateRanges(sparse.pid, ranges, false);
     expect(linear).toMatchObject({ pagemapScan: false, pagemapScans: 0, pagemapEntries: pages });
-    const scanned = await run(true);
+    const scanned = await estimateRanges(sparse.pid, ranges, true);
     expect(scanned.pagemapScan).toBe(kernelHasPagemapScan());
     if (scanned.pagemapScan) {
       // Runs of present pages only, a few ioctls for 16 Mi pages.
@@ -649,8 +652,8 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
 
     const starts = BigUint64Array.of(sparse.start);
     const ends = BigUint64Array.of(sparse.end);
-    const exactLinear = await addon.pageAttribution(sparse.pid, starts, ends, false);
-    const exactScanned = await addon.pageAttribution(sparse.pid, starts, ends, true);
+    const exactLinear = await nativeAddon().pageAttribution(sparse.pid, starts, ends, false);
+    const exactScanned = await nativeAddon().pageAttribution(sparse.pid, starts, ends, true);
     expect(exactLinear.pagemapScan).toBe(false);
     expect(exactScanned.pagemapScan).toBe(kernelHasPagemapScan());
     expect(exactScanned).toMatchObject({ presentPages: [present], ksmPages: [0], pfnHidden: exactLinear.pfnHidden });
@@ -661,13 +664,6 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
 
   it('reports a process without an mm (a zombie) as exited on both paths', async (ctx) => {
     requireKsm(ctx);
-    const addon = nodeGypBuild(ROOT) as {
-      estimatePages(
-        targets: Array<{ pid: number; ranges: BigUint64Array; readable: Uint8Array }>,
-        options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number; pagemapScan: boolean },
-      ): { promise: Promise<{ pagemapScans: number; targets: Array<{ exited: boolean }> }> };
-      pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan: boolean): Promise<{ presentPages: number[] }>;
-    };
     // The parent never waits: its child stays a zombie, /proc/PID/pagemap
     // opens but has no mm behind it.
     const parent = spawn('python3', ['-c', 'import os, sys\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\nsys.stdin.read()'], {
@@ -681,17 +677,11 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
       const page = BigInt(pageSize());
       const ranges = BigUint64Array.of(0x10000n * page, 0x10010n * page);
       for (const pagemapScan of [true, false]) {
-        const result = await addon.estimatePages([{ pid: zombie, ranges, readable: Uint8Array.of(1) }], {
-          intervalMs: 0,
-          maxPageSharing: 256,
-          expectedPages: 0,
-          batchPages: 64,
-          pagemapScan,
-        }).promise;
+        const result = await estimateRanges(zombie, ranges, pagemapScan);
         expect(result.targets[0]!.exited).toBe(true);
         expect(result.pagemapScans).toBe(0);
         // 6.18 refuses to open it (ESRCH); older kernels open it, and it reads empty.
-        const exact = await addon.pageAttribution(zombie, ranges.subarray(0, 1), ranges.subarray(1, 2), pagemapScan).then(
+        const exact = await nativeAddon().pageAttribution(zombie, ranges.subarray(0, 1), ranges.subarray(1, 2), pagemapScan).then(
           (r) => r.presentPages,
           (error: NodeJS.ErrnoException) => error.code,
         );
