@@ -39,6 +39,7 @@
             "native/memory.cc",
             "native/pagemap.cc",
             "native/pages.cc",
+            "native/pagewalk.cc",
             "native/process.cc",
             "native/view.cc"
           ],

@@ -36,7 +36,12 @@ export interface NativeEstimateResult {
   /** Per target: `stats` holds pageStatFields.length figures per range. */
   targets: Array<{ pid: number; exited: boolean; stats: Float64Array }>;
   pfnVisible: boolean;
+  /** pagemap entries read (with PAGEMAP_SCAN: only inside populated runs). */
   pagemapEntries: number;
+  /** PAGEMAP_SCAN ioctls made. */
+  pagemapScans: number;
+  /** Every range was walked with PAGEMAP_SCAN (false: read linearly, by choice or fallback). */
+  pagemapScan: boolean;
   pagesHashed: number;
   bytesRead: number;
   memoryBytes: number;
@@ -56,6 +61,8 @@ export interface PageAttribution {
   sharing: Float64Array[];
   /** The kernel hid frame numbers (no CAP_SYS_ADMIN): nothing was attributed. */
   pfnHidden: boolean;
+  /** The ranges were walked with PAGEMAP_SCAN (false: read linearly). */
+  pagemapScan: boolean;
 }
 
 export interface NativeBinding {
@@ -72,14 +79,14 @@ export interface NativeBinding {
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
   /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */
-  pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array): Promise<PageAttribution>;
+  pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan?: boolean): Promise<PageAttribution>;
   /** A whole file read in one libuv task (seq_files hand out a page per read). */
   readProcFile(path: string): Promise<Buffer>;
   constants: AdviceConstants;
   /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
   estimatePages(
     targets: NativeEstimateTarget[],
-    options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number },
+    options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number; pagemapScan?: boolean },
     onProgress?: (phase: string, done: number, total: number) => void,
   ): { promise: Promise<NativeEstimateResult>; cancel(): void };
   /** Names of the per-range figures in NativeEstimateResult stats, in order. */
@@ -90,6 +97,18 @@ export interface NativeBinding {
   readBandwidth(view: View, passes: number): { bytes: number; nanoseconds: number; checksum: bigint };
   /** Benchmark: a view copied out through process_vm_readv on this process. */
   vmReadBandwidth(view: View, batchPages: number): { bytes: number; nanoseconds: number };
+}
+
+/**
+ * Whether the native readers of /proc/PID/pagemap may use the PAGEMAP_SCAN
+ * ioctl (Linux 6.7+) to visit only populated page runs (native/pagewalk.h).
+ * They fall back to reading every entry by themselves when the kernel lacks
+ * it. Internal knob, not API: NODE_KSM_PAGEMAP_SCAN=0 forces the linear read
+ * everywhere, to compare the two paths (the tests do) or to rule the ioctl
+ * out when chasing a discrepancy. Read at each call.
+ */
+export function pagemapScanEnabled(): boolean {
+  return process.env.NODE_KSM_PAGEMAP_SCAN !== '0';
 }
 
 interface StubBinding {

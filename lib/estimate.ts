@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 
-import type { NativeEstimateResult } from './binding.js';
+import { pagemapScanEnabled, type NativeEstimateResult } from './binding.js';
 import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from './errors.js';
 import { procPath } from './paths.js';
 import { ksmStat } from './procfs.js';
@@ -388,6 +388,7 @@ export async function estimate(
       maxPageSharing,
       expectedPages: plans.reduce((sum, p) => sum + p.expectedPages, 0),
       batchPages: BATCH_PAGES,
+      pagemapScan: pagemapScanEnabled(),
     },
     onProgress === undefined
       ? undefined

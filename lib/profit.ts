@@ -11,7 +11,7 @@
  * - estimated (anyone who can read smaps): per VMA from Rss/Pss, see
  *   estimateSaved().
  */
-import { bindingState, type PageAttribution } from './binding.js';
+import { bindingState, pagemapScanEnabled, type PageAttribution } from './binding.js';
 import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from './errors.js';
 import { formatBytes } from './format.js';
 import { liveLabels, type LabelledRange } from './labels.js';
@@ -319,6 +319,7 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
           target.pid,
           BigUint64Array.from(exactRows, (row) => row.start),
           BigUint64Array.from(exactRows, (row) => row.end),
+          pagemapScanEnabled(),
         );
         if (exact.pfnHidden) {
           exact = undefined;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "pagewalk.h"
 
 namespace ksm {
 
@@ -22,8 +23,6 @@ constexpr uint64_t kPmPfnMask = (1ULL << 55) - 1;
 constexpr uint64_t kKpfKsm = 1ULL << 21;
 constexpr uint64_t kKpfZeroPage = 1ULL << 24;
 
-// Entries per pread: 512 KiB of pagemap, 2 GiB of address space.
-constexpr size_t kBatch = 65536;
 // Frames of kpageflags/kpagecount are read together when fewer than kMaxGap
 // frames lie between them, up to kWindow frames per pread. The kernel spends
 // about a microsecond per frame it reports (kpagecount looks up each folio's
@@ -119,10 +118,11 @@ bool ReadPerFrame(int fd, const std::string& path,
 class AttributionWorker : public Napi::AsyncWorker {
  public:
   AttributionWorker(Napi::Env env, int pid, std::vector<uint64_t> starts,
-                    std::vector<uint64_t> ends)
+                    std::vector<uint64_t> ends, bool scan)
       : Napi::AsyncWorker(env),
         deferred_(Napi::Promise::Deferred::New(env)),
         pid_(pid),
+        scan_(scan),
         starts_(std::move(starts)),
         ends_(std::move(ends)),
         present_(starts_.size(), 0),
@@ -145,19 +145,10 @@ class AttributionWorker : public Napi::AsyncWorker {
     }
 
     std::vector<Frame> frames;
-    std::vector<uint64_t> entries(kBatch);
+    PagemapWalker walker(pagemap.get(), page, scan_);
     for (size_t r = 0; r < starts_.size(); r++) {
-      uint64_t vpn = starts_[r] / page;
-      const uint64_t end = ends_[r] / page;
-      while (vpn < end) {
-        const size_t want = static_cast<size_t>(std::min<uint64_t>(kBatch, end - vpn));
-        ssize_t n = ReadFully(pagemap.get(), entries.data(),
-                              want * sizeof(uint64_t), vpn * sizeof(uint64_t));
-        if (n < 0) {
-          failure_ = {errno, "pread", pagemapPath};
-          return;
-        }
-        const size_t got = static_cast<size_t>(n) / sizeof(uint64_t);
+      int err = walker.Walk(starts_[r] / page, ends_[r] / page,
+                            [&](uint64_t, const uint64_t* entries, size_t got) {
         for (size_t k = 0; k < got; k++) {
           const uint64_t entry = entries[k];
           if ((entry & kPmPresent) == 0) continue;
@@ -170,10 +161,15 @@ class AttributionWorker : public Napi::AsyncWorker {
           }
           frames.push_back({pfn, static_cast<uint32_t>(r)});
         }
-        if (got < want) break;  // end of the address space
-        vpn += got;
+        return true;
+      });
+      if (err == PagemapWalker::kEnded) continue;  // end of the address space
+      if (err != 0) {
+        failure_ = {err, walker.failed_syscall(), pagemapPath};
+        return;
       }
     }
+    scanned_ = walker.scanning();
     if (pfnHidden_) return;
 
     std::sort(frames.begin(), frames.end(),
@@ -235,6 +231,7 @@ class AttributionWorker : public Napi::AsyncWorker {
     result.Set("zeroPages", zero);
     result.Set("sharing", sharing);
     result.Set("pfnHidden", Napi::Boolean::New(env, pfnHidden_));
+    result.Set("pagemapScan", Napi::Boolean::New(env, scanned_));
     deferred_.Resolve(result);
   }
 
@@ -245,6 +242,8 @@ class AttributionWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   const int pid_;
+  const bool scan_;     // try PAGEMAP_SCAN (pagewalk.h)
+  bool scanned_ = false;  // ... and it was used throughout
   const std::vector<uint64_t> starts_;
   const std::vector<uint64_t> ends_;
   std::vector<uint64_t> present_;
@@ -320,10 +319,14 @@ std::vector<uint64_t> ToAddresses(Napi::Env env, const Napi::Value& value,
 
 Napi::Value PageAttribution(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsNumber()) {
+  if (info.Length() < 3 || !info[0].IsNumber() ||
+      (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsBoolean())) {
     throw Napi::TypeError::New(
-        env, "pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array)");
+        env, "pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, "
+             "pagemapScan?: boolean)");
   }
+  // Default true; false reads pagemap linearly (the pre-6.7 path).
+  const bool scan = info.Length() <= 3 || info[3].IsUndefined() || info[3].As<Napi::Boolean>().Value();
   const double rawPid = info[0].As<Napi::Number>().DoubleValue();
   if (!(rawPid >= 1 && rawPid <= 4194304) || static_cast<int>(rawPid) != rawPid) {
     throw Napi::RangeError::New(env, "pid must be an integer from 1 to 4194304");
@@ -341,7 +344,7 @@ Napi::Value PageAttribution(const Napi::CallbackInfo& info) {
     }
   }
   auto* worker = new AttributionWorker(env, static_cast<int>(rawPid),
-                                       std::move(starts), std::move(ends));
+                                       std::move(starts), std::move(ends), scan);
   Napi::Promise promise = worker->Promise();
   worker->Queue();  // the worker deletes itself after OnOK/OnError
   return promise;

@@ -7,10 +7,12 @@
 
 namespace ksm {
 
-// pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array):
-// Promise<{ presentPages, ksmPages, zeroPages: number[], sharing:
-// Float64Array[] ([mapcount, pages, mapcount, pages, ...] per range),
-// pfnHidden: boolean }>. Runs on the libuv pool: a GiB is 262144 entries.
+// pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array,
+// pagemapScan?: boolean): Promise<{ presentPages, ksmPages, zeroPages:
+// number[], sharing: Float64Array[] ([mapcount, pages, mapcount, pages, ...]
+// per range), pfnHidden: boolean, pagemapScan: boolean }>. Runs on the libuv
+// pool. pagemap is read only in the runs PAGEMAP_SCAN finds populated
+// (pagewalk.h) unless pagemapScan is false or the kernel predates it.
 // Needs CAP_SYS_ADMIN (frames are hidden otherwise, kpageflags is 0400).
 Napi::Value PageAttribution(const Napi::CallbackInfo& info);
 

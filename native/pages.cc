@@ -22,6 +22,7 @@
 #endif
 
 #include "errors.h"
+#include "pagewalk.h"
 #include "view.h"
 
 namespace ksm {
@@ -208,7 +209,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
  public:
   EstimateWorker(Napi::Env env, std::vector<Target> targets, double interval_ms,
                  uint32_t max_page_sharing, size_t expected_pages, size_t batch_pages,
-                 std::shared_ptr<std::atomic<bool>> cancelled,
+                 bool pagemap_scan, std::shared_ptr<std::atomic<bool>> cancelled,
                  Napi::Function on_progress)
       : Napi::AsyncProgressWorker<Progress>(env, "node-ksm:estimate"),
         deferred_(Napi::Promise::Deferred::New(env)),
@@ -217,6 +218,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
         max_page_sharing_(max_page_sharing),
         expected_pages_(expected_pages),
         batch_pages_(batch_pages),
+        pagemap_scan_(pagemap_scan),
         cancelled_(std::move(cancelled)) {
     page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     page_shift_ = static_cast<unsigned>(__builtin_ctzl(page_));
@@ -287,7 +289,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
 
   void TrackMemory() {
     size_t bytes = entries_.capacity() * sizeof(Entry) + scratch_.size() +
-                   pagemap_.capacity() * sizeof(uint64_t) +
+                   PagemapWalker::kFootprint +
                    (pending_.capacity() + rest_.capacity() + members_.capacity()) *
                        sizeof(uint64_t) +
                    live_.capacity() * sizeof(uint32_t) +
@@ -307,7 +309,6 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     buffer_ = scratch_.data();
     wave_ = scratch_.data() + batch_bytes;
     rep_ = wave_ + kWavePages * page_;
-    pagemap_.resize(kPagemapChunk);
     zero_pfn_ = FindZeroPfn(page_);
     if (expected_pages_ > 0) entries_.reserve(expected_pages_ + expected_pages_ / 64 + 1024);
     TrackMemory();
@@ -371,28 +372,14 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
       return;
     }
     const bool pfn_visible = zero_pfn_ != 0;
+    PagemapWalker walker(fd, page_, pagemap_scan_);
     for (size_t r = 0; r < target.RangeCount() && !Stopped() && !target.exited; r++) {
       const uint64_t start = target.ranges[r * 2] >> page_shift_;
       const uint64_t end = target.ranges[r * 2 + 1] >> page_shift_;
       const bool readable = target.readable[r] != 0;
-      for (uint64_t page = start; page < end && !target.exited;) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(end - page, kPagemapChunk));
-        ssize_t got = pread(fd, pagemap_.data(), want * 8, static_cast<off_t>(page * 8));
-        if (got < 0) {
-          int err = errno;
-          if (err == EINTR) continue;
-          if (err == ESRCH) target.exited = true;
-          else Fail(err, "pread", target.pid);
-          break;
-        }
-        if (got == 0) {
-          // The mm is gone: the process exited.
-          target.exited = true;
-          break;
-        }
-        size_t n = static_cast<size_t>(got) / 8;
+      int err = walker.Walk(start, end, [&](uint64_t page, const uint64_t* pagemap, size_t n) {
         for (size_t i = 0; i < n; i++) {
-          uint64_t pm = pagemap_[i];
+          uint64_t pm = pagemap[i];
           if ((pm & kPmPresent) == 0) {
             if ((pm & kPmSwap) != 0) target.Add(r, kSwappedPages, 1);
             continue;
@@ -417,11 +404,19 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
           if (!pfn_visible && (pm & kPmExclusive) == 0) ref |= kFlagMaybeZeroMap;
           entries_.push_back(Entry{0, ref});
         }
-        page += n;
-        pagemap_entries_ += n;
         Report(kPhasePagemap, static_cast<double>(t), static_cast<double>(targets_.size()));
+        return !Cancelled();
+      });
+      if (err == PagemapWalker::kEnded || err == ESRCH) {
+        // The mm is gone: the process exited.
+        target.exited = true;
+      } else if (err != 0) {
+        Fail(err, walker.failed_syscall(), target.pid);
       }
     }
+    if (!walker.scanning()) pagemap_scan_used_ = false;
+    pagemap_entries_ += walker.entries_read();
+    pagemap_scans_ += walker.scan_calls();
     close(fd);
     target.end = entries_.size();
   }
@@ -770,6 +765,8 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
     result.Set("targets", targets);
     result.Set("pfnVisible", Napi::Boolean::New(env, zero_pfn_ != 0));
     result.Set("pagemapEntries", Napi::Number::New(env, static_cast<double>(pagemap_entries_)));
+    result.Set("pagemapScans", Napi::Number::New(env, static_cast<double>(pagemap_scans_)));
+    result.Set("pagemapScan", Napi::Boolean::New(env, pagemap_scan_ && pagemap_scan_used_));
     result.Set("pagesHashed", Napi::Number::New(env, static_cast<double>(pages_hashed_)));
     result.Set("bytesRead", Napi::Number::New(env, static_cast<double>(bytes_read_)));
     result.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(peak_memory_)));
@@ -788,7 +785,6 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
 
   static constexpr size_t kWavePages = 64;
   static constexpr size_t kMaxIov = 1024;    // IOV_MAX
-  static constexpr size_t kPagemapChunk = 4096;
 
   Napi::Promise::Deferred deferred_;
   Napi::FunctionReference on_progress_;
@@ -797,6 +793,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   size_t max_page_sharing_;
   size_t expected_pages_;
   size_t batch_pages_;  // pages per process_vm_readv call while sampling
+  bool pagemap_scan_;   // try PAGEMAP_SCAN (pagewalk.h)
   std::shared_ptr<std::atomic<bool>> cancelled_;
   const ExecutionProgress* progress_ = nullptr;
   size_t page_ = 4096;
@@ -808,7 +805,6 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   uint8_t* buffer_ = nullptr;  // read batches
   uint8_t* wave_ = nullptr;    // pages of a confirm wave
   uint8_t* rep_ = nullptr;     // a large run's representative
-  std::vector<uint64_t> pagemap_;
   std::vector<uint64_t> pending_;
   std::vector<uint64_t> rest_;
   std::vector<uint64_t> members_;
@@ -823,6 +819,8 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   pid_t err_pid_ = 0;
   uint64_t last_progress_ns_ = 0;
   uint64_t pagemap_entries_ = 0;
+  uint64_t pagemap_scans_ = 0;
+  bool pagemap_scan_used_ = true;  // every target's ranges went through PAGEMAP_SCAN
   uint64_t pages_hashed_ = 0;
   uint64_t bytes_read_ = 0;
   uint64_t classes_ = 0;
@@ -944,6 +942,12 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
   double max_sharing = NumberProperty(env, options, "maxPageSharing", 2, 1e9);
   double expected = NumberProperty(env, options, "expectedPages", 0, 1e12);
   double batch_pages = NumberProperty(env, options, "batchPages", 1, 1024);
+  // Optional, default true: false reads pagemap linearly (the pre-6.7 path).
+  Napi::Value scan_option = options.Get("pagemapScan");
+  if (!scan_option.IsUndefined() && !scan_option.IsBoolean()) {
+    throw Napi::TypeError::New(env, "pagemapScan must be a boolean");
+  }
+  const bool pagemap_scan = scan_option.IsUndefined() || scan_option.As<Napi::Boolean>().Value();
 
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   Napi::Array list = info[0].As<Napi::Array>();
@@ -996,7 +1000,8 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
   auto* worker = new EstimateWorker(env, std::move(targets), interval_ms,
                                     static_cast<uint32_t>(max_sharing),
                                     static_cast<size_t>(expected),
-                                    static_cast<size_t>(batch_pages), cancelled, on_progress);
+                                    static_cast<size_t>(batch_pages), pagemap_scan, cancelled,
+                                    on_progress);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
 

@@ -12,7 +12,8 @@ namespace ksm {
 // estimatePages(targets, options, onProgress?) -> { promise, cancel }
 //   targets: [{ pid, ranges: BigUint64Array [start, end, ...] sorted,
 //               page-aligned, non-overlapping }]
-//   options: { intervalMs, maxPageSharing, expectedPages }
+//   options: { intervalMs, maxPageSharing, expectedPages, batchPages,
+//              pagemapScan? (default true: PAGEMAP_SCAN, see pagewalk.h) }
 // Runs on the libuv pool; `cancel()` stops it between batches and the promise
 // then resolves with { cancelled: true }.
 Napi::Value EstimatePages(const Napi::CallbackInfo& info);

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { ProfitReport, RegionProfit } from '../lib/index.js';
-import { rawKsmStat, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+import { profit, type ProfitReport, type RegionProfit } from '../lib/index.js';
+import { PAGE, rawKsmStat, rawSmapsRange, requireKsm, startFixture, startSparse, untilKsm, type Holder } from './helpers/ksm.js';
 
 const PAGES = { all: 64, pair: 48, unique: 32 } as const;
 // Full scans slow down when other runs hold much mergeable memory.
@@ -215,5 +215,43 @@ describe('profit() in three workers with labelled buffers', () => {
     expect(report.total.mergedBytes).toBe(rawRollupKsm(workers[0]!.pid));
 
     await expect(workers[0]!.send({ cmd: 'profit', options: { exact: true } })).rejects.toThrow(/EACCES|EPERM/);
+  }, TEST_MS);
+});
+
+// Exact attribution reads pagemap for every range with KSM pages: a 64 GiB
+// reservation used to be 16 Mi entries read one by one. PAGEMAP_SCAN visits
+// the few runs that are there; NODE_KSM_PAGEMAP_SCAN=0 forces the old read.
+describe('profit() exact of a sparse 64 GiB mapping', () => {
+  it('attributes its KSM pages exactly, with PAGEMAP_SCAN and with the linear read', async (ctx) => {
+    requireKsm(ctx);
+    if (process.geteuid?.() !== 0) ctx.skip();
+    // No zero group: the twins are the only pages KSM can merge.
+    const sparse = await startSparse(['mergeable', 'nozero']);
+    const saved = process.env.NODE_KSM_PAGEMAP_SCAN;
+    const figures: unknown[] = [];
+    try {
+      const { twins, read } = sparse.layout;
+      await untilKsm(() => rawSmapsRange(sparse.pid, sparse.start, sparse.end).ksmBytes === twins * PAGE, 'the twins in the sparse mapping merged', 16, SETTLE_MS);
+      for (const knob of [undefined, '0']) {
+        if (knob === undefined) delete process.env.NODE_KSM_PAGEMAP_SCAN;
+        else process.env.NODE_KSM_PAGEMAP_SCAN = knob;
+        const report = await profit(sparse.pid, { exact: true });
+        expect(report.method).toBe('exact');
+        const rows = report.regions.filter((row) => row.start >= sparse.start && row.end <= sparse.end);
+        expect(rows.length).toBeGreaterThan(0);
+        // One KSM page mapped by all 64 twins: 64 pages merged, 63 saved.
+        expect(rows.reduce((sum, row) => sum + row.mergedBytes, 0)).toBe(rawSmapsRange(sparse.pid, sparse.start, sparse.end).ksmBytes);
+        expect(rows.reduce((sum, row) => sum + row.mergedBytes, 0)).toBe(twins * PAGE);
+        expect(rows.flatMap((row) => row.sharing ?? [])).toEqual([{ mappings: twins, pages: twins }]);
+        expect(rows.reduce((sum, row) => sum + (row.zeroPageMappings ?? 0), 0)).toBe(read);
+        expect(report.pagesChanged).toBe(0);
+        figures.push(rows.map(({ start, end, mergedBytes, savedBytes, zeroPageMappings, sharing }) => ({ start, end, mergedBytes, savedBytes, zeroPageMappings, sharing })));
+      }
+    } finally {
+      if (saved === undefined) delete process.env.NODE_KSM_PAGEMAP_SCAN;
+      else process.env.NODE_KSM_PAGEMAP_SCAN = saved;
+      await sparse.kill();
+    }
+    expect(figures[1]).toEqual(figures[0]);
   }, TEST_MS);
 });

@@ -2,7 +2,7 @@
  * Test helpers: gate tests on real KSM, and read the kernel's files raw,
  * independently of the code under test.
  */
-import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -246,4 +246,54 @@ export async function untilKsm(check: () => boolean, what: string, maxFullScans 
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** The environment minus LD_PRELOAD (test:asan preloads its runtime into every child). */
+export function withoutPreload(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { LD_PRELOAD: _preload, ...rest } = env;
+  return rest;
+}
+
+/** test/fixtures/sparse-mapping.py running: its 64 GiB mapping and the pages it touched. */
+export interface SparseHolder extends Holder {
+  start: bigint;
+  end: bigint;
+  layout: { twins: number; zero: number; unique: number; read: number };
+}
+
+/**
+ * Starts test/fixtures/sparse-mapping.py (a 64 GiB MAP_NORESERVE mapping with
+ * a few MiB touched, far apart). It holds still until killed.
+ */
+export async function startSparse(args: Array<'mergeable' | 'nozero'> = []): Promise<SparseHolder> {
+  const child = spawn('python3', [path.join(FIXTURES, 'sparse-mapping.py'), ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    // Under test:asan, not python: its own 16 TiB shadow would be estimated too.
+    env: { ...withoutPreload(process.env), SPARSE_SEED: String(Math.floor(Math.random() * 1e9)) },
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const line = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const newline = text.indexOf('\n');
+      if (newline >= 0) resolve(text.slice(0, newline));
+    });
+    child.once('exit', (code, signal) => reject(new Error(`sparse-mapping.py exited before ready (${code ?? signal})`)));
+  });
+  const ready = JSON.parse(line) as { start: number; end: number; layout: SparseHolder['layout'] };
+  return {
+    child,
+    pid: child.pid!,
+    start: BigInt(ready.start),
+    end: BigInt(ready.end),
+    layout: ready.layout,
+    send(): Promise<never> {
+      return Promise.reject(new Error('sparse-mapping.py takes no messages'));
+    },
+    async kill(): Promise<void> {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
