@@ -64,4 +64,12 @@ Napi::Error SystemError(Napi::Env env, int err, const char* syscall) {
   return error;
 }
 
+Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
+                        const std::string& path) {
+  Napi::Error error = SystemError(env, err, syscall);
+  error.Set("message", Napi::String::New(env, error.Message() + " '" + path + "'"));
+  error.Set("path", Napi::String::New(env, path));
+  return error;
+}
+
 }  // namespace ksm

@@ -204,11 +204,7 @@ class AttributionWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (failure_.err != 0) {
-      Napi::Error error = SystemError(env, failure_.err, failure_.syscall.c_str());
-      // Node's own shape: "EACCES: permission denied, open '/proc/kpageflags'".
-      error.Value().Set("message", Napi::String::New(env, error.Message() + " '" + failure_.path + "'"));
-      error.Value().Set("path", Napi::String::New(env, failure_.path));
-      deferred_.Reject(error.Value());
+      deferred_.Reject(SystemError(env, failure_.err, failure_.syscall.c_str(), failure_.path).Value());
       return;
     }
     const size_t n = starts_.size();
@@ -285,10 +281,7 @@ class ReadFileWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (failure_.err != 0) {
-      Napi::Error error = SystemError(env, failure_.err, failure_.syscall.c_str());
-      error.Value().Set("message", Napi::String::New(env, error.Message() + " '" + failure_.path + "'"));
-      error.Value().Set("path", Napi::String::New(env, failure_.path));
-      deferred_.Reject(error.Value());
+      deferred_.Reject(SystemError(env, failure_.err, failure_.syscall.c_str(), failure_.path).Value());
       return;
     }
     deferred_.Resolve(Napi::Buffer<char>::Copy(env, data_.data(), data_.size()));
