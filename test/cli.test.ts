@@ -9,7 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { profit, type DoctorJson, type EstimateJson, type StatusJson, type TopJson, type TuneJson } from '../lib/index.js';
 import { ksmStatText, makeKsmTree, runCli, smapsVma, sysfsFile } from './helpers/cli.js';
-import { DIST, rawKsmStat, requireKsm, startFixture, waitFullScans, type Holder } from './helpers/ksm.js';
+import { DIST, rawKsmStat, rawSmapsRange, requireKsm, startFixture, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const trees: string[] = [];
 function tree(...args: Parameters<typeof makeKsmTree>): string {
@@ -401,7 +401,11 @@ describe('node-ksm regions', () => {
     const size = 4 * 1024 * 1024;
     const spec = JSON.stringify({ mode: 'alloc', size, seed: 63 });
     holders = await Promise.all([startFixture('holder.cjs', [spec]), startFixture('holder.cjs', [spec])]);
-    await waitFullScans(2);
+    // Both buffers merged, read raw (slow processes, e.g. under test:asan, may need more than two scans).
+    await untilKsm(
+      () => holders.every((h) => rawSmapsRange(h.pid, h.ready.start as bigint, h.ready.end as bigint).ksmBytes >= size),
+      'the two buffers to merge',
+    );
     const pid = holders[0]!.pid;
     const doc = JSON.parse((await runCli(['regions', String(pid), '--json'])).stdout) as { report: { method: string; regions: Array<{ start: string; end: string; mergedBytes: number; savedBytes: number }> } };
     expect(doc.report.method).toBe('exact');
