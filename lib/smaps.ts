@@ -6,7 +6,8 @@
 import type { View } from './binding.js';
 import { checkView, invalidType } from './validate.js';
 
-export interface SmapsVma {
+/** A VMA's header line: `start-end perms offset dev inode pathname`. */
+export interface SmapsHeader {
   start: bigint;
   end: bigint;
   /** e.g. `rw-p`: the last letter is `p` (private) or `s` (shared). */
@@ -17,6 +18,9 @@ export interface SmapsVma {
   inode: number;
   /** File path, `[heap]`, `[stack]`, `[anon:name]`, ... or '' for anonymous memory. */
   pathname: string;
+}
+
+export interface SmapsVma extends SmapsHeader {
   /**
    * Every `Name: value` line but VmFlags, by the kernel's name: kB figures in
    * bytes (`Rss`, `Pss`, `KSM`, `AnonHugePages`, ...), plain numbers as they
@@ -218,14 +222,7 @@ export function whyNotMergeable(vma: SmapsVma): string {
  * One VMA with the smaps figures regions() and profit() use, in bytes;
  * undefined where the kernel printed no such line (`KSM` before 6.6).
  */
-export interface SmapsSummary {
-  start: bigint;
-  end: bigint;
-  perms: string;
-  offset: bigint;
-  dev: string;
-  inode: number;
-  pathname: string;
+export interface SmapsSummary extends SmapsHeader {
   size: number | undefined;
   rss: number | undefined;
   pss: number | undefined;
