@@ -97,10 +97,18 @@ export class KsmNotRunningError extends KsmError {
 export class KsmTimeoutError extends KsmError {
   static readonly CODE = 'ERR_KSM_TIMEOUT';
   declare readonly code: 'ERR_KSM_TIMEOUT';
+  /**
+   * True when ksmd did no work at all during a wait of a second or more
+   * (full_scans and pages_scanned stood still): no process had mergeable
+   * memory, so no scan rate would have helped. False when it scanned, just
+   * not enough, or when the wait was too short to tell.
+   */
+  readonly idle: boolean;
 
-  constructor(message: string) {
+  constructor(message: string, idle = false) {
     super('ERR_KSM_TIMEOUT', message);
     this.name = 'KsmTimeoutError';
+    this.idle = idle;
   }
 }
 

@@ -33,6 +33,8 @@ export interface WaitForMergeResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 600_000;
+/** The shortest wait after which standing counters mean ksmd is idle. */
+const IDLE_WINDOW_MS = 1_000;
 
 function readCounter(file: string): number | undefined {
   try {
@@ -69,6 +71,7 @@ export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitF
   const initial = systemStat();
   if (initial.run !== 1) throw new KsmNotRunningError(initial.run);
   const startFullScans = initial.fullScans ?? 0;
+  const startPagesScanned = initial.pagesScanned;
   const target = startFullScans + scans + 1;
   const startedAt = performance.now();
   const pollMs = Math.min(Math.max(initial.sleepMillisecs ?? 20, 10), 200);
@@ -100,12 +103,27 @@ export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitF
       }
       if (elapsedMs >= timeoutMs) {
         const stat = systemStat();
+        const waited =
+          `waited ${Math.round(elapsedMs)} ms for ${scans} full scan(s); ` +
+          `${Math.max(0, fullScans - startFullScans - 1)} completed`;
+        // ksmd sleeps while no process has mergeable memory (its list of
+        // mms is empty): then full_scans and pages_scanned stand still, and
+        // no scan rate helps. pages_scanned exists from Linux 6.7.
+        // A wait shorter than a few of ksmd's sleeps cannot tell.
+        const idle =
+          elapsedMs >= Math.max(IDLE_WINDOW_MS, 3 * (stat.sleepMillisecs ?? 20)) &&
+          fullScans === startFullScans &&
+          startPagesScanned !== undefined &&
+          stat.pagesScanned === startPagesScanned;
         return finish(
           new KsmTimeoutError(
-            `waited ${Math.round(elapsedMs)} ms for ${scans} full scan(s); ` +
-              `${Math.max(0, fullScans - startFullScans - 1)} completed ` +
-              `(pages_to_scan ${stat.pagesToScan ?? '?'}, sleep_millisecs ${stat.sleepMillisecs ?? '?'}): ` +
-              'raise pages_to_scan or the timeout',
+            idle
+              ? `${waited}: ksmd was idle (full_scans and pages_scanned did not move). ` +
+                  'It scans only while some process has mergeable memory: allocMergeable(), markMergeable() ' +
+                  'or enableMerge() in the process whose pages should merge, before waiting'
+              : `${waited} (pages_to_scan ${stat.pagesToScan ?? '?'}, sleep_millisecs ${stat.sleepMillisecs ?? '?'}): ` +
+                  'raise pages_to_scan or the timeout',
+            idle,
           ),
         );
       }

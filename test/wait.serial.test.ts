@@ -5,8 +5,10 @@
 import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-import { KsmError, KsmNotRunningError, waitForMerge } from '../lib/index.js';
-import { requireKsm } from './helpers/ksm.js';
+import { randomFillSync } from 'node:crypto';
+
+import { KsmError, KsmNotRunningError, KsmTimeoutError, allocMergeable, waitForMerge } from '../lib/index.js';
+import { rejectionOf, requireKsm, sysfsNumber } from './helpers/ksm.js';
 
 const RUN = '/sys/kernel/mm/ksm/run';
 
@@ -38,5 +40,52 @@ describe('waitForMerge() and a stopped KSM', () => {
       fs.writeFileSync(RUN, saved);
     }
     expect(fs.readFileSync(RUN, 'utf8').trim()).toBe(saved);
+  });
+});
+
+/** PIDs whose ksm_stat says their mm is on ksmd's list, read raw. */
+function mergeablePids(): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (/^ksm_mergeable:? yes$/m.test(fs.readFileSync(`/proc/${entry}/ksm_stat`, 'utf8'))) pids.push(Number(entry));
+    } catch {
+      // exited, a kernel thread, or not ours to read
+    }
+  }
+  return pids;
+}
+
+describe('waitForMerge() and an idle ksmd', () => {
+  // Serial: the parallel files, whose workers hold mergeable memory, are done.
+  it('a timeout while no process has mergeable memory says ksmd was idle; one while it scans does not', async (ctx) => {
+    requireKsm(ctx);
+    const counters = (): string => `${sysfsNumber('full_scans')}/${sysfsNumber('pages_scanned')}`;
+
+    const pidsBefore = mergeablePids();
+    const before = counters();
+    const idleError = await rejectionOf(() => waitForMerge({ fullScans: 1_000_000, timeoutMs: 1_500 }));
+    const stood = counters() === before;
+    const pidsAfter = mergeablePids();
+    expect(idleError).toBeInstanceOf(KsmTimeoutError);
+    // The error agrees with the counters read raw around the wait...
+    expect((idleError as KsmTimeoutError).idle).toBe(stood);
+    // ...and, with nobody on ksmd's list, the kernel's rule: it did not scan.
+    if (pidsBefore.length === 0 && pidsAfter.length === 0) {
+      expect(stood).toBe(true);
+      expect((idleError as Error).message).toMatch(/ksmd was idle.*allocMergeable\(\)/s);
+    } else {
+      console.warn(`processes with mergeable memory during the idle check: ${[...pidsBefore, ...pidsAfter].join(' ')}`);
+    }
+
+    // With mergeable memory of our own, ksmd scans: a timeout is a slow scan.
+    const held = randomFillSync(allocMergeable(16 * 4096));
+    const scanBefore = sysfsNumber('pages_scanned');
+    const slowError = await rejectionOf(() => waitForMerge({ fullScans: 1_000_000, timeoutMs: 1_500 }));
+    expect(sysfsNumber('pages_scanned')).toBeGreaterThan(scanBefore);
+    expect(slowError).toMatchObject({ name: 'KsmTimeoutError', idle: false });
+    expect((slowError as Error).message).toMatch(/pages_to_scan \d+, sleep_millisecs \d+\): raise pages_to_scan/);
+    expect(held.byteLength).toBe(16 * 4096);
   });
 });

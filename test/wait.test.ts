@@ -2,15 +2,26 @@
  * waitForMerge(): full scans counted from the raw full_scans, deadlines,
  * aborts and bad options. Stopping KSM is in wait.serial.test.ts.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { randomFillSync } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { KsmError, KsmTimeoutError, waitForMerge } from '../lib/index.js';
+import { KsmError, KsmTimeoutError, allocMergeable, isSupported, waitForMerge } from '../lib/index.js';
 import { rejectionOf, requireKsm, retryIfStopped, sysfsNumber } from './helpers/ksm.js';
 
 // Other runs on this machine may stop KSM for a moment: the tests below are
 // not about that (wait.serial.test.ts is), so they retry once run is 1 again.
 
 describe('waitForMerge()', () => {
+  // ksmd sleeps while no process on the machine has mergeable memory, and
+  // then no full scan ever completes: this file holds some of its own, as a
+  // caller of waitForMerge() does, instead of counting on other files.
+  let held: Buffer | undefined;
+  beforeAll(() => {
+    if (isSupported()) held = randomFillSync(allocMergeable(16 * 4096, { label: 'wait.test' }));
+  });
+  afterAll(() => {
+    held = undefined;
+  });
   beforeEach((ctx) => requireKsm(ctx));
 
   it.each([[1], [2]])('fullScans %i: resolves once that many scans began and completed after the call', async (scans) => {
