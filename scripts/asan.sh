@@ -21,8 +21,17 @@ ASAN_RT=$(clang -print-file-name="libclang_rt.asan-$ARCH.so")
 
 # A separate tree: the normal build/ is never touched. node-gyp builds in
 # <dir>/build; node-gyp-build loads <NODE_KSM_PREBUILD>/build/Release.
-rm -rf "$OUT/native" "$OUT/binding.gyp" "$OUT/reports"
+# NODE_KSM_ASAN_REUSE=1 keeps a build made from the same sources (for
+# running files one by one); anything else rebuilds.
+reuse=0
+if [ "${NODE_KSM_ASAN_REUSE:-}" = 1 ] && [ -f "$OUT/build/Release/ksm.node" ] &&
+  diff -rq "$ROOT/native" "$OUT/native" >/dev/null 2>&1 && cmp -s "$ROOT/binding.gyp" "$OUT/binding.gyp"; then
+  reuse=1
+fi
+rm -rf "$OUT/reports"
 mkdir -p "$OUT/reports"
+if [ $reuse = 0 ]; then
+rm -rf "$OUT/native" "$OUT/binding.gyp"
 cp -r "$ROOT/native" "$OUT/native"
 cp "$ROOT/binding.gyp" "$OUT/binding.gyp"
 # `npm run` puts npm's own node-gyp on PATH (and its nodedir config in the
@@ -37,6 +46,7 @@ else
 fi
 NODE_PATH=$ROOT/node_modules CC=clang CXX=clang++ LINK=clang++ \
   "${NODE_GYP[@]}" rebuild --directory="$OUT" --ksm-sanitize=1
+fi
 # node-gyp turns unknown options into gyp variables; make sure it did: both
 # products must call into the ASan and UBSan runtimes.
 for product in "$OUT/build/Release/ksm.node" "$OUT/build/Release/ksm-unmerged-exec"; do
@@ -51,7 +61,13 @@ export NODE_KSM_PREBUILD=$OUT
 export LD_PRELOAD=$ASAN_RT${LD_PRELOAD:+:$LD_PRELOAD}
 # Leaks: node and V8 keep some allocations to exit on purpose; the
 # suppressions name only their allocation sites, never ours (see the file).
-export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=0:allow_user_segv_handler=1:strict_init_order=1:check_initialization_order=1:log_exe_name=1:log_path=$OUT/reports/asan"
+# LeakSanitizer only where our code runs: every program the tests start
+# inherits the preload, and LSan makes cc, bash, tr... exit non-zero over
+# their own deliberate leaks. %b is the program's name: node and the exec
+# wrapper include a file that turns leak checking on.
+mkdir -p "$OUT/options"
+for program in node ksm-unmerged-exec; do echo detect_leaks=1 >"$OUT/options/$program"; done
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=0:include_if_exists=$OUT/options/%b:detect_stack_use_after_return=0:allow_user_segv_handler=1:strict_init_order=1:check_initialization_order=1:log_exe_name=1:log_path=$OUT/reports/asan"
 export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan-suppressions.txt:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_exe_name=1:log_path=$OUT/reports/ubsan"
 

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
-import { ROOT, requireKsm } from './helpers/ksm.js';
+import { ROOT, requireKsm, unsanitizedEnv } from './helpers/ksm.js';
 
 // The harness is ESM (.mjs); this file compiles to CommonJS: dynamic imports.
 type Report = import('../bench/lib/report.mjs', { with: { 'resolution-mode': 'import' } }).Report;
@@ -40,6 +40,10 @@ describe('bench harness (--smoke)', () => {
     const before = knobs();
     await run(process.execPath, [path.join(ROOT, 'bench', 'run.mjs'), '--smoke', '--out', markdown, '--json', json], {
       cwd: ROOT,
+      // Under test:asan the harness and its workers run the normal build: they
+      // measure, they are not under test, and sanitized Node processes with
+      // merge-any (its enable-merge suite) keep ksmd walking ASan's shadow.
+      env: unsanitizedEnv(),
       timeout: 110_000,
     });
     expect(knobs()).toEqual(before);

@@ -23,7 +23,7 @@ import {
   type EstimateResult,
   type EstimateVma,
 } from '../lib/index.js';
-import { DIST, FIXTURES, ROOT, requireKsm, startFixture, startSparse, withoutPreload, type Holder } from './helpers/ksm.js';
+import { DIST, FIXTURES, ROOT, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -668,7 +668,7 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
     // opens but has no mm behind it.
     const parent = spawn('python3', ['-c', 'import os, sys\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\nsys.stdin.read()'], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: withoutPreload(process.env),
+      env: unsanitizedEnv(),
     });
     try {
       const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));

@@ -25,12 +25,14 @@ import {
   rawKsmStat,
   rawSmapsRange,
   rawVmaAt,
+  preloadWith,
   requireKsm,
   roundDown,
   roundUp,
   runNode,
   startFixture,
   untilKsm,
+  withAsanOptions,
   type Holder,
 } from './helpers/ksm.js';
 
@@ -265,7 +267,7 @@ describe('markMergeable() on memory the kernel refuses', () => {
       perms: string;
       vmFlags: string[];
       address: string;
-    }>(script, [], { LD_PRELOAD: shim!, NODE_KSM_TEST_SHARED_LENGTH: String(length) });
+    }>(script, [], { LD_PRELOAD: preloadWith(shim!), NODE_KSM_TEST_SHARED_LENGTH: String(length) });
 
     // The shim did its part: the kernel holds a shared mapping without `mg`.
     expect(out.perms).toBe('rw-s');
@@ -518,7 +520,13 @@ describe('finalizers and churn (child processes under --expose-gc)', () => {
         await cycles(10000);
         process.stdout.write(JSON.stringify({ rss0, rss1: process.memoryUsage().rss, mg0, mg1: mergeableBytes() }));
       })();`;
-    const out = await runNode<{ rss0: number; rss1: number; mg0: number; mg1: number }>(script, ['--expose-gc']);
+    // Under test:asan, freed malloc memory would wait in ASan's quarantine
+    // (256 MiB by default) and count as growth: no quarantine here.
+    const out = await runNode<{ rss0: number; rss1: number; mg0: number; mg1: number }>(
+      script,
+      ['--expose-gc'],
+      withAsanOptions('quarantine_size_mb=0:thread_local_quarantine_size_kb=0'),
+    );
     // 10,000 x 64 KiB = 625 MiB went through (measured growth: under 1 MiB).
     expect(out.rss1 - out.rss0).toBeLessThan(4 * MiB);
     // No mapping outlived its Buffer: a leak of 16 of them shows here.

@@ -2,6 +2,8 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 
+import { unsanitizedEnv } from '../helpers/ksm.js';
+
 export const HARDENING_FIXTURES = path.join(__dirname, 'fixtures');
 
 export interface FixtureRun {
@@ -13,23 +15,16 @@ export interface FixtureRun {
   result: Record<string, unknown> | undefined;
 }
 
-/** Running under `npm run test:asan` (scripts/asan.sh). */
-export const SANITIZED = /libclang_rt\.asan/.test(process.env.LD_PRELOAD ?? '');
+export { SANITIZED } from '../helpers/ksm.js';
 
 /**
- * The environment for a process that turns merge-any on and later off.
- * Under test:asan it runs the normal build without the ASan runtime:
- * PR_SET_MEMORY_MERGE 0 unmerges page by page over every VMA of the
- * process, and ASan's 16 TiB shadow makes that take hours. (A process that
- * never had merge-any, like the vitest worker, still runs sanitized and
- * exercises the sanitized exec wrapper.)
+ * The environment for a process that turns merge-any on and later off: under
+ * test:asan, the normal build without the sanitizer (see unsanitizedEnv()).
+ * A process that never had merge-any, like the vitest worker, still runs
+ * sanitized and exercises the sanitized exec wrapper.
  */
 export function mergeAnyEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  if (SANITIZED) {
-    for (const name of ['LD_PRELOAD', 'NODE_KSM_PREBUILD', 'ASAN_OPTIONS', 'LSAN_OPTIONS', 'UBSAN_OPTIONS']) delete env[name];
-  }
-  return env;
+  return unsanitizedEnv();
 }
 
 export function runFixture(file: string, args: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env, timeoutMs = 110_000): Promise<FixtureRun> {

@@ -29,7 +29,9 @@ describe('spawnUnmerged', () => {
     expect(r.parentBefore.mergeAny).toBe('yes');
     expect(r.parentAfter.mergeAny).toBe('yes');
     expect(r.parentBefore.merging).toBeGreaterThanOrEqual(r.pages - 2);
-    expect(r.parentAfter.merging).toBeGreaterThanOrEqual(r.parentBefore.merging - 2);
+    // The buffer's pages still merge (ksm_merging_pages is process-wide: a
+    // few of node's own pages merge and unmerge around it, so not equality).
+    expect(r.parentAfter.merging).toBeGreaterThanOrEqual(r.pages - 2);
     expect(r.intact).toBe(true);
   });
 

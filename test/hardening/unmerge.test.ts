@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { disableMerge, pageSize, unmarkMergeable } from '../../lib/index.js';
-import { requireKsm } from '../helpers/ksm.js';
-import { SANITIZED, mergeAnyEnv, runFixture } from './helpers.js';
+import { requireKsm, withAsanOptions } from '../helpers/ksm.js';
+import { mergeAnyEnv, runFixture } from './helpers.js';
 
 interface Preflight {
   bytes: number;
@@ -91,7 +91,7 @@ describe('unmerge preflight', () => {
     try {
       // Under test:asan, freed memory waits in ASan's quarantine and is still
       // charged to the cgroup: keep it small so the 16 MiB of room holds.
-      const env = SANITIZED ? { ...process.env, ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? ''}:quarantine_size_mb=1` } : process.env;
+      const env = withAsanOptions('quarantine_size_mb=1');
       const run = await runFixture('unmerge.cjs', ['refuse', cgroup.dir], [], env);
       expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
       const r = run.result as {

@@ -248,10 +248,35 @@ export async function untilKsm(check: () => boolean, what: string, maxFullScans 
   }
 }
 
-/** The environment minus LD_PRELOAD (test:asan preloads its runtime into every child). */
-export function withoutPreload(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { LD_PRELOAD: _preload, ...rest } = env;
+/** Running under `npm run test:asan` (scripts/asan.sh preloads clang's ASan runtime). */
+export const SANITIZED = /libclang_rt\.asan/.test(process.env.LD_PRELOAD ?? '');
+
+/**
+ * `env` without test:asan's settings: the child runs the normal build with
+ * no sanitizer runtime. For programs that are not under test (python3
+ * fixtures, whose own shadow memory would be estimated too) and for node
+ * processes that switch merge-any on and off (PR_SET_MEMORY_MERGE 0 walks
+ * every page of every VMA, and ASan's 16 TiB shadow makes that take hours).
+ * Outside test:asan it returns `env` as it is.
+ */
+export function unsanitizedEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (!SANITIZED) return env;
+  const rest = { ...env };
+  for (const name of ['LD_PRELOAD', 'NODE_KSM_PREBUILD', 'ASAN_OPTIONS', 'LSAN_OPTIONS', 'UBSAN_OPTIONS']) delete rest[name];
   return rest;
+}
+
+/** `process.env` with extra ASan options under test:asan (later options win); as it is otherwise. */
+export function withAsanOptions(options: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return SANITIZED ? { ...env, ASAN_OPTIONS: `${env.ASAN_OPTIONS ?? ''}:${options}` } : env;
+}
+
+/**
+ * LD_PRELOAD for a child that preloads `library` of its own: under test:asan
+ * the ASan runtime must stay first (the sanitized addon needs it).
+ */
+export function preloadWith(library: string): string {
+  return SANITIZED ? `${process.env.LD_PRELOAD}:${library}` : library;
 }
 
 /** test/fixtures/sparse-mapping.py running: its 64 GiB mapping and the pages it touched. */
@@ -269,7 +294,7 @@ export async function startSparse(args: Array<'mergeable' | 'nozero'> = []): Pro
   const child = spawn('python3', [path.join(FIXTURES, 'sparse-mapping.py'), ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // Under test:asan, not python: its own 16 TiB shadow would be estimated too.
-    env: { ...withoutPreload(process.env), SPARSE_SEED: String(Math.floor(Math.random() * 1e9)) },
+    env: { ...unsanitizedEnv(), SPARSE_SEED: String(Math.floor(Math.random() * 1e9)) },
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const line = await new Promise<string>((resolve, reject) => {
