@@ -273,17 +273,27 @@ interface Plan {
   expectedPages: number;
 }
 
-function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minRegionBytes: number, page: number): Plan {
+/** @internal exported for tests */
+export function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minRegionBytes: number, page: number): Plan {
   const status: EstimateVmaStatus[] = [];
   const reason: Array<string | undefined> = [];
   const range: number[] = [];
   const starts: bigint[] = [];
   const readable: number[] = [];
   let expectedPages = 0;
+  // smaps is read in chunks, and the process may map and unmap in between:
+  // the kernel resumes after the last address it printed, so a VMA that grew
+  // or merged meanwhile comes out overlapping the one before it. Each range
+  // starts where the previous one ended (its pages were read once already).
+  let covered = 0n;
   for (const vma of vmas) {
     let s: EstimateVmaStatus = 'scanned';
     let why: string | undefined;
-    if (!ksmCompatible(vma)) {
+    const start = vma.start > covered ? vma.start : covered;
+    if (start >= vma.end) {
+      s = 'filtered';
+      why = 'changed while smaps was read: covered by the VMA before it';
+    } else if (!ksmCompatible(vma)) {
       s = 'incompatible';
       why = vma.pathname === '[vsyscall]' ? 'the vsyscall page is not a real mapping' : whyNotMergeable(vma);
     } else if (onlyMergeable && !vma.vmFlags.includes('mg')) {
@@ -300,7 +310,8 @@ function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minRegionBy
     reason.push(why);
     if (s === 'scanned' || s === 'unreadable') {
       range.push(starts.length / 2);
-      starts.push(vma.start, vma.end);
+      starts.push(start, vma.end);
+      covered = vma.end;
       readable.push(s === 'scanned' ? 1 : 0);
       if (s === 'scanned') expectedPages += Math.ceil((vma.fields.Anonymous ?? 0) / page);
     } else {
