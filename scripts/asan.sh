@@ -83,6 +83,10 @@ node -e '
   console.log(`test:asan: ${file} with ${process.env.LD_PRELOAD.split(":")[0]}`);
 ' "$ROOT"
 
+# ...and leak checking must be on in node (help=1 prints the flags in force).
+ASAN_OPTIONS="$ASAN_OPTIONS:help=1" node -e 0 2>&1 | grep -A1 '^\s*detect_leaks\b' | grep -q 'Current Value: true' ||
+  { echo "test:asan: LeakSanitizer is not on in node (see $OUT/options)" >&2; exit 1; }
+
 status=0
 # vitest.config.mts leaves out the two files that never load this build
 # (npm pack, cmake-js): they run in the plain suite.
