@@ -18,6 +18,8 @@ export default defineConfig({
   test: {
     pool: 'forks',
     globalSetup: ['test/setup/ksm-knobs.ts'],
+    // Sanitized workers leave through exit(), where LeakSanitizer checks.
+    setupFiles: sanitized ? ['test/setup/asan-exit.ts'] : [],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: [
