@@ -60,10 +60,11 @@ describe('node-ksm top in a terminal', () => {
       dirs.push(out);
       const session = `node-ksm-top-${process.pid}-${key.replace(/\W/g, '')}`;
       sessions.push(session);
-      // After top exits, the same shell records its exit code and the tty's modes.
+      // After top exits, the same shell records its exit code and the tty's
+      // modes (renamed into place: the file appears only once complete).
       const script =
         `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --root ${JSON.stringify(root)} top --interval 200ms; ` +
-        `echo $? > ${out}/rc; stty -a > ${out}/stty; sleep 30`;
+        `echo $? > ${out}/rc; stty -a > ${out}/stty.part; mv ${out}/stty.part ${out}/stty; sleep 30`;
       tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '40', 'sh', '-c', script);
 
       // Two refreshes: the second has measured rates.
