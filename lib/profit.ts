@@ -17,8 +17,8 @@ import { formatBytes } from './format.js';
 import { liveLabels, type LabelledRange } from './labels.js';
 import { procPath } from './paths.js';
 import { ksmStat, type KsmStat } from './procfs.js';
-import { processTarget, readProcFile, regionKind, type RegionKind } from './regions.js';
-import { parseSmaps, scanSmaps, type SmapsSummary } from './smaps.js';
+import { processTarget, readProcFile, readSmapsScan, regionKind, type RegionKind } from './regions.js';
+import { parseSmaps, type SmapsSummary } from './smaps.js';
 import { systemStat, type SystemStat } from './sysfs.js';
 import { checkBoolean, checkOptions, checkRoot, type RootOption } from './validate.js';
 
@@ -273,14 +273,13 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
   const { root } = target;
 
   // smaps and smaps_rollup walk the page tables separately: read them side by side.
-  const [smaps, rollup] = await Promise.all([
-    readProcFile(procPath(root, target.dir, 'smaps'), target.pid),
+  const [{ vmas }, rollup] = await Promise.all([
+    readSmapsScan(procPath(root, target.dir, 'smaps'), target.pid),
     readOptional(procPath(root, target.dir, 'smaps_rollup'), target.pid),
   ]);
   const stat = readKsmStat(target.dir === 'self' ? undefined : target.pid, root);
   const state = bindingState();
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
-  const { vmas } = scanSmaps(smaps);
   const labels = target.self ? liveLabels() : [];
   const missing: string[] = [];
   if (vmas.length > 0 && vmas.every((vma) => vma.ksm === undefined)) missing.push('smaps KSM');

@@ -15,7 +15,7 @@ import { bindingState } from './binding.js';
 import { liveLabels, type LabelledRange } from './labels.js';
 import { procPath } from './paths.js';
 import { assertProcRoot, procReadError } from './procfs.js';
-import { scanSmaps, type SmapsSummary } from './smaps.js';
+import { scanSmaps, type SmapsScan, type SmapsSummary } from './smaps.js';
 import { checkOptions, checkPid, checkRoot, type RootOption } from './validate.js';
 
 /**
@@ -192,6 +192,31 @@ export async function readProcFile(file: string, pid: number): Promise<Buffer> {
   }
 }
 
+const SMAPS_ATTEMPTS = 3;
+
+/**
+ * /proc/PID/smaps scanned as one consistent picture: VMAs in address order,
+ * none overlapping. The kernel prints smaps a page at a time, dropping the
+ * mmap lock in between and resuming after the last address it printed: a
+ * VMA that grew or merged meanwhile comes out overlapping the one before it
+ * (a process that maps and unmaps all the time shows it). Such a torn read
+ * is read again; after the last attempt a VMA overlapping its predecessor
+ * is left out (it was printed twice, once before and once after the change).
+ */
+export async function readSmapsScan(file: string, pid: number): Promise<SmapsScan> {
+  for (let attempt = 1; ; attempt++) {
+    const scan = scanSmaps(await readProcFile(file, pid));
+    let torn = false;
+    for (let i = 1; i < scan.vmas.length && !torn; i++) torn = scan.vmas[i]!.start < scan.vmas[i - 1]!.end;
+    if (!torn) return scan;
+    if (attempt >= SMAPS_ATTEMPTS) {
+      const vmas: SmapsSummary[] = [];
+      for (const vma of scan.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
+      return { vmas, skippedLines: scan.skippedLines };
+    }
+  }
+}
+
 /** Resolves the pid/options pair every per-process reader takes. */
 export function processTarget(pid: unknown, options: unknown): { pid: number; dir: number | 'self'; root: string; self: boolean } {
   const target = checkPid(pid);
@@ -210,8 +235,7 @@ export function processTarget(pid: unknown, options: unknown): { pid: number; di
  */
 export async function regions(pid?: number, options?: RootOption): Promise<RegionsResult> {
   const target = processTarget(pid, options);
-  const text = await readProcFile(procPath(target.root, target.dir, 'smaps'), target.pid);
-  const { vmas, skippedLines } = scanSmaps(text);
+  const { vmas, skippedLines } = await readSmapsScan(procPath(target.root, target.dir, 'smaps'), target.pid);
   const labels = target.self ? liveLabels() : [];
   return { pid: target.pid, regions: vmas.map((vma) => toRegion(vma, labels)), skippedLines };
 }
