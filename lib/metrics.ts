@@ -138,20 +138,24 @@ function registerSystem(r: Resolved): void {
   // CONFIG_KSM or a sysfs file at runtime. A failed read keeps the last value.
   const first = read();
   if (first === undefined) return;
-  const gauge = (name: string, help: string, value: (stat: SystemStat) => number | undefined): void => {
+  type Value = (stat: SystemStat) => number | undefined;
+  const now = (value: Value): number | undefined => {
+    const stat = read();
+    return stat === undefined ? undefined : value(stat);
+  };
+  const gauge = (name: string, help: string, value: Value): void => {
     if (value(first) === undefined) return;
     new client.Gauge({
       name: prefix + name,
       help,
       registers: [registry],
       collect() {
-        const stat = read();
-        const v = stat === undefined ? undefined : value(stat);
+        const v = now(value);
         if (v !== undefined) this.set(v);
       },
     });
   };
-  const counter = (name: string, help: string, value: (stat: SystemStat) => number | undefined): void => {
+  const counter = (name: string, help: string, value: Value): void => {
     if (value(first) === undefined) return;
     new client.Counter({
       name: prefix + name,
@@ -159,8 +163,7 @@ function registerSystem(r: Resolved): void {
       registers: [registry],
       collect() {
         // The kernel keeps the count; the counter mirrors it.
-        const stat = read();
-        const v = stat === undefined ? undefined : value(stat);
+        const v = now(value);
         if (v !== undefined) {
           this.reset();
           this.inc(v);

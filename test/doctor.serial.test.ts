@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { doctor, pageSize, waitForMerge, type Finding, type FindingCode } from '../lib/index.js';
+import { doctor, pageSize, waitForMerge } from '../lib/index.js';
+import { evidence, only, problems } from './helpers/doctor.js';
 import { rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
 
 const KSM = '/sys/kernel/mm/ksm';
@@ -38,20 +39,6 @@ async function withKnobs<T>(knobs: Record<string, string>, fn: () => Promise<T>)
       fs.writeFileSync(`${KSM}/${name}`, value);
     }
   }
-}
-
-function only(findings: Finding[], code: FindingCode): Finding {
-  const matches = findings.filter((entry) => entry.code === code);
-  expect(matches.map((entry) => entry.code), JSON.stringify(findings.map((f) => f.code))).toEqual([code]);
-  return matches[0]!;
-}
-
-function evidence(entry: Finding, key: string): number | string | boolean | undefined {
-  return entry.evidence.find((item) => item.key === key)?.value;
-}
-
-function problems(findings: Finding[]): string[] {
-  return findings.filter((entry) => entry.severity !== 'info').map((entry) => `${entry.code}: ${entry.message}`);
 }
 
 describe('doctor() with global knobs changed (serial)', () => {

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { allocMergeable, doctor, markMergeable, pageSize, type Finding, type FindingCode } from '../lib/index.js';
+import { evidence, only, problems } from './helpers/doctor.js';
 import { FIXTURES, ROOT, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const TREES = path.join(FIXTURES, 'doctor');
@@ -35,20 +36,6 @@ async function service(spec: Record<string, unknown>): Promise<Holder & { ready:
 
 function find(findings: Finding[], code: FindingCode): Finding | undefined {
   return findings.find((entry) => entry.code === code);
-}
-
-function only(findings: Finding[], code: FindingCode): Finding {
-  const matches = findings.filter((entry) => entry.code === code);
-  expect(matches.map((entry) => entry.code), JSON.stringify(findings.map((f) => f.code))).toEqual([code]);
-  return matches[0]!;
-}
-
-function evidence(entry: Finding, key: string): number | string | boolean | undefined {
-  return entry.evidence.find((item) => item.key === key)?.value;
-}
-
-function problems(findings: Finding[]): string[] {
-  return findings.filter((entry) => entry.severity !== 'info').map((entry) => `${entry.code}: ${entry.message}`);
 }
 
 /** Runs `node -e` with the built package, returning doctor()'s findings as JSON. */
