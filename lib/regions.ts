@@ -206,14 +206,10 @@ const SMAPS_ATTEMPTS = 3;
 export async function readSmapsScan(file: string, pid: number): Promise<SmapsScan> {
   for (let attempt = 1; ; attempt++) {
     const scan = scanSmaps(await readProcFile(file, pid));
-    let torn = false;
-    for (let i = 1; i < scan.vmas.length && !torn; i++) torn = scan.vmas[i]!.start < scan.vmas[i - 1]!.end;
-    if (!torn) return scan;
-    if (attempt >= SMAPS_ATTEMPTS) {
-      const vmas: SmapsSummary[] = [];
-      for (const vma of scan.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
-      return { vmas, skippedLines: scan.skippedLines };
-    }
+    const vmas: SmapsSummary[] = [];
+    for (const vma of scan.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
+    if (vmas.length === scan.vmas.length) return scan;
+    if (attempt >= SMAPS_ATTEMPTS) return { vmas, skippedLines: scan.skippedLines };
   }
 }
 
