@@ -25,7 +25,7 @@ import {
 } from '../lib/index.js';
 import { plan } from '../lib/estimate.js';
 import { parseSmaps } from '../lib/index.js';
-import { DIST, FIXTURES, ROOT, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
+import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -566,15 +566,6 @@ describe('estimate() abort', () => {
   });
 });
 
-/** Rss of the VMA starting at `start`, from /proc/PID/smaps read raw. */
-function rawRss(pid: number, start: bigint): number {
-  const lines = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n');
-  const header = lines.findIndex((line) => /^[0-9a-f]+-/.test(line) && BigInt(`0x${line.split('-')[0]}`) === start);
-  expect(header).toBeGreaterThanOrEqual(0);
-  const rss = lines.slice(header + 1).find((line) => line.startsWith('Rss:'));
-  return Number(/(\d+) kB/.exec(rss!)![1]) * 1024;
-}
-
 /** Runs fn with NODE_KSM_PAGEMAP_SCAN set as given (undefined: unset), then restores it. */
 async function withPagemapScan<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
   const saved = process.env.NODE_KSM_PAGEMAP_SCAN;
@@ -627,7 +618,7 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
     const { twins, zero, unique, read } = sparse.layout;
     const page = pageSize();
     // The kernel's own count of what is resident (the zero page is not in Rss).
-    expect(rawRss(sparse.pid, sparse.start)).toBe((twins + zero + unique) * page);
+    expect(rawSmapsRange(sparse.pid, sparse.start, sparse.end).rssBytes).toBe((twins + zero + unique) * page);
 
     const counts: Record<string, number>[] = [];
     const calls = vi.spyOn(nativeAddon(), 'estimatePages');

@@ -41,11 +41,12 @@ export function rawKsmStat(pid: number | 'self' = 'self'): Record<string, string
   return out;
 }
 
-/** Sum of the `KSM:` lines (bytes) of smaps for VMAs overlapping [start, end). */
-export function rawSmapsRange(pid: number | 'self', start: bigint, end: bigint): { ksmBytes: number; flags: string[][] } {
+/** Sums of the `KSM:` and `Rss:` lines (bytes) of smaps for VMAs overlapping [start, end), and their VmFlags. */
+export function rawSmapsRange(pid: number | 'self', start: bigint, end: bigint): { ksmBytes: number; rssBytes: number; flags: string[][] } {
   const text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
   let inRange = false;
   let ksmBytes = 0;
+  let rssBytes = 0;
   const flags: string[][] = [];
   for (const line of text.split('\n')) {
     const header = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
@@ -58,9 +59,11 @@ export function rawSmapsRange(pid: number | 'self', start: bigint, end: bigint):
     if (!inRange) continue;
     const ksm = /^KSM:\s+(\d+) kB/.exec(line);
     if (ksm) ksmBytes += Number(ksm[1]) * 1024;
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) rssBytes += Number(rss[1]) * 1024;
     if (line.startsWith('VmFlags:')) flags.push(line.slice(8).trim().split(/\s+/));
   }
-  return { ksmBytes, flags };
+  return { ksmBytes, rssBytes, flags };
 }
 
 /** Resolves after `scans` full scans that began after the call (two: merged). */
