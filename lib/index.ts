@@ -2,8 +2,8 @@
  * node-ksm: use Linux Kernel Samepage Merging from Node.js on purpose, and
  * see what it saves.
  */
-export { isSupported, supportInfo, type SupportInfo } from './support.js';
-export { enableMerge, disableMerge, isMergeEnabled } from './process.js';
+export { isSupported, supportInfo, type SupportInfo } from './kernel/support.js';
+export { enableMerge, disableMerge, isMergeEnabled } from './merge/opt-in.js';
 export {
   allocMergeable,
   markMergeable,
@@ -12,11 +12,11 @@ export {
   type AllocOptions,
   type MarkOptions,
   type MergeableRange,
-} from './memory.js';
-export { ksmStat, parseKsmStat, type KsmStat, type KsmStatField } from './procfs.js';
-export { systemStat, setKnobs, type SystemStat, type KsmKnobs, type KnobChange } from './sysfs.js';
-export { waitForMerge, type WaitForMergeOptions, type WaitForMergeResult } from './wait.js';
-export { parseSmaps, type SmapsVma, type SmapsParse } from './smaps.js';
+} from './merge/buffers.js';
+export { ksmStat, parseKsmStat, type KsmStat, type KsmStatField } from './kernel/ksm-stat.js';
+export { systemStat, setKnobs, type SystemStat, type KsmKnobs, type KnobChange } from './kernel/sysfs.js';
+export { waitForMerge, type WaitForMergeOptions, type WaitForMergeResult } from './merge/wait.js';
+export { parseSmaps, type SmapsVma, type SmapsParse } from './kernel/smaps.js';
 // estimate (issue 5)
 export {
   estimate,
@@ -27,7 +27,7 @@ export {
   type EstimateVmaStatus,
   type EstimateProcess,
   type EstimateResult,
-} from './estimate.js';
+} from './report/estimate.js';
 export {
   KsmError,
   KsmUnsupportedError,
@@ -53,9 +53,9 @@ export type { RootOption } from './validate.js';
 export type { View } from './binding.js';
 
 // hardening (issue 8)
-export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRange } from './security.js';
-export { type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
-export { type UnmarkResult } from './memory.js';
+export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRange } from './merge/security.js';
+export { type UnmergeOptions, type UnmergePreflight } from './merge/headroom.js';
+export { type UnmarkResult } from './merge/buffers.js';
 export { KsmInsufficientMemoryError } from './errors.js';
 // profit and regions (issue 3)
 export {
@@ -64,7 +64,7 @@ export {
   type RegionKind,
   type RegionLabel,
   type RegionsResult,
-} from './regions.js';
+} from './report/regions.js';
 export {
   profit,
   systemProfit,
@@ -76,7 +76,7 @@ export {
   type RegionProfit,
   type SharingBucket,
   type SystemProfit,
-} from './profit.js';
+} from './report/profit.js';
 export {
   formatBytes,
   formatPercent,
@@ -85,7 +85,7 @@ export {
   type FormatTableOptions,
   type TableColumn,
 } from './format.js';
-export { scanSmaps, type SmapsSummary, type SmapsScan } from './smaps.js';
+export { scanSmaps, type SmapsSummary, type SmapsScan } from './kernel/smaps.js';
 
 // metrics (issue 6): Prometheus metrics, scan speed and tuning, the processes KSM knows, the CLI's --json shapes
 export {
@@ -94,9 +94,9 @@ export {
   type KsmMetricsOptions,
   type MachineMetricsOptions,
   type PromRegistry,
-} from './metrics.js';
-export { scanTime, ScanTimeTuner, type ScanTime, type ScanTimeTunerOptions, type TunerStep } from './tuner.js';
-export { ksmProcesses, type KsmProcess, type KsmProcessList, type KsmProcessesOptions } from './processes.js';
+} from './metrics/index.js';
+export { scanTime, ScanTimeTuner, type ScanTime, type ScanTimeTunerOptions, type TunerStep } from './tune/tuner.js';
+export { ksmProcesses, type KsmProcess, type KsmProcessList, type KsmProcessesOptions } from './report/processes.js';
 export { KsmMissingDependencyError } from './errors.js';
 export type {
   StatusJson,

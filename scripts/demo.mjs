@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// `npm run demo`: the flags are parsed and the demo run by dist/demo.js
-// (lib/demo.ts), which the CLI's `demo` command shares.
+// `npm run demo`: the flags are parsed and the demo run by dist/cli/demo/run.js
+// (lib/cli/demo/run.ts), which the CLI's `demo` command shares.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 let demo;
 try {
-  demo = require('../dist/demo.js');
+  demo = require('../dist/cli/demo/run.js');
 } catch (error) {
   if (error.code !== 'MODULE_NOT_FOUND') throw error;
   console.error('node-ksm demo: dist/ is not built: run `npm run build:ts` (npm install does it)');

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { parseDemoArgs, parseSize, planKsm, type DemoResult } from '../lib/demo.js';
+import { parseDemoArgs, parseSize, planKsm, type DemoResult } from '../lib/cli/demo/run.js';
 import { ROOT, requireKsm } from './helpers/ksm.js';
 
 const DEMO = path.join(ROOT, 'scripts', 'demo.mjs');

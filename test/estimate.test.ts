@@ -23,7 +23,7 @@ import {
   type EstimateResult,
   type EstimateVma,
 } from '../lib/index.js';
-import { plan } from '../lib/estimate.js';
+import { plan } from '../lib/report/estimate.js';
 import { parseSmaps } from '../lib/index.js';
 import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
 

@@ -10,7 +10,7 @@
  */
 import type { Command } from 'commander';
 
-import { estimate, type EstimateOptions, type EstimateProgress, type EstimateVma } from '../estimate.js';
+import { estimate, type EstimateOptions, type EstimateProgress, type EstimateVma } from '../report/estimate.js';
 import type { EstimateJson } from './json.js';
 import {
   colors,

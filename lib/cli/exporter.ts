@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import type * as PromClient from 'prom-client';
 
 import { KsmMissingDependencyError } from '../errors.js';
-import { collectMachineKsmMetrics } from '../metrics.js';
+import { collectMachineKsmMetrics } from '../metrics/index.js';
 import type { ExporterJson } from './json.js';
 import { parseInteger, toJson, type GlobalOptions } from './output.js';
 

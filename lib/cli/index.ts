@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 
-import { register as registerDemo } from './demo.js';
+import { register as registerDemo } from './demo/index.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerEstimate } from './estimate.js';
 import { register as registerExporter } from './exporter.js';

@@ -8,8 +8,8 @@
  * otherwise.
  */
 import type { Finding } from '../doctor/index.js';
-import type { EstimateResult } from '../estimate.js';
-import type { ProfitReport } from '../profit.js';
+import type { EstimateResult } from '../report/estimate.js';
+import type { ProfitReport } from '../report/profit.js';
 
 export interface KsmKnobsJson {
   /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging. */

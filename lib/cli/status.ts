@@ -4,11 +4,11 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 
 import { KsmNoSuchProcessError } from '../errors.js';
-import { pageSize } from '../memory.js';
-import { procPath } from '../paths.js';
-import { fairShare, ksmProcesses, type FairShare } from '../processes.js';
-import { systemStat, type SystemStat } from '../sysfs.js';
-import { scanTime } from '../tuner.js';
+import { pageSize } from '../merge/buffers.js';
+import { procPath } from '../kernel/paths.js';
+import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
+import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import { scanTime } from '../tune/tuner.js';
 import type { ProcessJson, StatusJson } from './json.js';
 import {
   colors,

@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 
-import { systemStat, type SystemStat } from '../sysfs.js';
-import { cpuTimeNs, findKsmd } from '../tuner.js';
+import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import { cpuTimeNs, findKsmd } from '../tune/tuner.js';
 import type { TopJson } from './json.js';
 import { colors, formatCount, formatRatio, parseDuration, parseInteger, toJson, type GlobalOptions } from './output.js';
 import { collectStatus, renderStatus, type StatusOptions } from './status.js';

@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 
-import { KNOB_FILES, setKnobs, systemStat, type KnobChange, type KsmKnobs } from '../sysfs.js';
-import { ScanTimeTuner, type TunerStep } from '../tuner.js';
+import { KNOB_FILES, setKnobs, systemStat, type KnobChange, type KsmKnobs } from '../kernel/sysfs.js';
+import { ScanTimeTuner, type TunerStep } from '../tune/tuner.js';
 import type { KnobChangeJson, TuneJson, TunerStepJson } from './json.js';
 import {
   colors,

@@ -7,12 +7,12 @@ import * as path from 'node:path';
 
 import { bindingState } from '../binding.js';
 import { KsmNoSuchProcessError, KsmUnsupportedError, isSystemError } from '../errors.js';
-import { liveLabels, type LabelledRange } from '../labels.js';
-import { ksmSysfsDir, procPath, thpSysfsDir } from '../paths.js';
-import { enableMergeCalled } from '../process.js';
-import { ksmStat, parseKsmStat, procReadError, type KsmStat } from '../procfs.js';
-import { parseSmaps, type SmapsVma } from '../smaps.js';
-import { systemStat, type SystemStat } from '../sysfs.js';
+import { liveLabels, type LabelledRange } from '../merge/labels.js';
+import { ksmSysfsDir, procPath, thpSysfsDir } from '../kernel/paths.js';
+import { enableMergeCalled } from '../merge/opt-in.js';
+import { ksmStat, parseKsmStat, procReadError, type KsmStat } from '../kernel/ksm-stat.js';
+import { parseSmaps, type SmapsVma } from '../kernel/smaps.js';
+import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { sensitiveRanges } from './sensitive.js';
 import type { SensitiveRange } from './types.js';
 

@@ -4,7 +4,7 @@
  * every readable process, /proc/self/mountinfo and the NUMA and THP files,
  * probes prctl on this machine, and turns what it read into findings.
  */
-import { assertProcRoot } from '../procfs.js';
+import { assertProcRoot } from '../kernel/ksm-stat.js';
 import { checkBoolean, checkOptions, checkPid, checkRoot, invalidType, outOfRange } from '../validate.js';
 import { collect } from './collect.js';
 import { diagnose } from './rules.js';

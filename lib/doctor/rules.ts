@@ -2,8 +2,8 @@
  * The rules: plain functions from what was read (Facts) to findings. Every
  * threshold is named here, with why.
  */
-import { whyNotMergeable, type SmapsVma } from '../smaps.js';
-import { KNOB_FILES, type KsmKnobs } from '../sysfs.js';
+import { whyNotMergeable, type SmapsVma } from '../kernel/smaps.js';
+import { KNOB_FILES, type KsmKnobs } from '../kernel/sysfs.js';
 import type { Facts } from './collect.js';
 import type { Evidence, Finding, FindingCode, Fix, Severity } from './types.js';
 

@@ -3,4 +3,4 @@
  * ranges markSensitive() recorded (lib/security.ts), read on each call and
  * held by WeakRef there, so doctor never keeps the views alive.
  */
-export { sensitiveRanges } from '../security.js';
+export { sensitiveRanges } from '../merge/security.js';

@@ -1,5 +1,5 @@
 /** The shapes doctor() answers with. */
-import type { KsmKnobs } from '../sysfs.js';
+import type { KsmKnobs } from '../kernel/sysfs.js';
 
 /** Stable identifiers: scripts may match on them. */
 export type FindingCode =
@@ -66,7 +66,7 @@ export interface Finding {
 }
 
 /** A range of this process that must never merge (markSensitive()). */
-export type { SensitiveRange } from '../security.js';
+export type { SensitiveRange } from '../merge/security.js';
 
 export interface DoctorOptions {
   /** The process to examine (default: this one). */

@@ -7,9 +7,9 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { procPath } from './paths.js';
-import { setKnobs, systemStat, type KnobChange, type KsmKnobs, type SystemStat } from './sysfs.js';
-import { checkFunction, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from './validate.js';
+import { procPath } from '../kernel/paths.js';
+import { setKnobs, systemStat, type KnobChange, type KsmKnobs, type SystemStat } from '../kernel/sysfs.js';
+import { checkFunction, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 
 export interface ScanTime {
   /**

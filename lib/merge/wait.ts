@@ -6,11 +6,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { KsmNotRunningError, KsmTimeoutError, abortError } from './errors.js';
-import { ksmSysfsDir } from './paths.js';
-import { systemStat, type SystemStat } from './sysfs.js';
-import { requireKsm } from './support.js';
-import { checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from './validate.js';
+import { KsmNotRunningError, KsmTimeoutError, abortError } from '../errors.js';
+import { ksmSysfsDir } from '../kernel/paths.js';
+import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import { requireKsm } from '../kernel/support.js';
+import { checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from '../validate.js';
 
 export interface WaitForMergeOptions {
   /** Full scans to wait for (default 2, the kernel's own rule). */

@@ -10,14 +10,14 @@
 import * as fs from 'node:fs';
 import type * as PromClient from 'prom-client';
 
-import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmUnsupportedError } from './errors.js';
-import { procPath } from './paths.js';
-import { pageSize } from './memory.js';
-import { fairShare, ksmProcesses, type FairShare } from './processes.js';
-import { ksmStat } from './procfs.js';
-import { systemStat, type SystemStat } from './sysfs.js';
-import { scanTime } from './tuner.js';
-import { checkBoolean, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from './validate.js';
+import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmUnsupportedError } from '../errors.js';
+import { procPath } from '../kernel/paths.js';
+import { pageSize } from '../merge/buffers.js';
+import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
+import { ksmStat } from '../kernel/ksm-stat.js';
+import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import { scanTime } from '../tune/tuner.js';
+import { checkBoolean, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 
 /**
  * A prom-client Registry, described by what we use of it so that the

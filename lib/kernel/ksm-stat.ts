@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs';
 
-import { KsmNoSuchProcessError, KsmUnsupportedError, withHint, isSystemError } from './errors.js';
+import { KsmNoSuchProcessError, KsmUnsupportedError, withHint, isSystemError } from '../errors.js';
 import { procPath } from './paths.js';
-import { checkOptions, checkPid, checkRoot, invalidType, type RootOption } from './validate.js';
+import { checkOptions, checkPid, checkRoot, invalidType, type RootOption } from '../validate.js';
 
 export interface KsmStat {
   /** The process read. */

@@ -8,10 +8,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { KsmInsufficientMemoryError } from './errors.js';
-import { parseKsmStat } from './procfs.js';
-import { parseSmaps } from './smaps.js';
-import { checkBoolean, checkOptions } from './validate.js';
+import { KsmInsufficientMemoryError } from '../errors.js';
+import { parseKsmStat } from '../kernel/ksm-stat.js';
+import { parseSmaps } from '../kernel/smaps.js';
+import { checkBoolean, checkOptions } from '../validate.js';
 
 export interface UnmergeOptions {
   /** Report what unmerging would take, change nothing (default false). */

@@ -6,13 +6,13 @@
  */
 import * as fs from 'node:fs';
 
-import { pagemapScanEnabled, type NativeEstimateResult } from './binding.js';
-import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from './errors.js';
-import { procPath } from './paths.js';
-import { ksmStat } from './procfs.js';
-import { parseSmaps, whyNotMergeable, type SmapsVma } from './smaps.js';
-import { requireKsm } from './support.js';
-import { systemStat } from './sysfs.js';
+import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
+import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from '../errors.js';
+import { procPath } from '../kernel/paths.js';
+import { ksmStat } from '../kernel/ksm-stat.js';
+import { parseSmaps, whyNotMergeable, type SmapsVma } from '../kernel/smaps.js';
+import { requireKsm } from '../kernel/support.js';
+import { systemStat } from '../kernel/sysfs.js';
 import {
   checkBoolean,
   checkFunction,
@@ -21,7 +21,7 @@ import {
   checkSignal,
   invalidType,
   outOfRange,
-} from './validate.js';
+} from '../validate.js';
 
 export interface EstimateProgress {
   /** pagemap: finding touched pages; sample / resample: hashing them; confirm: comparing twins. */

@@ -19,14 +19,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { KsmError, KsmNotRunningError, KsmTimeoutError, abortError, isSystemError } from './errors.js';
-import { pageSize } from './memory.js';
-import { ksmStat, type KsmStat } from './procfs.js';
-import { parseSmaps } from './smaps.js';
-import { supportInfo } from './support.js';
-import { setKnobs, systemStat, type KsmKnobs, type SystemStat } from './sysfs.js';
-import { checkBoolean, checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from './validate.js';
-import { waitForMerge } from './wait.js';
+import { KsmError, KsmNotRunningError, KsmTimeoutError, abortError, isSystemError } from '../../errors.js';
+import { pageSize } from '../../merge/buffers.js';
+import { ksmStat, type KsmStat } from '../../kernel/ksm-stat.js';
+import { parseSmaps } from '../../kernel/smaps.js';
+import { supportInfo } from '../../kernel/support.js';
+import { setKnobs, systemStat, type KsmKnobs, type SystemStat } from '../../kernel/sysfs.js';
+import { checkBoolean, checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from '../../validate.js';
+import { waitForMerge } from '../../merge/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -302,10 +302,10 @@ interface Ready {
 }
 
 function workerScript(): string {
-  // dist/demo.js next to dist/demo-worker.js; under vitest, lib/ has no .js.
-  const here = path.join(__dirname, 'demo-worker.js');
+  // dist/cli/demo/run.js next to worker.js; under vitest, lib/ has no .js.
+  const here = path.join(__dirname, 'worker.js');
   if (fs.existsSync(here)) return here;
-  return path.join(__dirname, '..', 'dist', 'demo-worker.js');
+  return path.join(__dirname, '..', '..', '..', 'dist', 'cli', 'demo', 'worker.js');
 }
 
 function startWorker(size: number, seed: number, signal: AbortSignal, children: ChildProcess[]): Promise<Worker> {

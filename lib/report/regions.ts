@@ -11,12 +11,12 @@
  */
 import * as fs from 'node:fs/promises';
 
-import { bindingState } from './binding.js';
-import { liveLabels, type LabelledRange } from './labels.js';
-import { procPath } from './paths.js';
-import { assertProcRoot, procReadError } from './procfs.js';
-import { scanSmaps, type SmapsScan, type SmapsSummary } from './smaps.js';
-import { checkOptions, checkPid, checkRoot, type RootOption } from './validate.js';
+import { bindingState } from '../binding.js';
+import { liveLabels, type LabelledRange } from '../merge/labels.js';
+import { procPath } from '../kernel/paths.js';
+import { assertProcRoot, procReadError } from '../kernel/ksm-stat.js';
+import { scanSmaps, type SmapsScan, type SmapsSummary } from '../kernel/smaps.js';
+import { checkOptions, checkPid, checkRoot, type RootOption } from '../validate.js';
 
 /**
  * What a VMA is, as far as /proc tells:

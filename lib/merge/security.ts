@@ -9,12 +9,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { addonFile, type View } from './binding.js';
-import { KsmUnsupportedError, isSystemError, withHint } from './errors.js';
+import { addonFile, type View } from '../binding.js';
+import { KsmUnsupportedError, isSystemError, withHint } from '../errors.js';
 import { WeakRanges } from './weak-ranges.js';
-import type { SmapsVma } from './smaps.js';
-import { requireKsm } from './support.js';
-import { checkLabel, checkOptions, checkView, invalidType, outOfRange } from './validate.js';
+import type { SmapsVma } from '../kernel/smaps.js';
+import { requireKsm } from '../kernel/support.js';
+import { checkLabel, checkOptions, checkView, invalidType, outOfRange } from '../validate.js';
 
 /** The exec wrapper's file name, next to the addon (build/Release, prebuilds/<platform>-<arch>). */
 export const EXEC_WRAPPER = 'ksm-unmerged-exec';

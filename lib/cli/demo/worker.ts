@@ -5,8 +5,8 @@
  *
  * argv: size in bytes, seed (unsigned 32-bit).
  */
-import { binding } from './binding.js';
-import { allocMergeable } from './memory.js';
+import { binding } from '../../binding.js';
+import { allocMergeable } from '../../merge/buffers.js';
 
 /**
  * The table: murmur3's 32-bit finalizer of every index, salted with the

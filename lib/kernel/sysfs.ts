@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from './errors.js';
+import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from '../errors.js';
 import { ksmSysfsDir } from './paths.js';
-import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from './validate.js';
+import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 
 type Kind = 'int' | 'bool' | 'choice';
 

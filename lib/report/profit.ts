@@ -11,16 +11,16 @@
  * - estimated (anyone who can read smaps): per VMA from Rss/Pss, see
  *   estimateSaved().
  */
-import { bindingState, pagemapScanEnabled, type PageAttribution } from './binding.js';
-import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from './errors.js';
-import { formatBytes } from './format.js';
-import { liveLabels, type LabelledRange } from './labels.js';
-import { procPath } from './paths.js';
-import { ksmStat, type KsmStat } from './procfs.js';
+import { bindingState, pagemapScanEnabled, type PageAttribution } from '../binding.js';
+import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from '../errors.js';
+import { formatBytes } from '../format.js';
+import { liveLabels, type LabelledRange } from '../merge/labels.js';
+import { procPath } from '../kernel/paths.js';
+import { ksmStat, type KsmStat } from '../kernel/ksm-stat.js';
 import { processTarget, readProcFile, readSmapsScan, regionKind, type RegionKind } from './regions.js';
-import { parseSmaps, type SmapsSummary } from './smaps.js';
-import { systemStat, type SystemStat } from './sysfs.js';
-import { checkBoolean, checkOptions, checkRoot, type RootOption } from './validate.js';
+import { parseSmaps, type SmapsSummary } from '../kernel/smaps.js';
+import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import { checkBoolean, checkOptions, checkRoot, type RootOption } from '../validate.js';
 
 export interface ProfitOptions extends RootOption {
   /**

@@ -3,10 +3,10 @@
  * anonymous mapping of this process, and of every process it forks or
  * execs, becomes a KSM candidate.
  */
-import { isSystemError, withHint } from './errors.js';
+import { isSystemError, withHint } from '../errors.js';
 import { reapplySensitive } from './security.js';
-import { requireKsm } from './support.js';
-import { checkUnmergeOptions, enforceHeadroom, processPreflight, type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
+import { requireKsm } from '../kernel/support.js';
+import { checkUnmergeOptions, enforceHeadroom, processPreflight, type UnmergeOptions, type UnmergePreflight } from './headroom.js';
 
 // Whether this process turned merge-any on itself: the flag is inherited
 // across fork and exec, so prctl alone cannot tell doctor() who set it. Kept

@@ -6,11 +6,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { KsmNoSuchProcessError, isSystemError } from './errors.js';
-import { procPath } from './paths.js';
-import { assertProcRoot, ksmStat, type KsmStat } from './procfs.js';
+import { KsmNoSuchProcessError, isSystemError } from '../errors.js';
+import { procPath } from '../kernel/paths.js';
+import { assertProcRoot, ksmStat, type KsmStat } from '../kernel/ksm-stat.js';
 import { profit, type ProfitMethod } from './profit.js';
-import { checkBoolean, checkOptions, checkRoot, type RootOption } from './validate.js';
+import { checkBoolean, checkOptions, checkRoot, type RootOption } from '../validate.js';
 
 export interface KsmProcess {
   pid: number;

@@ -3,8 +3,8 @@
  * kernel printed. Sizes printed in kB are converted to bytes. Lines that fit
  * no known shape are counted, never thrown on.
  */
-import type { View } from './binding.js';
-import { checkView, invalidType } from './validate.js';
+import type { View } from '../binding.js';
+import { checkView, invalidType } from '../validate.js';
 
 /** A VMA's header line: `start-end perms offset dev inode pathname`. */
 export interface SmapsHeader {

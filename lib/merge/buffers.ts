@@ -4,14 +4,14 @@
  */
 import * as fs from 'node:fs';
 
-import type { NativeBinding, View } from './binding.js';
-import { KsmNotMergeableError, isSystemError, withHint, type UnmergeableMapping } from './errors.js';
+import type { NativeBinding, View } from '../binding.js';
+import { KsmNotMergeableError, isSystemError, withHint, type UnmergeableMapping } from '../errors.js';
 import { addLabel } from './labels.js';
-import { parseSmaps, overlapping, whyNotMergeable } from './smaps.js';
+import { parseSmaps, overlapping, whyNotMergeable } from '../kernel/smaps.js';
 import { insideSensitive, reapplySensitive } from './security.js';
-import { requireKsm } from './support.js';
-import { checkUnmergeOptions, enforceHeadroom, rangePreflight, type UnmergeOptions, type UnmergePreflight } from './unmerge.js';
-import { checkBoolean, checkLabel, checkOptions, checkSize, checkView } from './validate.js';
+import { requireKsm } from '../kernel/support.js';
+import { checkUnmergeOptions, enforceHeadroom, rangePreflight, type UnmergeOptions, type UnmergePreflight } from './headroom.js';
+import { checkBoolean, checkLabel, checkOptions, checkSize, checkView } from '../validate.js';
 
 export interface AllocOptions {
   /** Names the buffer in regions() and profit(). */

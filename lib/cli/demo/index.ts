@@ -1,9 +1,9 @@
 /** `node-ksm demo`: the quick start's main job, run for real (runDemo() of lib/demo.ts, shared with `npm run demo`). */
 import type { Command } from 'commander';
 
-import { isExpectedDemoError, parseSize, runDemo, type DemoOptions } from '../demo.js';
-import type { DemoJson } from './json.js';
-import { parseDuration, parseInteger, printJson, type GlobalOptions } from './output.js';
+import { isExpectedDemoError, parseSize, runDemo, type DemoOptions } from './run.js';
+import type { DemoJson } from '../json.js';
+import { parseDuration, parseInteger, printJson, type GlobalOptions } from '../output.js';
 
 interface DemoCliOptions extends GlobalOptions {
   workers?: string;

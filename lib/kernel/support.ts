@@ -1,8 +1,8 @@
 /** Can this process use KSM, and if not, why not. */
 import * as os from 'node:os';
 
-import { binding, bindingState, type NativeBinding } from './binding.js';
-import { KsmUnsupportedError, isSystemError } from './errors.js';
+import { binding, bindingState, type NativeBinding } from '../binding.js';
+import { KsmUnsupportedError, isSystemError } from '../errors.js';
 import { ksmSysfsPresent } from './sysfs.js';
 
 export interface SupportInfo {
