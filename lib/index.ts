@@ -67,7 +67,6 @@ export {
 } from './report/regions.js';
 export {
   profit,
-  systemProfit,
   type ProfitOptions,
   type ProfitMethod,
   type ProfitReport,
@@ -75,8 +74,8 @@ export {
   type ProfitReconciliation,
   type RegionProfit,
   type SharingBucket,
-  type SystemProfit,
-} from './report/profit.js';
+} from './report/profit/index.js';
+export { systemProfit, type SystemProfit } from './report/system-profit.js';
 export {
   formatBytes,
   formatPercent,

@@ -9,7 +9,7 @@
  */
 import type { Finding } from '../doctor/index.js';
 import type { EstimateResult } from '../report/estimate.js';
-import type { ProfitReport } from '../report/profit.js';
+import type { ProfitReport } from '../report/profit/index.js';
 
 export interface KsmKnobsJson {
   /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging. */
@@ -79,6 +79,8 @@ export interface StatusJson {
   processes: ProcessJson[];
   /** Processes that could not be read, with the error code: ksm_stat (not root), or smaps/pagemap for the fair share (then listed with savedBytes null). */
   unreadable: Array<{ pid: number; code: string }>;
+  /** Processes skipped because their memory map stayed locked past the per-process deadline (comm raw). */
+  stalled: Array<{ pid: number; comm: string }>;
 }
 
 /** One line per refresh of `top --json` (NDJSON): a status plus rates since the last refresh. */

@@ -1,7 +1,7 @@
 /** `node-ksm regions <pid>`: the per-VMA table of the profit report, labels included. */
 import type { Command } from 'commander';
 
-import { profit, type ProfitOptions, type RegionProfit } from '../report/profit.js';
+import { profit, type ProfitOptions, type RegionProfit } from '../report/profit/index.js';
 import type { RegionsJson } from './json.js';
 import { colors, formatBytes, parseInteger, printJson, table, type GlobalOptions } from './output.js';
 

@@ -1,11 +1,10 @@
 /** `node-ksm status`: the machine's KSM, then the processes that merge. */
-import * as fs from 'node:fs';
-
 import type { Command } from 'commander';
 
-import { KsmNoSuchProcessError } from '../errors.js';
+import { mapLimit } from '../concurrency.js';
+import { KsmNoSuchProcessError, KsmTimeoutError } from '../errors.js';
 import { pageSize } from '../merge/buffers.js';
-import { procPath } from '../kernel/paths.js';
+import { processExists } from '../kernel/processes.js';
 import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { scanTime } from '../tune/tuner.js';
@@ -45,31 +44,35 @@ export interface StatusOptions {
 
 export async function collectStatus(options: StatusOptions): Promise<StatusJson> {
   const stat = systemStat({ root: options.root });
-  const list = ksmProcesses({ root: options.root, candidates: options.all === true });
+  const list = await ksmProcesses({ root: options.root, candidates: options.all === true });
   const page = pageBytes();
   const scan = scanTime(stat);
   const withShare = options.fairShare !== false;
 
-  const processes: ProcessJson[] = [];
   const unreadable = [...list.unreadable];
+  const stalled = [...list.stalled];
   let exactAll = true;
-  for (const p of list.processes) {
-    let share: FairShare | undefined;
-    if (withShare && !p.merging) {
-      // Nothing of it is merged (listed by --all): no KSM page, no share, no smaps to read.
-      share = { pid: p.pid, mergedBytes: 0, savedBytes: 0, method: 'exact', labels: [] };
-    } else if (withShare) {
-      try {
-        const opts: { exact?: boolean; root?: string } = { root: options.root };
-        if (options.exact !== undefined) opts.exact = options.exact;
-        share = await fairShare(p.pid, opts);
-      } catch (error) {
-        if (error instanceof KsmNoSuchProcessError && !fs.existsSync(procPath(options.root, p.pid))) continue; // gone meanwhile
-        // Its smaps (or pagemap) could not be read: listed without a fair share, and said so.
-        unreadable.push({ pid: p.pid, code: typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR' });
-      }
-      if (share !== undefined && share.method !== 'exact') exactAll = false;
+  const shares = await mapLimit(list.processes, 8, async (p): Promise<FairShare | 'gone' | undefined> => {
+    if (!withShare) return undefined;
+    // Nothing of it is merged (listed by --all): no KSM page, no share, no smaps to read.
+    if (!p.merging) return { pid: p.pid, mergedBytes: 0, savedBytes: 0, method: 'exact', labels: [] };
+    try {
+      const opts: { exact?: boolean; root?: string } = { root: options.root };
+      if (options.exact !== undefined) opts.exact = options.exact;
+      return await fairShare(p.pid, opts);
+    } catch (error) {
+      if (error instanceof KsmNoSuchProcessError && !processExists(options.root, p.pid)) return 'gone';
+      if (error instanceof KsmTimeoutError) stalled.push({ pid: p.pid, comm: p.comm });
+      // Its smaps (or pagemap) could not be read: listed without a fair share, and said so.
+      else unreadable.push({ pid: p.pid, code: typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR' });
+      return undefined;
     }
+  });
+  const processes: ProcessJson[] = [];
+  list.processes.forEach((p, i) => {
+    const share = shares[i];
+    if (share === 'gone') return;
+    if (share !== undefined && share.method !== 'exact') exactAll = false;
     processes.push({
       pid: p.pid,
       comm: p.comm,
@@ -82,7 +85,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
       mergedBytes: share?.mergedBytes ?? null,
       savedExact: share === undefined ? null : share.method === 'exact',
     });
-  }
+  });
   processes.sort((a, b) =>
     withShare
       ? (b.savedBytes ?? 0) - (a.savedBytes ?? 0) || a.pid - b.pid
@@ -118,6 +121,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
     fairShare: !withShare ? 'unavailable' : exactAll ? 'exact' : 'estimated',
     processes,
     unreadable,
+    stalled,
   };
 }
 
@@ -202,6 +206,9 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
     const total = s.processes.reduce((sum, p) => sum + (p.savedBytes ?? 0), 0);
     lines.push(`${c.dim('saved, summed over the processes:')} ${formatBytes(total)}`);
     lines.push(c.dim('* the kernel counts the copy that had to stay in every process: do not add these up'));
+  }
+  if (s.stalled.length > 0) {
+    lines.push(c.yellow(`${s.stalled.length} process(es) skipped: their memory map stayed locked past the deadline: ${s.stalled.map((p) => `${p.pid} (${p.comm})`).join(', ')}`));
   }
   if (s.unreadable.length > 0) {
     lines.push(c.yellow(`${s.unreadable.length} processes could not be read (${[...new Set(s.unreadable.map((u) => u.code))].join(', ')}): as root they can`));

@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
-import { cpuTimeNs, findKsmd } from '../tune/tuner.js';
+import { threadCpuTimeNs } from '../kernel/stat.js';
+import { findKsmd } from '../tune/tuner.js';
 import type { TopJson } from './json.js';
 import { colors, formatCount, formatRatio, parseDuration, parseInteger, toJson, type GlobalOptions } from './output.js';
 import { collectStatus, renderStatus, type StatusOptions } from './status.js';
@@ -99,7 +100,7 @@ export async function runTop(opts: TopOptions): Promise<void> {
     for (let i = 0; i < iterations && !stopped; i++) {
       const at = performance.now();
       const status = await collectStatus(statusOptions);
-      const now: Reading = { at, stat: systemStat({ root }), ksmdCpuNs: ksmd === undefined ? undefined : cpuTimeNs(ksmd, root) };
+      const now: Reading = { at, stat: systemStat({ root }), ksmdCpuNs: ksmd === undefined ? undefined : threadCpuTimeNs(ksmd, root) };
       const r = rates(previous, now);
       previous = now;
       if (opts.json === true) {

@@ -2,10 +2,10 @@
  * /sys/kernel/mm/ksm: every counter and knob, typed; knobs written as root.
  * Files this module does not know are kept raw, never dropped.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from '../errors.js';
+import { isDirectory, listDirectory, readText, readTextOrUndefined, writeText } from './files.js';
 import { ksmSysfsDir } from './paths.js';
 import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 
@@ -63,11 +63,7 @@ export interface SystemStat extends SystemStatValues {
 
 /** Whether /sys/kernel/mm/ksm exists under `root` (CONFIG_KSM). */
 export function ksmSysfsPresent(root = '/'): boolean {
-  try {
-    return fs.statSync(ksmSysfsDir(root)).isDirectory();
-  } catch {
-    return false;
-  }
+  return isDirectory(ksmSysfsDir(root));
 }
 
 /** obj[key] = value as an own property, even for "__proto__". */
@@ -99,7 +95,7 @@ export function systemStat(options?: RootOption): SystemStat {
   const dir = ksmSysfsDir(root);
   let entries: string[];
   try {
-    entries = fs.readdirSync(dir);
+    entries = listDirectory(dir);
   } catch (error) {
     if (isSystemError(error) && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) {
       throw new KsmUnsupportedError(`${dir} does not exist: the kernel was built without CONFIG_KSM`);
@@ -115,7 +111,7 @@ export function systemStat(options?: RootOption): SystemStat {
   for (const entry of entries.sort()) {
     let text: string;
     try {
-      text = fs.readFileSync(path.join(dir, entry), 'utf8').trim();
+      text = readText(path.join(dir, entry)).trim();
     } catch (error) {
       setOwn(unreadable, entry, isSystemError(error) ? error.code : String(error));
       continue;
@@ -303,7 +299,7 @@ export function setKnobs(knobs: KsmKnobs, options?: RootOption): KnobChange {
   for (const [name, text] of writes) {
     const file = KNOB_FILES[name];
     try {
-      fs.writeFileSync(path.join(dir, file), text);
+      writeText(path.join(dir, file), text);
     } catch (error) {
       if (isSystemError(error)) {
         const hint = writeHint(error, file);
@@ -322,4 +318,10 @@ function pick(stat: SystemStat, names: Array<keyof KsmKnobs>): KsmKnobs {
   const out: Record<string, unknown> = {};
   for (const name of names) out[name] = stat[name];
   return out as KsmKnobs;
+}
+
+/** One counter of /sys/kernel/mm/ksm (`run`, `full_scans`, ...) as a number; undefined when unreadable. */
+export function readKsmCounter(name: string, root = '/'): number | undefined {
+  const text = readTextOrUndefined(path.join(ksmSysfsDir(root), name))?.trim();
+  return text === undefined ? undefined : parseInt64(text);
 }

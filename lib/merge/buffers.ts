@@ -2,12 +2,12 @@
  * Mergeable memory: page-aligned Buffers of our own, and madvise over views
  * the caller already has. Only whole pages inside a view are advised.
  */
-import * as fs from 'node:fs';
-
 import type { NativeBinding, View } from '../binding.js';
 import { KsmNotMergeableError, isSystemError, withHint, type UnmergeableMapping } from '../errors.js';
 import { addLabel } from './labels.js';
-import { parseSmaps, overlapping, whyNotMergeable } from '../kernel/smaps.js';
+import { overlapping, whyNotMergeable } from '../kernel/smaps.js';
+import { readOwnSmapsSync } from '../kernel/smaps-reader.js';
+import { selfTarget } from '../kernel/target.js';
 import { insideSensitive, reapplySensitive } from './security.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkUnmergeOptions, enforceHeadroom, rangePreflight, type UnmergeOptions, type UnmergePreflight } from './headroom.js';
@@ -177,7 +177,7 @@ function advise(native: NativeBinding, view: View, advice: number): MergeableRan
 function verifyMergeable(range: MergeableRange): void {
   const start = range.address;
   const end = start + BigInt(range.length);
-  const { vmas } = parseSmaps(fs.readFileSync('/proc/self/smaps', 'utf8'));
+  const { vmas } = readOwnSmapsSync(selfTarget());
   const offenders: UnmergeableMapping[] = overlapping(vmas, start, end)
     .filter((vma) => !vma.vmFlags.includes('mg') && !insideSensitive(vma.start, vma.end))
     .map((vma) => ({

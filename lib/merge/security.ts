@@ -5,12 +5,12 @@
  * and code from another trust domain must not inherit merge-any.
  */
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { addonFile, type View } from '../binding.js';
 import { KsmUnsupportedError, isSystemError, withHint } from '../errors.js';
+import { accessError } from '../kernel/files.js';
 import { WeakRanges } from './weak-ranges.js';
 import type { SmapsVma } from '../kernel/smaps.js';
 import { requireKsm } from '../kernel/support.js';
@@ -142,10 +142,8 @@ function wrapperPath(): string {
     );
   }
   const file = path.join(path.dirname(addon), EXEC_WRAPPER);
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-  } catch (error) {
-    const code = isSystemError(error) ? error.code : String(error);
+  const code = accessError(file, 'X_OK');
+  if (code !== undefined) {
     throw new KsmUnsupportedError(
       `the exec wrapper ${file} is missing or not executable (${code}); rebuild with \`npm rebuild node-ksm\`; ` +
         'refusing to spawn a child that might inherit merge-any',

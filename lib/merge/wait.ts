@@ -3,12 +3,8 @@
  * visits, so data written before a call is settled once two full scans that
  * began after the call have completed.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-
 import { KsmNotRunningError, KsmTimeoutError, abortError } from '../errors.js';
-import { ksmSysfsDir } from '../kernel/paths.js';
-import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import { readKsmCounter, systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from '../validate.js';
 
@@ -36,15 +32,6 @@ const DEFAULT_TIMEOUT_MS = 600_000;
 /** The shortest wait after which standing counters mean ksmd is idle. */
 const IDLE_WINDOW_MS = 1_000;
 
-function readCounter(file: string): number | undefined {
-  try {
-    const value = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isSafeInteger(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Resolves once `fullScans` full scans have both started and completed since
  * the call (the scan under way at the call may already have passed the
@@ -67,7 +54,6 @@ export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitF
   requireKsm();
   if (signal?.aborted) throw abortError(signal);
 
-  const dir = ksmSysfsDir('/');
   const initial = systemStat();
   if (initial.run !== 1) throw new KsmNotRunningError(initial.run);
   const startFullScans = initial.fullScans ?? 0;
@@ -88,9 +74,9 @@ export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitF
     signal?.addEventListener('abort', onAbort, { once: true });
 
     const poll = (): void => {
-      const run = readCounter(path.join(dir, 'run'));
+      const run = readKsmCounter('run');
       if (run !== 1) return finish(new KsmNotRunningError(run));
-      const fullScans = readCounter(path.join(dir, 'full_scans')) ?? startFullScans;
+      const fullScans = readKsmCounter('full_scans') ?? startFullScans;
       const elapsedMs = performance.now() - startedAt;
       if (fullScans >= target) {
         return finish(undefined, {

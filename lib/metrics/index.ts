@@ -7,11 +7,11 @@
  * prom-client is an optional peer dependency, loaded on first use. Figures
  * are read when Prometheus scrapes (collect callbacks), never on a timer.
  */
-import * as fs from 'node:fs';
 import type * as PromClient from 'prom-client';
 
 import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmUnsupportedError } from '../errors.js';
-import { procPath } from '../kernel/paths.js';
+import { mapLimit } from '../concurrency.js';
+import { processExists } from '../kernel/processes.js';
 import { pageSize } from '../merge/buffers.js';
 import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
 import { ksmStat } from '../kernel/ksm-stat.js';
@@ -368,13 +368,12 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
     const rows = (async () => {
       let list;
       try {
-        list = ksmProcesses({ root });
+        list = await ksmProcesses({ root });
       } catch (error) {
         if (error instanceof KsmUnsupportedError) return [];
         throw error;
       }
-      const out: Row[] = [];
-      for (const p of list.processes) {
+      const rows = await mapLimit(list.processes, 8, async (p): Promise<Row | undefined> => {
         let saved: number | undefined;
         if (withShare) {
           const profitOptions: { exact?: boolean; root?: string } = { root };
@@ -383,13 +382,14 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
             saved = (await fairShare(p.pid, profitOptions)).savedBytes;
           } catch (error) {
             // Gone between the listing and its profit: drop it. Otherwise (smaps
-            // unreadable) it is exported without a saved_bytes series.
-            if (error instanceof KsmNoSuchProcessError && !fs.existsSync(procPath(root, p.pid))) continue;
+            // unreadable or locked past the deadline) it is exported without a
+            // saved_bytes series.
+            if (error instanceof KsmNoSuchProcessError && !processExists(root, p.pid)) return undefined;
           }
         }
-        out.push({ pid: String(p.pid), comm: p.comm, stat: p.stat, saved });
-      }
-      return out;
+        return { pid: String(p.pid), comm: p.comm, stat: p.stat, saved };
+      });
+      return rows.filter((row): row is Row => row !== undefined);
     })();
     last = { at: now, rows };
     return rows;

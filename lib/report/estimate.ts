@@ -4,13 +4,12 @@
  * match byte for byte, and says per VMA what merging would save — before
  * KSM is switched on, or before a process calls enableMerge().
  */
-import * as fs from 'node:fs';
-
 import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
 import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from '../errors.js';
-import { procPath } from '../kernel/paths.js';
-import { ksmStat } from '../kernel/ksm-stat.js';
-import { parseSmaps, whyNotMergeable, type SmapsVma } from '../kernel/smaps.js';
+import { readKsmStat } from '../kernel/ksm-stat.js';
+import { whyNotMergeable, type SmapsSummary } from '../kernel/smaps.js';
+import { readSmaps } from '../kernel/smaps-reader.js';
+import { distinctTargets, type ProcessTarget } from '../kernel/target.js';
 import { requireKsm } from '../kernel/support.js';
 import { systemStat } from '../kernel/sysfs.js';
 import {
@@ -239,15 +238,13 @@ function checkNonNegative(name: string, value: unknown, max: number): number | u
   return value;
 }
 
-function readSmaps(pid: number): SmapsVma[] {
+/** A target's VMAs, read off the event loop. */
+async function readVmas(target: ProcessTarget): Promise<SmapsSummary[]> {
   try {
-    return parseSmaps(fs.readFileSync(procPath('/', pid, 'smaps'), 'utf8')).vmas;
+    return (await readSmaps(target)).vmas;
   } catch (error) {
-    if (isSystemError(error)) {
-      if (error.code === 'ENOENT' || error.code === 'ESRCH') throw new KsmNoSuchProcessError(pid, { cause: error });
-      if (error.code === 'EACCES' || error.code === 'EPERM') {
-        throw withHint(Object.assign(error, { pid }), PTRACE_HINT);
-      }
+    if (isSystemError(error) && (error.code === 'EACCES' || error.code === 'EPERM')) {
+      throw withHint(Object.assign(error, { pid: target.pid }), PTRACE_HINT);
     }
     throw error;
   }
@@ -255,7 +252,7 @@ function readSmaps(pid: number): SmapsVma[] {
 
 const INCOMPATIBLE_FLAGS = ['sh', 'ms', 'ht', 'pf', 'io', 'de', 'mm', 'dp'];
 
-function ksmCompatible(vma: SmapsVma): boolean {
+function ksmCompatible(vma: SmapsSummary): boolean {
   if (vma.perms.endsWith('s')) return false;
   if (vma.pathname === '[vsyscall]') return false;
   return !vma.vmFlags.some((flag) => INCOMPATIBLE_FLAGS.includes(flag));
@@ -263,7 +260,7 @@ function ksmCompatible(vma: SmapsVma): boolean {
 
 interface Plan {
   pid: number;
-  vmas: SmapsVma[];
+  vmas: SmapsSummary[];
   status: EstimateVmaStatus[];
   reason: Array<string | undefined>;
   /** Index into the native ranges, per VMA, or -1. */
@@ -274,7 +271,7 @@ interface Plan {
 }
 
 /** @internal exported for tests */
-export function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minRegionBytes: number, page: number): Plan {
+export function plan(pid: number, vmas: SmapsSummary[], onlyMergeable: boolean, minRegionBytes: number, page: number): Plan {
   const status: EstimateVmaStatus[] = [];
   const reason: Array<string | undefined> = [];
   const range: number[] = [];
@@ -313,7 +310,7 @@ export function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minR
       starts.push(start, vma.end);
       covered = vma.end;
       readable.push(s === 'scanned' ? 1 : 0);
-      if (s === 'scanned') expectedPages += Math.ceil((vma.fields.Anonymous ?? 0) / page);
+      if (s === 'scanned') expectedPages += Math.ceil((vma.anonymous ?? 0) / page);
     } else {
       range.push(-1);
     }
@@ -382,14 +379,11 @@ export async function estimate(
   const maxPageSharing = maxSharingOption ?? stat?.maxPageSharing ?? 256;
   const page = native.pageSize();
 
-  const plans = pids.map((pid) => plan(pid, readSmaps(pid), onlyMergeable, minRegionBytes, page));
-  const mergeAny = pids.map((pid) => {
-    try {
-      return ksmStat(pid).mergeAny;
-    } catch {
-      return undefined;
-    }
-  });
+  // A thread id names its process: each process is estimated once.
+  const resolved = distinctTargets('/', pids);
+  const plans: Plan[] = [];
+  for (const target of resolved) plans.push(plan(target.pid, await readVmas(target), onlyMergeable, minRegionBytes, page));
+  const mergeAny = await Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
 
   let progressError: unknown;
   const handle = native.estimatePages(

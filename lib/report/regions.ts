@@ -6,17 +6,14 @@
  * Async on purpose: smaps of a large process is megabytes that the kernel
  * builds while walking every page table (tens of milliseconds for 10,000
  * VMAs); a service asking for its own report must not stall its event loop
- * for that. The read runs on libuv's pool; only the scan runs on the caller's
- * thread.
+ * for that. The read runs off the event loop (lib/kernel/smaps-reader.ts);
+ * only the scan runs on the caller's thread.
  */
-import * as fs from 'node:fs/promises';
-
-import { bindingState } from '../binding.js';
+import type { SmapsSummary } from '../kernel/smaps.js';
+import { readSmaps } from '../kernel/smaps-reader.js';
+import { resolveTarget } from '../kernel/target.js';
 import { liveLabels, type LabelledRange } from '../merge/labels.js';
-import { procPath } from '../kernel/paths.js';
-import { assertProcRoot, procReadError } from '../kernel/ksm-stat.js';
-import { scanSmaps, type SmapsScan, type SmapsSummary } from '../kernel/smaps.js';
-import { checkOptions, checkPid, checkRoot, type RootOption } from '../validate.js';
+import type { RootOption } from '../validate.js';
 
 /**
  * What a VMA is, as far as /proc tells:
@@ -177,52 +174,6 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[]): R
 }
 
 /**
- * Reads a /proc file whole, off the event loop. seq_files such as smaps hand
- * out one page per read(2): fs.promises.readFile would make each page a
- * round trip to the libuv pool (2,000 for 10,000 VMAs, doubling the cost on a
- * busy machine), so the addon reads them all in one pool task where it can.
- */
-export async function readProcFile(file: string, pid: number): Promise<Buffer> {
-  const state = bindingState();
-  try {
-    if (state.loaded && typeof state.binding.readProcFile === 'function') return await state.binding.readProcFile(file);
-    return await fs.readFile(file);
-  } catch (error) {
-    throw procReadError(error, pid);
-  }
-}
-
-const SMAPS_ATTEMPTS = 3;
-
-/**
- * /proc/PID/smaps scanned as one consistent picture: VMAs in address order,
- * none overlapping. The kernel prints smaps a page at a time, dropping the
- * mmap lock in between and resuming after the last address it printed: a
- * VMA that grew or merged meanwhile comes out overlapping the one before it
- * (a process that maps and unmaps all the time shows it). Such a torn read
- * is read again; after the last attempt a VMA overlapping its predecessor
- * is left out (it was printed twice, once before and once after the change).
- */
-export async function readSmapsScan(file: string, pid: number): Promise<SmapsScan> {
-  for (let attempt = 1; ; attempt++) {
-    const scan = scanSmaps(await readProcFile(file, pid));
-    const vmas: SmapsSummary[] = [];
-    for (const vma of scan.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
-    if (vmas.length === scan.vmas.length) return scan;
-    if (attempt >= SMAPS_ATTEMPTS) return { vmas, skippedLines: scan.skippedLines };
-  }
-}
-
-/** Resolves the pid/options pair every per-process reader takes. */
-export function processTarget(pid: unknown, options: unknown): { pid: number; dir: number | 'self'; root: string; self: boolean } {
-  const target = checkPid(pid);
-  const root = checkRoot(checkOptions<RootOption>(options));
-  assertProcRoot(root);
-  const self = root === '/' && (target === undefined || target === process.pid);
-  return { pid: target ?? process.pid, dir: target ?? 'self', root, self };
-}
-
-/**
  * Every VMA of a process (default: this one), from /proc/PID/smaps, in
  * address order. Labels are ours, so they appear for this process only.
  *
@@ -230,8 +181,8 @@ export function processTarget(pid: unknown, options: unknown): { pid: number; di
  * @throws SystemError EACCES for another user's process without root.
  */
 export async function regions(pid?: number, options?: RootOption): Promise<RegionsResult> {
-  const target = processTarget(pid, options);
-  const { vmas, skippedLines } = await readSmapsScan(procPath(target.root, target.dir, 'smaps'), target.pid);
+  const target = resolveTarget(pid, options);
+  const { vmas, skippedLines } = await readSmaps(target);
   const labels = target.self ? liveLabels() : [];
   return { pid: target.pid, regions: vmas.map((vma) => toRegion(vma, labels)), skippedLines };
 }
