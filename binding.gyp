@@ -40,6 +40,7 @@
             "native/pagemap.cc",
             "native/pages.cc",
             "native/pagewalk.cc",
+            "native/procread.cc",
             "native/process.cc",
             "native/view.cc"
           ],

@@ -80,8 +80,14 @@ export interface NativeBinding {
   getMemoryMerge(): boolean;
   /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */
   pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan?: boolean): Promise<PageAttribution>;
-  /** A whole file read in one libuv task (seq_files hand out a page per read). */
-  readProcFile(path: string): Promise<Buffer>;
+  /**
+   * A whole file read on a thread of its own (seq_files hand out a page per
+   * read; another process's files wait for its mmap lock). The promise keeps
+   * the event loop alive until it settles or the read is abandoned.
+   */
+  readProcFile(path: string): { promise: Promise<Buffer>; id: number };
+  /** Stop waiting for a read: it finishes in the kernel's time and its result is dropped. */
+  abandonRead(id: number): void;
   constants: AdviceConstants;
   /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
   estimatePages(

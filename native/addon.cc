@@ -2,16 +2,25 @@
 #include <napi.h>
 
 #if defined(__linux__)
+#include "addon-data.h"
 #include "memory.h"
 #include "pagemap.h"
 #include "pages.h"
 #include "process.h"
+#include "procread.h"
+#endif
+
+#if defined(__linux__)
+namespace ksm {
+AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+}  // namespace ksm
 #endif
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if defined(__linux__)
+  env.SetInstanceData<ksm::AddonData>(new ksm::AddonData());
   exports.Set("supported", Napi::Boolean::New(env, true));
   exports.Set("alloc", Napi::Function::New(env, ksm::Alloc, "alloc"));
   exports.Set("madvise", Napi::Function::New(env, ksm::Madvise, "madvise"));
@@ -25,6 +34,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, ksm::PageAttribution, "pageAttribution"));
   exports.Set("readProcFile",
               Napi::Function::New(env, ksm::ReadProcFile, "readProcFile"));
+  exports.Set("abandonRead",
+              Napi::Function::New(env, ksm::AbandonRead, "abandonRead"));
   exports.Set("constants", ksm::AdviceConstants(env));
   exports.Set("estimatePages",
               Napi::Function::New(env, ksm::EstimatePages, "estimatePages"));

@@ -1,6 +1,6 @@
 /**
  * doctor() against conditions that need a global knob changed: KSM stopped,
- * pages_to_scan at the kernel's default, and the "done when" of issue 4 end to
+ * pages_to_scan at the kernel's default, and the whole diagnose-fix-merge path end to
  * end. Each test changes the knobs for seconds and restores them in `finally`
  * (other runs on this machine need run=1).
  */

@@ -74,16 +74,28 @@ export function writeText(file: string, text: string): void {
   fs.writeFileSync(file, text);
 }
 
+/** A read under way: its result, and a way to stop waiting for it. */
+export interface PendingRead {
+  promise: Promise<Buffer>;
+  /** The caller gave up: the read may finish later; it no longer holds the event loop. */
+  abandon(): void;
+}
+
 /**
- * A whole file read off the event loop. seq_files such as smaps hand out one
- * page per read(2): fs.promises.readFile would make each page a round trip to
- * the libuv pool (2,000 for 10,000 VMAs, doubling the cost on a busy
- * machine), so the addon reads them all in one task where it is loaded.
+ * A whole file read off the event loop. Where the addon is loaded, on a
+ * thread of its own: seq_files such as smaps hand out one page per read(2)
+ * (fs.promises.readFile would make each a round trip to the libuv pool), and
+ * a read of another process's file waits for its mmap lock, which must not
+ * take one of the pool's four threads from every other fs call.
  */
-export async function readFileAsync(file: string): Promise<Buffer> {
+export function startRead(file: string): PendingRead {
   const state = bindingState();
-  if (state.loaded && typeof state.binding.readProcFile === 'function') return state.binding.readProcFile(file);
-  return fs.promises.readFile(file);
+  if (state.loaded && typeof state.binding.abandonRead === 'function') {
+    const native = state.binding;
+    const { promise, id } = native.readProcFile(file);
+    return { promise, abandon: () => native.abandonRead(id) };
+  }
+  return { promise: fs.promises.readFile(file), abandon: () => {} };
 }
 
 /** Synchronous positional reads of a file held open for the callback. */

@@ -3,15 +3,15 @@
  * smaps_rollup, ksm_stat (for ksm_mergeable) and pagemap take the target's
  * mmap lock, which the target (or anyone driving it) can hold for seconds:
  * switching merge-any off over a large mapping holds it for ~3.7 s per TiB.
- * A read is made off the event loop, and the caller stops waiting at its
- * deadline. A read still stuck past its deadline keeps its pool thread until
- * the lock is released, so a process with such a read outstanding is not
- * read again until it returns: one stuck process holds one thread, however
- * often it is asked about.
+ * A read is made off the event loop on a thread of its own (files.ts), and
+ * the caller stops waiting at its deadline. A read still stuck past its
+ * deadline keeps its thread until the lock is released, so a process with
+ * such a read outstanding is not read again until it returns: one stuck
+ * process holds one thread, however often it is asked about.
  */
 import { KsmNoSuchProcessError, KsmTimeoutError } from '../errors.js';
 import { procReadError } from './errno.js';
-import { exists, readFileAsync } from './files.js';
+import { exists, startRead } from './files.js';
 import { procPath } from './paths.js';
 import type { ProcessTarget } from './target.js';
 
@@ -47,10 +47,12 @@ export function isStuck(target: ProcessTarget): boolean {
 export async function readProcFile(target: ProcessTarget, file: string, deadlineMs?: number): Promise<Buffer> {
   const key = processKey(target);
   if (deadlineMs !== undefined && stuck.has(key)) throw timeoutError(target, file, deadlineMs);
-  const read = readFileAsync(procPath(target.root, target.dir, file));
+  const pending = startRead(procPath(target.root, target.dir, file));
+  const read = pending.promise;
   try {
     if (deadlineMs === undefined) return await read;
     return await withDeadline(read, deadlineMs, () => {
+      pending.abandon();
       const settled = read.then(
         () => undefined,
         () => undefined,

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from '../errors.js';
 import { isDirectory, listDirectory, readText, readTextOrUndefined, writeText } from './files.js';
 import { ksmSysfsDir } from './paths.js';
-import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
+import { checkOptions, checkNumber, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 
 type Kind = 'int' | 'bool' | 'choice';
 
@@ -230,13 +230,7 @@ const KNOB_RULES: Record<keyof KsmKnobs, (value: unknown, name: string) => strin
 };
 
 function uint(min: number) {
-  return (value: unknown, name: string): string => {
-    if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-    if (!Number.isInteger(value) || value < min || value > UINT_MAX) {
-      throw outOfRange(name, `an integer from ${min} to ${UINT_MAX}`, value);
-    }
-    return String(value);
-  };
+  return (value: unknown, name: string): string => String(checkNumber(name, value, { integer: true, min, max: UINT_MAX }));
 }
 
 function bool(value: unknown, name: string): string {

@@ -6,7 +6,7 @@
 import { KsmNotRunningError, KsmTimeoutError, abortError } from '../errors.js';
 import { readKsmCounter, systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { requireKsm } from '../kernel/support.js';
-import { checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from '../validate.js';
+import { checkDuration, checkOptions, checkSignal, optionalNumber } from '../validate.js';
 
 export interface WaitForMergeOptions {
   /** Full scans to wait for (default 2, the kernel's own rule). */
@@ -44,11 +44,7 @@ const IDLE_WINDOW_MS = 1_000;
 export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitForMergeResult> {
   const opts = checkOptions<WaitForMergeOptions>(options);
   // undefined means the default; null is a wrong type, as everywhere else.
-  const scans = opts.fullScans === undefined ? 2 : opts.fullScans;
-  if (typeof scans !== 'number') throw invalidType('options.fullScans', 'of type number', scans);
-  if (!Number.isInteger(scans) || scans < 1 || scans > 1_000_000) {
-    throw outOfRange('options.fullScans', 'an integer from 1 to 1000000', scans);
-  }
+  const scans = optionalNumber('options.fullScans', opts.fullScans, { integer: true, min: 1, max: 1_000_000 }) ?? 2;
   const timeoutMs = checkDuration('options.timeoutMs', opts.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
   const signal = checkSignal(opts.signal);
   requireKsm();

@@ -17,7 +17,7 @@ import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js'
 import { ksmStat } from '../kernel/ksm-stat.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { scanTime } from '../tune/tuner.js';
-import { checkBoolean, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
+import { checkBoolean, checkOptions, checkRoot, invalidType, optionalNumber, outOfRange, type RootOption } from '../validate.js';
 
 /**
  * A prom-client Registry, described by what we use of it so that the
@@ -231,11 +231,7 @@ const processRegistered = new WeakMap<Registry, Set<string>>();
 export function collectDefaultKsmMetrics(options?: KsmMetricsOptions): void {
   const r = resolve(options);
   const opts = checkOptions<KsmMetricsOptions>(options);
-  const maxLabels = opts.maxLabels === undefined ? 20 : opts.maxLabels;
-  if (typeof maxLabels !== 'number') throw invalidType('options.maxLabels', 'of type number', maxLabels);
-  if (!Number.isInteger(maxLabels) || maxLabels < 0 || maxLabels > 10_000) {
-    throw outOfRange('options.maxLabels', 'an integer from 0 to 10000', maxLabels);
-  }
+  const maxLabels = optionalNumber('options.maxLabels', opts.maxLabels, { integer: true, min: 0, max: 10_000 }) ?? 20;
   const exact = checkBoolean('options.exact', opts.exact);
   registerSystem(r);
 

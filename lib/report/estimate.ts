@@ -19,6 +19,7 @@ import {
   checkPid,
   checkSignal,
   invalidType,
+  optionalNumber,
   outOfRange,
 } from '../validate.js';
 
@@ -230,12 +231,7 @@ function checkTargets(targets: unknown, pids: unknown): number[] {
 }
 
 function checkNonNegative(name: string, value: unknown, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!Number.isFinite(value) || value < 0 || value > max) {
-    throw outOfRange(name, `a number from 0 to ${max}`, value);
-  }
-  return value;
+  return optionalNumber(name, value, { min: 0, max });
 }
 
 /** A target's VMAs, read off the event loop. */
@@ -361,13 +357,7 @@ export async function estimate(
   const onlyMergeable = checkBoolean('options.onlyMergeable', opts.onlyMergeable) ?? false;
   const minRegionBytes = checkNonNegative('options.minRegionBytes', opts.minRegionBytes, Number.MAX_SAFE_INTEGER) ?? 0;
   const useZeroOption = checkBoolean('options.useZeroPages', opts.useZeroPages);
-  const maxSharingOption = opts.maxPageSharing;
-  if (maxSharingOption !== undefined) {
-    if (typeof maxSharingOption !== 'number') throw invalidType('options.maxPageSharing', 'of type number', maxSharingOption);
-    if (!Number.isInteger(maxSharingOption) || maxSharingOption < 2 || maxSharingOption > 1e9) {
-      throw outOfRange('options.maxPageSharing', 'an integer from 2 to 1000000000', maxSharingOption);
-    }
-  }
+  const maxSharingOption = optionalNumber('options.maxPageSharing', opts.maxPageSharing, { integer: true, min: 2, max: 1e9 });
   const signal = checkSignal(opts.signal);
   const onProgress = checkFunction('options.onProgress', opts.onProgress);
   const native = requireKsm();

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { findByComm } from '../kernel/processes.js';
 import { threadCpuTimeNs } from '../kernel/stat.js';
 import { setKnobs, systemStat, type KnobChange, type KsmKnobs, type SystemStat } from '../kernel/sysfs.js';
-import { checkFunction, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
+import { checkFunction, checkOptions, checkRoot, invalidType, optionalNumber, outOfRange, type RootOption } from '../validate.js';
 
 export interface ScanTime {
   /**
@@ -88,10 +88,7 @@ const DAMPING = 0.7;
 const MAX_STEP_FACTOR = 4;
 
 function positiveInt(name: string, value: unknown, fallback: number, max = 4294967295): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw outOfRange(name, `an integer from 1 to ${max}`, value);
-  return value;
+  return optionalNumber(name, value, { integer: true, min: 1, max }) ?? fallback;
 }
 
 /** ksmd's pid under `root`, found by its comm. */

@@ -98,7 +98,7 @@ const TABLE: Record<string, Param[]> = {
     options((bad) => api.setKnobs({}, bad as never)),
     root((o) => api.setKnobs({}, o as never)),
   ],
-  // metrics (issue 6)
+  // metrics
   collectDefaultKsmMetrics: [
     options((bad) => api.collectDefaultKsmMetrics(bad as never)),
     root((o) => api.collectDefaultKsmMetrics({ register: new Registry(), ...o } as never)),
@@ -119,7 +119,7 @@ const TABLE: Record<string, Param[]> = {
     p('options.exact', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), exact: bad } as never), { optional: true }),
   ],
   scanTime: [p('stat', 'object', (bad) => api.scanTime(bad as never))],
-  // estimate (issue 5): estimate(targets?, options?) rejects before reading any process.
+  // estimate: estimate(targets?, options?) rejects before reading any process.
   estimate: [
     p('targets', 'number', (bad) => api.estimate(bad as never), {
       optional: true,
@@ -149,7 +149,7 @@ const TABLE: Record<string, Param[]> = {
     p('options.signal', 'AbortSignal', (bad) => api.estimate(undefined, { signal: bad } as never), { optional: true }),
     p('options.onProgress', 'function', (bad) => api.estimate(undefined, { onProgress: bad } as never), { optional: true }),
   ],
-  // doctor (issue 4)
+  // doctor
   doctor: [
     options((bad) => api.doctor(bad as never)),
     p('options.pid', 'number', (bad) => api.doctor({ pid: bad } as never), { optional: true, outOfRange: PID_RANGE }),
@@ -162,7 +162,7 @@ const TABLE: Record<string, Param[]> = {
       outOfRange: [...SECONDS_RANGE, [60, 'at least options.targetScanTimeSec (120)']],
     }),
   ],
-  // profit and regions (issue 3)
+  // profit and regions
   regions: [
     p('pid', 'number', (bad) => api.regions(bad as number), { optional: true, outOfRange: PID_RANGE }),
     options((bad) => api.regions(undefined, bad as never)),
