@@ -106,7 +106,7 @@ export interface NativeBinding {
 }
 
 /**
- * Whether the native readers of /proc/PID/pagemap may use the PAGEMAP_SCAN
+ * Whether the native readers of a process's pagemap may use the PAGEMAP_SCAN
  * ioctl (Linux 6.7+) to visit only populated page runs (native/pagewalk.h).
  * They fall back to reading every entry by themselves when the kernel lacks
  * it. Internal knob, not API: NODE_KSM_PAGEMAP_SCAN=0 forces the linear read

@@ -12,7 +12,7 @@ import type { EstimateResult } from '../report/estimate.js';
 import type { ProfitReport } from '../report/profit/index.js';
 
 export interface KsmKnobsJson {
-  /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging. */
+  /** The `run` knob: 0 stopped, 1 running, 2 unmerging. */
   run: number | null;
   runState: 'stopped' | 'running' | 'unmerge' | 'unknown';
   pagesToScan: number | null;
@@ -93,7 +93,7 @@ export interface TopJson extends Omit<StatusJson, 'kind'> {
     fullScans: number | null;
     /** Change of pages_sharing per second. */
     pagesSharingPerSecond: number | null;
-    /** ksmd's CPU use, percent of one CPU (/proc/<ksmd>/schedstat); null where ksmd is not found. */
+    /** ksmd's CPU use, percent of one CPU (its schedstat); null where ksmd is not found. */
     ksmdCpuPercent: number | null;
   } | null;
 }

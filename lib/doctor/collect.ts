@@ -62,12 +62,12 @@ export interface Facts {
   self: boolean;
   pageSize: number;
   kernelRelease: string | undefined;
-  /** undefined: /sys/kernel/mm/ksm does not exist. */
+  /** undefined: the KSM sysfs directory does not exist (no CONFIG_KSM). */
   ksm: SystemStat | undefined;
   /** Error code from access(run, W_OK), undefined when writable. */
   ksmWriteError: string | undefined;
   mount: MountFacts | undefined;
-  /** Effective uid of the process running doctor(), from /proc/self/status. */
+  /** Effective uid of the process running doctor(), from its status. */
   euid: number | undefined;
   numaNodes: number | undefined;
   /** node0's distance row, e.g. [10, 21]. */
@@ -77,7 +77,7 @@ export interface Facts {
   prctl: PrctlState;
   stat: KsmStat;
   vmas: SmapsVma[];
-  /** Fields of the target's /proc/PID/status that matter here. */
+  /** Fields of the target's status that matter here. */
   status: { ppid: number | undefined; seccomp: number | undefined; seccompFilters: number | undefined; noNewPrivs: number | undefined };
   /** The parent's ksm_merge_any, where readable. */
   parentMergeAny: boolean | undefined;
@@ -92,9 +92,6 @@ export interface Facts {
 
 /** Per-process deadline for the machine-wide pass; smaps waits for the process's mmap_lock. */
 const SMAPS_DEADLINE_MS = 2000;
-/** The pass stops after this many processes did not answer in time. */
-const MAX_SLOW_PROCESSES = 2;
-
 function probePrctl(root: string, kernelRelease: string | undefined, ksmPresent: boolean): PrctlState {
   if (root !== '/') {
     // A fixture tree stands for another machine: its release is all there is.

@@ -1,7 +1,7 @@
 /**
- * doctor(): why nothing merges, and the exact fix. Reads /sys/kernel/mm/ksm,
- * the target's /proc/PID/{ksm_stat,smaps,status}, the mergeable mappings of
- * every readable process, /proc/self/mountinfo and the NUMA and THP files,
+ * doctor(): why nothing merges, and the exact fix. Reads the KSM sysfs knobs
+ * and counters, the target's ksm_stat, smaps and status, the mergeable mappings
+ * of every readable process, the mount table and the NUMA and THP files,
  * probes prctl on this machine, and turns what it read into findings.
  */
 import { resolveTarget } from '../kernel/target.js';

@@ -85,5 +85,5 @@ export function thpMode(root: string): string | undefined {
 }
 
 /** The paths the doctor's evidence names, as the kernel names them. */
-export const KSM_SYSFS = '/sys/kernel/mm/ksm';
+export { KSM_SYSFS } from './paths.js';
 export const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';

@@ -29,7 +29,7 @@ export interface MarkOptions {
   /** Names the range in regions() and profit(). */
   label?: string;
   /**
-   * Read /proc/self/smaps afterwards and throw when the kernel did not mark
+   * Read this process's smaps afterwards and throw when the kernel did not mark
    * the range (default true). The kernel ignores incompatible mappings
    * (shared, hugetlb, ...) without an error.
    */
@@ -107,7 +107,7 @@ export function allocMergeable(size: number, options?: AllocOptions): Buffer {
 /**
  * Advises MADV_MERGEABLE on the whole pages inside `view`, never rounding
  * outward into memory the view does not cover, and (by default) checks in
- * /proc/self/smaps that the kernel really marked them.
+ * this process's smaps that the kernel really marked them.
  *
  * @returns the covered range; `length` 0 when the view holds no whole page.
  * @throws TypeError for a non-view or a detached buffer.

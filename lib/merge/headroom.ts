@@ -38,7 +38,7 @@ export interface UnmergePreflight {
   source: 'ksm_stat' | 'pagemap' | 'smaps';
   /** False when `smaps` could only bound a range that covers part of a VMA. */
   exact: boolean;
-  /** /proc/meminfo MemAvailable in bytes, where readable. */
+  /** MemAvailable (meminfo) in bytes, where readable. */
   memAvailable: number | undefined;
   /** The least of memory.max - memory.current over this cgroup and its ancestors. */
   cgroupHeadroom: number | undefined;

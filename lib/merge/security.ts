@@ -99,7 +99,7 @@ export function sensitiveRanges(): SensitiveRange[] {
 
 /**
  * Sensitive ranges that some VMA overlapping them has marked mergeable
- * (`mg` in VmFlags) again, from a parse of /proc/self/smaps (internal: for
+ * (`mg` in VmFlags) again, from a parse of this process's smaps (internal: for
  * doctor).
  */
 export function mergeableSensitiveRanges(vmas: readonly SmapsVma[]): Array<SensitiveRange & { vmas: SmapsVma[] }> {

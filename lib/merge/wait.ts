@@ -24,7 +24,7 @@ export interface WaitForMergeResult {
   /** Full scans that began and completed after the call. */
   completedScans: number;
   elapsedMs: number;
-  /** /sys/kernel/mm/ksm as it read when the wait ended. */
+  /** The KSM sysfs counters as they read when the wait ended. */
   stat: SystemStat;
 }
 

@@ -9,8 +9,9 @@
  */
 import type * as PromClient from 'prom-client';
 
-import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmUnsupportedError } from '../errors.js';
+import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmTimeoutError, KsmUnsupportedError } from '../errors.js';
 import { mapLimit } from '../concurrency.js';
+import { KSM_SYSFS } from '../kernel/paths.js';
 import { processExists } from '../kernel/processes.js';
 import { pageSize } from '../merge/buffers.js';
 import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
@@ -94,7 +95,7 @@ function resolve(options: KsmMetricsOptions | MachineMetricsOptions | undefined)
 }
 
 /**
- * One reading of /sys/kernel/mm/ksm per scrape: the collect callbacks of a
+ * One reading of the KSM sysfs counters per scrape: the collect callbacks of a
  * scrape run back to back, so a reading younger than 500 ms is reused.
  */
 function sysfsReader(root: string): () => SystemStat | undefined {
@@ -176,7 +177,7 @@ function registerSystem(r: Resolved): void {
     return pages === undefined || size === undefined ? undefined : pages * size;
   };
 
-  gauge('ksm_run', 'KSM run state: 0 stopped, 1 running, 2 unmerging (/sys/kernel/mm/ksm/run)', (s) => s.run);
+  gauge('ksm_run', `KSM run state: 0 stopped, 1 running, 2 unmerging (${KSM_SYSFS}/run)`, (s) => s.run);
   gauge('ksm_pages_to_scan', 'Pages ksmd scans per batch (pages_to_scan)', (s) => s.pagesToScan);
   gauge('ksm_sleep_seconds', 'ksmd sleep between batches (sleep_millisecs / 1000)', (s) =>
     s.sleepMillisecs === undefined ? undefined : s.sleepMillisecs / 1000,
@@ -357,18 +358,24 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
     stat: ReturnType<typeof ksmStat>;
     saved: number | undefined;
   }
-  let last: { at: number; rows: Promise<Row[]> } | undefined;
-  const read = (): Promise<Row[]> => {
+  interface Reading {
+    rows: Row[];
+    /** Processes skipped because their files stayed locked past the deadline. */
+    stalled: number;
+  }
+  let last: { at: number; reading: Promise<Reading> } | undefined;
+  const readAll = (): Promise<Reading> => {
     const now = Date.now();
-    if (last !== undefined && now - last.at < 500) return last.rows;
-    const rows = (async () => {
+    if (last !== undefined && now - last.at < 500) return last.reading;
+    const reading = (async (): Promise<Reading> => {
       let list;
       try {
         list = await ksmProcesses({ root });
       } catch (error) {
-        if (error instanceof KsmUnsupportedError) return [];
+        if (error instanceof KsmUnsupportedError) return { rows: [], stalled: 0 };
         throw error;
       }
+      let stalled = list.stalled.length;
       const rows = await mapLimit(list.processes, 8, async (p): Promise<Row | undefined> => {
         let saved: number | undefined;
         if (withShare) {
@@ -381,15 +388,17 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
             // unreadable or locked past the deadline) it is exported without a
             // saved_bytes series.
             if (error instanceof KsmNoSuchProcessError && !processExists(root, p.pid)) return undefined;
+            if (error instanceof KsmTimeoutError) stalled++;
           }
         }
         return { pid: String(p.pid), comm: p.comm, stat: p.stat, saved };
       });
-      return rows.filter((row): row is Row => row !== undefined);
+      return { rows: rows.filter((row): row is Row => row !== undefined), stalled };
     })();
-    last = { at: now, rows };
-    return rows;
+    last = { at: now, reading };
+    return reading;
   };
+  const read = async (): Promise<Row[]> => (await readAll()).rows;
   const gauge = (name: string, help: string, value: (row: Row) => number | undefined): void => {
     new client.Gauge({
       name: prefix + name,
@@ -411,6 +420,14 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
     registers: [registry],
     async collect() {
       this.set((await read()).length);
+    },
+  });
+  new client.Gauge({
+    name: `${prefix}ksm_processes_stalled`,
+    help: 'Processes skipped in this scrape: their memory map stayed locked past the per-process deadline (they are not waited for)',
+    registers: [registry],
+    async collect() {
+      this.set((await readAll()).stalled);
     },
   });
   gauge('ksm_process_merging_pages', 'Pages of the process backed by a KSM page (ksm_merging_pages)', (row) => row.stat.mergingPages);

@@ -5,7 +5,7 @@
  * KSM is switched on, or before a process calls enableMerge().
  */
 import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
-import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from '../errors.js';
+import { abortError, isSystemError, withHint } from '../errors.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
 import { whyNotMergeable, type SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
@@ -43,9 +43,9 @@ export interface EstimateOptions {
   onlyMergeable?: boolean;
   /** Leave out VMAs smaller than this many bytes (default 0). */
   minRegionBytes?: number;
-  /** Zero pages merge with the kernel's zero page; default: /sys/kernel/mm/ksm/use_zero_pages. */
+  /** Zero pages merge with the kernel's zero page; default: the use_zero_pages knob. */
   useZeroPages?: boolean;
-  /** Mappers per KSM page; default: /sys/kernel/mm/ksm/max_page_sharing (256). */
+  /** Mappers per KSM page; default: the max_page_sharing knob (256). */
   maxPageSharing?: number;
   signal?: AbortSignal;
   /** Called from the event loop as the work goes on (at most every 50 ms per phase). */
@@ -338,7 +338,7 @@ function nativeError(error: unknown): unknown {
  *
  * Reads other processes with process_vm_readv, and itself the same way (so
  * memory freed meanwhile is skipped, never a crash). Pages never touched are
- * found through /proc/PID/pagemap and never read, so nothing is faulted in.
+ * found through the process's pagemap and never read, so nothing is faulted in.
  * Twins are looked for among the targets only; KSM merges machine-wide.
  *
  * @throws TypeError / RangeError for bad arguments.

@@ -1,5 +1,5 @@
 /**
- * Every process KSM knows about, from each /proc/PID/ksm_stat: what `status`,
+ * Every process KSM knows about, from each process's ksm_stat: what `status`,
  * `top` and the exporter list. Processes that exit while they are read are
  * left out, not reported as errors; a process whose files do not answer in
  * time (its mmap lock is held) is skipped and named, never waited on.
@@ -15,7 +15,7 @@ import type { ProfitMethod } from './profit/types.js';
 
 export interface KsmProcess {
   pid: number;
-  /** /proc/PID/comm: the kernel's 15-character name of the process, raw (escape it before printing). */
+  /** comm: the kernel's 15-character name of the process, raw (escape it before printing). */
   comm: string;
   stat: KsmStat;
   /** Some page of the process is merged (ksm_merging_pages or ksm_zero_pages > 0). */

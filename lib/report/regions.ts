@@ -1,5 +1,5 @@
 /**
- * regions(): every VMA of a process from /proc/PID/smaps, with what KSM needs
+ * regions(): every VMA of a process from its smaps, with what KSM needs
  * to know about it: its kind, whether it is mergeable (`mg`), how much of it
  * is backed by KSM pages, and the label our own buffers were given.
  *
@@ -174,7 +174,7 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[]): R
 }
 
 /**
- * Every VMA of a process (default: this one), from /proc/PID/smaps, in
+ * Every VMA of a process (default: this one), from its smaps, in
  * address order. Labels are ours, so they appear for this process only.
  *
  * @throws KsmNoSuchProcessError when the process does not exist.

@@ -1,5 +1,5 @@
 /**
- * The machine's real saving, from /sys/kernel/mm/ksm: what pages_sharing and
+ * The machine's real saving, from the KSM sysfs counters: what pages_sharing and
  * general_profit say, with the ratios ksm.rst tells operators to watch.
  */
 import { bindingState } from '../binding.js';
@@ -44,7 +44,7 @@ export interface SystemProfit {
 }
 
 /**
- * The machine's real saving, from /sys/kernel/mm/ksm. Synchronous: a dozen
+ * The machine's real saving, from the KSM sysfs counters. Synchronous: a dozen
  * one-line sysfs files.
  *
  * @throws KsmUnsupportedError without CONFIG_KSM.
