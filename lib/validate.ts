@@ -1,4 +1,6 @@
 /** Argument checks shared by the public functions; they throw before native code runs. */
+import { types } from 'node:util';
+
 import type { View } from './binding.js';
 
 export interface RootOption {
@@ -122,19 +124,20 @@ export function checkSignal(value: unknown): AbortSignal | undefined {
 }
 
 /**
- * An ArrayBuffer, TypedArray, Buffer or DataView whose memory we may advise.
+ * An ArrayBuffer, TypedArray, Buffer or DataView whose memory we may advise,
+ * from any realm (a `vm` context's buffers fail `instanceof ArrayBuffer`).
  * SharedArrayBuffer memory is out of reach of Node-API on Node 20.
  */
 export function checkView(value: unknown, name = 'view'): View {
   let buffer: ArrayBufferLike;
-  if (value instanceof ArrayBuffer) {
+  if (isArrayBuffer(value)) {
     buffer = value;
   } else if (ArrayBuffer.isView(value)) {
     buffer = value.buffer;
   } else {
     throw invalidType(name, 'an ArrayBuffer, a TypedArray, a Buffer or a DataView', value);
   }
-  if (!(buffer instanceof ArrayBuffer)) {
+  if (!isArrayBuffer(buffer)) {
     throw invalidType(name, 'backed by an ArrayBuffer (SharedArrayBuffer is not supported)', value);
   }
   if (isDetached(buffer)) {
@@ -143,6 +146,16 @@ export function checkView(value: unknown, name = 'view'): View {
     throw error;
   }
   return value as View;
+}
+
+/** An ArrayBuffer of any realm (not a SharedArrayBuffer). */
+export function isArrayBuffer(value: unknown): value is ArrayBuffer {
+  return types.isArrayBuffer(value);
+}
+
+/** The ArrayBuffer holding a view's memory (the buffer itself for an ArrayBuffer). */
+export function ownerOf(view: View): ArrayBuffer {
+  return (isArrayBuffer(view) ? view : view.buffer) as ArrayBuffer;
 }
 
 function isDetached(buffer: ArrayBuffer): boolean {

@@ -6,7 +6,7 @@
  * no known shape are counted, never thrown on.
  */
 import type { View } from '../binding.js';
-import { checkView, invalidType } from '../validate.js';
+import { checkView, invalidType, isArrayBuffer } from '../validate.js';
 
 /** A VMA's header line: `start-end perms offset dev inode pathname`. */
 export interface SmapsHeader {
@@ -196,7 +196,7 @@ export function scanSmaps(data: View): SmapsScan {
   const view = checkView(data, 'data');
   const buffer = Buffer.isBuffer(view)
     ? view
-    : view instanceof ArrayBuffer
+    : isArrayBuffer(view)
       ? Buffer.from(view)
       : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
   return scan(buffer, false);

@@ -15,6 +15,8 @@ export interface ProcStatus {
   seccomp: number | undefined;
   seccompFilters: number | undefined;
   noNewPrivs: number | undefined;
+  /** `Kthread: 1` (6.3+): a kernel thread, with no user memory; undefined on older kernels. */
+  kernelThread: boolean | undefined;
   /** Every line, raw, by key. */
   fields: Map<string, string>;
 }
@@ -37,6 +39,7 @@ export function parseProcStatus(text: string): ProcStatus {
     seccomp: number('Seccomp'),
     seccompFilters: number('Seccomp_filters'),
     noNewPrivs: number('NoNewPrivs'),
+    kernelThread: fields.has('Kthread') ? number('Kthread') === 1 : undefined,
     fields,
   };
 }

@@ -3,8 +3,12 @@
  * the root chosen, a thread id turned into its process (thread group), and
  * whether it is this very process (whose labels and registries apply).
  */
-import { KsmUnsupportedError } from '../errors.js';
+import * as path from 'node:path';
+
+import { KsmUnsupportedError, withHint, type SystemError } from '../errors.js';
 import { checkOptions, checkPid, checkRoot, type RootOption } from '../validate.js';
+import { isDirectory } from './files.js';
+import { isKernelThread, readProcStat } from './stat.js';
 import { readProcStatusIfReadable } from './status.js';
 
 export interface ProcessTarget {
@@ -18,6 +22,8 @@ export interface ProcessTarget {
   self: boolean;
   /** The id the caller gave, when it named a thread of the process rather than the process. */
   thread: number | undefined;
+  /** A kernel thread (kthreadd, ksmd, ...): no user memory, so no smaps_rollup or pagemap to read. */
+  kernelThread?: boolean;
 }
 
 /** Fixture roots stand for other machines; the real /proc exists only on Linux. */
@@ -38,8 +44,17 @@ export function resolveTarget(pid: unknown, options: unknown, name = 'pid'): Pro
   const given = checkPid(pid, name);
   const root = checkRoot(checkOptions<RootOption>(options));
   assertProcRoot(root);
+  if (root !== '/' && !isDirectory(path.join(root, 'proc'))) throw noProcError(root);
   if (given === undefined) return { pid: process.pid, dir: 'self', root, self: root === '/', thread: undefined };
   return targetOf(root, given);
+}
+
+/** ENOENT, Node-shaped, for a fixture root without proc/ (rather than "no such process"). */
+function noProcError(root: string): SystemError {
+  const dir = path.join(root, 'proc');
+  const error = new Error(`ENOENT: no such file or directory, stat '${dir}'`) as SystemError;
+  Object.assign(error, { code: 'ENOENT', errno: -2, syscall: 'stat', path: dir });
+  return withHint(error, 'options.root must be a directory holding proc/ (and sys/), as / does');
 }
 
 /** This process, on this machine. */
@@ -49,7 +64,8 @@ export function selfTarget(): ProcessTarget {
 
 /** The target for a pid already checked (from a /proc listing, or another target). */
 export function targetOf(root: string, pid: number): ProcessTarget {
-  const tgid = readProcStatusIfReadable(root, pid)?.tgid;
+  const status = readProcStatusIfReadable(root, pid);
+  const tgid = status?.tgid;
   const process_ = tgid !== undefined && tgid > 0 && tgid !== pid ? tgid : pid;
   return {
     pid: process_,
@@ -57,7 +73,18 @@ export function targetOf(root: string, pid: number): ProcessTarget {
     root,
     self: root === '/' && process_ === process.pid,
     thread: process_ === pid ? undefined : pid,
+    kernelThread: status?.kernelThread ?? kernelThreadByFlags(root, process_),
   };
+}
+
+/** Before `Kthread:` in status (6.3): PF_KTHREAD in stat's flags; false when unreadable. */
+function kernelThreadByFlags(root: string, pid: number): boolean {
+  try {
+    const stat = readProcStat(root, pid);
+    return stat !== undefined && isKernelThread(stat);
+  } catch {
+    return false;
+  }
 }
 
 /** Distinct processes of a list of ids: threads resolved to their processes, first occurrence kept. */

@@ -11,7 +11,7 @@ import { selfTarget } from '../kernel/target.js';
 import { insideSensitive, reapplySensitive } from './security.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkUnmergeOptions, enforceHeadroom, rangePreflight, type UnmergeOptions, type UnmergePreflight } from './headroom.js';
-import { checkBoolean, checkLabel, checkOptions, checkSize, checkView } from '../validate.js';
+import { checkBoolean, checkLabel, checkOptions, checkSize, checkView, ownerOf } from '../validate.js';
 
 export interface AllocOptions {
   /** Names the buffer in regions() and profit(). */
@@ -125,7 +125,7 @@ export function markMergeable(view: View, options?: MarkOptions): MergeableRange
   if (range.length > 0) reapplySensitive(range.address, range.address + BigInt(range.length));
   if (range.length > 0 && verify) verifyMergeable(range);
   if (label !== undefined && range.length > 0) {
-    addLabel(view instanceof ArrayBuffer ? view : view.buffer, range.address, range.address + BigInt(range.length), label);
+    addLabel(ownerOf(view), range.address, range.address + BigInt(range.length), label);
   }
   return range;
 }

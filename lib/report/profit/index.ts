@@ -94,7 +94,8 @@ export async function profitOfTarget(target: ProcessTarget, wantExact: boolean |
   // smaps and smaps_rollup walk the page tables separately: read them side by side.
   const [{ vmas }, rollup, stat] = await Promise.all([
     readSmaps(target, deadlineMs),
-    readProcFileIfPresent(target, 'smaps_rollup', deadlineMs),
+    // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
+    target.kernelThread === true ? undefined : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs),
     ksmStatOrUnreadable(target, deadlineMs),
   ]);
   const state = bindingState();

@@ -62,6 +62,11 @@ export async function chooseMethod(
   const walked = split.filter(
     (row) => (row.vma.ksm ?? 0) > 0 || (zeroPages > 0 && row.vma.vmFlags.includes('mg')) || row.vma.ksm === undefined,
   );
+  // Nothing that can hold KSM pages (a kernel thread has no memory at all): nothing to walk.
+  if (walked.length === 0) {
+    const none: PageAttribution = { presentPages: [], ksmPages: [], zeroPages: [], sharing: [], pfnHidden: false, pagemapScan: false };
+    return { method: 'exact', estimateReason: undefined, rows: split, exact: none, exactIndex: new Map() };
+  }
   try {
     const exact = await attributePages(
       binding(),
