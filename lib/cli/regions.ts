@@ -23,7 +23,7 @@ export async function runRegions(pidText: string, o: RegionsOptions): Promise<vo
   if (o.estimated === true) options.exact = false;
   const report = await profit(pid, options);
   if (o.json === true) {
-    printJson({ kind: 'node-ksm/regions', version: 1, pid, report } satisfies RegionsJson);
+    printJson({ kind: 'node-ksm/regions', version: 1, pid: report.pid, report } satisfies RegionsJson);
     return;
   }
   const c = colors(o);

@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { requireKsm } from '../helpers/ksm.js';
@@ -58,9 +58,9 @@ async function whileLocked<T>(holder: Holder, fn: () => Promise<T>): Promise<T> 
 
 describe('a process holding its mmap lock for seconds', () => {
   let holder: Holder | undefined;
-  beforeAll(async (ctx) => {
-    requireKsm(ctx as never);
-    holder = await startHolder();
+  beforeAll(async () => {
+    // Each test gates itself on KSM (requireKsm); without it there is nothing to hold.
+    if (inject('ksm').available) holder = await startHolder();
   }, 60_000);
   afterAll(() => {
     holder?.child.kill('SIGKILL');
