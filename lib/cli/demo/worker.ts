@@ -1,5 +1,5 @@
 /**
- * A demo worker (forked by lib/demo.ts): builds the table in an
+ * A demo worker (forked by pool.ts): builds the table in an
  * allocMergeable() Buffer, reports where it lives, and holds it until the
  * parent says otherwise or goes away.
  *
