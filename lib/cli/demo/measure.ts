@@ -10,10 +10,11 @@
  * machine. pages_sharing and general_profit are machine-wide: shown as
  * deltas since the start, they include any other merging.
  */
+import { KsmNoSuchProcessError } from '../../errors.js';
 import { ksmStat } from '../../kernel/ksm-stat.js';
 import { systemStat, type SystemStat } from '../../kernel/sysfs.js';
 import { regions } from '../../report/regions.js';
-import type { DemoWorker } from './pool.js';
+import type { DemoWorker, WorkerPool } from './pool.js';
 import type { DemoProcess, DemoSnapshot } from './types.js';
 
 export interface Baseline {
@@ -29,6 +30,7 @@ export interface Baseline {
 
 async function measureWorker(worker: DemoWorker): Promise<DemoProcess> {
   const { regions: vmas } = await regions(worker.pid);
+  const stat = ksmStat(worker.pid);
   let tableKsm: number | undefined;
   let tableRss = 0;
   let tablePss = 0;
@@ -38,11 +40,18 @@ async function measureWorker(worker: DemoWorker): Promise<DemoProcess> {
     tablePss += vma.pss ?? 0;
     if (vma.ksm !== undefined) tableKsm = (tableKsm ?? 0) + vma.ksm;
   }
-  return { pid: worker.pid, ksmStat: ksmStat(worker.pid), tableKsm, tableRss, tablePss };
+  return { pid: worker.pid, ksmStat: stat, tableKsm, tableRss, tablePss };
 }
 
-export async function measure(workers: readonly DemoWorker[], baseline: Baseline): Promise<DemoSnapshot> {
-  const processes = await Promise.all(workers.map(measureWorker));
+export async function measure(pool: WorkerPool, baseline: Baseline): Promise<DemoSnapshot> {
+  const { workers } = pool;
+  const processes = await Promise.all(
+    workers.map((worker) =>
+      measureWorker(worker).catch(async (error: unknown) => {
+        throw error instanceof KsmNoSuchProcessError ? await pool.gone(worker) : error;
+      }),
+    ),
+  );
   const system = systemStat();
   const pss = processes.reduce((sum, p) => sum + p.tablePss, 0);
   const savedBytes = Math.max(0, workers.length * baseline.mapped - pss);

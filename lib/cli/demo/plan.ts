@@ -38,10 +38,15 @@ const SCANS_TO_SETTLE = 3;
 /** Settling slower than this gets a note with the fix. */
 const SLOW_SETTLE_SEC = 15;
 
+/** Pages a full scan visits: the demo's, and every page KSM already tracks (an rmap_item each). */
+function scanPages(stat: PlanStat, demoPages: number): number {
+  return demoPages + (stat.pagesShared ?? 0) + (stat.pagesSharing ?? 0) + (stat.pagesUnshared ?? 0) + (stat.pagesVolatile ?? 0);
+}
+
 /**
- * Scan settings that take ksmd through the demo's pages in about two
- * seconds a scan, and what changes to get there from `stat` (knobs already
- * as fast are left alone). smart_scan goes off: with it, a page that failed
+ * Scan settings that take ksmd through the demo's pages (and whatever else
+ * it scans) in about two seconds a scan, and what changes to get there from
+ * `stat` (knobs already as fast are left alone). smart_scan goes off: with it, a page that failed
  * to merge is visited only every few scans, and two workers' copies written
  * scans apart can keep missing each other (measured on this machine kind:
  * see test/setup/ksm-knobs.ts).
@@ -50,7 +55,7 @@ export function demoKnobs(stat: PlanStat, demoPages: number): { knobs: KsmKnobs;
   const knobs: KsmKnobs = {};
   // The scan-time advisor owns pages_to_scan (writing it is EINVAL).
   if (stat.advisorMode !== undefined && stat.advisorMode !== 'none') knobs.advisorMode = 'none';
-  const pagesToScan = Math.min(20_000, Math.max(1_000, Math.ceil(demoPages / 100)));
+  const pagesToScan = Math.min(20_000, Math.max(1_000, Math.ceil(scanPages(stat, demoPages) / 100)));
   if (knobs.advisorMode !== undefined || stat.pagesToScan === undefined || stat.pagesToScan < pagesToScan) knobs.pagesToScan = pagesToScan;
   if (stat.sleepMillisecs === undefined || stat.sleepMillisecs > 20) knobs.sleepMillisecs = 20;
   if (stat.smartScan === true) knobs.smartScan = false;
@@ -96,9 +101,7 @@ function slowNote(stat: PlanStat, context: PlanContext): string | undefined {
   const pagesToScan = stat.pagesToScan ?? 0;
   const sleep = Math.max(stat.sleepMillisecs ?? 20, 1);
   if (pagesToScan <= 0) return undefined;
-  // A full scan visits every mergeable page on the machine, not only the demo's.
-  const candidates = (stat.pagesShared ?? 0) + (stat.pagesSharing ?? 0) + (stat.pagesUnshared ?? 0) + (stat.pagesVolatile ?? 0);
-  const scanSec = ((context.demoPages + candidates) / pagesToScan) * (sleep / 1000);
+  const scanSec = (scanPages(stat, context.demoPages) / pagesToScan) * (sleep / 1000);
   if (scanSec * SCANS_TO_SETTLE <= SLOW_SETTLE_SEC) return undefined;
   return `pages_to_scan=${pagesToScan} sleep_millisecs=${stat.sleepMillisecs ?? 'n/a'}: a full scan takes ~${Math.round(scanSec)} s ` +
     `and settling ~${Math.round(scanSec * SCANS_TO_SETTLE)} s${fix()}`;

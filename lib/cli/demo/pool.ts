@@ -32,6 +32,17 @@ function running(child: ChildProcess): boolean {
 export class WorkerPool {
   readonly workers: DemoWorker[] = [];
   private readonly children: ChildProcess[] = [];
+  private killed = false;
+  private fail: (error: Error) => void = () => undefined;
+  /** Rejects when a worker exits before kill(): the demo cannot go on without it. */
+  readonly lost = new Promise<never>((_resolve, reject) => {
+    this.fail = reject;
+  });
+
+  constructor() {
+    // Only ever raced against; never an unhandled rejection of its own.
+    this.lost.catch(() => undefined);
+  }
 
   /** Starts `count` workers that each build the table; resolves once every one has. */
   async start(count: number, size: number, seed: number, signal: AbortSignal): Promise<void> {
@@ -64,6 +75,9 @@ export class WorkerPool {
         }
         const start = BigInt(message.address);
         resolve({ child, pid: message.pid, start, end: start + BigInt(message.mapped) });
+        child.once('exit', (code, sig) => {
+          if (!this.killed) this.fail(exitedError(message.pid, code, sig));
+        });
       });
       child.once('exit', (code, sig) => {
         signal.removeEventListener('abort', onAbort);
@@ -75,12 +89,20 @@ export class WorkerPool {
 
   /** Every worker reads its table back: true when each still holds exactly its own bytes. */
   async verify(): Promise<boolean> {
-    const checks = await Promise.all(this.workers.map((worker) => ask<{ intact: boolean }>(worker, { cmd: 'verify' })));
-    return checks.every((check) => check.intact);
+    const checks = Promise.all(this.workers.map((worker) => ask<{ intact: boolean }>(worker, { cmd: 'verify' })));
+    return (await Promise.race([checks, this.lost])).every((check) => check.intact);
+  }
+
+  /** Why a worker is gone (read failed with "no such process"): waits for its exit to say how it ended. */
+  async gone(worker: DemoWorker): Promise<Error> {
+    const child = worker.child;
+    if (running(child)) await new Promise((resolve) => child.once('exit', resolve));
+    return exitedError(worker.pid, child.exitCode, child.signalCode);
   }
 
   /** SIGKILL to every worker still alive. */
   kill(): void {
+    this.killed = true;
     for (const child of this.children) if (running(child)) child.kill('SIGKILL');
   }
 
@@ -90,14 +112,19 @@ export class WorkerPool {
   }
 }
 
+function exitedError(pid: number, code: number | null, signal: NodeJS.Signals | null): Error {
+  return new Error(`worker ${pid} exited while the demo ran (${signal ?? `exit code ${String(code)}`})`);
+}
+
 function ask<T>(worker: DemoWorker, message: Record<string, unknown>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onExit = (): void => reject(new Error(`worker ${worker.pid} exited`));
-    worker.child.once('exit', onExit);
-    worker.child.once('message', (reply: T) => {
-      worker.child.off('exit', onExit);
-      resolve(reply);
+    if (!running(worker.child)) {
+      reject(new Error(`worker ${worker.pid} exited`));
+      return;
+    }
+    worker.child.once('message', (reply: T) => resolve(reply));
+    worker.child.send(message, (error) => {
+      if (error) reject(error);
     });
-    worker.child.send(message);
   });
 }

@@ -142,22 +142,25 @@ async function watch(pool: WorkerPool, baseline: Baseline, view: LiveView, s: Se
   const local = new AbortController();
   const onAbort = (): void => local.abort(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
+  const waiting = waitForMerge({ fullScans: s.fullScans, timeoutMs: s.timeoutMs, signal: local.signal }).then(
+    () => true,
+    (error: unknown) => {
+      if (error instanceof KsmTimeoutError) return false;
+      throw error;
+    },
+  );
+  const outcome = Promise.race([waiting, pool.lost]);
   let finished = false;
-  const waiting = waitForMerge({ fullScans: s.fullScans, timeoutMs: s.timeoutMs, signal: local.signal })
-    .then(
-      () => true,
-      (error: unknown) => {
-        if (error instanceof KsmTimeoutError) return false;
-        throw error;
-      },
-    )
-    .finally(() => (finished = true));
+  outcome.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
   try {
     while (!finished) {
-      view.draw(await measure(pool.workers, baseline));
-      await pause(s.intervalMs, waiting);
+      view.draw(await measure(pool, baseline));
+      await pause(s.intervalMs, outcome);
     }
-    return await waiting;
+    return await outcome;
   } catch (error) {
     local.abort(error);
     await waiting.catch(() => undefined);
@@ -194,7 +197,7 @@ async function demonstrate(s: Settings, pool: WorkerPool, signal: AbortSignal, o
   const settled = await watch(pool, baseline, view, s, signal);
   // Copy-on-write: every worker still reads exactly its own table.
   const intact = await pool.verify();
-  const last = await measure(pool.workers, baseline);
+  const last = await measure(pool, baseline);
   if (signal.aborted) throw abortError(signal);
   view.final(last);
   output.write(renderSummary(last, { workers: s.workers, size: s.size, theoreticalSaving, settled, fullScans: s.fullScans, intact }));
