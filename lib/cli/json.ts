@@ -168,6 +168,6 @@ export interface ExporterJson {
 export interface DemoJson {
   kind: 'node-ksm/demo';
   version: 1;
-  /** runDemo()'s DemoResult (see the demo API), JSON-encoded. */
+  /** The demo's result (fields listed in the README under `demo --json`), JSON-encoded. */
   result: unknown;
 }
