@@ -1,6 +1,6 @@
 /**
  * What doctor() reads: every file and probe it judges from, gathered once,
- * so the rules (rules.ts) are plain functions of these facts.
+ * so the rules (rules/) are plain functions of these facts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -7,7 +7,7 @@
 import { assertProcRoot } from '../kernel/ksm-stat.js';
 import { checkBoolean, checkOptions, checkPid, checkRoot, invalidType, outOfRange } from '../validate.js';
 import { collect } from './collect.js';
-import { diagnose } from './rules.js';
+import { diagnose } from './diagnose.js';
 import type { DoctorOptions, Finding } from './types.js';
 
 export type { DoctorOptions, Evidence, Finding, FindingCode, Fix, SensitiveRange, Severity } from './types.js';
