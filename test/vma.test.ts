@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 
 import { parseSmaps, type SmapsVma } from '../lib/index.js';
 import { anonymousLike, ksmCompatible, ksmRefusals, regionKind, whyNotMergeable } from '../lib/kernel/vma.js';
+import { plan } from '../lib/report/estimate.js';
 import { FIXTURES } from './helpers/ksm.js';
 
 const SMAPS = path.join(FIXTURES, 'smaps');
@@ -116,5 +117,20 @@ describe('headers no capture here shows', () => {
     expect(regionKind(device).kind).toBe('shared-memory');
     expect(anonymousLike(device)).toBe(false);
     expect(whyNotMergeable(device)).toBe('shared mapping (only private anonymous memory merges), PFN map, I/O mapping');
+  });
+});
+
+describe('estimate() plans with the same verdicts', () => {
+  it.each(['linux-6.18', 'linux-6.18-shared'])('%s: what the kernel left without mg is incompatible, with the reason', (name) => {
+    const list = vmas(name);
+    const p = plan(1, list, false, 0, 4096);
+    list.forEach((vma, i) => {
+      const label = `${vma.start.toString(16)} ${vma.pathname}`;
+      expect(p.status[i] === 'incompatible', label).toBe(!vma.vmFlags.includes('mg'));
+      if (p.status[i] === 'incompatible') expect(p.reason[i], label).toBe(whyNotMergeable(vma));
+    });
+    if (name === 'linux-6.18') {
+      expect(p.reason[list.findIndex((vma) => vma.pathname === '[vsyscall]')]).toBe('the vsyscall page is not a real mapping');
+    }
   });
 });

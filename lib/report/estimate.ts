@@ -10,7 +10,8 @@ import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
 import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from '../errors.js';
 import { procPath } from '../kernel/paths.js';
 import { ksmStat } from '../kernel/ksm-stat.js';
-import { parseSmaps, whyNotMergeable, type SmapsVma } from '../kernel/smaps.js';
+import { parseSmaps, type SmapsVma } from '../kernel/smaps.js';
+import { ksmCompatible, whyNotMergeable } from '../kernel/vma.js';
 import { requireKsm } from '../kernel/support.js';
 import { systemStat } from '../kernel/sysfs.js';
 import {
@@ -253,14 +254,6 @@ function readSmaps(pid: number): SmapsVma[] {
   }
 }
 
-const INCOMPATIBLE_FLAGS = ['sh', 'ms', 'ht', 'pf', 'io', 'de', 'mm', 'dp'];
-
-function ksmCompatible(vma: SmapsVma): boolean {
-  if (vma.perms.endsWith('s')) return false;
-  if (vma.pathname === '[vsyscall]') return false;
-  return !vma.vmFlags.some((flag) => INCOMPATIBLE_FLAGS.includes(flag));
-}
-
 interface Plan {
   pid: number;
   vmas: SmapsVma[];
@@ -295,7 +288,7 @@ export function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minR
       why = 'changed while smaps was read: covered by the VMA before it';
     } else if (!ksmCompatible(vma)) {
       s = 'incompatible';
-      why = vma.pathname === '[vsyscall]' ? 'the vsyscall page is not a real mapping' : whyNotMergeable(vma);
+      why = whyNotMergeable(vma);
     } else if (onlyMergeable && !vma.vmFlags.includes('mg')) {
       s = 'filtered';
       why = 'not mergeable yet (onlyMergeable)';
