@@ -200,25 +200,6 @@ export function overlapping(vmas: readonly SmapsVma[], start: bigint, end: bigin
 }
 
 /**
- * What a VMA's flags say about why KSM will not take it: the flags that
- * mm/ksm.c vma_ksm_compatible() refuses. DAX has no VmFlags letter.
- */
-export function whyNotMergeable(vma: SmapsVma): string {
-  const flags = new Set(vma.vmFlags);
-  const reasons: string[] = [];
-  if (flags.has('sh') || flags.has('ms') || vma.perms.endsWith('s')) {
-    reasons.push('shared mapping (only private anonymous memory merges)');
-  }
-  if (flags.has('ht')) reasons.push('hugetlb mapping');
-  if (flags.has('pf')) reasons.push('PFN map');
-  if (flags.has('io')) reasons.push('I/O mapping');
-  if (flags.has('de')) reasons.push('VM_DONTEXPAND mapping');
-  if (flags.has('mm')) reasons.push('mixed map');
-  if (flags.has('dp')) reasons.push('droppable mapping');
-  return reasons.length > 0 ? reasons.join(', ') : 'the kernel left VM_MERGEABLE unset for this mapping';
-}
-
-/**
  * One VMA with the smaps figures regions() and profit() use, in bytes;
  * undefined where the kernel printed no such line (`KSM` before 6.6).
  */
