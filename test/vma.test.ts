@@ -86,11 +86,15 @@ describe('shared memory of a 6.18 capture', () => {
     expect(at(list, '7ff5523a6000').pathname).toBe('/dev/zero (deleted)');
   });
 
-  it('private anonymous memory merges', () => {
-    const vma = at(list, '7ff5522a6000');
-    expect(regionKind(vma).kind).toBe('anonymous');
-    expect(ksmRefusals(vma)).toEqual([]);
-    expect(anonymousLike(vma)).toBe(true);
+  it('private anonymous memory merges, /dev/zero mapped MAP_PRIVATE included', () => {
+    for (const start of ['7ff5522a6000', '7ff551fa6000']) {
+      const vma = at(list, start);
+      expect(vma.perms).toBe('rw-p');
+      expect(regionKind(vma).kind).toBe('anonymous');
+      expect(ksmRefusals(vma)).toEqual([]);
+      expect(anonymousLike(vma)).toBe(true);
+    }
+    expect(at(list, '7ff551fa6000').pathname).toBe('/dev/zero');
   });
 });
 

@@ -76,6 +76,8 @@ export function regionKind(vma: VmaIdentity): { kind: RegionKind; anonName: stri
   if (path.startsWith('[anon:') && path.endsWith(']')) return { kind: 'named-anonymous', anonName: path.slice(6, -1) };
   if (path.startsWith('[anon_shmem:') && path.endsWith(']')) return { kind: 'shared-memory', anonName: path.slice(12, -1) };
   if (path.startsWith('[')) return { kind: 'special', anonName: undefined };
+  // MAP_PRIVATE of /dev/zero is plain anonymous memory (the kernel makes the VMA anonymous, and it merges); smaps still names the file.
+  if (path === '/dev/zero' && vma.perms.endsWith('p')) return { kind: 'anonymous', anonName: undefined };
   if (isSharedMemoryPath(path) || isDeviceMapping(vma)) return { kind: 'shared-memory', anonName: undefined };
   return { kind: 'file', anonName: undefined };
 }
