@@ -4,6 +4,7 @@
  * mapping, the prctl and advisor verdicts, this process's tracked-page
  * figures with the rmap_item size they are costed at, and the machine's.
  */
+import { procFile } from '../kernel/files.js';
 import { rmapItemSize, type RmapItemSize } from '../kernel/rmap.js';
 import type { SmapsVma } from '../kernel/smaps.js';
 import type { Facts } from './collect.js';
@@ -101,7 +102,6 @@ function machine(facts: Facts): MachineTracking | undefined {
 }
 
 export function derive(facts: Facts): Derived {
-  const proc = `/proc/${facts.procName}`;
   const mergeable = facts.vmas.filter((vma) => vma.vmFlags.includes('mg'));
   const mergeAny = facts.stat.mergeAny ?? facts.enableMergeCalled ?? false;
   const labelled = labelOverlaps(facts);
@@ -109,7 +109,11 @@ export function derive(facts: Facts): Derived {
   for (const { label, vma } of labelled) if (!labelOf.has(vma)) labelOf.set(vma, label);
   const rmapItem = rmapItemSize(facts.stat, facts.pageSize);
   return {
-    source: { smaps: `${proc}/smaps`, ksmStat: `${proc}/ksm_stat`, status: `${proc}/status` },
+    source: {
+      smaps: procFile(facts.procName, 'smaps'),
+      ksmStat: procFile(facts.procName, 'ksm_stat'),
+      status: procFile(facts.procName, 'status'),
+    },
     mergeable,
     mergeAny,
     mergingOn: mergeAny || mergeable.length > 0,

@@ -1,9 +1,10 @@
 /** How a finding is written: its constructors, the files it cites, and figures in words. */
+import { KSM_DIR } from '../kernel/files.js';
 import type { SmapsVma } from '../kernel/smaps.js';
 import type { Evidence, Finding, FindingCode, Fix, Severity } from './types.js';
 
 /** Where every KSM knob and counter lives, as evidence names it. */
-export const KSM = '/sys/kernel/mm/ksm';
+export const KSM = KSM_DIR;
 /** At most this many mappings are listed as evidence per finding. */
 export const MAX_LISTED = 5;
 

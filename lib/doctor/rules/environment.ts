@@ -4,6 +4,7 @@
  * fixes they propose, which these findings repeat as the commands to run
  * where they can be.
  */
+import { EVERY_SMAPS, SELF_MOUNTINFO_FILE, SELF_STATUS_FILE } from '../../kernel/files.js';
 import { KSM, ev, finding } from '../finding.js';
 import type { PendingFixesRule } from '../rule.js';
 import type { Fix, Severity } from '../types.js';
@@ -32,8 +33,8 @@ export const sysfsReadOnly: PendingFixesRule = {
         [
           ...(mount
             ? [
-                ev('/proc/self/mountinfo', `${mount.mountPoint} mount options`, mount.mountOptions),
-                ev('/proc/self/mountinfo', `${mount.mountPoint} super options`, mount.superOptions),
+                ev(SELF_MOUNTINFO_FILE, `${mount.mountPoint} mount options`, mount.mountOptions),
+                ev(SELF_MOUNTINFO_FILE, `${mount.mountPoint} super options`, mount.superOptions),
               ]
             : []),
           ...(ksmWriteError !== undefined ? [ev(`${KSM}/run`, 'access(W_OK)', ksmWriteError)] : []),
@@ -71,9 +72,9 @@ export const notRoot: PendingFixesRule = {
             ? `, and ${unreadable} other process(es) could not be read (any mergeable pages of theirs are left out of the scan estimate)`
             : ''),
         [
-          ev('/proc/self/status', 'Uid (effective)', euid),
+          ev(SELF_STATUS_FILE, 'Uid (effective)', euid),
           ...(ksmWriteError !== undefined ? [ev(`${KSM}/run`, 'access(W_OK)', ksmWriteError)] : []),
-          ev('/proc/*/smaps', 'processes unreadable', unreadable),
+          ev(EVERY_SMAPS, 'processes unreadable', unreadable),
         ],
         {
           summary: commands.length > 0 ? 'Run the knob writes as root' : 'Run knob changes and machine-wide reports as root',

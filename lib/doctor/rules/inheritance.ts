@@ -1,4 +1,5 @@
 /** Merge-any that came from the parent: PR_SET_MEMORY_MERGE survives fork and exec. */
+import { procFile } from '../../kernel/files.js';
 import { ev, finding } from '../finding.js';
 import type { FactsRule } from '../rule.js';
 import type { Evidence } from '../types.js';
@@ -20,7 +21,7 @@ export const mergeAnyInherited: FactsRule = {
     if (facts.enableMergeCalled !== undefined) evidence.push(ev('node-ksm', 'enableMerge() called in this process', false));
     if (ppid !== undefined) evidence.push(ev(derived.source.status, 'PPid', ppid));
     if (facts.parentMergeAny !== undefined && ppid !== undefined) {
-      evidence.push(ev(`/proc/${ppid}/ksm_stat`, 'ksm_merge_any', facts.parentMergeAny));
+      evidence.push(ev(procFile(ppid, 'ksm_stat'), 'ksm_merge_any', facts.parentMergeAny));
     }
     return [
       finding(

@@ -1,4 +1,5 @@
 /** Whether ksmd exists and runs: without it nothing else matters. */
+import { OSRELEASE_FILE } from '../../kernel/files.js';
 import { KSM, ev, finding } from '../finding.js';
 import { knobFix } from '../fixes.js';
 import type { FactsRule, GateRule } from '../rule.js';
@@ -18,7 +19,7 @@ export const ksmNotBuilt: GateRule = {
         'KSM_NOT_BUILT',
         'error',
         `${KSM} does not exist: this kernel${release ? ` (${release})` : ''} was built without CONFIG_KSM, so nothing can merge`,
-        [ev(KSM, 'exists', false), ...(release ? [ev('/proc/sys/kernel/osrelease', 'osrelease', release)] : [])],
+        [ev(KSM, 'exists', false), ...(release ? [ev(OSRELEASE_FILE, 'osrelease', release)] : [])],
         {
           summary:
             'Boot a kernel built with CONFIG_KSM=y (the distribution kernels of Debian, Ubuntu, Fedora and RHEL have it); ' +

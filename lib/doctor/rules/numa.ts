@@ -1,8 +1,7 @@
 /** merge_across_nodes on a NUMA machine: one copy serves every node, read remotely from the others. */
+import { NUMA_NODE_DIR } from '../../kernel/files.js';
 import { KSM, ev, finding } from '../finding.js';
 import type { FactsRule } from '../rule.js';
-
-const NODES = '/sys/devices/system/node';
 
 export const numaCrossNode: FactsRule = {
   phase: 'facts',
@@ -22,8 +21,8 @@ export const numaCrossNode: FactsRule = {
           'so processes on the other nodes read it remotely (more saving, higher latency)',
         [
           ev(`${KSM}/merge_across_nodes`, 'merge_across_nodes', 1),
-          ev(NODES, 'nodes', nodes),
-          ...(facts.numaDistances ? [ev(`${NODES}/node0/distance`, 'distance', facts.numaDistances.join(' '))] : []),
+          ev(NUMA_NODE_DIR, 'nodes', nodes),
+          ...(facts.numaDistances ? [ev(`${NUMA_NODE_DIR}/node0/distance`, 'distance', facts.numaDistances.join(' '))] : []),
         ],
         {
           summary:

@@ -1,4 +1,5 @@
 /** Whether PR_SET_MEMORY_MERGE (6.4+) can opt the whole process in: enableMerge() and systemd's MemoryKSM= need it. */
+import { OSRELEASE_FILE } from '../../kernel/files.js';
 import { ev, finding } from '../finding.js';
 import { allocFix } from '../fixes.js';
 import type { FactsRule } from '../rule.js';
@@ -16,9 +17,9 @@ export const prctl: FactsRule = {
     if (!derived.prctlRefused || (prctl.state !== 'unsupported' && prctl.state !== 'blocked')) return [];
     const blocked = prctl.state === 'blocked';
     const evidence: Evidence[] = [
-      ev(prctl.source === 'probe' ? 'prctl(PR_GET_MEMORY_MERGE)' : '/proc/sys/kernel/osrelease', 'result', prctl.detail),
+      ev(prctl.source === 'probe' ? 'prctl(PR_GET_MEMORY_MERGE)' : OSRELEASE_FILE, 'result', prctl.detail),
     ];
-    if (facts.kernelRelease) evidence.push(ev('/proc/sys/kernel/osrelease', 'osrelease', facts.kernelRelease));
+    if (facts.kernelRelease) evidence.push(ev(OSRELEASE_FILE, 'osrelease', facts.kernelRelease));
     if (blocked) {
       if (status.seccomp !== undefined) evidence.push(ev(derived.source.status, 'Seccomp', status.seccomp));
       if (status.seccompFilters !== undefined) evidence.push(ev(derived.source.status, 'Seccomp_filters', status.seccompFilters));

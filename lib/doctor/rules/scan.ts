@@ -4,8 +4,10 @@
  * merges only on its second visit. Under the scan-time advisor (6.8+) the
  * kernel picks pages_to_scan itself, between its min and max.
  */
+import { EVERY_SMAPS } from '../../kernel/files.js';
 import { KSM, ev, finding, seconds } from '../finding.js';
 import { advisorFix, knobFix } from '../fixes.js';
+import type { Derived } from '../derive.js';
 import type { FactsRule, KsmFacts, RuleOptions } from '../rule.js';
 import type { Evidence, Finding } from '../types.js';
 
@@ -20,7 +22,7 @@ interface Scan {
 }
 
 /** The scan rate and candidate set, or undefined where they do not give a finite scan time. */
-function measure(facts: KsmFacts, options: RuleOptions): Scan | undefined {
+function measure(facts: KsmFacts, derived: Derived, options: RuleOptions): Scan | undefined {
   const { ksm, candidates } = facts;
   const pagesToScan = ksm.pagesToScan;
   const sleep = ksm.sleepMillisecs;
@@ -31,11 +33,11 @@ function measure(facts: KsmFacts, options: RuleOptions): Scan | undefined {
   const evidence: Evidence[] = [
     ev(`${KSM}/pages_to_scan`, 'pages_to_scan', pagesToScan),
     ev(`${KSM}/sleep_millisecs`, 'sleep_millisecs', sleep, 'ms'),
-    ev(`/proc/${facts.procName}/smaps`, 'candidate pages of this process (Anonymous in mg VMAs)', candidates.processPages, 'pages'),
-    ev('/proc/*/smaps', `candidate pages of ${candidates.processesRead} readable process(es)`, candidates.readablePages, 'pages'),
+    ev(derived.source.smaps, 'candidate pages of this process (Anonymous in mg VMAs)', candidates.processPages, 'pages'),
+    ev(EVERY_SMAPS, `candidate pages of ${candidates.processesRead} readable process(es)`, candidates.readablePages, 'pages'),
   ];
   if (candidates.processesSlow > 0) {
-    evidence.push(ev('/proc/*/smaps', 'processes skipped (smaps did not answer in 2 s: mmap_lock held)', candidates.processesSlow));
+    evidence.push(ev(EVERY_SMAPS, 'processes skipped (smaps did not answer in 2 s: mmap_lock held)', candidates.processesSlow));
   }
   if (candidates.kernelTracked !== undefined) {
     evidence.push(ev(`${KSM}/pages_{shared,sharing,unshared,volatile}`, 'pages tracked by ksmd', candidates.kernelTracked, 'pages'));
@@ -120,7 +122,7 @@ export const scanTooSlow: FactsRule = {
     description: 'one full scan of every candidate page takes longer than maxScanTimeSec',
   },
   check(facts, derived, options) {
-    const scan = measure(facts, options);
+    const scan = measure(facts, derived, options);
     if (scan === undefined) return [];
     const entry = derived.advisor.on ? advised(facts, scan, options) : fixedRate(facts, scan, options, derived.advisor.present);
     return entry === undefined ? [] : [entry];

@@ -1,8 +1,7 @@
 /** Transparent huge pages inside mergeable memory: a huge page must be split before its 4 KiB pages can merge. */
+import { THP_ENABLED_FILE } from '../../kernel/files.js';
 import { MAX_LISTED, ev, finding, mib, vmaName } from '../finding.js';
 import type { FactsRule } from '../rule.js';
-
-const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
 
 export const thpInMergeable: FactsRule = {
   phase: 'facts',
@@ -23,7 +22,7 @@ export const thpInMergeable: FactsRule = {
         `${mib(bytes)} of mergeable memory sits in transparent huge pages (THP ${mode ?? 'mode unknown'}): ` +
           'a huge page must be split before its 4 KiB pages can merge, and khugepaged may collapse them again',
         [
-          ...(mode !== undefined ? [ev(THP_ENABLED, 'enabled', mode)] : []),
+          ...(mode !== undefined ? [ev(THP_ENABLED_FILE, 'enabled', mode)] : []),
           ...huge
             .slice(0, MAX_LISTED)
             .map((vma) => ev(derived.source.smaps, `${vmaName(vma)} AnonHugePages`, vma.fields.AnonHugePages ?? 0, 'bytes')),
@@ -31,7 +30,7 @@ export const thpInMergeable: FactsRule = {
         mode === 'always'
           ? {
               summary: 'Give huge pages only to memory that asks for them (THP madvise), so mergeable buffers stay in 4 KiB pages',
-              commands: [`echo madvise > ${THP_ENABLED}`],
+              commands: [`echo madvise > ${THP_ENABLED_FILE}`],
               persist: ['kernel command line: transparent_hugepage=madvise'],
             }
           : {
