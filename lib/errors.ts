@@ -7,7 +7,7 @@
  * when two copies of the package are loaded (the undici pattern).
  */
 
-import { KSM_SYSFS } from './kernel/paths.js';
+import { KSM_DIR } from './kernel/names.js';
 
 const kKsmError = Symbol.for('node-ksm.KsmError');
 
@@ -87,8 +87,8 @@ export class KsmNotRunningError extends KsmError {
   constructor(run: number | undefined) {
     super(
       'ERR_KSM_NOT_RUNNING',
-      `KSM is not running (${KSM_SYSFS}/run is ${run ?? 'unreadable'}); ` +
-        `start it as root with: echo 1 > ${KSM_SYSFS}/run`,
+      `KSM is not running (${KSM_DIR}/run is ${run ?? 'unreadable'}); ` +
+        `start it as root with: echo 1 > ${KSM_DIR}/run`,
     );
     this.name = 'KsmNotRunningError';
     this.run = run;

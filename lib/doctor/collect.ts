@@ -1,6 +1,6 @@
 /**
  * What doctor() reads: every file and probe it judges from, gathered once,
- * so the rules (rules.ts) are plain functions of these facts.
+ * so the rules (rules/) are plain functions of these facts.
  */
 import { bindingState } from '../binding.js';
 import { mapLimit } from '../concurrency.js';
@@ -23,6 +23,7 @@ import {
 import type { ProcessTarget } from '../kernel/target.js';
 import { liveLabels, type LabelledRange } from '../merge/labels.js';
 import { enableMergeCalled } from '../merge/opt-in.js';
+import { residentAnonymous } from './derive.js';
 import { sensitiveRanges } from './sensitive.js';
 import type { SensitiveRange } from './types.js';
 
@@ -121,10 +122,7 @@ function probePrctl(root: string, kernelRelease: string | undefined, ksmPresent:
 /** Resident anonymous pages in VMAs marked mergeable: what ksmd visits each full scan. */
 export function candidateBytes(vmas: readonly SmapsSummary[]): number {
   let bytes = 0;
-  for (const vma of vmas) {
-    if (!vma.vmFlags.includes('mg')) continue;
-    bytes += vma.anonymous ?? vma.rss ?? 0;
-  }
+  for (const vma of vmas) if (vma.vmFlags.includes('mg')) bytes += residentAnonymous(vma);
   return bytes;
 }
 

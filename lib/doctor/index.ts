@@ -7,7 +7,7 @@
 import { resolveTarget } from '../kernel/target.js';
 import { checkBoolean, checkOptions, optionalNumber, outOfRange } from '../validate.js';
 import { collect } from './collect.js';
-import { diagnose } from './rules.js';
+import { diagnose } from './diagnose.js';
 import type { DoctorOptions, Finding } from './types.js';
 
 export type { DoctorOptions, Evidence, Finding, FindingCode, Fix, SensitiveRange, Severity } from './types.js';

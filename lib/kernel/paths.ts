@@ -14,6 +14,3 @@ export function ksmSysfsDir(root: string): string {
 export function thpSysfsDir(root: string): string {
   return path.join(root, 'sys', 'kernel', 'mm', 'transparent_hugepage');
 }
-
-/** The KSM sysfs directory as the kernel names it, for messages and evidence. */
-export const KSM_SYSFS = '/sys/kernel/mm/ksm';

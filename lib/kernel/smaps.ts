@@ -432,23 +432,3 @@ function byteFieldValue(data: Uint8Array, from: number, eol: number, signed: boo
 export function overlapping<V extends SmapsHeader>(vmas: readonly V[], start: bigint, end: bigint): V[] {
   return vmas.filter((vma) => vma.start < end && vma.end > start);
 }
-
-/**
- * What a VMA's flags say about why KSM will not take it: the flags that
- * mm/ksm.c vma_ksm_compatible() refuses. DAX has no VmFlags letter.
- */
-export function whyNotMergeable(vma: Pick<SmapsSummary, 'perms' | 'vmFlags'>): string {
-  const flags = new Set(vma.vmFlags);
-  const reasons: string[] = [];
-  if (flags.has('sh') || flags.has('ms') || vma.perms.endsWith('s')) {
-    reasons.push('shared mapping (only private anonymous memory merges)');
-  }
-  if (flags.has('ht')) reasons.push('hugetlb mapping');
-  if (flags.has('pf')) reasons.push('PFN map');
-  if (flags.has('io')) reasons.push('I/O mapping');
-  if (flags.has('de')) reasons.push('VM_DONTEXPAND mapping');
-  if (flags.has('mm')) reasons.push('mixed map');
-  if (flags.has('dp')) reasons.push('droppable mapping');
-  return reasons.length > 0 ? reasons.join(', ') : 'the kernel left VM_MERGEABLE unset for this mapping';
-}
-

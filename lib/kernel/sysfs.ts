@@ -192,6 +192,18 @@ export const KNOB_FILES: Readonly<Record<keyof KsmKnobs, string>> = {
   advisorMaxPagesToScan: 'advisor_max_pages_to_scan',
 };
 
+/**
+ * Sorts [knob, value] pairs, in place, into the order the kernel accepts:
+ * advisor off before pages_to_scan (the advisor owns it while on), advisor
+ * on after it, `run` last so ksmd (re)starts with the rest in place. Stable:
+ * other knobs keep their order. setKnobs() writes in this order and doctor's
+ * shell fixes print in it.
+ */
+export function knobWriteOrder<T extends readonly [keyof KsmKnobs, unknown]>(writes: T[]): T[] {
+  const rank = ([name, value]: T): number => (name === 'advisorMode' ? (value === 'none' ? 0 : 2) : name === 'run' ? 3 : 1);
+  return writes.sort((a, b) => rank(a) - rank(b));
+}
+
 export interface KnobChange {
   /** Values before the writes, of the knobs named. */
   before: KsmKnobs;
@@ -280,12 +292,7 @@ export function setKnobs(knobs: KsmKnobs, options?: RootOption): KnobChange {
     if (rule === undefined) throw outOfRange('knobs', `an object of known knobs (${Object.keys(KNOB_RULES).join(', ')})`, name);
     writes.push([name as keyof KsmKnobs, rule(value, `knobs.${name}`)]);
   }
-  const rank = (name: keyof KsmKnobs, value: string): number => {
-    if (name === 'advisorMode') return value === 'none' ? 0 : 2;
-    if (name === 'run') return 3;
-    return 1;
-  };
-  writes.sort((a, b) => rank(a[0], a[1]) - rank(b[0], b[1]));
+  knobWriteOrder(writes);
 
   const before = pick(systemStat({ root }), writes.map(([name]) => name));
   const dir = ksmSysfsDir(root);

@@ -83,7 +83,3 @@ export function thpMode(root: string): string | undefined {
   const text = readTextOrUndefined(path.join(thpSysfsDir(root), 'enabled'));
   return text === undefined ? undefined : /\[([^\]]+)\]/.exec(text)?.[1];
 }
-
-/** The paths the doctor's evidence names, as the kernel names them. */
-export { KSM_SYSFS } from './paths.js';
-export const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';

@@ -5,9 +5,10 @@
 import type { NativeBinding, View } from '../binding.js';
 import { KsmNotMergeableError, isSystemError, withHint, type UnmergeableMapping } from '../errors.js';
 import { addLabel } from './labels.js';
-import { overlapping, whyNotMergeable } from '../kernel/smaps.js';
+import { overlapping } from '../kernel/smaps.js';
 import { readOwnSmapsSync } from '../kernel/smaps-reader.js';
 import { selfTarget } from '../kernel/target.js';
+import { whyNotMergeable } from '../kernel/vma.js';
 import { insideSensitive, reapplySensitive } from './security.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkUnmergeOptions, enforceHeadroom, rangePreflight, type UnmergeOptions, type UnmergePreflight } from './headroom.js';

@@ -11,7 +11,7 @@ import type * as PromClient from 'prom-client';
 
 import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmTimeoutError, KsmUnsupportedError } from '../errors.js';
 import { mapLimit } from '../concurrency.js';
-import { KSM_SYSFS } from '../kernel/paths.js';
+import { KSM_DIR } from '../kernel/names.js';
 import { processExists } from '../kernel/processes.js';
 import { pageSize } from '../merge/buffers.js';
 import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
@@ -177,7 +177,7 @@ function registerSystem(r: Resolved): void {
     return pages === undefined || size === undefined ? undefined : pages * size;
   };
 
-  gauge('ksm_run', `KSM run state: 0 stopped, 1 running, 2 unmerging (${KSM_SYSFS}/run)`, (s) => s.run);
+  gauge('ksm_run', `KSM run state: 0 stopped, 1 running, 2 unmerging (${KSM_DIR}/run)`, (s) => s.run);
   gauge('ksm_pages_to_scan', 'Pages ksmd scans per batch (pages_to_scan)', (s) => s.pagesToScan);
   gauge('ksm_sleep_seconds', 'ksmd sleep between batches (sleep_millisecs / 1000)', (s) =>
     s.sleepMillisecs === undefined ? undefined : s.sleepMillisecs / 1000,

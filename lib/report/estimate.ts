@@ -7,9 +7,10 @@
 import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
-import { whyNotMergeable, type SmapsSummary } from '../kernel/smaps.js';
+import type { SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
 import { distinctTargets, type ProcessTarget } from '../kernel/target.js';
+import { ksmCompatible, whyNotMergeable } from '../kernel/vma.js';
 import { requireKsm } from '../kernel/support.js';
 import { systemStat } from '../kernel/sysfs.js';
 import {
@@ -246,14 +247,6 @@ async function readVmas(target: ProcessTarget): Promise<SmapsSummary[]> {
   }
 }
 
-const INCOMPATIBLE_FLAGS = ['sh', 'ms', 'ht', 'pf', 'io', 'de', 'mm', 'dp'];
-
-function ksmCompatible(vma: SmapsSummary): boolean {
-  if (vma.perms.endsWith('s')) return false;
-  if (vma.pathname === '[vsyscall]') return false;
-  return !vma.vmFlags.some((flag) => INCOMPATIBLE_FLAGS.includes(flag));
-}
-
 interface Plan {
   pid: number;
   vmas: SmapsSummary[];
@@ -288,7 +281,7 @@ export function plan(pid: number, vmas: SmapsSummary[], onlyMergeable: boolean, 
       why = 'changed while smaps was read: covered by the VMA before it';
     } else if (!ksmCompatible(vma)) {
       s = 'incompatible';
-      why = vma.pathname === '[vsyscall]' ? 'the vsyscall page is not a real mapping' : whyNotMergeable(vma);
+      why = whyNotMergeable(vma);
     } else if (onlyMergeable && !vma.vmFlags.includes('mg')) {
       s = 'filtered';
       why = 'not mergeable yet (onlyMergeable)';

@@ -13,36 +13,10 @@ import type { SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
 import { resolveTarget } from '../kernel/target.js';
 import { liveLabels, type LabelledRange } from '../merge/labels.js';
+import { regionKind, type RegionKind } from '../kernel/vma.js';
 import type { RootOption } from '../validate.js';
 
-/**
- * What a VMA is, as far as /proc tells:
- * - `heap`, `stack`, `vdso`, `vvar`, `vsyscall`: the kernel's named areas,
- * - `file`: a file mapping (shared libraries, mmapped files),
- * - `shared-memory`: shmem, SysV, memfd and /dev/zero shared mappings (never mergeable),
- * - `named-anonymous`: anonymous memory named with PR_SET_VMA_ANON_NAME (`[anon:name]`),
- * - `jit-code`: anonymous executable memory; in Node that is V8's code space
- *   (JIT and wasm code), since only a JIT maps anonymous memory executable,
- * - `reserved`: anonymous address space with no access (`---p`): guard pages
- *   and reservations (V8's code range, malloc arenas); never resident,
- * - `anonymous`: every other anonymous mapping. V8's heap lives here, in
- *   256 KiB chunks that nothing in /proc names: it cannot be told from other
- *   anonymous memory reliably, so it is not guessed at.
- * - `special`: other `[...]` areas (`[uprobes]`, ...).
- */
-export type RegionKind =
-  | 'heap'
-  | 'stack'
-  | 'vdso'
-  | 'vvar'
-  | 'vsyscall'
-  | 'file'
-  | 'shared-memory'
-  | 'named-anonymous'
-  | 'jit-code'
-  | 'reserved'
-  | 'anonymous'
-  | 'special';
+export { regionKind, type RegionKind };
 
 /** A labelled range of ours inside a region, clipped to the region. */
 export interface RegionLabel {
@@ -96,35 +70,6 @@ export interface RegionsResult {
   regions: Region[];
   /** smaps lines that matched no known shape (0 for the kernel's own output). */
   skippedLines: number;
-}
-
-const NAMED: Record<string, RegionKind> = {
-  '[heap]': 'heap',
-  '[stack]': 'stack',
-  '[vdso]': 'vdso',
-  '[vvar]': 'vvar',
-  '[vvar_vclock]': 'vvar',
-  '[vsyscall]': 'vsyscall',
-};
-
-export function regionKind(vma: Pick<SmapsSummary, 'pathname' | 'perms' | 'inode'>): { kind: RegionKind; anonName: string | undefined } {
-  const path = vma.pathname;
-  if (path === '') {
-    if (vma.perms.startsWith('---')) return { kind: 'reserved', anonName: undefined };
-    if (vma.perms[2] === 'x') return { kind: 'jit-code', anonName: undefined };
-    return { kind: 'anonymous', anonName: undefined };
-  }
-  const named = NAMED[path];
-  if (named !== undefined) return { kind: named, anonName: undefined };
-  if (path.startsWith('[stack:')) return { kind: 'stack', anonName: undefined };
-  if (path.startsWith('[anon:') && path.endsWith(']')) return { kind: 'named-anonymous', anonName: path.slice(6, -1) };
-  if (path.startsWith('[anon_shmem:') && path.endsWith(']')) return { kind: 'shared-memory', anonName: path.slice(12, -1) };
-  if (path.startsWith('[')) return { kind: 'special', anonName: undefined };
-  if (path.startsWith('/SYSV') || path.startsWith('/memfd:') || path.startsWith('/dev/zero') ||
-    path.startsWith('/dev/shm/') || (vma.perms.endsWith('s') && vma.inode !== 0 && path.startsWith('/dev/'))) {
-    return { kind: 'shared-memory', anonName: undefined };
-  }
-  return { kind: 'file', anonName: undefined };
 }
 
 /** Labelled ranges overlapping [start, end), clipped; `labels` sorted by start. */

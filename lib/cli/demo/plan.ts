@@ -4,7 +4,7 @@
  * why and the exact commands. Pure functions of the knobs, so tests can
  * hold every case without a kernel.
  */
-import { knobCommands } from '../../doctor/rules.js';
+import { knobCommands } from '../../doctor/fixes.js';
 import type { KnobAccess } from '../../kernel/knob-access.js';
 import { KNOB_FILES, type KsmKnobs, type SystemStat } from '../../kernel/sysfs.js';
 

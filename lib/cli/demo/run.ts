@@ -11,7 +11,7 @@
 import { randomInt } from 'node:crypto';
 
 import { KsmNotRunningError, KsmTimeoutError, abortError } from '../../errors.js';
-import { knobCommands } from '../../doctor/rules.js';
+import { knobCommands } from '../../doctor/fixes.js';
 import { knobAccess } from '../../kernel/knob-access.js';
 import { supportInfo } from '../../kernel/support.js';
 import { systemStat, type SystemStat } from '../../kernel/sysfs.js';

@@ -37,18 +37,6 @@ export function estimateSaved(vma: Pick<SmapsSummary, 'ksm' | 'pss' | 'sharedCle
   return Math.min(Math.max(scaled, 0), ksm);
 }
 
-/** What the rmap_item costs here: solved from ksm_stat where it can be, else 64 B (32 on 32-bit). */
-export function rmapItemSize(stat: Pick<KsmStat, 'rmapItems' | 'zeroPages' | 'mergingPages' | 'processProfit'>, pageSize: number): { size: number; source: 'ksm_stat' | 'assumed' } {
-  const { rmapItems, mergingPages, processProfit } = stat;
-  if (rmapItems !== undefined && rmapItems > 0 && mergingPages !== undefined && processProfit !== undefined) {
-    // process_profit = (merging + zero) x PAGE - rmap_items x sizeof(rmap_item)
-    const size = ((mergingPages + (stat.zeroPages ?? 0)) * pageSize - processProfit) / rmapItems;
-    if (Number.isInteger(size) && size >= 16 && size <= 1024) return { size, source: 'ksm_stat' };
-  }
-  const is64 = ['x64', 'arm64', 'ppc64', 's390x', 'riscv64', 'loong64', 'mips64el'].includes(process.arch);
-  return { size: is64 ? 64 : 32, source: 'assumed' };
-}
-
 /** A row's KSM figures, exact or estimated. */
 export interface RowFigures {
   mergedBytes: number;

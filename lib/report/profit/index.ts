@@ -14,6 +14,7 @@
 import { bindingState } from '../../binding.js';
 import { isSystemError } from '../../errors.js';
 import { readKsmStat } from '../../kernel/ksm-stat.js';
+import { rmapItemSize } from '../../kernel/rmap.js';
 import { readProcFileIfPresent } from '../../kernel/proc-read.js';
 import { parseSmaps, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
@@ -26,7 +27,6 @@ import {
   exactFigures,
   metadataShares,
   pagesChanged,
-  rmapItemSize,
   type ProfitKsmStat,
 } from './accounting.js';
 import { reconcile } from './explanation.js';
@@ -34,7 +34,7 @@ import { chooseMethod } from './method.js';
 import type { ProfitOptions, ProfitReport, ProfitTotal, RegionProfit } from './types.js';
 
 export type * from './types.js';
-export { estimateSaved, rmapItemSize } from './accounting.js';
+export { estimateSaved } from './accounting.js';
 
 /**
  * ksm_stat, or what is known without it. A process that dropped root with
