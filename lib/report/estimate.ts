@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 
-import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
+import { PAGE_STAT, PAGE_STAT_COUNT, hashFor, pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
 import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from '../errors.js';
 import { procPath } from '../kernel/paths.js';
 import { ksmStat } from '../kernel/ksm-stat.js';
@@ -400,6 +400,7 @@ export async function estimate(
       expectedPages: plans.reduce((sum, p) => sum + p.expectedPages, 0),
       batchPages: BATCH_PAGES,
       pagemapScan: pagemapScanEnabled(),
+      hash: hashFor(),
     },
     onProgress === undefined
       ? undefined
@@ -426,7 +427,7 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
-  return assemble(raw, plans, mergeAny, native.pageStatFields, {
+  return assemble(raw, plans, mergeAny, {
     page,
     useZeroPages,
     maxPageSharing,
@@ -439,20 +440,18 @@ function assemble(
   raw: NativeEstimateResult,
   plans: Plan[],
   mergeAny: Array<boolean | undefined>,
-  fields: readonly string[],
   config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number },
 ): EstimateResult {
   const { page, useZeroPages, maxPageSharing } = config;
-  const index = new Map(fields.map((name, i) => [name, i]));
-  const width = fields.length;
-  const at = (stats: Float64Array, range: number, name: string): number => stats[range * width + index.get(name)!] ?? 0;
+  // Range r's figures are stats[r * PAGE_STAT_COUNT + PAGE_STAT.<name>].
+  const at = (stats: Float64Array, range: number, field: number): number => stats[range * PAGE_STAT_COUNT + field] ?? 0;
 
   // Zero pages: with use_zero_pages each one maps the kernel's zero page and
   // frees its own; without, they are one class of identical pages like any.
   let zeroTotal = 0;
   raw.targets.forEach((target, t) => {
     plans[t]!.range.forEach((r) => {
-      if (r >= 0) zeroTotal += at(target.stats, r, 'zeroPages');
+      if (r >= 0) zeroTotal += at(target.stats, r, PAGE_STAT.zeroPages);
     });
   });
   // k identical pages keep ceil(k / max_page_sharing) copies; a last group
@@ -484,8 +483,8 @@ function assemble(
       const r = p.range[v]!;
       const counts = emptyCounts();
       if (r >= 0) {
-        for (const field of COUNT_FIELDS) counts[field] = at(target.stats, r, field);
-        counts.predictedSavedPages = at(target.stats, r, 'savedPages') + counts.zeroPages * zeroShare;
+        for (const field of COUNT_FIELDS) counts[field] = at(target.stats, r, PAGE_STAT[field]);
+        counts.predictedSavedPages = at(target.stats, r, PAGE_STAT.savedPages) + counts.zeroPages * zeroShare;
       }
       const mergeable = vma.vmFlags.includes('mg');
       const compatible = ksmCompatible(vma);
