@@ -83,7 +83,7 @@ struct EstimateConfig {
   size_t expected_pages = 0;
   size_t batch_pages = 64;   // pages per process_vm_readv call while sampling
   bool pagemap_scan = true;  // try PAGEMAP_SCAN (pagewalk.h)
-  PageHash hash;
+  PageHash hash = BestPageHash();
 };
 
 class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
