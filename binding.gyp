@@ -35,10 +35,15 @@
       "conditions": [
         ["OS=='linux'", {
           "sources": [
+            "native/attribution.cc",
             "native/errors.cc",
+            "native/estimate.cc",
+            "native/estimate-confirm.cc",
+            "native/estimate-pagemap.cc",
+            "native/estimate-sample.cc",
+            "native/estimate-worker.cc",
+            "native/hash.cc",
             "native/memory.cc",
-            "native/pagemap.cc",
-            "native/pages.cc",
             "native/pagewalk.cc",
             "native/procread.cc",
             "native/process.cc",

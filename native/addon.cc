@@ -3,9 +3,9 @@
 
 #if defined(__linux__)
 #include "addon-data.h"
+#include "attribution.h"
+#include "estimate.h"
 #include "memory.h"
-#include "pagemap.h"
-#include "pages.h"
 #include "process.h"
 #include "procread.h"
 #endif
@@ -39,11 +39,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", ksm::AdviceConstants(env));
   exports.Set("estimatePages",
               Napi::Function::New(env, ksm::EstimatePages, "estimatePages"));
-  exports.Set("hashPages", Napi::Function::New(env, ksm::HashPages, "hashPages"));
-  exports.Set("readBandwidth",
-              Napi::Function::New(env, ksm::ReadBandwidth, "readBandwidth"));
-  exports.Set("vmReadBandwidth",
-              Napi::Function::New(env, ksm::VmReadBandwidth, "vmReadBandwidth"));
   exports.Set("pageStatFields", ksm::PageStatFields(env));
 #else
   // Other platforms load a stub so the package imports everywhere.

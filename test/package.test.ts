@@ -47,7 +47,7 @@ const SHIPPED = [
   'native/addon.cc',
   'prebuilds/linux-x64/node-ksm.node',
 ];
-const NOT_SHIPPED = /^(lib|test|scripts|build|build-cmake|node_modules|\.ci)\//;
+const NOT_SHIPPED = /^(lib|test|scripts|bench|build|build-cmake|node_modules|\.ci)\//;
 
 const COMPILERS = ['cc', 'c++', 'gcc', 'g++', 'clang', 'clang++', 'make', 'gmake', 'cmake', 'ninja', 'python', 'python3'];
 

@@ -4,7 +4,7 @@
  * match byte for byte, and says per VMA what merging would save — before
  * KSM is switched on, or before a process calls enableMerge().
  */
-import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
+import { PAGE_STAT, PAGE_STAT_COUNT, hashFor, pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
 import type { SmapsSummary } from '../kernel/smaps.js';
@@ -377,6 +377,7 @@ export async function estimate(
       expectedPages: plans.reduce((sum, p) => sum + p.expectedPages, 0),
       batchPages: BATCH_PAGES,
       pagemapScan: pagemapScanEnabled(),
+      hash: hashFor(),
     },
     onProgress === undefined
       ? undefined
@@ -403,7 +404,7 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
-  return assemble(raw, plans, mergeAny, native.pageStatFields, {
+  return assemble(raw, plans, mergeAny, {
     page,
     useZeroPages,
     maxPageSharing,
@@ -416,20 +417,18 @@ function assemble(
   raw: NativeEstimateResult,
   plans: Plan[],
   mergeAny: Array<boolean | undefined>,
-  fields: readonly string[],
   config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number },
 ): EstimateResult {
   const { page, useZeroPages, maxPageSharing } = config;
-  const index = new Map(fields.map((name, i) => [name, i]));
-  const width = fields.length;
-  const at = (stats: Float64Array, range: number, name: string): number => stats[range * width + index.get(name)!] ?? 0;
+  // Range r's figures are stats[r * PAGE_STAT_COUNT + PAGE_STAT.<name>].
+  const at = (stats: Float64Array, range: number, field: number): number => stats[range * PAGE_STAT_COUNT + field] ?? 0;
 
   // Zero pages: with use_zero_pages each one maps the kernel's zero page and
   // frees its own; without, they are one class of identical pages like any.
   let zeroTotal = 0;
   raw.targets.forEach((target, t) => {
     plans[t]!.range.forEach((r) => {
-      if (r >= 0) zeroTotal += at(target.stats, r, 'zeroPages');
+      if (r >= 0) zeroTotal += at(target.stats, r, PAGE_STAT.zeroPages);
     });
   });
   // k identical pages keep ceil(k / max_page_sharing) copies; a last group
@@ -461,8 +460,8 @@ function assemble(
       const r = p.range[v]!;
       const counts = emptyCounts();
       if (r >= 0) {
-        for (const field of COUNT_FIELDS) counts[field] = at(target.stats, r, field);
-        counts.predictedSavedPages = at(target.stats, r, 'savedPages') + counts.zeroPages * zeroShare;
+        for (const field of COUNT_FIELDS) counts[field] = at(target.stats, r, PAGE_STAT[field]);
+        counts.predictedSavedPages = at(target.stats, r, PAGE_STAT.savedPages) + counts.zeroPages * zeroShare;
       }
       const mergeable = vma.vmFlags.includes('mg');
       const compatible = ksmCompatible(vma);

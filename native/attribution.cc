@@ -1,6 +1,5 @@
-#include "pagemap.h"
+#include "attribution.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,17 +10,13 @@
 #include <vector>
 
 #include "errors.h"
+#include "fd.h"
+#include "pagemap-abi.h"
 #include "pagewalk.h"
 
 namespace ksm {
 
 namespace {
-
-// Documentation/admin-guide/mm/pagemap.rst
-constexpr uint64_t kPmPresent = 1ULL << 63;
-constexpr uint64_t kPmPfnMask = (1ULL << 55) - 1;
-constexpr uint64_t kKpfKsm = 1ULL << 21;
-constexpr uint64_t kKpfZeroPage = 1ULL << 24;
 
 // Frames of kpageflags/kpagecount are read together when fewer than kMaxGap
 // frames lie between them, up to kWindow frames per pread. The kernel spends
@@ -35,35 +30,6 @@ constexpr uint64_t kMaxGap = 8;
 struct Frame {
   uint64_t pfn;
   uint32_t range;
-};
-
-struct Failure {
-  int err = 0;
-  std::string syscall;
-  std::string path;
-};
-
-// A file descriptor closed on every path out.
-class Fd {
- public:
-  Fd() = default;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  bool Open(const std::string& path, Failure* failure) {
-    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      *failure = {errno, "open", path};
-      return false;
-    }
-    return true;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
 };
 
 // pread until `bytes` or end of file; returns bytes read, -1 with errno.
@@ -250,7 +216,6 @@ class AttributionWorker : public Napi::AsyncWorker {
   Failure failure_;
 };
 
-
 std::vector<uint64_t> ToAddresses(Napi::Env env, const Napi::Value& value,
                                   const char* name) {
   if (!value.IsTypedArray() ||
@@ -295,6 +260,5 @@ Napi::Value PageAttribution(const Napi::CallbackInfo& info) {
   worker->Queue();  // the worker deletes itself after OnOK/OnError
   return promise;
 }
-
 
 }  // namespace ksm
