@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -19,15 +21,33 @@ namespace ksm {
 
 namespace {
 
-// What every reader thread of one environment shares with it. It outlives
-// the environment for as long as a thread still holds it: a read stuck in
-// the kernel when a worker is terminated returns later, sees `alive` false
-// and drops its result, never touching the environment.
+struct Job;
+
+// What the reader threads of one environment share with it: a queue of
+// reads and the way back to JS. It outlives the environment for as long as
+// a thread still holds it: a read stuck in the kernel when a worker is
+// terminated returns later, sees `alive` false and drops its result, never
+// touching the environment.
+//
+// The threads stay: creating one per read would map a new stack each time,
+// next to whatever the process mapped last, and a reader of its own smaps
+// would see its address space change under it.
 struct Shared {
   std::mutex mutex;
+  std::condition_variable wake;
   bool alive = true;
   napi_threadsafe_function tsfn = nullptr;
+  std::deque<Job*> queue;
+  size_t idle = 0;
+  size_t threads = 0;
 };
+
+// Reads in the kernel at once, at most: a stuck read holds its thread until
+// the lock it waits for is released; past this, reads wait in the queue (and
+// their callers' deadlines pass).
+constexpr size_t kMaxThreads = 64;
+// A reader needs little stack: 64 KiB reads go to the heap.
+constexpr size_t kStackBytes = 256 * 1024;
 
 struct Job {
   uint64_t id = 0;
@@ -63,6 +83,46 @@ void ReadWhole(Job* job) {
   job->data.resize(job->err == 0 ? size : 0);
 }
 
+void* ReaderThread(void* arg) {
+  std::shared_ptr<Shared> shared(*static_cast<std::shared_ptr<Shared>*>(arg));
+  delete static_cast<std::shared_ptr<Shared>*>(arg);
+  std::unique_lock<std::mutex> lock(shared->mutex);
+  for (;;) {
+    shared->idle++;
+    shared->wake.wait(lock, [&] { return !shared->alive || !shared->queue.empty(); });
+    shared->idle--;
+    if (!shared->alive) break;
+    std::unique_ptr<Job> job(shared->queue.front());
+    shared->queue.pop_front();
+    lock.unlock();
+    ReadWhole(job.get());
+    lock.lock();
+    if (!shared->alive) break;  // the environment is gone: drop the result
+    if (napi_call_threadsafe_function(shared->tsfn, job.get(), napi_tsfn_nonblocking) == napi_ok) {
+      job.release();  // Deliver() owns it now
+    }
+  }
+  shared->threads--;
+  return nullptr;
+}
+
+// A new detached reader thread; false when the system has none to give.
+bool SpawnReader(const std::shared_ptr<Shared>& shared) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  pthread_attr_setstacksize(&attr, kStackBytes);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  auto* arg = new std::shared_ptr<Shared>(shared);
+  pthread_t thread;
+  const int err = pthread_create(&thread, &attr, ReaderThread, arg);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    delete arg;
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // One per environment, used on its JS thread only (but for `shared_`).
@@ -80,25 +140,20 @@ class ProcReader {
     job->path = std::move(path);
     NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &job->deferred, promise), 0);
     const uint64_t id = job->id;
-    std::shared_ptr<Shared> shared = shared_;
-    Job* raw = job.get();
-    try {
-      std::thread([shared, raw]() {
-        std::unique_ptr<Job> owned(raw);
-        ReadWhole(owned.get());
-        std::lock_guard<std::mutex> lock(shared->mutex);
-        if (!shared->alive) return;  // the environment is gone: drop the result
-        if (napi_call_threadsafe_function(shared->tsfn, owned.get(), napi_tsfn_nonblocking) == napi_ok) {
-          owned.release();  // Deliver() owns it now
+    {
+      std::lock_guard<std::mutex> lock(shared_->mutex);
+      if (shared_->idle == 0 && shared_->threads < kMaxThreads) {
+        if (SpawnReader(shared_)) {
+          shared_->threads++;
+        } else if (shared_->threads == 0) {
+          // No thread to be had (RLIMIT_NPROC, memory): refuse as clone(2) would.
+          napi_reject_deferred(env, job->deferred, SystemError(env, EAGAIN, "pthread_create", job->path).Value());
+          return id;  // `job` frees it
         }
-      }).detach();
-    } catch (const std::system_error&) {
-      // No thread to be had (RLIMIT_NPROC, memory): refuse as clone(2) would.
-      Napi::Value error = SystemError(env, EAGAIN, "pthread_create", raw->path).Value();
-      napi_reject_deferred(env, raw->deferred, error);
-      return id;  // `job` frees it
+      }
+      shared_->queue.push_back(job.release());  // a reader thread owns it now
     }
-    job.release();  // the thread owns it
+    shared_->wake.notify_one();
     awaited_[id] = true;
     Hold(env);
     return id;
@@ -129,12 +184,16 @@ class ProcReader {
   // Environment teardown: no thread delivers from now on.
   void Close() {
     napi_threadsafe_function tsfn;
+    std::deque<Job*> queued;
     {
       std::lock_guard<std::mutex> lock(shared_->mutex);
       shared_->alive = false;
       tsfn = shared_->tsfn;
       shared_->tsfn = nullptr;
+      queued.swap(shared_->queue);
     }
+    shared_->wake.notify_all();  // idle threads leave; busy ones when their read returns
+    for (Job* job : queued) delete job;
     if (tsfn != nullptr) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
   }
 
