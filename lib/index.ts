@@ -111,3 +111,15 @@ export type {
   KnobChangeJson,
   TunerStepJson,
 } from './cli/json.js';
+
+// per-group attribution: cgroups, systemd units, Kubernetes pods, containers
+export {
+  profitByGroup,
+  type GroupBy,
+  type GroupMember,
+  type GroupProfit,
+  type GroupProfitReport,
+  type ProfitByGroupOptions,
+} from './report/groups.js';
+export { parseCgroupName, type CgroupName, type ContainerRuntime, type PodQosClass } from './report/cgroup-names.js';
+export type { CgroupMemory } from './kernel/cgroup.js';

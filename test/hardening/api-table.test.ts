@@ -206,6 +206,13 @@ const TABLE: Record<string, Param[]> = {
     root((o) => api.ksmProcesses(o as never)),
     p('options.candidates', 'boolean', (bad) => api.ksmProcesses({ candidates: bad } as never), { optional: true }),
   ],
+  profitByGroup: [
+    options((bad) => api.profitByGroup(bad as never)),
+    root((o) => api.profitByGroup(o as never)),
+    p('options.by', 'string', (bad) => api.profitByGroup({ by: bad } as never), { optional: true, outOfRange: [['node', "'cgroup', 'unit', 'pod' or 'container'"]] }),
+    p('options.exact', 'boolean', (bad) => api.profitByGroup({ exact: bad } as never), { optional: true }),
+  ],
+  parseCgroupName: [p('path', 'string', (bad) => api.parseCgroupName(bad as string))],
   waitForMerge: [
     options((bad) => api.waitForMerge(bad as never)),
     p('options.fullScans', 'number', (bad) => api.waitForMerge({ fullScans: bad } as never), { optional: true, outOfRange: [[0, 'an integer from 1 to 1000000'], [1.5, 'an integer from 1 to 1000000'], [1_000_001, 'an integer from 1 to 1000000']] }),
