@@ -6,7 +6,7 @@
  */
 import { KsmNoSuchProcessError, isSystemError } from '../errors.js';
 import { cgroupMounts, primaryCgroup, readCgroupMemory, readProcCgroup, type CgroupMemory, type CgroupMounts } from '../kernel/cgroup.js';
-import type { KsmStat } from '../kernel/ksm-stat.js';
+import { ksmStat, type KsmStat } from '../kernel/ksm-stat.js';
 import { systemStat } from '../kernel/sysfs.js';
 import { pageSize } from '../merge/buffers.js';
 import { checkBoolean, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
@@ -53,6 +53,8 @@ export interface GroupProfit {
   /** Merging processes, by pid. */
   pids: number[];
   members: GroupMember[];
+  /** ksm_merging_pages, summed (ksm_stat: read without smaps). */
+  mergingPages: number;
   /** Bytes backed by KSM pages (smaps KSM), summed. */
   mergedBytes: number;
   /** Fair shares summed: a page mapped k times gives each mapper (k-1)/k. */
@@ -86,7 +88,8 @@ export interface ShareRow {
   pid: number;
   comm: string;
   stat: KsmStat;
-  share: FairShare;
+  /** Undefined where the fair share was not asked for (the exporter's --no-fair-share): bytes count 0. */
+  share: FairShare | undefined;
 }
 
 export interface ShareCollection {
@@ -96,13 +99,24 @@ export interface ShareCollection {
   unreadable: Array<{ pid: number; code: string }>;
 }
 
+/** The process is still listed (its ksm_stat reads): smaps was missing for another reason (a kernel thread, a fixture). */
+function stillThere(pid: number, root: string): boolean {
+  try {
+    ksmStat(pid, { root });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function errorCode(error: unknown): string {
   return typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR';
 }
 
 /**
  * Every merging process with its fair share. A process whose smaps cannot be
- * read is listed as unreadable; one that left meanwhile is dropped.
+ * read is kept without one (share undefined) and listed as unreadable; one
+ * that left meanwhile is dropped.
  */
 export async function collectShares(options: { root: string; exact?: boolean; candidates?: boolean }): Promise<ShareCollection> {
   const list = await ksmProcesses({ root: options.root, candidates: options.candidates === true });
@@ -119,8 +133,11 @@ export async function collectShares(options: { root: string; exact?: boolean; ca
     try {
       rows.push({ pid: p.pid, comm: p.comm, stat: p.stat, share: await fairShare(p.pid, opts) });
     } catch (error) {
-      if (error instanceof KsmNoSuchProcessError) continue; // left between the listing and its smaps
-      if (isSystemError(error) && (error.code === 'ESRCH' || error.code === 'ENOENT')) continue;
+      if (error instanceof KsmNoSuchProcessError || (isSystemError(error) && (error.code === 'ESRCH' || error.code === 'ENOENT'))) {
+        if (!stillThere(p.pid, options.root)) continue; // left between the listing and its smaps
+      }
+      // Its ksm_stat figures stand; its bytes are unknown, and it is named as unreadable.
+      rows.push({ pid: p.pid, comm: p.comm, stat: p.stat, share: undefined });
       unreadable.push({ pid: p.pid, code: errorCode(error) });
     }
   }
@@ -167,13 +184,15 @@ async function place(rows: ShareRow[], root: string): Promise<Placed[]> {
 
 function sumGroup(members: Placed[], group: { kind: GroupBy; key: string; cgroup: string }, page: number): Omit<GroupProfit, 'memory'> {
   const names = members.map((m) => m.name);
+  let mergingPages = 0;
   let mergedBytes = 0;
   let savedBytes = 0;
   let zeroPageBytes = 0;
   let metadataBytes = 0;
   for (const { row } of members) {
-    mergedBytes += row.share.mergedBytes;
-    savedBytes += row.share.savedBytes;
+    mergingPages += row.stat.mergingPages ?? 0;
+    mergedBytes += row.share?.mergedBytes ?? 0;
+    savedBytes += row.share?.savedBytes ?? 0;
     zeroPageBytes += (row.stat.zeroPages ?? 0) * page;
     metadataBytes += (row.stat.rmapItems ?? 0) * rmapItemSize(row.stat, page).size;
   }
@@ -188,8 +207,9 @@ function sumGroup(members: Placed[], group: { kind: GroupBy; key: string; cgroup
     runtime: common(names.map((n) => n.runtime)),
     pids: members.map((m) => m.row.pid).sort((a, b) => a - b),
     members: members
-      .map((m) => ({ pid: m.row.pid, comm: m.row.comm, cgroup: m.name.path, mergedBytes: m.row.share.mergedBytes, savedBytes: m.row.share.savedBytes }))
+      .map((m) => ({ pid: m.row.pid, comm: m.row.comm, cgroup: m.name.path, mergedBytes: m.row.share?.mergedBytes ?? 0, savedBytes: m.row.share?.savedBytes ?? 0 }))
       .sort((a, b) => a.pid - b.pid),
+    mergingPages,
     mergedBytes,
     savedBytes,
     zeroPageBytes,
@@ -248,7 +268,7 @@ export async function profitByGroup(options?: ProfitByGroupOptions): Promise<Gro
   }
   return {
     by,
-    method: collected.rows.every((row) => row.share.method === 'exact') ? 'exact' : 'estimated',
+    method: collected.rows.every((row) => row.share?.method === 'exact') ? 'exact' : 'estimated',
     pageSize: page,
     groups,
     total: {
