@@ -101,11 +101,11 @@ async function pem(file: string, inline: string | undefined, name: string | unde
 async function tlsOptions(file: string, raw: Record<string, unknown>): Promise<Pick<WebConfig, 'tls' | 'clientAuthType' | 'clientAllowedSans'>> {
   onlyKeys(file, 'tls_server_config.', raw, TLS_KEYS);
   const where = (key: string): string => `tls_server_config.${key}`;
+  const auth = (text(file, where('client_auth_type'), raw.client_auth_type) ?? 'NoClientCert') as ClientAuthType;
+  if (!CLIENT_AUTH_TYPES.includes(auth)) fail(file, `${where('client_auth_type')}: unknown value ${JSON.stringify(auth)} (known: ${CLIENT_AUTH_TYPES.join(', ')})`);
   const cert = await pem(file, text(file, where('cert'), raw.cert), text(file, where('cert_file'), raw.cert_file), 'cert');
   const key = await pem(file, text(file, where('key'), raw.key), text(file, where('key_file'), raw.key_file), 'key');
   const ca = await pem(file, text(file, where('client_ca'), raw.client_ca), text(file, where('client_ca_file'), raw.client_ca_file), 'client_ca');
-  const auth = (text(file, where('client_auth_type'), raw.client_auth_type) ?? 'NoClientCert') as ClientAuthType;
-  if (!CLIENT_AUTH_TYPES.includes(auth)) fail(file, `${where('client_auth_type')}: unknown value ${JSON.stringify(auth)} (known: ${CLIENT_AUTH_TYPES.join(', ')})`);
   const sans = list(file, where('client_allowed_sans'), raw.client_allowed_sans);
   if (Object.keys(raw).length === 0) return { tls: undefined, clientAuthType: 'NoClientCert', clientAllowedSans: [] };
   if (cert === undefined || key === undefined) fail(file, 'tls_server_config needs a certificate and a key (cert_file and key_file)');
