@@ -110,6 +110,7 @@ export type {
   ProcessJson,
   KnobChangeJson,
   TunerStepJson,
+  GroupJson,
 } from './cli/json.js';
 
 // per-group attribution: cgroups, systemd units, Kubernetes pods, containers

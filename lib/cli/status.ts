@@ -7,6 +7,8 @@ import { KsmNoSuchProcessError } from '../errors.js';
 import { pageSize } from '../merge/buffers.js';
 import { procPath } from '../kernel/paths.js';
 import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
+import { groupShares, type GroupBy, type ShareRow } from '../report/groups.js';
+import { groupJson, parseBy, renderGroups } from './groups.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { scanTime } from '../tune/tuner.js';
 import type { ProcessJson, StatusJson } from './json.js';
@@ -41,6 +43,8 @@ export interface StatusOptions {
   exact?: boolean;
   /** Skip the per-process fair share (faster refreshes). */
   fairShare?: boolean;
+  /** Also sum the merging processes per cgroup, unit, pod or container. */
+  by?: GroupBy;
 }
 
 export async function collectStatus(options: StatusOptions): Promise<StatusJson> {
@@ -51,6 +55,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
   const withShare = options.fairShare !== false;
 
   const processes: ProcessJson[] = [];
+  const rows: ShareRow[] = [];
   const unreadable = [...list.unreadable];
   let exactAll = true;
   for (const p of list.processes) {
@@ -70,6 +75,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
       }
       if (share !== undefined && share.method !== 'exact') exactAll = false;
     }
+    if (p.merging) rows.push({ pid: p.pid, comm: p.comm, stat: p.stat, share });
     processes.push({
       pid: p.pid,
       comm: p.comm,
@@ -118,6 +124,8 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
     fairShare: !withShare ? 'unavailable' : exactAll ? 'exact' : 'estimated',
     processes,
     unreadable,
+    by: options.by ?? null,
+    groups: options.by === undefined ? null : (await groupShares(rows, options.by, options.root)).map((g) => groupJson(g, withShare)),
   };
 }
 
@@ -203,6 +211,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
     lines.push(`${c.dim('saved, summed over the processes:')} ${formatBytes(total)}`);
     lines.push(c.dim('* the kernel counts the copy that had to stay in every process: do not add these up'));
   }
+  lines.push(...renderGroups(s, c));
   if (s.unreadable.length > 0) {
     lines.push(c.yellow(`${s.unreadable.length} processes could not be read (${[...new Set(s.unreadable.map((u) => u.code))].join(', ')}): as root they can`));
   }
@@ -221,6 +230,7 @@ export function register(program: Command): void {
     .option('--all', 'also list processes KSM scans that have merged nothing yet')
     .option('--exact', 'fair share page by page from pagemap/kpageflags (root)')
     .option('--no-fair-share', 'skip the per-process fair share (ksm_stat figures only)')
+    .option('--by <group>', 'also sum the saving per cgroup, unit, pod or container')
     .option('--json', 'print a StatusJson document (see README)')
     .addHelpText(
       'after',
@@ -231,8 +241,10 @@ the kernel's own count of pages it tracks (its rmap items). Ratios are those of
 Documentation/admin-guide/mm/ksm.rst.`,
     )
     .action(async (_options, command: Command) => {
-      const opts = command.optsWithGlobals<GlobalOptions & { all?: boolean; exact?: boolean; fairShare?: boolean }>();
+      const opts = command.optsWithGlobals<GlobalOptions & { all?: boolean; exact?: boolean; fairShare?: boolean; by?: string }>();
       const statusOptions: StatusOptions = { root: opts.root ?? '/', all: opts.all === true };
+      const by = parseBy(opts.by);
+      if (by !== undefined) statusOptions.by = by;
       if (opts.exact === true) statusOptions.exact = true;
       if (opts.fairShare === false) statusOptions.fairShare = false;
       const status = await collectStatus(statusOptions);
