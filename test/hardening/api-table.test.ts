@@ -117,6 +117,11 @@ const TABLE: Record<string, Param[]> = {
     root((o) => api.collectMachineKsmMetrics({ register: new Registry(), ...o } as never)),
     p('options.fairShare', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), fairShare: bad } as never), { optional: true }),
     p('options.exact', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), exact: bad } as never), { optional: true }),
+    p('options.perProcess', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), perProcess: bad } as never), { optional: true }),
+    p('options.maxGroups', 'number', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), maxGroups: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'an integer from 0 to 100000'], [1.5, 'an integer from 0 to 100000'], [100_001, 'an integer from 0 to 100000']],
+    }),
   ],
   scanTime: [p('stat', 'object', (bad) => api.scanTime(bad as never))],
   // estimate (issue 5): estimate(targets?, options?) rejects before reading any process.
