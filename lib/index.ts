@@ -119,4 +119,17 @@ export type {
   ProcessJson,
   KnobChangeJson,
   TunerStepJson,
+  GroupJson,
 } from './cli/json.js';
+
+// per-group attribution: cgroups, systemd units, Kubernetes pods, containers
+export {
+  profitByGroup,
+  type GroupBy,
+  type GroupMember,
+  type GroupProfit,
+  type GroupProfitReport,
+  type ProfitByGroupOptions,
+} from './report/groups.js';
+export { parseCgroupName, type CgroupName, type ContainerRuntime, type PodQosClass } from './report/cgroup-names.js';
+export type { CgroupMemory } from './kernel/cgroup.js';

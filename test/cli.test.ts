@@ -50,7 +50,7 @@ describe('node-ksm status (fixture tree)', () => {
     expect(status.version).toBe(1);
     // The documented shape, key for key: a key removed or renamed is a version bump.
     expect(Object.keys(status).sort()).toEqual(
-      ['fairShare', 'generalProfitBytes', 'kind', 'ksm', 'pageSize', 'pages', 'processes', 'ratios', 'savedBytes', 'scan', 'stalled', 'time', 'unreadable', 'version'],
+      ['by', 'fairShare', 'generalProfitBytes', 'groups', 'kind', 'ksm', 'pageSize', 'pages', 'processes', 'ratios', 'savedBytes', 'scan', 'stalled', 'time', 'unreadable', 'version'],
     );
     expect(Object.keys(status.ksm).sort()).toEqual(
       ['advisorMode', 'advisorTargetScanTimeSec', 'fullScans', 'maxPageSharing', 'pagesToScan', 'run', 'runState', 'sleepMillisecs', 'smartScan', 'useZeroPages'],

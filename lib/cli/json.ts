@@ -81,6 +81,43 @@ export interface StatusJson {
   unreadable: Array<{ pid: number; code: string }>;
   /** Processes skipped because their memory map stayed locked past the per-process deadline (comm raw). */
   stalled: Array<{ pid: number; comm: string }>;
+  /** `--by`: what the groups are of; null without it. */
+  by: 'cgroup' | 'unit' | 'pod' | 'container' | null;
+  /** `--by`: the merging processes summed per group, largest saving first; null without it. */
+  groups: GroupJson[] | null;
+}
+
+/** One group of `status --by` / `top --by`: profitByGroup()'s GroupProfit, JSON-encoded. */
+export interface GroupJson {
+  /** The `--by` asked for, or 'cgroup' for processes outside any such group (keyed by their cgroup path). */
+  kind: 'cgroup' | 'unit' | 'pod' | 'container';
+  /** Pod uid (dashed, as kube_pod_info{uid}), container id, unit name or cgroup path. */
+  key: string;
+  /** The group's own cgroup (the pod's, the unit's, the container's), whose memory is read. */
+  cgroup: string;
+  /** The cgroups its processes are in. */
+  cgroups: string[];
+  unit: string | null;
+  slice: string | null;
+  podUid: string | null;
+  qosClass: 'guaranteed' | 'burstable' | 'besteffort' | null;
+  containerId: string | null;
+  runtime: 'containerd' | 'cri-o' | 'docker' | 'podman' | null;
+  /** The merging processes. */
+  pids: number[];
+  /** ksm_merging_pages, summed. */
+  mergingPages: number;
+  /** Fair-share figures summed; null with --no-fair-share. */
+  mergedBytes: number | null;
+  savedBytes: number | null;
+  zeroPageBytes: number;
+  /** ksm_rmap_items x rmap_item size, summed. */
+  metadataBytes: number;
+  netBytes: number | null;
+  /** The group cgroup's memory files, where readable (v2 memory.current/stat/max, v1 usage/stat/limit). */
+  memory: { currentBytes: number; anonBytes: number | null; maxBytes: number | null; source: 'v2' | 'v1' } | null;
+  /** savedBytes / (memory.currentBytes + savedBytes): the share of what the group would use unmerged. */
+  savedShare: number | null;
 }
 
 /** One line per refresh of `top --json` (NDJSON): a status plus rates since the last refresh. */

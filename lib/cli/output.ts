@@ -60,6 +60,16 @@ export function formatRatio(value: number | undefined | null, digits = 2): strin
   return value.toFixed(digits);
 }
 
+/**
+ * A string from another process or the filesystem, safe to print on a
+ * terminal: control characters (C0, DEL, C1) and backslashes as \xNN, so an
+ * escape sequence in a name cannot retitle or clear the screen.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\\]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** An aligned table without box lines (lib/format.ts's formatTable), cells as given. */
 export function table(head: string[], rows: string[][], align?: Array<'left' | 'right'>): string {
   return formatTable(

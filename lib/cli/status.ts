@@ -6,6 +6,8 @@ import { KsmNoSuchProcessError, KsmTimeoutError } from '../errors.js';
 import { pageSize } from '../merge/buffers.js';
 import { processExists } from '../kernel/processes.js';
 import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
+import { groupShares, type GroupBy, type ShareRow } from '../report/groups.js';
+import { groupJson, parseBy, renderGroups } from './groups.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { scanTime } from '../tune/tuner.js';
 import type { ProcessJson, StatusJson } from './json.js';
@@ -16,6 +18,7 @@ import {
   formatRatio,
   formatSeconds,
   printJson,
+  printable,
   table,
   type Colors,
   type GlobalOptions,
@@ -40,6 +43,8 @@ export interface StatusOptions {
   exact?: boolean;
   /** Skip the per-process fair share (faster refreshes). */
   fairShare?: boolean;
+  /** Also sum the merging processes per cgroup, unit, pod or container. */
+  by?: GroupBy;
 }
 
 export async function collectStatus(options: StatusOptions): Promise<StatusJson> {
@@ -49,6 +54,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
   const scan = scanTime(stat);
   const withShare = options.fairShare !== false;
 
+  const rows: ShareRow[] = [];
   const unreadable = [...list.unreadable];
   const stalled = [...list.stalled];
   let exactAll = true;
@@ -73,6 +79,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
     const share = shares[i];
     if (share === 'gone') return;
     if (share !== undefined && share.method !== 'exact') exactAll = false;
+    if (p.merging) rows.push({ pid: p.pid, comm: p.comm, stat: p.stat, share });
     processes.push({
       pid: p.pid,
       comm: p.comm,
@@ -122,6 +129,8 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
     processes,
     unreadable,
     stalled,
+    by: options.by ?? null,
+    groups: options.by === undefined ? null : (await groupShares(rows, options.by, options.root)).map((g) => groupJson(g, withShare)),
   };
 }
 
@@ -208,8 +217,9 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
     lines.push(c.dim('* the kernel counts the copy that had to stay in every process: do not add these up'));
   }
   if (s.stalled.length > 0) {
-    lines.push(c.yellow(`${s.stalled.length} process(es) skipped: their memory map stayed locked past the deadline: ${s.stalled.map((p) => `${p.pid} (${p.comm})`).join(', ')}`));
+    lines.push(c.yellow(`${s.stalled.length} process(es) skipped: their memory map stayed locked past the deadline: ${s.stalled.map((p) => `${p.pid} (${printable(p.comm)})`).join(', ')}`));
   }
+  lines.push(...renderGroups(s, c));
   if (s.unreadable.length > 0) {
     lines.push(c.yellow(`${s.unreadable.length} processes could not be read (${[...new Set(s.unreadable.map((u) => u.code))].join(', ')}): as root they can`));
   }
@@ -228,6 +238,7 @@ export function register(program: Command): void {
     .option('--all', 'also list processes KSM scans that have merged nothing yet')
     .option('--exact', 'fair share page by page from pagemap/kpageflags (root)')
     .option('--no-fair-share', 'skip the per-process fair share (ksm_stat figures only)')
+    .option('--by <group>', 'also sum the saving per cgroup, unit, pod or container')
     .option('--json', 'print a StatusJson document (see README)')
     .addHelpText(
       'after',
@@ -238,8 +249,10 @@ the kernel's own count of pages it tracks (its rmap items). Ratios are those of
 Documentation/admin-guide/mm/ksm.rst.`,
     )
     .action(async (_options, command: Command) => {
-      const opts = command.optsWithGlobals<GlobalOptions & { all?: boolean; exact?: boolean; fairShare?: boolean }>();
+      const opts = command.optsWithGlobals<GlobalOptions & { all?: boolean; exact?: boolean; fairShare?: boolean; by?: string }>();
       const statusOptions: StatusOptions = { root: opts.root ?? '/', all: opts.all === true };
+      const by = parseBy(opts.by);
+      if (by !== undefined) statusOptions.by = by;
       if (opts.exact === true) statusOptions.exact = true;
       if (opts.fairShare === false) statusOptions.fairShare = false;
       const status = await collectStatus(statusOptions);

@@ -10,6 +10,7 @@ import { threadCpuTimeNs } from '../kernel/stat.js';
 import { findKsmd } from '../tune/tuner.js';
 import type { TopJson } from './json.js';
 import { colors, formatCount, formatRatio, parseDuration, parseInteger, toJson, type GlobalOptions } from './output.js';
+import { parseBy } from './groups.js';
 import { collectStatus, renderStatus, type StatusOptions } from './status.js';
 
 const ENTER_SCREEN = '\x1b[?1049h\x1b[?25l';
@@ -22,6 +23,7 @@ interface TopOptions extends GlobalOptions {
   all?: boolean;
   exact?: boolean;
   fairShare?: boolean;
+  by?: string;
 }
 
 interface Reading {
@@ -61,6 +63,8 @@ export async function runTop(opts: TopOptions): Promise<void> {
   const statusOptions: StatusOptions = { root, all: opts.all === true };
   if (opts.exact === true) statusOptions.exact = true;
   if (opts.fairShare === false) statusOptions.fairShare = false;
+  const by = parseBy(opts.by);
+  if (by !== undefined) statusOptions.by = by;
 
   let stopped = false;
   let wake: (() => void) | undefined;
@@ -142,6 +146,7 @@ export function register(program: Command): void {
     .option('--all', 'also list processes KSM scans that have merged nothing yet')
     .option('--exact', 'fair share page by page from pagemap/kpageflags (root)')
     .option('--no-fair-share', 'skip the per-process fair share (ksm_stat figures only)')
+    .option('--by <group>', 'also sum the saving per cgroup, unit, pod or container')
     .option('--json', 'print one TopJson document per refresh, one per line (NDJSON)')
     .addHelpText('after', '\nKeys: q, Esc or Ctrl-C quit. Without a terminal, refreshes are appended to stdout.')
     .action(async (_options, command: Command) => {

@@ -117,6 +117,11 @@ const TABLE: Record<string, Param[]> = {
     root((o) => api.collectMachineKsmMetrics({ register: new Registry(), ...o } as never)),
     p('options.fairShare', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), fairShare: bad } as never), { optional: true }),
     p('options.exact', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), exact: bad } as never), { optional: true }),
+    p('options.perProcess', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), perProcess: bad } as never), { optional: true }),
+    p('options.maxGroups', 'number', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), maxGroups: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'an integer from 0 to 100000'], [1.5, 'an integer from 0 to 100000'], [100_001, 'an integer from 0 to 100000']],
+    }),
   ],
   scanTime: [p('stat', 'object', (bad) => api.scanTime(bad as never))],
   // estimate: estimate(targets?, options?) rejects before reading any process.
@@ -206,6 +211,13 @@ const TABLE: Record<string, Param[]> = {
     root((o) => api.ksmProcesses(o as never)),
     p('options.candidates', 'boolean', (bad) => api.ksmProcesses({ candidates: bad } as never), { optional: true }),
   ],
+  profitByGroup: [
+    options((bad) => api.profitByGroup(bad as never)),
+    root((o) => api.profitByGroup(o as never)),
+    p('options.by', 'string', (bad) => api.profitByGroup({ by: bad } as never), { optional: true, outOfRange: [['node', "'cgroup', 'unit', 'pod' or 'container'"]] }),
+    p('options.exact', 'boolean', (bad) => api.profitByGroup({ exact: bad } as never), { optional: true }),
+  ],
+  parseCgroupName: [p('path', 'string', (bad) => api.parseCgroupName(bad as string))],
   waitForMerge: [
     options((bad) => api.waitForMerge(bad as never)),
     p('options.fullScans', 'number', (bad) => api.waitForMerge({ fullScans: bad } as never), { optional: true, outOfRange: [[0, 'an integer from 1 to 1000000'], [1.5, 'an integer from 1 to 1000000'], [1_000_001, 'an integer from 1 to 1000000']] }),
