@@ -35,6 +35,7 @@
       "conditions": [
         ["OS=='linux'", {
           "sources": [
+            "native/advice.cc",
             "native/errors.cc",
             "native/memory.cc",
             "native/pagemap.cc",

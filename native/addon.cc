@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #if defined(__linux__)
+#include "advice.h"
 #include "memory.h"
 #include "pagemap.h"
 #include "pages.h"
@@ -34,6 +35,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("vmReadBandwidth",
               Napi::Function::New(env, ksm::VmReadBandwidth, "vmReadBandwidth"));
   exports.Set("pageStatFields", ksm::PageStatFields(env));
+  for (const auto& [name, fn] : {std::pair{"markSensitive", ksm::MarkSensitive},
+                                 {"sensitiveRanges", ksm::SensitiveRanges},
+                                 {"adviseMergeable", ksm::AdviseMergeable},
+                                 {"unadviseMergeable", ksm::UnadviseMergeable},
+                                 {"releaseMergeable", ksm::ReleaseMergeable},
+                                 {"mergeableRanges", ksm::MergeableRanges},
+                                 {"reapplyAdvice", ksm::ReapplyAdvice}}) {
+    exports.Set(name, Napi::Function::New(env, fn, name));
+  }
 #else
   // Other platforms load a stub so the package imports everywhere.
   exports.Set("supported", Napi::Boolean::New(env, false));

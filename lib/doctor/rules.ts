@@ -285,11 +285,12 @@ export function diagnose(facts: Facts, options: RuleOptions): Finding[] {
     );
   }
 
-  // NOT_MERGEABLE: advice given, mg absent.
+  // NOT_MERGEABLE: advice given, mg absent (not where markSensitive() took it back on purpose).
   const notMergeable: Array<{ vma: SmapsVma; label: string | undefined }> = [];
+  const sensitive = (vma: SmapsVma): boolean => facts.sensitive.some((r) => r.start <= vma.start && r.end >= vma.end);
   for (const label of facts.labels) {
     for (const vma of vmas) {
-      if (vma.start < label.end && vma.end > label.start && !vma.vmFlags.includes('mg')) {
+      if (vma.start < label.end && vma.end > label.start && !vma.vmFlags.includes('mg') && !sensitive(vma)) {
         notMergeable.push({ vma, label: label.label });
       }
     }
