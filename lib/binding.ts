@@ -86,7 +86,6 @@ export interface NativeBinding {
   unadviseMergeable(view: View): NativeRange;
   /** `id`'s owner was collected: its advice ends, unless merge-any is on or another record keeps it. */
   releaseMergeable(id: number): void;
-  mergeableRanges(): Array<{ start: bigint; end: bigint; id: number }>;
   /** After PR_SET_MEMORY_MERGE: every record mergeable again, then every mark unmergeable. */
   reapplyAdvice(): void;
   pageSize(): number;

@@ -35,15 +35,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("vmReadBandwidth",
               Napi::Function::New(env, ksm::VmReadBandwidth, "vmReadBandwidth"));
   exports.Set("pageStatFields", ksm::PageStatFields(env));
-  for (const auto& [name, fn] : {std::pair{"markSensitive", ksm::MarkSensitive},
-                                 {"sensitiveRanges", ksm::SensitiveRanges},
-                                 {"adviseMergeable", ksm::AdviseMergeable},
-                                 {"unadviseMergeable", ksm::UnadviseMergeable},
-                                 {"releaseMergeable", ksm::ReleaseMergeable},
-                                 {"mergeableRanges", ksm::MergeableRanges},
-                                 {"reapplyAdvice", ksm::ReapplyAdvice}}) {
-    exports.Set(name, Napi::Function::New(env, fn, name));
-  }
+  exports.Set("markSensitive", Napi::Function::New(env, ksm::MarkSensitive, "markSensitive"));
+  exports.Set("sensitiveRanges", Napi::Function::New(env, ksm::SensitiveRanges, "sensitiveRanges"));
+  exports.Set("adviseMergeable", Napi::Function::New(env, ksm::AdviseMergeable, "adviseMergeable"));
+  exports.Set("unadviseMergeable", Napi::Function::New(env, ksm::UnadviseMergeable, "unadviseMergeable"));
+  exports.Set("releaseMergeable", Napi::Function::New(env, ksm::ReleaseMergeable, "releaseMergeable"));
+  exports.Set("reapplyAdvice", Napi::Function::New(env, ksm::ReapplyAdvice, "reapplyAdvice"));
 #else
   // Other platforms load a stub so the package imports everywhere.
   exports.Set("supported", Napi::Boolean::New(env, false));

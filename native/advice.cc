@@ -379,25 +379,6 @@ Napi::Value ReleaseMergeable(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value MergeableRanges(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Registry& r = TheRegistry();
-  std::vector<Mergeable> records;
-  {
-    std::lock_guard<std::mutex> lock(r.mutex);
-    records = r.mergeable;
-  }
-  Napi::Array out = Napi::Array::New(env, records.size());
-  for (size_t i = 0; i < records.size(); i++) {
-    Napi::Object entry = Napi::Object::New(env);
-    entry.Set("start", Napi::BigInt::New(env, static_cast<uint64_t>(records[i].start)));
-    entry.Set("end", Napi::BigInt::New(env, static_cast<uint64_t>(records[i].end)));
-    entry.Set("id", Napi::Number::New(env, static_cast<double>(records[i].id)));
-    out.Set(static_cast<uint32_t>(i), entry);
-  }
-  return out;
-}
-
 Napi::Value ReapplyAdvice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Registry& r = TheRegistry();

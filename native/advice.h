@@ -36,9 +36,6 @@ Napi::Value UnadviseMergeable(const Napi::CallbackInfo& info);
 // merge-any is on, advises MADV_UNMERGEABLE what of it no other record keeps.
 Napi::Value ReleaseMergeable(const Napi::CallbackInfo& info);
 
-// mergeableRanges() -> [{ start, end, id }]: every mergeable record.
-Napi::Value MergeableRanges(const Napi::CallbackInfo& info);
-
 // reapplyAdvice(): after PR_SET_MEMORY_MERGE: MADV_MERGEABLE again on every
 // mergeable record still mapped (merge-any off clears VM_MERGEABLE on every
 // VMA), then MADV_UNMERGEABLE on every mark (merge-any on sets it).
