@@ -27,6 +27,7 @@ import { supportInfo } from '../../kernel/support.js';
 import { setKnobs, systemStat, type KsmKnobs, type SystemStat } from '../../kernel/sysfs.js';
 import { checkBoolean, checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from '../../validate.js';
 import { waitForMerge } from '../../merge/wait.js';
+import { printable } from '../output.js';
 
 const MiB = 1024 * 1024;
 
@@ -410,7 +411,7 @@ export async function runDemo(options: DemoOptions | undefined, output: DemoOutp
 
   const info = supportInfo();
   if (!info.supported) {
-    output.write(`node-ksm demo: KSM cannot be used here: ${info.reason ?? 'unknown reason'}\n`);
+    output.write(`node-ksm demo: KSM cannot be used here: ${printable(info.reason ?? 'unknown reason')}\n`);
   }
   const page = pageSize(); // throws KsmUnsupportedError with the reason
   const size = checkInt('options.size', opts.size, page, 4 * 1024 * MiB) ?? 64 * MiB;
@@ -465,7 +466,7 @@ export async function runDemo(options: DemoOptions | undefined, output: DemoOutp
       } catch (error) {
         output.write(
           `node-ksm demo: could not restore the KSM knobs ${JSON.stringify(knobs.before)}: ` +
-            `${error instanceof Error ? error.message : String(error)}\n`,
+            `${printable(error instanceof Error ? error.message : String(error))}\n`,
         );
       }
     }
@@ -580,7 +581,7 @@ export async function runDemo(options: DemoOptions | undefined, output: DemoOutp
   } catch (error) {
     if (signal.aborted && !(error instanceof Error && error.name === 'AbortError')) throw abortError(signal);
     if (error instanceof KsmNotRunningError) {
-      output.write(`\nnode-ksm demo: KSM stopped while the demo ran (${error.message})\n`);
+      output.write(`\nnode-ksm demo: KSM stopped while the demo ran (${printable(error.message)})\n`);
     }
     throw error;
   } finally {
