@@ -35,6 +35,7 @@
       "conditions": [
         ["OS=='linux'", {
           "sources": [
+            "native/advice.cc",
             "native/attribution.cc",
             "native/errors.cc",
             "native/estimate.cc",

@@ -119,6 +119,19 @@ export interface NativeBinding {
    */
   madvise(view: View, advice: number, outward?: boolean): NativeRange;
   viewRange(view: View): NativeRange;
+  // The process-wide record of the package's advice (native/advice.h).
+  /** Records every page the view touches as sensitive, then advises them MADV_UNMERGEABLE. */
+  markSensitive(view: View, label?: string): NativeRange;
+  /** The marks still mapped, by start. */
+  sensitiveRanges(): Array<{ start: bigint; end: bigint; label: string | undefined }>;
+  /** MADV_MERGEABLE on the whole pages inside `view`, recorded under `id` (0: a new one). */
+  adviseMergeable(view: View, id: number): NativeRange & { id: number };
+  /** MADV_UNMERGEABLE on the whole pages inside `view`, and out of every record. */
+  unadviseMergeable(view: View): NativeRange;
+  /** `id`'s owner was collected: its advice ends, unless merge-any is on or another record keeps it. */
+  releaseMergeable(id: number): void;
+  /** After PR_SET_MEMORY_MERGE: every record mergeable again, then every mark unmergeable. */
+  reapplyAdvice(): void;
   pageSize(): number;
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;

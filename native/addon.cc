@@ -3,6 +3,7 @@
 
 #if defined(__linux__)
 #include "addon-data.h"
+#include "advice.h"
 #include "attribution.h"
 #include "estimate.h"
 #include "memory.h"
@@ -40,6 +41,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("estimatePages",
               Napi::Function::New(env, ksm::EstimatePages, "estimatePages"));
   exports.Set("pageStatFields", ksm::PageStatFields(env));
+  exports.Set("markSensitive", Napi::Function::New(env, ksm::MarkSensitive, "markSensitive"));
+  exports.Set("sensitiveRanges", Napi::Function::New(env, ksm::SensitiveRanges, "sensitiveRanges"));
+  exports.Set("adviseMergeable", Napi::Function::New(env, ksm::AdviseMergeable, "adviseMergeable"));
+  exports.Set("unadviseMergeable", Napi::Function::New(env, ksm::UnadviseMergeable, "unadviseMergeable"));
+  exports.Set("releaseMergeable", Napi::Function::New(env, ksm::ReleaseMergeable, "releaseMergeable"));
+  exports.Set("reapplyAdvice", Napi::Function::New(env, ksm::ReapplyAdvice, "reapplyAdvice"));
 #else
   // Other platforms load a stub so the package imports everywhere.
   exports.Set("supported", Napi::Boolean::New(env, false));

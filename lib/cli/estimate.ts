@@ -20,6 +20,7 @@ import {
   parseInteger,
   parseSize,
   printJson,
+  printable,
   table,
   type GlobalOptions,
 } from './output.js';
@@ -49,7 +50,7 @@ export function progressLine(p: EstimateProgress, width = 30): string {
 }
 
 function mapping(vma: EstimateVma): string {
-  return vma.pathname === '' ? '[anon]' : vma.pathname;
+  return vma.pathname === '' ? '[anon]' : printable(vma.pathname);
 }
 
 function mergeState(vma: EstimateVma): string {
@@ -97,7 +98,7 @@ export async function runEstimateCommand(pidTexts: string[], o: EstimateCliOptio
         ['START-END', 'MAPPING', 'MERGEABLE', 'CANDIDATE', 'ZERO', 'VOLATILE', 'TWIN VMA', 'TWIN PROC', 'TWIN OTHER', 'SAVED', 'SHARE'],
         shown.map((vma) => [
           `${vma.start.toString(16)}-${vma.end.toString(16)}`,
-          vma.status === 'scanned' ? mapping(vma) : `${mapping(vma)} ${c.dim(`(${vma.status}${vma.reason === undefined ? '' : `: ${vma.reason}`})`)}`,
+          vma.status === 'scanned' ? mapping(vma) : `${mapping(vma)} ${c.dim(`(${vma.status}${vma.reason === undefined ? '' : `: ${printable(vma.reason)}`})`)}`,
           mergeState(vma),
           formatCount(vma.candidatePages),
           formatCount(vma.zeroPages),

@@ -29,6 +29,28 @@ export function colors(options: GlobalOptions, stream: NodeJS.WriteStream = proc
   return createColors(enabled);
 }
 
+// C0 and C1 controls and DEL (\p{Cc}), and the Unicode controls that reorder
+// or break lines: bidirectional marks, embeddings, overrides and isolates,
+// and the line and paragraph separators.
+const UNPRINTABLE = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * A string that came from another process or the filesystem (a comm, a
+ * mapping's path, a cgroup path, an error message quoting one), made safe for
+ * a terminal: every control character becomes `\xHH` (`\uHHHH` above
+ * 0xff), so another user's process cannot retitle, clear or move the cursor
+ * of the terminal that reads it, nor reorder what it shows. Anything else,
+ * backslashes included, is left as it is, so paths and commands stay
+ * copyable. Text output only: JSON.stringify escapes control characters
+ * itself, and --json stays exact.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (ch) => {
+    const code = ch.codePointAt(0)!;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 /** Bytes in IEC units (lib/format.ts, shared with the reports); null/undefined -> '-'. */
 export function formatBytes(bytes: number | undefined | null): string {
   return formatBytesOf(bytes ?? undefined);
@@ -58,16 +80,6 @@ export function formatSeconds(seconds: number | undefined | null): string {
 export function formatRatio(value: number | undefined | null, digits = 2): string {
   if (value === undefined || value === null || !Number.isFinite(value)) return '-';
   return value.toFixed(digits);
-}
-
-/**
- * A string from another process or the filesystem, safe to print on a
- * terminal: control characters (C0, DEL, C1) and backslashes as \xNN, so an
- * escape sequence in a name cannot retitle or clear the screen.
- */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f\\]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** An aligned table without box lines (lib/format.ts's formatTable), cells as given. */
@@ -116,7 +128,8 @@ export function reportError(error: unknown, options: GlobalOptions): void {
     process.stderr.write(`${JSON.stringify(body)}\n`);
   } else {
     const c = colors(options, process.stderr);
-    process.stderr.write(`${c.red('node-ksm: error:')} ${e.message}${hint !== undefined && !e.message.includes(hint) ? ` (${hint})` : ''}\n`);
+    const detail = hint !== undefined && !e.message.includes(hint) ? ` (${hint})` : '';
+    process.stderr.write(`${c.red('node-ksm: error:')} ${printable(`${e.message}${detail}`)}\n`);
   }
   process.exitCode = e instanceof UsageError ? 2 : 1;
 }

@@ -153,8 +153,8 @@ export function knobsJson(stat: SystemStat): StatusJson['ksm'] {
 export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): string {
   const lines: string[] = [];
   const state =
-    s.ksm.runState === 'running' ? c.green('running') : s.ksm.runState === 'stopped' ? c.red('stopped') : c.yellow(s.ksm.runState);
-  const advisor = s.ksm.advisorMode === null ? '' : `   advisor ${s.ksm.advisorMode}${s.ksm.advisorMode === 'scan-time' ? ` (target ${formatSeconds(s.ksm.advisorTargetScanTimeSec)})` : ''}`;
+    s.ksm.runState === 'running' ? c.green('running') : s.ksm.runState === 'stopped' ? c.red('stopped') : c.yellow(printable(s.ksm.runState));
+  const advisor = s.ksm.advisorMode === null ? '' : `   advisor ${printable(s.ksm.advisorMode)}${s.ksm.advisorMode === 'scan-time' ? ` (target ${formatSeconds(s.ksm.advisorTargetScanTimeSec)})` : ''}`;
   lines.push(`${c.bold('KSM')}      ${state} (run=${s.ksm.run ?? '-'})${advisor}`);
   lines.push(
     `${c.bold('scan')}     ${formatCount(s.ksm.pagesToScan)} pages every ${formatCount(s.ksm.sleepMillisecs)} ms = ` +
@@ -185,7 +185,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
         ['PID', 'COMM', 'MERGING', 'ZERO', 'RMAP ITEMS', 'KSM_PROCESS_PROFIT*'],
         s.processes.map((p) => [
           String(p.pid),
-          p.comm,
+          printable(p.comm),
           pagesAndBytes(p.mergingPages, s.pageSize),
           formatCount(p.zeroPages),
           formatCount(p.rmapItems),
@@ -202,7 +202,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
         ['PID', 'COMM', 'SAVED', 'MERGED', 'MERGING PAGES', 'RMAP ITEMS', 'KSM_PROCESS_PROFIT*'],
         s.processes.map((p) => [
           String(p.pid),
-          p.comm,
+          printable(p.comm),
           c.green(formatBytes(p.savedBytes)),
           formatBytes(p.mergedBytes),
           formatCount(p.mergingPages),

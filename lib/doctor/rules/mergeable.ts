@@ -68,9 +68,11 @@ export const notMergeable: FactsRule = {
       'advised memory without mg (shared, hugetlb, DAX, PFN maps): labelled buffers (warn), or large anonymous mappings under merge-any (info)',
   },
   check(facts, derived) {
-    // Labelled buffers first, in label order, then what merge-any should have covered.
+    // Labelled buffers first, in label order, then what merge-any should have covered;
+    // not where markSensitive() took the advice back on purpose.
+    const sensitive = (vma: SmapsVma): boolean => facts.sensitive.some((r) => r.start <= vma.start && r.end >= vma.end);
     const listed: Array<{ vma: SmapsVma; label: string | undefined }> = derived.labelled.filter(
-      ({ vma }) => !vma.vmFlags.includes('mg'),
+      ({ vma }) => !vma.vmFlags.includes('mg') && !sensitive(vma),
     );
     if (derived.mergeAny) {
       for (const vma of facts.vmas) {
