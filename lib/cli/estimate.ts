@@ -62,7 +62,8 @@ function mergeState(vma: EstimateVma): string {
 export async function runEstimateCommand(pidTexts: string[], o: EstimateCliOptions): Promise<void> {
   const pids = pidTexts.map((text) => parseInteger(text, 'pid', 1, 4194304));
   const options: EstimateOptions = {};
-  if (o.interval !== undefined) options.intervalMs = Math.round(parseDuration(o.interval, '--interval') * 1000);
+  // estimate() takes at most a day between its two samples.
+  if (o.interval !== undefined) options.intervalMs = Math.round(parseDuration(o.interval, '--interval', 86_400) * 1000);
   if (o.onlyMergeable === true) options.onlyMergeable = true;
   if (o.minRegion !== undefined) options.minRegionBytes = parseSize(o.minRegion, '--min-region');
   const controller = new AbortController();
