@@ -6,7 +6,7 @@ import { bindingState } from '../binding.js';
 import { mapLimit } from '../concurrency.js';
 import { KsmNoSuchProcessError, KsmTimeoutError, KsmUnsupportedError, isSystemError } from '../errors.js';
 import { readKsmStat, readKsmStatSync, type KsmStat } from '../kernel/ksm-stat.js';
-import { listPidsAsync, processExists } from '../kernel/processes.js';
+import { listPidsAsync, processExists, readComm } from '../kernel/processes.js';
 import type { SmapsSummary, SmapsVma } from '../kernel/smaps.js';
 import { readSmaps, readSmapsAllFields } from '../kernel/smaps-reader.js';
 import { readProcStatusIfReadable } from '../kernel/status.js';
@@ -47,8 +47,10 @@ export interface CandidateFacts {
   processesRead: number;
   /** Processes that may hold mergeable memory but whose smaps could not be read (other users', without root). */
   processesUnreadable: number;
-  /** Processes whose smaps did not answer in time (mmap_lock held); the pass stops after a few. */
+  /** Processes whose smaps did not answer in time (mmap_lock held): skipped, never waited on. */
   processesSlow: number;
+  /** Those processes, by pid, with their comm (raw: escape before printing). */
+  slow: Array<{ pid: number; comm: string }>;
   /** What the kernel tracks: pages_shared + pages_sharing + pages_unshared + pages_volatile. */
   kernelTracked: number | undefined;
   /** What the scan estimate uses: the larger of readablePages and kernelTracked. */
@@ -126,7 +128,7 @@ export function candidateBytes(vmas: readonly SmapsSummary[]): number {
   return bytes;
 }
 
-type Candidate = { kind: 'read'; pages: number } | { kind: 'skip' } | { kind: 'unreadable' } | { kind: 'slow' };
+type Candidate = { kind: 'read'; pages: number } | { kind: 'skip' } | { kind: 'unreadable' } | { kind: 'slow'; comm: string };
 
 /** One other process's candidate pages, or why not: its files may not answer in time. */
 async function candidatePages(root: string, pid: number, pageSize: number): Promise<Candidate> {
@@ -137,7 +139,7 @@ async function candidatePages(root: string, pid: number, pageSize: number): Prom
     if (stat.mergeable === false) return { kind: 'skip' };
     if (stat.mergeable === undefined && stat.mergeAny === false && stat.rmapItems === 0) return { kind: 'skip' };
   } catch (error) {
-    if (error instanceof KsmTimeoutError) return { kind: 'slow' };
+    if (error instanceof KsmTimeoutError) return { kind: 'slow', comm: readComm(root, pid) ?? '' };
     // Unreadable ksm_stat (older kernel, another user): smaps decides.
     if (error instanceof KsmNoSuchProcessError) return { kind: 'skip' };
   }
@@ -145,7 +147,7 @@ async function candidatePages(root: string, pid: number, pageSize: number): Prom
     const { vmas } = await readSmaps(target, SMAPS_DEADLINE_MS);
     return { kind: 'read', pages: Math.floor(candidateBytes(vmas) / pageSize) };
   } catch (error) {
-    if (error instanceof KsmTimeoutError) return { kind: 'slow' };
+    if (error instanceof KsmTimeoutError) return { kind: 'slow', comm: readComm(root, pid) ?? '' };
     if (error instanceof KsmNoSuchProcessError || !processExists(root, pid)) return { kind: 'skip' };
     if (isSystemError(error)) return { kind: 'unreadable' }; // another user's process without root
     throw error;
@@ -178,7 +180,8 @@ async function countCandidates(
   let processesRead = 1;
   let processesUnreadable = 0;
   let processesSlow = 0;
-  for (const outcome of outcomes) {
+  const slow: CandidateFacts['slow'] = [];
+  outcomes.forEach((outcome, i) => {
     if (outcome.kind === 'read') {
       processesRead++;
       readablePages += outcome.pages;
@@ -186,8 +189,9 @@ async function countCandidates(
       processesUnreadable++;
     } else if (outcome.kind === 'slow') {
       processesSlow++;
+      slow.push({ pid: pids[i]!, comm: outcome.comm });
     }
-  }
+  });
   const parts = [ksm?.pagesShared, ksm?.pagesSharing, ksm?.pagesUnshared, ksm?.pagesVolatile];
   const kernelTracked = parts.every((part) => part !== undefined)
     ? parts.reduce<number>((sum, part) => sum + part!, 0)
@@ -198,6 +202,7 @@ async function countCandidates(
     processesRead,
     processesUnreadable,
     processesSlow,
+    slow,
     kernelTracked,
     pages: Math.max(readablePages, kernelTracked ?? 0),
   };

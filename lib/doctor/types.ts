@@ -21,6 +21,7 @@ export type FindingCode =
   | 'MERGE_ANY_INHERITED'
   | 'NUMA_CROSS_NODE'
   | 'SIDE_CHANNEL_RISK'
+  | 'PROCESSES_SKIPPED'
   | 'MERGING';
 
 export type Severity = 'error' | 'warn' | 'info';

@@ -95,6 +95,15 @@ describe('a process holding its mmap lock for seconds', () => {
     for (const document of documents) expect(document.stalled.map((p) => p.pid)).toContain(holder!.child.pid);
   });
 
+  it('node-ksm doctor answers while it holds the lock and names it as skipped', async (ctx) => {
+    requireKsm(ctx);
+    const result = await whileLocked(holder!, () => runCli(['doctor', '--json']));
+    expect([0, 1], result.stderr).toContain(result.code);
+    const { findings } = JSON.parse(result.stdout) as { findings: Array<{ code: string; message: string }> };
+    const skipped = findings.find((f) => f.code === 'PROCESSES_SKIPPED');
+    expect(skipped?.message).toContain(`${holder!.child.pid} (python3)`);
+  });
+
   it('every exporter scrape answers while it holds the lock', async (ctx) => {
     requireKsm(ctx);
     const exporter = spawnCli(['exporter', '--port', '0', '--json']);

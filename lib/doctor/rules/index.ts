@@ -15,6 +15,7 @@ import { numaCrossNode } from './numa.js';
 import { prctl } from './prctl.js';
 import { advisorAvailable, scanTooSlow } from './scan.js';
 import { sideChannelRisk } from './security.js';
+import { processesSkipped } from './skipped.js';
 import { thpInMergeable } from './thp.js';
 
 export const RULES: readonly Rule[] = [
@@ -34,5 +35,6 @@ export const RULES: readonly Rule[] = [
   sysfsReadOnly,
   notRoot,
   advisorAvailable,
+  processesSkipped,
   merging,
 ];
