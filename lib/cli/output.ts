@@ -129,7 +129,9 @@ export function reportError(error: unknown, options: GlobalOptions): void {
   } else {
     const c = colors(options, process.stderr);
     const detail = hint !== undefined && !e.message.includes(hint) ? ` (${hint})` : '';
-    process.stderr.write(`${c.red('node-ksm: error:')} ${printable(`${e.message}${detail}`)}\n`);
+    // Line breaks are the message's own (multi-line usage help); every other control character is escaped.
+    const text = `${e.message}${detail}`.split('\n').map(printable).join('\n');
+    process.stderr.write(`${c.red('node-ksm: error:')} ${text}\n`);
   }
   process.exitCode = e instanceof UsageError ? 2 : 1;
 }
