@@ -8,22 +8,18 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { inject, type TestContext } from 'vitest';
 
+import { needs } from './needs.js';
+
 export const ROOT = path.join(__dirname, '..', '..');
 export const DIST = path.join(ROOT, 'dist', 'index.js');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
-/**
- * Skips the test when this machine cannot run KSM for real (not root, no
- * CONFIG_KSM), printing why; with NODE_KSM_REQUIRE=1 (CI) that is a failure.
- */
+export { needs };
+
+/** The test needs KSM for real (Linux, CONFIG_KSM, root, a writable sysfs): see needs(). */
 export function requireKsm(ctx: TestContext): void {
   const ksm = inject('ksm');
-  if (ksm.available) return;
-  if (process.env.NODE_KSM_REQUIRE === '1') {
-    throw new Error(`NODE_KSM_REQUIRE=1 but KSM cannot be used here: ${ksm.reason}`);
-  }
-  console.warn(`skipped "${ctx.task.name}": ${ksm.reason}`);
-  ctx.skip(ksm.reason);
+  needs(ctx, ksm.available, `KSM for real (${ksm.reason})`);
 }
 
 /** /sys/kernel/mm/ksm/NAME as a number, read raw. */
