@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { parseDemoArgs, parseSize, planKsm, type DemoResult } from '../lib/cli/demo/run.js';
-import { ROOT, requireKsm } from './helpers/ksm.js';
+import { PAGE, ROOT, needs, requireKsm } from './helpers/ksm.js';
 
 const DEMO = path.join(ROOT, 'scripts', 'demo.mjs');
 const MiB = 1024 * 1024;
@@ -98,7 +98,7 @@ describe('npm run demo', () => {
       const row = new RegExp(`^\\s+${pid}\\s+(\\d+)\\s+([\\d.]+) MiB\\s+(\\d+)\\s+([\\d.]+) MiB\\s+([\\d.]+) MiB$`, 'm').exec(out.slice(tableStart));
       expect(row, `row of ${pid}`).not.toBeNull();
       // Two full scans merge all but the odd page a transient reference held back.
-      expect(Number(row![1])).toBeGreaterThanOrEqual(0.98 * ((8 * MiB) / 4096));
+      expect(Number(row![1])).toBeGreaterThanOrEqual(0.98 * ((8 * MiB) / PAGE));
       expect(Number(row![4])).toBeCloseTo(8, 1); // table KSM
       expect(Number(row![5])).toBeCloseTo(4, 0); // table PSS: half of each page
     }
@@ -121,7 +121,7 @@ describe('npm run demo', () => {
     expect(run.stderr).toContain('3 workers x 4.0 MiB table (seed 12345)');
     expect(result).toMatchObject({ workers: 3, size: 4 * MiB, seed: 12345, theoreticalSaving: 8 * MiB, settled: true, intact: true });
     expect(result.processes).toHaveLength(3);
-    const pages = (4 * MiB) / 4096;
+    const pages = (4 * MiB) / PAGE;
     let pss = 0;
     for (const p of result.processes) {
       expect(p.ksmStat.mergingPages).toBeGreaterThanOrEqual(0.98 * pages);
@@ -158,10 +158,7 @@ async function withPrivateSysfs(
 ): Promise<void> {
   requireKsm(ctx);
   const probe = await start('unshare', ['-m', 'true']).done;
-  if (probe.code !== 0) {
-    if (process.env.NODE_KSM_REQUIRE === '1') throw new Error(`unshare -m failed: ${probe.stderr}`);
-    ctx.skip(`mount namespaces are not available: ${probe.stderr.trim()}`);
-  }
+  needs(ctx, probe.code === 0, `a private mount namespace (unshare -m: ${probe.stderr.trim()})`);
   const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-demo-sysfs-'));
   try {
     for (const name of fs.readdirSync('/sys/kernel/mm/ksm')) {

@@ -25,7 +25,7 @@ import {
 } from '../lib/index.js';
 import { plan } from '../lib/report/estimate.js';
 import { parseSmaps } from '../lib/index.js';
-import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
+import { DIST, FIXTURES, ROOT, needs, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -418,7 +418,7 @@ describe('estimate() across processes', () => {
 
   it('without root (PFNs hidden) counts the same layout the same way', async (ctx) => {
     requireKsm(ctx);
-    if (process.getuid?.() !== 0) ctx.skip('needs root to start a child as nobody');
+    needs(ctx, process.getuid?.() === 0, 'root, to start a child as uid 65534');
     // Not mergeable: ksmd, running for the other tests, would otherwise merge
     // the written zero pages into the zero page whenever use_zero_pages is on
     // (another run may switch it on), and the layout would not be this one.
@@ -467,7 +467,7 @@ describe('estimate() across processes', () => {
 
   it('refuses a process it may not read, with an error that says how to fix it', async (ctx) => {
     requireKsm(ctx);
-    if (process.getuid?.() !== 0) ctx.skip('needs root to start a child as nobody');
+    needs(ctx, process.getuid?.() === 0, 'root, to start a child as uid 65534');
     // A process running as nobody may not read this (root) process's memory.
     const script = `
       const ksm = require(${JSON.stringify(DIST)});
@@ -492,7 +492,7 @@ describe('estimate() across processes', () => {
 describe('estimate() without ptrace rights over the target', () => {
   it('turns process_vm_readv EPERM into an error with the fix', async (ctx) => {
     requireKsm(ctx);
-    if (process.getuid?.() !== 0) ctx.skip('needs root to set up the uids');
+    needs(ctx, process.getuid?.() === 0, 'root, to set up the uids');
     // Target: a process running as nobody. Caller: real uid root, effective
     // uid nobody. /proc/PID/smaps and pagemap check the effective (fs) uid and
     // let it in; process_vm_readv checks the real uid and, without

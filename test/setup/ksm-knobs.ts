@@ -151,7 +151,7 @@ export default function setup(project: TestProject): () => void {
   const state = availability();
   project.provide('ksm', state);
   if (!state.available) {
-    console.warn(`node-ksm tests: KSM tests will skip: ${state.reason}`);
+    console.warn(`node-ksm tests: the real-KSM tests cannot run: ${state.reason}`);
     return () => {};
   }
 
