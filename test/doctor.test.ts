@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { allocMergeable, doctor, markMergeable, pageSize, type Finding, type FindingCode } from '../lib/index.js';
 import { evidence, only, problems } from './helpers/doctor.js';
+import { packageForNobody } from './helpers/nobody.js';
 import { FIXTURES, ROOT, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const TREES = path.join(FIXTURES, 'doctor');
@@ -38,12 +39,12 @@ function find(findings: Finding[], code: FindingCode): Finding | undefined {
   return findings.find((entry) => entry.code === code);
 }
 
-/** Runs `node -e` with the built package, returning doctor()'s findings as JSON. */
-function doctorIn(argv: string[], options: { uid?: number; gid?: number } = {}): Finding[] {
+/** Runs `node -e` with the built package (`dist`), returning doctor()'s findings as JSON. */
+function doctorIn(argv: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}, dist = path.join(ROOT, 'dist', 'index.js')): Finding[] {
   const script =
     "require(process.argv[1]).doctor().then((f) => process.stdout.write(JSON.stringify(f)), (e) => { console.error(e); process.exit(1); })";
   const [command, ...args] = argv.length > 0 ? argv : [process.execPath];
-  const output = execFileSync(command!, [...args, '-e', script, path.join(ROOT, 'dist', 'index.js')], {
+  const output = execFileSync(command!, [...args, '-e', script, dist], {
     encoding: 'utf8',
     cwd: '/',
     ...options,
@@ -299,7 +300,8 @@ describe('doctor() on real processes', () => {
 
   it('NOT_ROOT: doctor() as an unprivileged user', (ctx) => {
     requireKsm(ctx);
-    const findings = doctorIn([], { uid: 65534, gid: 65534 });
+    const pkg = packageForNobody(ctx);
+    const findings = doctorIn([], { uid: pkg.as.uid, gid: pkg.as.gid, env: pkg.env }, pkg.dist);
     const entry = only(findings, 'NOT_ROOT');
     expect(evidence(entry, 'Uid (effective)')).toBe(65534);
     expect(evidence(entry, 'access(W_OK)')).toBe('EACCES');

@@ -25,7 +25,8 @@ import {
 } from '../lib/index.js';
 import { plan } from '../lib/report/estimate.js';
 import { parseSmaps } from '../lib/index.js';
-import { DIST, FIXTURES, ROOT, needs, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
+import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
+import { packageForNobody } from './helpers/nobody.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -418,7 +419,7 @@ describe('estimate() across processes', () => {
 
   it('without root (PFNs hidden) counts the same layout the same way', async (ctx) => {
     requireKsm(ctx);
-    needs(ctx, process.getuid?.() === 0, 'root, to start a child as uid 65534');
+    const pkg = packageForNobody(ctx);
     // Not mergeable: ksmd, running for the other tests, would otherwise merge
     // the written zero pages into the zero page whenever use_zero_pages is on
     // (another run may switch it on), and the layout would not be this one.
@@ -432,10 +433,9 @@ describe('estimate() across processes', () => {
         { kind: 'untouched', pages: 16 },
       ],
     };
-    const child = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
-      uid: 65534,
-      gid: 65534,
-      cwd: '/',
+    const child = fork(path.join(pkg.fixtures, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      ...pkg.as,
+      env: pkg.env,
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -467,16 +467,16 @@ describe('estimate() across processes', () => {
 
   it('refuses a process it may not read, with an error that says how to fix it', async (ctx) => {
     requireKsm(ctx);
-    needs(ctx, process.getuid?.() === 0, 'root, to start a child as uid 65534');
+    const pkg = packageForNobody(ctx);
     // A process running as nobody may not read this (root) process's memory.
     const script = `
-      const ksm = require(${JSON.stringify(DIST)});
+      const ksm = require(${JSON.stringify(pkg.dist)});
       ksm.estimate(${process.pid}).then(
         () => console.log(JSON.stringify({ ok: true })),
         (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, hint: e.hint, message: e.message })),
       );`;
     const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ['-e', script], { uid: 65534, gid: 65534, cwd: '/' }, (error, stdout, stderr) => {
+      execFile(process.execPath, ['-e', script], { ...pkg.as, env: pkg.env }, (error, stdout, stderr) => {
         if (error) reject(new Error(`${error.message}\n${stderr}`));
         else resolve(stdout);
       });
@@ -492,16 +492,15 @@ describe('estimate() across processes', () => {
 describe('estimate() without ptrace rights over the target', () => {
   it('turns process_vm_readv EPERM into an error with the fix', async (ctx) => {
     requireKsm(ctx);
-    needs(ctx, process.getuid?.() === 0, 'root, to set up the uids');
+    const pkg = packageForNobody(ctx);
     // Target: a process running as nobody. Caller: real uid root, effective
     // uid nobody. /proc/PID/smaps and pagemap check the effective (fs) uid and
     // let it in; process_vm_readv checks the real uid and, without
     // CAP_SYS_PTRACE in the effective set, refuses with EPERM.
     const spec = { mergeable: true, segments: [{ kind: 'seq', pages: 8, seed: 1 }] };
-    const target = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
-      uid: 65534,
-      gid: 65534,
-      cwd: '/',
+    const target = fork(path.join(pkg.fixtures, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      ...pkg.as,
+      env: pkg.env,
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { KsmNoSuchProcessError, ksmStat } from '../../lib/index.js';
 import { needs, requireKsm, sysfsNumber } from '../helpers/ksm.js';
 import { buildNativeFixture, haveCc } from '../helpers/native.js';
+import { packageForNobody } from '../helpers/nobody.js';
 import { HARDENING_FIXTURES, runFixture } from './helpers.js';
 
 /** The environment for programs that must not run under the sanitizers (sleep). */
@@ -86,9 +87,10 @@ describe('/proc read racing with process exit', () => {
 describe('sysfs write refused', () => {
   it('EACCES for a non-root process (uid nobody): clear hint, nothing written; root\'s ksm_stat is EACCES too', async (ctx) => {
     requireKsm(ctx);
+    const pkg = packageForNobody(ctx);
     const before = { sleep: sysfsNumber('sleep_millisecs'), pages: sysfsNumber('pages_to_scan') };
     const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(HARDENING_FIXTURES, 'nobody.cjs'), String(process.pid)], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [path.join(pkg.hardeningFixtures, 'nobody.cjs'), String(process.pid)], { ...pkg.as, env: pkg.env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
