@@ -28,7 +28,7 @@ function mergeAnyLine(ksmStat: string): string | undefined {
 /** A child started with child_process.fork: it reports over IPC. */
 function forkReport(): Promise<Report> {
   return new Promise((resolve, reject) => {
-    const child = fork(REPORT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(REPORT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let report: Report | undefined;
     child.once('message', (message) => {
       report = message as Report;

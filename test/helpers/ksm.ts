@@ -84,6 +84,8 @@ export interface Holder {
 export async function startFixture(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Holder & { ready: Record<string, unknown> }> {
   const child = fork(path.join(FIXTURES, name), args, {
     env: { ...process.env, ...env },
+    // Not the test worker's node flags (vitest's): a fixture is a plain node process.
+    execArgv: [],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -28,8 +28,11 @@ export interface NobodyPackage {
   hardeningFixtures: string;
   /** The environment for the child (NODE_KSM_PREBUILD pointing into the copy where it is set). */
   env: NodeJS.ProcessEnv;
-  /** uid, gid and cwd for spawn()/fork(). */
-  as: { uid: number; gid: number; cwd: string };
+  /**
+   * uid, gid and cwd for spawn(), and no node flags for fork(): the test
+   * worker's (vitest's --require of a file in the checkout) would not load.
+   */
+  as: { uid: number; gid: number; cwd: string; execArgv: string[] };
 }
 
 function layout(root: string, env: NodeJS.ProcessEnv): NobodyPackage {
@@ -39,7 +42,7 @@ function layout(root: string, env: NodeJS.ProcessEnv): NobodyPackage {
     fixtures: path.join(root, 'test', 'fixtures'),
     hardeningFixtures: path.join(root, 'test', 'hardening', 'fixtures'),
     env,
-    as: { uid: NOBODY, gid: NOBODY, cwd: '/' },
+    as: { uid: NOBODY, gid: NOBODY, cwd: '/', execArgv: [] },
   };
 }
 
