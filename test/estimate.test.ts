@@ -509,10 +509,11 @@ describe('estimate() without ptrace rights over the target', () => {
         target.once('message', resolve);
         target.once('exit', (code) => reject(new Error(`target exited (${code})`)));
       });
+      // The addon loads on first use, by then as euid 65534: from where that user can read it.
       const script = `
-        const ksm = require(${JSON.stringify(DIST)});
-        process.setegid(65534);
-        process.seteuid(65534);
+        const ksm = require(${JSON.stringify(pkg.dist)});
+        process.setegid(${pkg.as.gid});
+        process.seteuid(${pkg.as.uid});
         ksm.estimate(${target.pid!}).then(
           () => console.log(JSON.stringify({ ok: true })),
           (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, hint: e.hint, pid: e.pid })),
