@@ -4,7 +4,7 @@
  * we may not read; abort. Figures are checked against the layouts the
  * fixtures built and against /proc read raw.
  */
-import { execFile, fork, spawn } from 'node:child_process';
+import { execFile, execFileSync, fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -598,10 +598,19 @@ function nativeAddon(): NativeBinding {
   return nodeGypBuild(ROOT) as NativeBinding;
 }
 
-/** PAGEMAP_SCAN exists from Linux 6.7. */
+/**
+ * Whether this kernel has the PAGEMAP_SCAN ioctl (Linux 6.7+, or a
+ * backport), asked of the kernel itself by python3, not by version number:
+ * with a NULL argument it fails EFAULT where it exists, ENOTTY where not.
+ */
 function kernelHasPagemapScan(): boolean {
-  const [major = 0, minor = 0] = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').split(/[.-]/).map(Number);
-  return major > 6 || (major === 6 && minor >= 7);
+  // PAGEMAP_SCAN = _IOWR('f', 16, struct pm_scan_arg), a 96-byte struct.
+  const probe =
+    'import errno, fcntl, os\nfd = os.open("/proc/self/pagemap", os.O_RDONLY)\n' +
+    'try:\n    fcntl.ioctl(fd, 0xC0606610, 0)\nexcept OSError as e:\n    print(errno.errorcode[e.errno])';
+  const answer = execFileSync('python3', ['-c', probe], { encoding: 'utf8', env: unsanitizedEnv() }).trim();
+  if (answer !== 'EFAULT' && answer !== 'ENOTTY') throw new Error(`PAGEMAP_SCAN probe: ${answer}`);
+  return answer === 'EFAULT';
 }
 
 // A 64 GiB reservation is 16 Mi pagemap entries, ASan's shadow 4 Gi: read
