@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { allocMergeable, doctor, markMergeable, pageSize, type Finding, type FindingCode } from '../lib/index.js';
 import { evidence, only, problems } from './helpers/doctor.js';
 import { packageForNobody } from './helpers/nobody.js';
-import { FIXTURES, ROOT, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, waitFullScans, type Holder } from './helpers/ksm.js';
+import { FIXTURES, ROOT, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const TREES = path.join(FIXTURES, 'doctor');
 const SERVICE = 'doctor/service.cjs';
@@ -211,7 +211,8 @@ describe('doctor() on real processes', () => {
   it('METADATA_EXCEEDS_SAVING: unique data costs rmap items and merges nothing', async (ctx) => {
     requireKsm(ctx);
     const holder = await service({ size: 16 * MiB, fill: 'random' });
-    await waitFullScans(2);
+    // One full scan over the buffer gives every page its rmap_item.
+    await untilKsm(() => Number(rawKsmStat(holder.pid).ksm_rmap_items) >= (16 * MiB) / pageSize(), 'an rmap_item for every page of the buffer');
     const raw = rawKsmStat(holder.pid);
     const rmap = Number(raw.ksm_rmap_items);
     const merging = Number(raw.ksm_merging_pages);

@@ -25,7 +25,7 @@ import {
 } from '../lib/index.js';
 import { plan } from '../lib/report/estimate.js';
 import { parseSmaps } from '../lib/index.js';
-import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
+import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, unusedPid, type Holder } from './helpers/ksm.js';
 import { packageForNobody } from './helpers/nobody.js';
 
 let holders: Holder[] = [];
@@ -97,10 +97,7 @@ describe('estimate() argument checks', () => {
 
   it('a pid that does not exist is KsmNoSuchProcessError', async (ctx) => {
     requireKsm(ctx);
-    // pid_max on 64-bit is at most 2^22; this one is in range but unused.
-    const max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
-    let pid = max - 1;
-    while (fs.existsSync(`/proc/${pid}`)) pid--;
+    const pid = unusedPid();
     const error = await estimate(pid).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KsmNoSuchProcessError);
     expect((error as KsmNoSuchProcessError).pid).toBe(pid);
@@ -399,7 +396,8 @@ describe('estimate() across processes', () => {
     const [doomed, survivor] = await Promise.all([worker(spec), worker(spec)]);
     let killed = false;
     const result = await estimate([doomed.pid, survivor.pid], {
-      intervalMs: 500,
+      // Time enough for the killed child to be gone before the second sample, on a loaded machine too.
+      intervalMs: 2000,
       onProgress: (p) => {
         // Between the two samples: the first read it, the second cannot.
         if (p.phase === 'sample' && p.done === p.total && !killed) {

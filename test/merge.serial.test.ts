@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { pageSize, waitForMerge } from '../lib/index.js';
-import { rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
+import { rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, untilKsm, type Holder } from './helpers/ksm.js';
 
 const SIZE = 32 * 1024 * 1024;
 const N = 3;
@@ -31,6 +31,8 @@ describe('merging across processes', () => {
     expect(result.completedScans).toBeGreaterThanOrEqual(2);
 
     const pages = SIZE / pageSize();
+    // Two full scans merge them where nothing interferes; counted scans, not time, bound the wait.
+    await untilKsm(() => started.every((h) => Number(rawKsmStat(h.pid).ksm_merging_pages) >= pages), 'every holder merging its buffer');
     for (const holder of started) {
       const stat = rawKsmStat(holder.pid);
       // Every page of the buffer maps a KSM page (merging_pages counts all mappers).
@@ -50,6 +52,9 @@ describe('merging across processes', () => {
     const started = await startHolders({ mode: 'plain', size: SIZE, seed: 23, enableMerge: true });
     for (const holder of started) expect(rawKsmStat(holder.pid).ksm_merge_any).toBe('yes');
     await waitForMerge({ timeoutMs: 90_000 });
+    const bytes = (h: Holder & { ready: Record<string, unknown> }): number => Number((h.ready.end as bigint) - (h.ready.start as bigint));
+    const ksmOf = (h: Holder & { ready: Record<string, unknown> }): number => rawSmapsRange(h.pid, h.ready.start as bigint, h.ready.end as bigint).ksmBytes;
+    await untilKsm(() => started.every((h) => ksmOf(h) >= bytes(h)), 'every holder merging its buffer');
     for (const holder of started) {
       // The VMA around the Buffer's pages (malloc's own mapping) may merge more.
       const { ksmBytes } = rawSmapsRange(holder.pid, holder.ready.start as bigint, holder.ready.end as bigint);

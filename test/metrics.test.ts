@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { allocMergeable, collectDefaultKsmMetrics, pageSize, profit } from '../lib/index.js';
 import { ksmStatText, makeKsmTree } from './helpers/cli.js';
-import { DIST, rawKsmStat, requireKsm, sysfsNumber, waitFullScans } from './helpers/ksm.js';
+import { DIST, addressOf, rawKsmStat, rawSmapsRange, requireKsm, sysfsNumber, untilKsm } from './helpers/ksm.js';
 
 const trees: string[] = [];
 afterAll(() => {
@@ -132,7 +132,7 @@ describe('collectDefaultKsmMetrics (real kernel)', () => {
       a.writeUInt32LE(offset + 1, offset);
       b.writeUInt32LE(offset + 1, offset);
     }
-    await waitFullScans(2);
+    await untilKsm(() => Number(rawKsmStat('self').ksm_merging_pages) >= (2 * size) / pageSize(), 'the two buffers merging');
     const registry = new Registry();
     collectDefaultKsmMetrics({ register: registry });
     const m = await scrape(registry);
@@ -160,7 +160,10 @@ describe('collectDefaultKsmMetrics (real kernel)', () => {
       }
       return b;
     });
-    await waitFullScans(2);
+    await untilKsm(
+      () => buffers.every((b) => rawSmapsRange('self', addressOf(b), addressOf(b) + BigInt(size)).ksmBytes === size),
+      'the three buffers merging',
+    );
     const registry = new Registry();
     collectDefaultKsmMetrics({ register: registry, maxLabels: 2 });
     const m = await scrape(registry);

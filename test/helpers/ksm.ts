@@ -117,6 +117,13 @@ export async function startFixture(name: string, args: string[] = [], env: NodeJ
   };
 }
 
+/** A pid no process has now (pid_max bounds them; the top of the range is rarely in use). */
+export function unusedPid(): number {
+  let pid = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8')) - 1;
+  while (fs.existsSync(`/proc/${pid}`)) pid--;
+  return pid;
+}
+
 /** Bytes per page, from getconf: not from the code under test. */
 export const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
 
