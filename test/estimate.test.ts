@@ -620,7 +620,7 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
 
   it('counts the few MiB touched in it exactly, with PAGEMAP_SCAN and with the linear read', async (ctx) => {
     requireKsm(ctx);
-    const sparse = await startSparse();
+    const sparse = await startSparse(ctx);
     holders.push(sparse);
     const { twins, zero, unique, read } = sparse.layout;
     const page = pageSize();
@@ -660,7 +660,7 @@ describe('estimate() of a sparse 64 GiB mapping', () => {
 
   it('reads pagemap entries only for the pages that are there, and the same figures as reading all of them', async (ctx) => {
     requireKsm(ctx);
-    const sparse = await startSparse();
+    const sparse = await startSparse(ctx);
     holders.push(sparse);
     const { twins, zero, unique, read } = sparse.layout;
     const present = twins + zero + unique + read;

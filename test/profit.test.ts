@@ -226,7 +226,7 @@ describe('profit() exact of a sparse 64 GiB mapping', () => {
     requireKsm(ctx);
     needs(ctx, process.geteuid?.() === 0, 'root, for pagemap PFNs and /proc/kpageflags');
     // No zero group: the twins are the only pages KSM can merge.
-    const sparse = await startSparse(['mergeable', 'nozero']);
+    const sparse = await startSparse(ctx, ['mergeable', 'nozero']);
     const saved = process.env.NODE_KSM_PAGEMAP_SCAN;
     const figures: unknown[] = [];
     try {

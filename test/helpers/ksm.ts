@@ -296,9 +296,15 @@ export interface SparseHolder extends Holder {
 
 /**
  * Starts test/fixtures/sparse-mapping.py (a 64 GiB MAP_NORESERVE mapping with
- * a few MiB touched, far apart). It holds still until killed.
+ * a few MiB touched, far apart). It holds still until killed. The mapping
+ * needs overcommit (vm.overcommit_memory 0 or 1: mode 2 charges even
+ * MAP_NORESERVE) and no address-space limit below 64 GiB.
  */
-export async function startSparse(args: Array<'mergeable' | 'nozero'> = []): Promise<SparseHolder> {
+export async function startSparse(ctx: TestContext, args: Array<'mergeable' | 'nozero'> = []): Promise<SparseHolder> {
+  const overcommit = fs.readFileSync('/proc/sys/vm/overcommit_memory', 'utf8').trim();
+  const limit = /^Max address space\s+(\S+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  needs(ctx, overcommit !== '2', `vm.overcommit_memory 0 or 1 for a 64 GiB MAP_NORESERVE mapping (it is ${overcommit})`);
+  needs(ctx, limit === undefined || limit === 'unlimited' || Number(limit) > 2 ** 37, `an address-space limit above 64 GiB (ulimit -v: ${limit})`);
   const child = spawn('python3', [path.join(FIXTURES, 'sparse-mapping.py'), ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // Under test:asan, not python: its own 16 TiB shadow would be estimated too.
