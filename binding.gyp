@@ -35,11 +35,18 @@
       "conditions": [
         ["OS=='linux'", {
           "sources": [
+            "native/advice.cc",
+            "native/attribution.cc",
             "native/errors.cc",
+            "native/estimate.cc",
+            "native/estimate-confirm.cc",
+            "native/estimate-pagemap.cc",
+            "native/estimate-sample.cc",
+            "native/estimate-worker.cc",
+            "native/hash.cc",
             "native/memory.cc",
-            "native/pagemap.cc",
-            "native/pages.cc",
             "native/pagewalk.cc",
+            "native/procread.cc",
             "native/process.cc",
             "native/view.cc"
           ],

@@ -5,7 +5,10 @@
 //   accuracy - 4 workers with a known layout are estimated, then merged by
 //              KSM for real, and the prediction is compared with what merged
 //              (pagemap + kpageflags, page by page; needs root and run=1).
-// Usage: npm run build && node bench/estimate.mjs [--mib 512] [--json]
+// The in-place hash and the bandwidth baselines come from the bench's own
+// addon (bench/native, built on first use by bench/lib/addon.mjs).
+// Usage: npm run build && node bench/estimate.mjs [--mib 512] [--json] [--smoke]
+//   --smoke: 8 MiB, one round, no accuracy run: checks the script works.
 import { fork } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -13,14 +16,18 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { benchAddon } from './lib/addon.mjs';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
 const require = createRequire(import.meta.url);
 const ksm = require(path.join(root, 'dist', 'index.js'));
 const native = require('node-gyp-build')(root);
+const bench = benchAddon();
 
 const args = process.argv.slice(2);
-const mib = Number(args[args.indexOf('--mib') + 1] ?? 512) || 512;
+const smoke = args.includes('--smoke');
+const mib = smoke ? 8 : Number(args[args.indexOf('--mib') + 1] ?? 512) || 512;
 const json = args.includes('--json');
 const PAGE = ksm.pageSize();
 const log = (...line) => {
@@ -50,10 +57,10 @@ async function speed() {
 
   // The machine may be shared: each measurement is paired with a read
   // bandwidth measured just before it, and the median ratio is reported.
-  const rounds = 5;
+  const rounds = smoke ? 1 : 5;
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const readOnce = () => {
-    const r = native.readBandwidth(buffer, 2);
+    const r = bench.readBandwidth(buffer, 2);
     return r.bytes / r.nanoseconds;
   };
   readOnce();
@@ -66,9 +73,10 @@ async function speed() {
     for (let i = 0; i < rounds; i++) {
       const row = {};
       row.read = readOnce();
-      const h = native.hashPages(buffer);
+      const h = bench.hashPages(buffer);
       row.inPlace = (h.pages / h.nanoseconds) * 1e9;
-      const v = native.vmReadBandwidth(buffer, 64);
+      row.implementation = h.implementation;
+      const v = bench.vmReadBandwidth(buffer, 64);
       row.copy = (v.bytes / v.nanoseconds / PAGE) * 1e9;
       row.readCopy = readOnce();
       row.readSelf = readOnce();
@@ -79,6 +87,10 @@ async function speed() {
       const c = await ksm.estimate(child.pid, opts);
       row.child = c.pagesHashed / (c.timings.sampleMs / 1e3);
       row.childWhole = c.pagesHashed / (c.elapsedMs / 1e3);
+      // Last in the round, so that the figures above are taken as before.
+      row.readScalar = readOnce();
+      const s = bench.hashPages(buffer, 'scalar');
+      row.inPlaceScalar = (s.pages / s.nanoseconds) * 1e9;
       rows.push(row);
     }
   } finally {
@@ -86,6 +98,7 @@ async function speed() {
   }
   const readGBs = median(rows.map((r) => r.read));
   const inPlacePagesPerSec = median(rows.map((r) => r.inPlace));
+  const scalarPagesPerSec = median(rows.map((r) => r.inPlaceScalar));
   const copyPagesPerSec = median(rows.map((r) => r.copy));
   const selfSample = median(rows.map((r) => r.self));
   const selfWhole = median(rows.map((r) => r.selfWhole));
@@ -113,7 +126,9 @@ async function speed() {
     mib,
     rounds,
     readGBs,
-    hashInPlace: { pagesPerSec: inPlacePagesPerSec, GBs: gbs(inPlacePagesPerSec), ofRead: ratio('inPlace', 'read') },
+    hashInPlace: { implementation: rows[0].implementation, pagesPerSec: inPlacePagesPerSec, GBs: gbs(inPlacePagesPerSec), ofRead: ratio('inPlace', 'read') },
+    // The portable hash on the same memory (what a CPU without AVX2 runs).
+    hashInPlaceScalar: { pagesPerSec: scalarPagesPerSec, GBs: gbs(scalarPagesPerSec), ofRead: ratio('inPlaceScalar', 'readScalar'), ofBest: scalarPagesPerSec / inPlacePagesPerSec },
     // process_vm_readv alone (64 pages a call, no hashing): the kernel's copy path.
     kernelCopy: { pagesPerSec: copyPagesPerSec, GBs: gbs(copyPagesPerSec), ofRead: ratio('copy', 'readCopy') },
     estimateSelf: {
@@ -140,6 +155,7 @@ async function speed() {
   log(`median of ${rounds} rounds, each ratio against the read bandwidth measured just before it`);
   log(`sequential read, one core:         ${readGBs.toFixed(2)} GB/s (min ${Math.min(...rows.map((r) => r.read)).toFixed(2)}, max ${Math.max(...rows.map((r) => r.read)).toFixed(2)})`);
   log(`page hash in place (no copy):      ${(inPlacePagesPerSec / 1e6).toFixed(2)} M pages/s = ${result.hashInPlace.GBs.toFixed(2)} GB/s = ${(result.hashInPlace.ofRead * 100).toFixed(0)}% of read`);
+  log(`scalar page hash in place:         ${(scalarPagesPerSec / 1e6).toFixed(2)} M pages/s = ${result.hashInPlaceScalar.GBs.toFixed(2)} GB/s = ${(result.hashInPlaceScalar.ofRead * 100).toFixed(0)}% of read (${result.hashInPlace.implementation} is ${(1 / result.hashInPlaceScalar.ofBest).toFixed(2)}x it)`);
   log(`process_vm_readv copy alone:      ${(copyPagesPerSec / 1e6).toFixed(2)} M pages/s = ${result.kernelCopy.GBs.toFixed(2)} GB/s = ${(result.kernelCopy.ofRead * 100).toFixed(0)}% of read`);
   log(`estimate('self') sample phase:     ${(selfSample / 1e6).toFixed(2)} M pages/s = ${result.estimateSelf.GBs.toFixed(2)} GB/s = ${(result.estimateSelf.ofRead * 100).toFixed(0)}% of read (whole call ${(selfWhole / 1e6).toFixed(2)} M pages/s)`);
   log(`estimate(child) sample phase:      ${(childSample / 1e6).toFixed(2)} M pages/s = ${result.estimateChild.GBs.toFixed(2)} GB/s = ${(result.estimateChild.ofRead * 100).toFixed(0)}% of read (whole call ${(childWhole / 1e6).toFixed(2)} M pages/s)`);
@@ -193,6 +209,7 @@ function merged(ranges) {
 }
 
 async function accuracy() {
+  if (smoke) return { skipped: 'not run in --smoke' };
   const stat = ksm.systemStat();
   if (process.getuid?.() !== 0) return { skipped: 'needs root (kpageflags)' };
   if (stat.run !== 1) return { skipped: 'KSM is not running (echo 1 > /sys/kernel/mm/ksm/run)' };

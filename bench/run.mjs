@@ -138,7 +138,7 @@ async function main() {
     }
     fs.writeFileSync(values.out, render(report));
     // The figures behind BENCHMARKS.md, without each run's raw samples.
-    if (shared) fs.writeFileSync(RESULTS, `${toJson({ ...report, results: report.results.map((r) => ({ ...r, rows: r.rows.map(({ raw, ...row }) => row) })) })}\n`);
+    if (shared) fs.writeFileSync(RESULTS, `${toJson({ ...report, results: report.results.map((r) => ({ ...r, rows: r.rows.map(({ raw: _raw, ...row }) => row) })) })}\n`);
     ctx.log(`wrote ${path.relative(process.cwd(), values.out) || values.out} (${Math.round((performance.now() - t0) / 1000)} s)`);
   }
   const failed = results.filter((r) => r.error);

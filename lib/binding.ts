@@ -31,10 +31,54 @@ export interface NativeEstimateTarget {
   readable: Uint8Array;
 }
 
+/**
+ * The per-range figures of estimatePages, in the order of each range's slice
+ * of `stats`. native/page-stats.h holds the same list; the addon exports its
+ * copy as pageStatFields, and the binding refuses an addon whose list differs.
+ */
+export const PAGE_STAT_FIELDS = [
+  'presentPages',
+  'swappedPages',
+  'filePages',
+  'zeroPageMapped',
+  'candidatePages',
+  'unreadablePages',
+  'zeroPages',
+  'volatilePages',
+  'duplicatePages',
+  'twinInVma',
+  'twinInProcess',
+  'twinInOtherProcess',
+  'savedPages',
+] as const;
+
+export type PageStatField = (typeof PAGE_STAT_FIELDS)[number];
+
+/** Where each figure sits in a range's slice of `stats`. */
+export const PAGE_STAT: { readonly [F in PageStatField]: number } = Object.freeze(
+  Object.fromEntries(PAGE_STAT_FIELDS.map((name, i) => [name, i])) as Record<PageStatField, number>,
+);
+
+/** Figures per range in `stats`. */
+export const PAGE_STAT_COUNT = PAGE_STAT_FIELDS.length;
+
+/** @internal Why an addon's pageStatFields differ from PAGE_STAT_FIELDS, or undefined when they do not. */
+export function pageStatMismatch(fields: readonly string[]): string | undefined {
+  const at = PAGE_STAT_FIELDS.findIndex((name, i) => fields[i] !== name);
+  if (at < 0 && fields.length === PAGE_STAT_COUNT) return undefined;
+  if (at < 0) return `its estimate figures are ${fields.length}, not ${PAGE_STAT_COUNT}`;
+  return `its estimate figure ${at} is ${JSON.stringify(fields[at])}, not ${JSON.stringify(PAGE_STAT_FIELDS[at])}`;
+}
+
+/** The page hash estimatePages ran: the AVX2 one, or the portable scalar one. */
+export type HashImplementation = 'avx2' | 'scalar';
+
 export interface NativeEstimateResult {
   cancelled: boolean;
-  /** Per target: `stats` holds pageStatFields.length figures per range. */
+  /** Per target: `stats` holds PAGE_STAT_COUNT figures per range (PAGE_STAT_FIELDS' order). */
   targets: Array<{ pid: number; exited: boolean; stats: Float64Array }>;
+  /** Which page hash ran (hashFor(): the best the CPU has, or scalar when forced). */
+  hashImplementation: HashImplementation;
   pfnVisible: boolean;
   /** pagemap entries read (with PAGEMAP_SCAN: only inside populated runs). */
   pagemapEntries: number;
@@ -75,32 +119,53 @@ export interface NativeBinding {
    */
   madvise(view: View, advice: number, outward?: boolean): NativeRange;
   viewRange(view: View): NativeRange;
+  // The process-wide record of the package's advice (native/advice.h).
+  /** Records every page the view touches as sensitive, then advises them MADV_UNMERGEABLE. */
+  markSensitive(view: View, label?: string): NativeRange;
+  /** The marks still mapped, by start. */
+  sensitiveRanges(): Array<{ start: bigint; end: bigint; label: string | undefined }>;
+  /** MADV_MERGEABLE on the whole pages inside `view`, recorded under `id` (0: a new one). */
+  adviseMergeable(view: View, id: number): NativeRange & { id: number };
+  /** MADV_UNMERGEABLE on the whole pages inside `view`, and out of every record. */
+  unadviseMergeable(view: View): NativeRange;
+  /** `id`'s owner was collected: its advice ends, unless merge-any is on or another record keeps it. */
+  releaseMergeable(id: number): void;
+  /** After PR_SET_MEMORY_MERGE: every record mergeable again, then every mark unmergeable. */
+  reapplyAdvice(): void;
   pageSize(): number;
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
   /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */
   pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan?: boolean): Promise<PageAttribution>;
-  /** A whole file read in one libuv task (seq_files hand out a page per read). */
-  readProcFile(path: string): Promise<Buffer>;
+  /**
+   * A whole file read on a thread of its own (seq_files hand out a page per
+   * read; another process's files wait for its mmap lock). The promise keeps
+   * the event loop alive until it settles or the read is abandoned.
+   */
+  readProcFile(path: string): { promise: Promise<Buffer>; id: number };
+  /** Stop waiting for a read: it finishes in the kernel's time and its result is dropped. */
+  abandonRead(id: number): void;
   constants: AdviceConstants;
   /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
   estimatePages(
     targets: NativeEstimateTarget[],
-    options: { intervalMs: number; maxPageSharing: number; expectedPages: number; batchPages: number; pagemapScan?: boolean },
+    options: {
+      intervalMs: number;
+      maxPageSharing: number;
+      expectedPages: number;
+      batchPages: number;
+      pagemapScan?: boolean;
+      /** 'auto' (default): the fastest hash the CPU runs; 'scalar': the portable one. */
+      hash?: 'auto' | 'scalar';
+    },
     onProgress?: (phase: string, done: number, total: number) => void,
   ): { promise: Promise<NativeEstimateResult>; cancel(): void };
-  /** Names of the per-range figures in NativeEstimateResult stats, in order. */
+  /** The addon's own list of the per-range figures (PAGE_STAT_FIELDS must equal it). */
   pageStatFields: readonly string[];
-  /** Benchmark: the page hash over a view of this process. */
-  hashPages(view: View): { pages: number; zeroPages: number; nanoseconds: number; digest: bigint };
-  /** Benchmark: a plain sequential read of a view, `passes` times. */
-  readBandwidth(view: View, passes: number): { bytes: number; nanoseconds: number; checksum: bigint };
-  /** Benchmark: a view copied out through process_vm_readv on this process. */
-  vmReadBandwidth(view: View, batchPages: number): { bytes: number; nanoseconds: number };
 }
 
 /**
- * Whether the native readers of /proc/PID/pagemap may use the PAGEMAP_SCAN
+ * Whether the native readers of a process's pagemap may use the PAGEMAP_SCAN
  * ioctl (Linux 6.7+) to visit only populated page runs (native/pagewalk.h).
  * They fall back to reading every entry by themselves when the kernel lacks
  * it. Internal knob, not API: NODE_KSM_PAGEMAP_SCAN=0 forces the linear read
@@ -109,6 +174,17 @@ export interface NativeBinding {
  */
 export function pagemapScanEnabled(): boolean {
   return process.env.NODE_KSM_PAGEMAP_SCAN !== '0';
+}
+
+/**
+ * Which page hash estimatePages uses. Internal knob, not API:
+ * NODE_KSM_HASH=scalar forces the portable scalar hash on a CPU that has a
+ * faster one, so that both paths are tested on every machine (the estimate
+ * tests run both) and a discrepancy can be pinned on one. Anything else: the
+ * best the CPU has. Read at each call.
+ */
+export function hashFor(): 'auto' | 'scalar' {
+  return process.env.NODE_KSM_HASH === 'scalar' ? 'scalar' : 'auto';
 }
 
 interface StubBinding {
@@ -130,6 +206,14 @@ function load(): BindingState {
     // lib/ (sources under test) and dist/ both sit one level below the root.
     const addon = nodeGypBuild(path.join(__dirname, '..')) as NativeBinding | StubBinding;
     if (!addon.supported) return { loaded: false, reason: addon.reason };
+    const mismatch = pageStatMismatch(addon.pageStatFields);
+    if (mismatch !== undefined) {
+      // Its figures would be read under the wrong names.
+      return {
+        loaded: false,
+        reason: `the native addon does not match this build of node-ksm (${mismatch}); rebuild it with \`npm rebuild node-ksm\``,
+      };
+    }
     return { loaded: true, binding: addon };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

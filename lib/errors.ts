@@ -7,6 +7,8 @@
  * when two copies of the package are loaded (the undici pattern).
  */
 
+import { KSM_DIR } from './kernel/names.js';
+
 const kKsmError = Symbol.for('node-ksm.KsmError');
 
 export type KsmErrorCode =
@@ -85,8 +87,8 @@ export class KsmNotRunningError extends KsmError {
   constructor(run: number | undefined) {
     super(
       'ERR_KSM_NOT_RUNNING',
-      `KSM is not running (/sys/kernel/mm/ksm/run is ${run ?? 'unreadable'}); ` +
-        'start it as root with: echo 1 > /sys/kernel/mm/ksm/run',
+      `KSM is not running (${KSM_DIR}/run is ${run ?? 'unreadable'}); ` +
+        `start it as root with: echo 1 > ${KSM_DIR}/run`,
     );
     this.name = 'KsmNotRunningError';
     this.run = run;

@@ -4,7 +4,7 @@
  */
 import Table from 'cli-table3';
 
-import { checkBoolean, checkFunction, checkOptions, invalidType, outOfRange } from './validate.js';
+import { checkBoolean, checkFunction, checkOptions, invalidType, optionalNumber, outOfRange } from './validate.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
@@ -52,10 +52,7 @@ export function formatPercent(ratio: number | undefined, fractionDigits = 1): st
 
 /** What Number.prototype.toFixed() takes, checked before it throws its own kind of RangeError. */
 function checkFractionDigits(name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!Number.isInteger(value) || value < 0 || value > 100) throw outOfRange(name, 'an integer from 0 to 100', value);
-  return value;
+  return optionalNumber(name, value, { integer: true, min: 0, max: 100 });
 }
 
 export interface TableColumn<Row> {

@@ -1,8 +1,19 @@
 /**
  * node-ksm: use Linux Kernel Samepage Merging from Node.js on purpose, and
  * see what it saves.
+ *
+ * The public API, by layer: what the kernel says (kernel/), opting memory in
+ * (merge/), what merged and what would (report/), why not (doctor/), and
+ * metrics, tuning and the CLI's JSON shapes on top.
  */
+
+// What the kernel says: support, per-process and machine-wide accounting, knobs, smaps.
 export { isSupported, supportInfo, type SupportInfo } from './kernel/support.js';
+export { ksmStat, parseKsmStat, type KsmStat, type KsmStatField } from './kernel/ksm-stat.js';
+export { systemStat, setKnobs, type SystemStat, type KsmKnobs, type KnobChange } from './kernel/sysfs.js';
+export { parseSmaps, scanSmaps, type SmapsVma, type SmapsParse, type SmapsSummary, type SmapsScan } from './kernel/smaps.js';
+
+// Opting memory in, keeping secrets out, waiting for ksmd.
 export { enableMerge, disableMerge, isMergeEnabled } from './merge/opt-in.js';
 export {
   allocMergeable,
@@ -12,12 +23,32 @@ export {
   type AllocOptions,
   type MarkOptions,
   type MergeableRange,
+  type UnmarkResult,
 } from './merge/buffers.js';
-export { ksmStat, parseKsmStat, type KsmStat, type KsmStatField } from './kernel/ksm-stat.js';
-export { systemStat, setKnobs, type SystemStat, type KsmKnobs, type KnobChange } from './kernel/sysfs.js';
+export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRange } from './merge/security.js';
+export { type UnmergeOptions, type UnmergePreflight } from './merge/headroom.js';
 export { waitForMerge, type WaitForMergeOptions, type WaitForMergeResult } from './merge/wait.js';
-export { parseSmaps, type SmapsVma, type SmapsParse } from './kernel/smaps.js';
-// estimate (issue 5)
+
+// What merged, what it saved, and what would merge.
+export {
+  regions,
+  type Region,
+  type RegionKind,
+  type RegionLabel,
+  type RegionsResult,
+} from './report/regions.js';
+export {
+  profit,
+  type ProfitOptions,
+  type ProfitMethod,
+  type ProfitReport,
+  type ProfitTotal,
+  type ProfitReconciliation,
+  type RegionProfit,
+  type SharingBucket,
+} from './report/profit/index.js';
+export { systemProfit, type SystemProfit } from './report/system-profit.js';
+export { ksmProcesses, type KsmProcess, type KsmProcessList, type KsmProcessesOptions } from './report/processes.js';
 export {
   estimate,
   type EstimateOptions,
@@ -28,18 +59,8 @@ export {
   type EstimateProcess,
   type EstimateResult,
 } from './report/estimate.js';
-export {
-  KsmError,
-  KsmUnsupportedError,
-  KsmNotMergeableError,
-  KsmNotRunningError,
-  KsmTimeoutError,
-  KsmNoSuchProcessError,
-  type KsmErrorCode,
-  type SystemError,
-  type UnmergeableMapping,
-} from './errors.js';
-// doctor (issue 4)
+
+// Why nothing merges, and the fix.
 export {
   doctor,
   type DoctorOptions,
@@ -49,45 +70,8 @@ export {
   type Fix,
   type Severity,
 } from './doctor/index.js';
-export type { RootOption } from './validate.js';
-export type { View } from './binding.js';
 
-// hardening (issue 8)
-export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRange } from './merge/security.js';
-export { type UnmergeOptions, type UnmergePreflight } from './merge/headroom.js';
-export { type UnmarkResult } from './merge/buffers.js';
-export { KsmInsufficientMemoryError } from './errors.js';
-// profit and regions (issue 3)
-export {
-  regions,
-  type Region,
-  type RegionKind,
-  type RegionLabel,
-  type RegionsResult,
-} from './report/regions.js';
-export {
-  profit,
-  systemProfit,
-  type ProfitOptions,
-  type ProfitMethod,
-  type ProfitReport,
-  type ProfitTotal,
-  type ProfitReconciliation,
-  type RegionProfit,
-  type SharingBucket,
-  type SystemProfit,
-} from './report/profit.js';
-export {
-  formatBytes,
-  formatPercent,
-  formatTable,
-  type FormatBytesOptions,
-  type FormatTableOptions,
-  type TableColumn,
-} from './format.js';
-export { scanSmaps, type SmapsSummary, type SmapsScan } from './kernel/smaps.js';
-
-// metrics (issue 6): Prometheus metrics, scan speed and tuning, the processes KSM knows, the CLI's --json shapes
+// Prometheus metrics and scan tuning.
 export {
   collectDefaultKsmMetrics,
   collectMachineKsmMetrics,
@@ -96,8 +80,33 @@ export {
   type PromRegistry,
 } from './metrics/index.js';
 export { scanTime, ScanTimeTuner, type ScanTime, type ScanTimeTunerOptions, type TunerStep } from './tune/tuner.js';
-export { ksmProcesses, type KsmProcess, type KsmProcessList, type KsmProcessesOptions } from './report/processes.js';
-export { KsmMissingDependencyError } from './errors.js';
+
+// Formatting, errors and shared types.
+export {
+  formatBytes,
+  formatPercent,
+  formatTable,
+  type FormatBytesOptions,
+  type FormatTableOptions,
+  type TableColumn,
+} from './format.js';
+export {
+  KsmError,
+  KsmUnsupportedError,
+  KsmNotMergeableError,
+  KsmNotRunningError,
+  KsmTimeoutError,
+  KsmNoSuchProcessError,
+  KsmInsufficientMemoryError,
+  KsmMissingDependencyError,
+  type KsmErrorCode,
+  type SystemError,
+  type UnmergeableMapping,
+} from './errors.js';
+export type { RootOption } from './validate.js';
+export type { View } from './binding.js';
+
+// The CLI's --json shapes.
 export type {
   StatusJson,
   TopJson,
@@ -110,4 +119,17 @@ export type {
   ProcessJson,
   KnobChangeJson,
   TunerStepJson,
+  GroupJson,
 } from './cli/json.js';
+
+// per-group attribution: cgroups, systemd units, Kubernetes pods, containers
+export {
+  profitByGroup,
+  type GroupBy,
+  type GroupMember,
+  type GroupProfit,
+  type GroupProfitReport,
+  type ProfitByGroupOptions,
+} from './report/groups.js';
+export { parseCgroupName, type CgroupName, type ContainerRuntime, type PodQosClass } from './report/cgroup-names.js';
+export type { CgroupMemory } from './kernel/cgroup.js';

@@ -1,4 +1,6 @@
 /** Argument checks shared by the public functions; they throw before native code runs. */
+import { types } from 'node:util';
+
 import type { View } from './binding.js';
 
 export interface RootOption {
@@ -29,25 +31,51 @@ export function outOfRange(name: string, expected: string, value: unknown): Rang
   return error;
 }
 
-/** A byte count: positive safe integer. */
-export function checkSize(name: string, value: unknown): number {
+/** What a number must be: its range, whether only integers, and how to say it. */
+export interface NumberSpec {
+  min: number;
+  max: number;
+  /** Only integers (default false). NaN never passes; Infinity only where `max` is Infinity. */
+  integer?: boolean;
+  /** The words after "It must be" where the range alone says it badly (default: "an integer from MIN to MAX"). */
+  expected?: string;
+}
+
+/**
+ * The one number validator: TypeError for a non-number, RangeError for one
+ * outside `spec`, with Node's codes and wording.
+ */
+export function checkNumber(name: string, value: unknown, spec: NumberSpec): number {
   if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw outOfRange(name, 'a positive safe integer', value);
+  const inRange = value >= spec.min && value <= spec.max;
+  const whole = spec.integer === true ? Number.isInteger(value) : !Number.isNaN(value);
+  if (!inRange || !whole) {
+    const expected = spec.expected ?? `${spec.integer === true ? 'an integer' : 'a number'} from ${spec.min} to ${spec.max}`;
+    throw outOfRange(name, expected, value);
   }
   return value;
+}
+
+/** checkNumber(), where undefined means "not given". */
+export function optionalNumber(name: string, value: unknown, spec: NumberSpec): number | undefined {
+  return value === undefined ? undefined : checkNumber(name, value, spec);
+}
+
+/** A byte count: positive safe integer. */
+export function checkSize(name: string, value: unknown): number {
+  return checkNumber(name, value, { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER, expected: 'a positive safe integer' });
 }
 
 /** Linux pids are 1 .. 2^22 (PID_MAX_LIMIT on 64-bit). */
 export const PID_MAX_LIMIT = 4194304;
 
 export function checkPid(value: unknown, name = 'pid'): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!Number.isInteger(value) || value < 1 || value > PID_MAX_LIMIT) {
-    throw outOfRange(name, `an integer from 1 to ${PID_MAX_LIMIT}`, value);
-  }
-  return value;
+  return optionalNumber(name, value, { integer: true, min: 1, max: PID_MAX_LIMIT });
+}
+
+/** A deadline in milliseconds, from 1 ms to an hour. */
+export function checkTimeout(name: string, value: unknown): number | undefined {
+  return optionalNumber(name, value, { integer: true, min: 1, max: 3_600_000 });
 }
 
 export function checkOptions<T extends object>(value: unknown, name = 'options'): Partial<T> {
@@ -80,10 +108,7 @@ export function checkBoolean(name: string, value: unknown): boolean | undefined 
 
 /** A non-negative number of milliseconds, or Infinity. */
 export function checkDuration(name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (Number.isNaN(value) || value < 0) throw outOfRange(name, 'a number >= 0', value);
-  return value;
+  return optionalNumber(name, value, { min: 0, max: Infinity, expected: 'a number >= 0' });
 }
 
 /** An optional callback, typed as declared; Node's word for it is `of type function`. */
@@ -99,19 +124,20 @@ export function checkSignal(value: unknown): AbortSignal | undefined {
 }
 
 /**
- * An ArrayBuffer, TypedArray, Buffer or DataView whose memory we may advise.
+ * An ArrayBuffer, TypedArray, Buffer or DataView whose memory we may advise,
+ * from any realm (a `vm` context's buffers fail `instanceof ArrayBuffer`).
  * SharedArrayBuffer memory is out of reach of Node-API on Node 20.
  */
 export function checkView(value: unknown, name = 'view'): View {
   let buffer: ArrayBufferLike;
-  if (value instanceof ArrayBuffer) {
+  if (isArrayBuffer(value)) {
     buffer = value;
   } else if (ArrayBuffer.isView(value)) {
     buffer = value.buffer;
   } else {
     throw invalidType(name, 'an ArrayBuffer, a TypedArray, a Buffer or a DataView', value);
   }
-  if (!(buffer instanceof ArrayBuffer)) {
+  if (!isArrayBuffer(buffer)) {
     throw invalidType(name, 'backed by an ArrayBuffer (SharedArrayBuffer is not supported)', value);
   }
   if (isDetached(buffer)) {
@@ -120,6 +146,16 @@ export function checkView(value: unknown, name = 'view'): View {
     throw error;
   }
   return value as View;
+}
+
+/** An ArrayBuffer of any realm (not a SharedArrayBuffer). */
+export function isArrayBuffer(value: unknown): value is ArrayBuffer {
+  return types.isArrayBuffer(value);
+}
+
+/** The ArrayBuffer holding a view's memory (the buffer itself for an ArrayBuffer). */
+export function ownerOf(view: View): ArrayBuffer {
+  return (isArrayBuffer(view) ? view : view.buffer) as ArrayBuffer;
 }
 
 function isDetached(buffer: ArrayBuffer): boolean {

@@ -3,12 +3,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
+#include "advice.h"
 #include "errors.h"
 #include "view.h"
 
@@ -91,9 +93,16 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   if (addr == MAP_FAILED) {
     throw SystemError(env, errno, "mmap");
   }
+  // Recorded before it is advised: disableMerge() in another thread advises
+  // it again (advice.h).
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(addr);
+  const uint64_t id = RecordMapping(
+      begin, begin + mapped,
+      std::find(advices.begin(), advices.end(), MADV_MERGEABLE) != advices.end());
   for (int advice : advices) {
     if (madvise(addr, mapped, advice) != 0) {
       int err = errno;
+      ForgetMapping(id);
       munmap(addr, mapped);
       throw SystemError(env, err, "madvise");
     }
@@ -103,13 +112,15 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   try {
     buffer = Napi::Buffer<uint8_t>::New(
         env, static_cast<uint8_t*>(addr), size,
-        [mapped](Napi::Env finalizeEnv, uint8_t* data) {
+        [mapped, id](Napi::Env finalizeEnv, uint8_t* data) {
+          ForgetMapping(id);
           munmap(data, mapped);
           Napi::MemoryManagement::AdjustExternalMemory(
               finalizeEnv, -static_cast<int64_t>(mapped));
         });
   } catch (...) {
     // The finalizer never took ownership (e.g. external buffers disallowed).
+    ForgetMapping(id);
     munmap(addr, mapped);
     throw;
   }

@@ -5,13 +5,6 @@
 
 namespace ksm {
 
-namespace {
-
-// _IOWR('f', 16, struct pm_scan_arg)
-constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
-
-}  // namespace
-
 PagemapWalker::PagemapWalker(int fd, size_t page_size, bool scan)
     : fd_(fd),
       page_shift_(static_cast<unsigned>(__builtin_ctzl(page_size))),

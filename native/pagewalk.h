@@ -19,34 +19,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "pagemap-abi.h"
+
 namespace ksm {
-
-// include/uapi/linux/fs.h (6.7+); Debian 12's headers predate it.
-struct PmPageRegion {
-  uint64_t start;
-  uint64_t end;
-  uint64_t categories;
-};
-
-struct PmScanArg {
-  uint64_t size;
-  uint64_t flags;
-  uint64_t start;
-  uint64_t end;
-  uint64_t walk_end;
-  uint64_t vec;
-  uint64_t vec_len;
-  uint64_t max_pages;
-  uint64_t category_inverted;
-  uint64_t category_mask;
-  uint64_t category_anyof_mask;
-  uint64_t return_mask;
-};
-static_assert(sizeof(PmPageRegion) == 24, "struct page_region is 24 bytes");
-static_assert(sizeof(PmScanArg) == 96, "struct pm_scan_arg is 96 bytes");
-
-constexpr uint64_t kPageIsPresent = 1u << 3;
-constexpr uint64_t kPageIsSwapped = 1u << 4;
 
 // A pagemap reader over one open /proc/PID/pagemap. Not thread-safe; one per
 // worker and process.

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
+import { cpuHasAvx2 } from './helpers/hash.js';
 import { ROOT, requireKsm, unsanitizedEnv } from './helpers/ksm.js';
 
 // The harness is ESM (.mjs); this file compiles to CommonJS: dynamic imports.
@@ -73,6 +74,47 @@ describe('bench harness (--smoke)', () => {
     const numbers = new Set([...summary.matchAll(/^\| (\d) \|/gm)].map((m) => Number(m[1])));
     expect([...numbers].sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
+});
+
+describe('bench/estimate.mjs (--smoke)', () => {
+  // Its in-place hash and bandwidth baselines come from the bench's own
+  // addon (bench/native), which it builds itself: never part of the
+  // package's build (build/Release, what prebuildify packs) or of prebuilds/.
+  it('builds the bench-only addon apart from the shipped one and measures with it', async (ctx) => {
+    requireKsm(ctx);
+    const { stdout } = await run(process.execPath, [path.join(ROOT, 'bench', 'estimate.mjs'), '--smoke', '--json'], {
+      cwd: ROOT,
+      env: unsanitizedEnv(),
+      timeout: 300_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const report = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {
+      speed: {
+        mib: number;
+        rounds: number;
+        readGBs: number;
+        hashInPlace: { implementation: string; pagesPerSec: number };
+        hashInPlaceScalar: { pagesPerSec: number };
+        kernelCopy: { pagesPerSec: number };
+        estimateSelf: { samplePagesPerSec: number; pagesHashed: number };
+      };
+      accuracy: { skipped?: string };
+    };
+    expect(report.speed).toMatchObject({ mib: 8, rounds: 1 });
+    expect(report.speed.hashInPlace.implementation).toBe(cpuHasAvx2() ? 'avx2' : 'scalar');
+    for (const figure of [report.speed.readGBs, report.speed.hashInPlace.pagesPerSec, report.speed.hashInPlaceScalar.pagesPerSec, report.speed.kernelCopy.pagesPerSec, report.speed.estimateSelf.samplePagesPerSec]) {
+      expect(Number.isFinite(figure) && figure > 0, String(figure)).toBe(true);
+    }
+    // The 8 MiB buffer, and the few pages around it that share its VMA.
+    expect(report.speed.estimateSelf.pagesHashed).toBeGreaterThanOrEqual(2048);
+    expect(report.accuracy.skipped).toMatch(/--smoke/);
+
+    const { BENCH_ADDON } = await import('../bench/lib/addon.mjs');
+    expect(fs.existsSync(BENCH_ADDON)).toBe(true);
+    expect(path.relative(ROOT, BENCH_ADDON)).toMatch(/^bench\/native\/build\//);
+    const exports = await run(process.execPath, ['-p', `JSON.stringify(Object.keys(require(${JSON.stringify(BENCH_ADDON)})).sort())`], { env: unsanitizedEnv() });
+    expect(JSON.parse(exports.stdout)).toEqual(['hashPages', 'readBandwidth', 'vmReadBandwidth']);
+  }, 320_000);
 });
 
 describe('bench report', () => {

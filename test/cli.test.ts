@@ -50,7 +50,7 @@ describe('node-ksm status (fixture tree)', () => {
     expect(status.version).toBe(1);
     // The documented shape, key for key: a key removed or renamed is a version bump.
     expect(Object.keys(status).sort()).toEqual(
-      ['fairShare', 'generalProfitBytes', 'kind', 'ksm', 'pageSize', 'pages', 'processes', 'ratios', 'savedBytes', 'scan', 'time', 'unreadable', 'version'],
+      ['by', 'fairShare', 'generalProfitBytes', 'groups', 'kind', 'ksm', 'pageSize', 'pages', 'processes', 'ratios', 'savedBytes', 'scan', 'stalled', 'time', 'unreadable', 'version'],
     );
     expect(Object.keys(status.ksm).sort()).toEqual(
       ['advisorMode', 'advisorTargetScanTimeSec', 'fullScans', 'maxPageSharing', 'pagesToScan', 'run', 'runState', 'sleepMillisecs', 'smartScan', 'useZeroPages'],
@@ -278,23 +278,7 @@ describe('node-ksm status (real kernel)', () => {
   });
 });
 
-describe('node-ksm demo (real kernel)', () => {
-  it('runs the quick start for real: workers merge, the saving is measured, the workers are gone after', async (ctx) => {
-    requireKsm(ctx);
-    const result = await runCli(['demo', '--workers', '2', '--size', '4', '--json']);
-    expect(result.code, result.stderr).toBe(0);
-    const demo = JSON.parse(result.stdout) as { kind: string; version: number; result: { settled: boolean; intact: boolean; savedBytes: number; theoreticalSaving: number; processes: Array<{ pid: number }> } };
-    expect(demo.kind).toBe('node-ksm/demo');
-    expect(demo.version).toBe(1);
-    expect(demo.result.settled).toBe(true);
-    expect(demo.result.intact).toBe(true);
-    expect(demo.result.theoreticalSaving).toBe(4 * 1024 * 1024);
-    expect(demo.result.savedBytes).toBeGreaterThanOrEqual(0.97 * demo.result.theoreticalSaving);
-    for (const p of demo.result.processes) expect(fs.existsSync(`/proc/${p.pid}`)).toBe(false);
-    // The live view went to stderr, so stdout stayed one JSON document.
-    expect(result.stderr).toContain('node-ksm demo: 2 workers');
-  });
-});
+// node-ksm demo: test/demo.test.ts runs it through its front door, `npm run demo`.
 
 const FIXTURES_DIR = path.join(__dirname, 'fixtures');
 

@@ -1,94 +1,40 @@
 /**
- * `npm run demo` (scripts/demo.mjs over lib/demo.ts), run as a child process
+ * `npm run demo` (package.json runs `node-ksm demo`), run as a child process
  * the way a user runs it, with small sizes. Per-process figures only: the
  * saving is the workers' own PSS, not a machine-wide delta other runs move.
+ * Starting a stopped KSM for real is in demo.serial.test.ts; here it happens
+ * against a private copy of /sys/kernel/mm/ksm.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { parseDemoArgs, parseSize, planKsm, type DemoResult } from '../lib/cli/demo/run.js';
-import { PAGE, ROOT, needs, requireKsm } from './helpers/ksm.js';
+import { demoOptions } from '../lib/cli/demo/index.js';
+import { demoKnobs, planKsm, type PlanContext, type PlanStat } from '../lib/cli/demo/plan.js';
+import type { DemoResult } from '../lib/cli/demo/types.js';
+import type { DemoJson } from '../lib/index.js';
+import { KSM_DIR, alive, killDemos, npmDemo, npmDemoCommand, rawKnobs, shellStatus, start, until, workerPids, type RunningDemo } from './helpers/demo.js';
+import { PAGE, needs, requireKsm } from './helpers/ksm.js';
 
-const DEMO = path.join(ROOT, 'scripts', 'demo.mjs');
 const MiB = 1024 * 1024;
-const running: ChildProcess[] = [];
 
-afterEach(() => {
-  for (const child of running.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(command: string, args: string[]): { child: ChildProcess; done: Promise<Run>; output: () => string } {
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<Run>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done, output: () => stdout };
-}
-
-/**
- * Runs the demo on the real KSM. Other suites on this machine may stop KSM
- * for a moment (their serial tests of run=0); a run that failed for exactly
- * that reason, and no other, is run again once KSM is back.
- */
-async function runOnRealKsm(args: string[]): Promise<Run> {
-  for (let attempt = 1; ; attempt++) {
-    const run = await start(process.execPath, [DEMO, ...args]).done;
-    const stopped = run.code === 1 && /KSM is (not running|stopped)|KSM stopped while the demo ran/.test(run.stdout + run.stderr);
-    if (!stopped || attempt === 3) return run;
-    console.warn(`demo attempt ${attempt}: KSM was stopped by another run; retrying`);
-    await until(() => fs.readFileSync('/sys/kernel/mm/ksm/run', 'utf8').trim() === '1', 'KSM to run again', 60_000);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function workerPids(stdout: string): number[] {
-  const match = /workers ([\d, ]+) built their tables/.exec(stdout);
-  if (!match) throw new Error(`no worker pids in:\n${stdout}`);
-  return match[1]!.split(',').map((pid) => Number(pid.trim()));
-}
+afterEach(killDemos);
 
 describe('npm run demo', () => {
   it('shows two workers merging an 8 MiB table, saving about (N-1) x size', async (ctx) => {
     requireKsm(ctx);
-    const run = await runOnRealKsm(['--workers', '2', '--size', '8', '--interval', '0.2', '--timeout', '120']);
+    const run = await npmDemo(['--workers', '2', '--size', '8MiB', '--interval', '200ms', '--timeout', '120s']).done;
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const out = run.stdout;
     expect(out).toContain('2 workers x 8.0 MiB table');
     expect(out).toContain('perfect merging saves (N-1) x size = 8.0 MiB');
-    expect(out).toMatch(/summary: settled \(2 full scans after the last write\)/);
+    expect(out).toMatch(/summary: settled in [\d.]+ s \(2 full scans after the last write\)/);
     expect(out).toContain('copy-on-write: every worker read back its table intact');
+    // KSM ran already (the suite's knobs): used as it is, nothing put back.
+    expect(out).toMatch(/^ {2}KSM: run=1 /m);
+    expect(out).not.toContain('KSM knobs put back');
 
     // The final table: one row per worker, every table page merging.
     const pids = workerPids(out);
@@ -107,19 +53,20 @@ describe('npm run demo', () => {
     expect(Number(saved![2])).toBe(8);
     expect(Number(saved![1])).toBeGreaterThanOrEqual(0.9 * 8);
     expect(Number(saved![1])).toBeLessThanOrEqual(8);
-
-    // Workers are gone once the demo is.
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
-  it('--json gives the result: per-process merging and PSS add up to the saving', async (ctx) => {
+  it('--json prints one DemoJson document: per-process merging and PSS add up to the saving', async (ctx) => {
     requireKsm(ctx);
-    const run = await runOnRealKsm(['-w', '3', '-s', '4M', '--seed', '12345', '--timeout', '120', '--json']);
-    expect(run.code).toBe(0);
-    const result = JSON.parse(run.stdout) as DemoResult;
-    // Progress went to stderr, the JSON alone to stdout.
+    const run = await npmDemo(['-w', '3', '-s', '4MiB', '--seed', '12345', '--timeout', '120s', '--json']).done;
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as DemoJson & { result: DemoResult };
+    expect(Object.keys(doc).sort()).toEqual(['kind', 'result', 'version']);
+    expect(doc).toMatchObject({ kind: 'node-ksm/demo', version: 1 });
+    const result = doc.result;
+    // The live view went to stderr, the document alone to stdout.
     expect(run.stderr).toContain('3 workers x 4.0 MiB table (seed 12345)');
-    expect(result).toMatchObject({ workers: 3, size: 4 * MiB, seed: 12345, theoreticalSaving: 8 * MiB, settled: true, intact: true });
+    expect(result).toMatchObject({ workers: 3, size: 4 * MiB, seed: 12345, theoreticalSaving: 8 * MiB, settled: true, intact: true, knobs: null });
     expect(result.processes).toHaveLength(3);
     const pages = (4 * MiB) / PAGE;
     let pss = 0;
@@ -134,19 +81,23 @@ describe('npm run demo', () => {
     for (const p of result.processes) expect(alive(p.pid)).toBe(false);
   });
 
-  it('rejects bad flags with the usage', async () => {
-    const run = await start(process.execPath, [DEMO, '--workers', 'many']).done;
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain('--workers');
-    expect(run.stderr).toContain('Usage: npm run demo');
-    const sizes = await start(process.execPath, [DEMO, '--size', '0']).done;
-    expect(sizes.code).toBe(1);
-    expect(sizes.stderr).toMatch(/options\.size.*out of range/);
+  it('takes the CLI\'s sizes and durations, and says what is wrong with exit code 2', async () => {
+    const many = await npmDemo(['--workers', 'many']).done;
+    expect(many.code).toBe(2);
+    expect(many.stderr).toContain("--workers: 'many' is not an integer");
+    // A bare number is bytes, as everywhere in the CLI.
+    const bytes = await npmDemo(['--size', '8']).done;
+    expect(bytes.code).toBe(2);
+    expect(bytes.stderr).toContain(`--size: 8 bytes is less than a page (${PAGE} bytes); a size without a unit is bytes (e.g. 8MiB)`);
+    const words = await npmDemo(['--size', 'lots']).done;
+    expect(words.code).toBe(2);
+    expect(words.stderr).toContain("--size: 'lots' is not a size");
+    for (const run of [many, bytes, words]) expect(run.stdout).toBe('');
   });
 });
 
 /**
- * Runs the demo in a mount namespace where a writable copy of
+ * Runs `npm run demo` in a mount namespace where a writable copy of
  * /sys/kernel/mm/ksm (with `knobs` written over it) hides the real one: the
  * machine's knobs are never touched, and full_scans never moves, so the demo
  * waits until interrupted. Memory, /proc and smaps stay real.
@@ -154,121 +105,176 @@ describe('npm run demo', () => {
 async function withPrivateSysfs(
   ctx: Parameters<typeof requireKsm>[0],
   knobs: Record<string, string>,
-  body: (fake: string, startDemo: (args: string[]) => ReturnType<typeof start>) => Promise<void>,
+  body: (fake: string, startDemo: (args: string[]) => RunningDemo) => Promise<void>,
 ): Promise<void> {
   requireKsm(ctx);
   const probe = await start('unshare', ['-m', 'true']).done;
   needs(ctx, probe.code === 0, `a private mount namespace (unshare -m: ${probe.stderr.trim()})`);
   const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-demo-sysfs-'));
   try {
-    for (const name of fs.readdirSync('/sys/kernel/mm/ksm')) {
-      fs.writeFileSync(path.join(fake, name), fs.readFileSync(path.join('/sys/kernel/mm/ksm', name)));
-    }
+    for (const name of fs.readdirSync(KSM_DIR)) fs.writeFileSync(path.join(fake, name), fs.readFileSync(path.join(KSM_DIR, name)));
     for (const [name, value] of Object.entries(knobs)) fs.writeFileSync(path.join(fake, name), `${value}\n`);
     const script = 'dir=$1; shift; mount --bind "$dir" /sys/kernel/mm/ksm && exec "$@"';
-    await body(fake, (args) => start('unshare', ['-m', 'sh', '-c', script, 'sh', fake, process.execPath, DEMO, ...args]));
+    const env = { ...process.env, npm_config_update_notifier: 'false' };
+    await body(fake, (args) => {
+      const [command, commandArgs] = npmDemoCommand(args);
+      return start('unshare', ['-m', 'sh', '-c', script, 'sh', fake, command, ...commandArgs], { env });
+    });
   } finally {
     fs.rmSync(fake, { recursive: true, force: true });
   }
 }
 
-describe('stopping, against a private copy of /sys/kernel/mm/ksm', () => {
-  it('Ctrl-C kills the workers and exits 130', async (ctx) => {
+/** A copy of the machine's counters would size the scan by what the rest of the suite holds. */
+const NOTHING_SCANNED = { pages_shared: '0', pages_sharing: '0', pages_unshared: '0', pages_volatile: '0' };
+
+/** Ctrl-C as a terminal sends it: to the whole job (npm, its shell, the demo). */
+function interrupt(demo: RunningDemo): void {
+  process.kill(-demo.child.pid!, 'SIGINT');
+}
+
+describe('npm run demo against a private copy of /sys/kernel/mm/ksm', () => {
+  it('Ctrl-C where KSM runs: workers killed, exit 130, no knob touched', async (ctx) => {
     await withPrivateSysfs(ctx, { run: '1', advisor_mode: '[none] scan-time' }, async (fake, startDemo) => {
-      const demo = startDemo(['--workers', '2', '--size', '2', '--timeout', '300']);
-      await until(() => /built their tables/.test(demo.output()), 'the workers');
-      const pids = workerPids(demo.output());
+      const before = rawKnobs(fake);
+      const demo = startDemo(['--workers', '2', '--size', '2MiB', '--timeout', '300s']);
+      await until(() => /built their tables/.test(demo.stdout()), 'the workers');
+      const pids = workerPids(demo.stdout());
       for (const pid of pids) expect(alive(pid)).toBe(true);
-      demo.child.kill('SIGINT');
+      interrupt(demo);
       const run = await demo.done;
-      expect(run.code).toBe(130);
-      expect(run.stdout).toContain('SIGINT: stopping the workers');
-      expect(run.stdout).not.toContain('restoring the KSM knobs');
-      expect(fs.readFileSync(path.join(fake, 'run'), 'utf8').trim()).toBe('1');
+      expect(shellStatus(run)).toBe(130);
+      expect(run.stdout).toContain('SIGINT: stopping the workers\n');
+      expect(run.stdout).not.toContain('KSM knobs');
+      expect(rawKnobs(fake)).toEqual(before);
       for (const pid of pids) expect(alive(pid)).toBe(false);
     });
   });
 
-  it('--enable-ksm starts KSM where it is off, and restores every knob on Ctrl-C', async (ctx) => {
-    const original = { run: '0', pages_to_scan: '100', sleep_millisecs: '200', advisor_mode: 'none [scan-time]' };
+  it('KSM stopped, as root: starts it in one line, and Ctrl-C puts every file back as it was', async (ctx) => {
+    const original = { ...NOTHING_SCANNED, run: '0', pages_to_scan: '100', sleep_millisecs: '200', smart_scan: '1', advisor_mode: 'none [scan-time]' };
     await withPrivateSysfs(ctx, original, async (fake, startDemo) => {
+      const before = rawKnobs(fake);
+      const demo = startDemo(['--workers', '2', '--size', '2MiB', '--timeout', '300s']);
+      await until(() => /built their tables/.test(demo.stdout()), 'the workers');
       const knob = (name: string): string => fs.readFileSync(path.join(fake, name), 'utf8').trim();
-      const demo = startDemo(['--enable-ksm', '--workers', '2', '--size', '2', '--timeout', '300']);
-      await until(() => /built their tables/.test(demo.output()), 'the workers');
-      // The fake's full_scans never moves, so the demo waits until interrupted.
-      expect(demo.output()).toContain('KSM was not running: starting it for the demo');
-      expect(knob('run')).toBe('1');
-      expect(knob('advisor_mode')).toBe('none');
-      expect(Number(knob('pages_to_scan'))).toBeGreaterThanOrEqual(1000);
-      expect(knob('sleep_millisecs')).toBe('20');
-      const pids = workerPids(demo.output());
+      expect({ run: knob('run'), pages_to_scan: knob('pages_to_scan'), sleep_millisecs: knob('sleep_millisecs'), smart_scan: knob('smart_scan'), advisor_mode: knob('advisor_mode') })
+        .toEqual({ run: '1', pages_to_scan: '1000', sleep_millisecs: '20', smart_scan: '0', advisor_mode: 'none' });
+      const said = demo.stdout().split('\n').filter((line) => /KSM/.test(line) && !line.startsWith('node-ksm demo:'));
+      expect(said).toEqual([
+        '  KSM was stopped (run=0): started it for the demo (advisor_mode scan-time -> none, pages_to_scan 100 -> 1000, ' +
+          'sleep_millisecs 200 -> 20, smart_scan 1 -> 0, run 0 -> 1); every knob goes back on exit',
+      ]);
+      const pids = workerPids(demo.stdout());
 
-      demo.child.kill('SIGINT');
+      interrupt(demo);
       const run = await demo.done;
-      expect(run.code).toBe(130);
-      expect(run.stdout).toContain('KSM knobs restored');
-      // The advisor file is written back as its bare mode name.
-      expect({ run: knob('run'), pages_to_scan: knob('pages_to_scan'), sleep_millisecs: knob('sleep_millisecs'), advisor_mode: knob('advisor_mode') })
-        .toEqual({ ...original, advisor_mode: 'scan-time' });
+      expect(shellStatus(run)).toBe(130);
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toContain('SIGINT: stopping the workers and putting the KSM knobs back');
+      expect(run.stdout).toMatch(/^KSM knobs put back: pages_to_scan=100 sleep_millisecs=200 smart_scan=1 .*run=0$/m);
+      // Byte for byte, but advisor_mode: a plain file keeps the bare word the kernel takes.
+      expect(rawKnobs(fake)).toEqual({ ...before, advisor_mode: 'scan-time' });
       for (const pid of pids) expect(alive(pid)).toBe(false);
     });
   });
 
-  it('without --enable-ksm, says why KSM is off and what to run, and starts nothing', async (ctx) => {
-    await withPrivateSysfs(ctx, { run: '0' }, async (fake, startDemo) => {
-      const run = await startDemo(['--workers', '2', '--size', '2']).done;
+  it('--no-enable-ksm: says once why KSM is off and what to run, starts nothing', async (ctx) => {
+    await withPrivateSysfs(ctx, { ...NOTHING_SCANNED, run: '0', pages_to_scan: '100', smart_scan: '1', advisor_mode: '[none] scan-time' }, async (fake, startDemo) => {
+      const before = rawKnobs(fake);
+      const run = await startDemo(['--no-enable-ksm', '--workers', '2', '--size', '2MiB']).done;
       expect(run.code).toBe(1);
-      expect(run.stdout).toContain('KSM is stopped (run=0)');
-      expect(run.stdout).toContain('npm run demo -- --enable-ksm');
-      expect(run.stdout).toContain('echo 1 > /sys/kernel/mm/ksm/run');
-      expect(run.stdout).not.toContain('built their tables');
-      expect(fs.readFileSync(path.join(fake, 'run'), 'utf8').trim()).toBe('0');
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toBe(
+        'node-ksm: error: KSM is stopped (run=0), so nothing can merge, and --no-enable-ksm leaves it so. Start it yourself:\n' +
+          '  echo 1000 > /sys/kernel/mm/ksm/pages_to_scan\n' +
+          '  echo 0 > /sys/kernel/mm/ksm/smart_scan\n' +
+          '  echo 1 > /sys/kernel/mm/ksm/run\n' +
+          'or run `npm run demo -- --workers 2 --size 2MiB`: it starts KSM and puts every knob back on exit.\n',
+      );
+      expect(rawKnobs(fake)).toEqual(before);
     });
   });
 });
 
 describe('planKsm', () => {
-  const stat = { run: 0, pagesToScan: 100, sleepMillisecs: 20, advisorMode: 'none' } as const;
-  const demoPages = 4 * 16384;
+  const stat: PlanStat = {
+    run: 0, pagesToScan: 100, sleepMillisecs: 20, advisorMode: 'none', advisorTargetScanTimeSec: 200, smartScan: true,
+    pagesShared: 0, pagesSharing: 0, pagesUnshared: 0, pagesVolatile: 0,
+  };
+  const context: PlanContext = { enableKsm: true, access: 'writable', demoPages: 4 * 16384, command: 'npm run demo' };
 
-  it('runs as is where KSM runs, with a note when scans are slow', () => {
-    expect(planKsm({ ...stat, run: 1, pagesToScan: 5000 }, { enableKsm: false, root: false, writable: false, demoPages })).toEqual({ action: 'run', notes: [] });
-    const slow = planKsm({ ...stat, run: 1 }, { enableKsm: false, root: false, writable: false, demoPages });
-    expect(slow.action).toBe('run');
-    expect(slow.action === 'run' && slow.notes[0]).toMatch(/pages_to_scan=100.*~13 s/);
+  it('runs on KSM as it is, with one note and the fix when settling would be slow', () => {
+    expect(planKsm({ ...stat, run: 1, pagesToScan: 5000 }, { ...context, access: 'not-permitted' })).toEqual({ action: 'run', notes: [] });
+    // 65,536 pages at 100 per 20 ms: 13 s a scan, three scans to settle.
+    expect(planKsm({ ...stat, run: 1 }, { ...context, access: 'not-permitted' })).toEqual({
+      action: 'run',
+      notes: [
+        'pages_to_scan=100 sleep_millisecs=20: a full scan takes ~13 s and settling ~39 s; faster, as root: ' +
+          "sudo sh -c 'echo 1000 > /sys/kernel/mm/ksm/pages_to_scan && echo 0 > /sys/kernel/mm/ksm/smart_scan'",
+      ],
+    });
+    // Other mergeable memory is scanned too.
+    const busy = planKsm({ ...stat, run: 1, pagesToScan: 1000, smartScan: false, pagesUnshared: 1_000_000 }, context);
+    expect(busy).toEqual({
+      action: 'run',
+      notes: ['pages_to_scan=1000 sleep_millisecs=20: a full scan takes ~21 s and settling ~64 s; faster, as root: echo 10656 > /sys/kernel/mm/ksm/pages_to_scan'],
+    });
+    const advisor = planKsm({ ...stat, run: 1, advisorMode: 'scan-time' }, context);
+    expect(advisor.action === 'run' && advisor.notes).toEqual([
+      'the scan-time advisor sets pages_to_scan for a 200 s full scan: settling may take ~600 s; faster, as root: ' +
+        'echo none > /sys/kernel/mm/ksm/advisor_mode; echo 1000 > /sys/kernel/mm/ksm/pages_to_scan; echo 0 > /sys/kernel/mm/ksm/smart_scan',
+    ]);
   });
 
-  it('enables only when asked, as root, with /sys writable', () => {
-    const plan = planKsm(stat, { enableKsm: true, root: true, writable: true, demoPages });
-    expect(plan).toMatchObject({ action: 'enable', knobs: { run: 1, sleepMillisecs: 20, pagesToScan: 1000 } });
-    expect(planKsm({ ...stat, advisorMode: 'scan-time' }, { enableKsm: true, root: true, writable: true, demoPages }))
-      .toMatchObject({ action: 'enable', knobs: { advisorMode: 'none' } });
+  it('starts KSM where it may, writing only what differs and remembering what was', () => {
+    expect(planKsm(stat, context)).toEqual({
+      action: 'enable',
+      knobs: { pagesToScan: 1000, smartScan: false, run: 1 },
+      before: { pagesToScan: 100, smartScan: true, run: 0 },
+    });
+    expect(planKsm({ ...stat, advisorMode: 'scan-time', sleepMillisecs: 500, smartScan: false, pagesToScan: 4000 }, context)).toEqual({
+      action: 'enable',
+      knobs: { advisorMode: 'none', pagesToScan: 1000, sleepMillisecs: 20, run: 1 },
+      before: { advisorMode: 'scan-time', pagesToScan: 4000, sleepMillisecs: 500, run: 0 },
+    });
+    // Faster than the demo needs already: only run changes.
+    expect(demoKnobs({ ...stat, pagesToScan: 5000, smartScan: false }, context.demoPages)).toEqual({ knobs: { run: 1 }, before: { run: 0 } });
+    // Bigger demos scan more per batch, up to 20,000.
+    expect(demoKnobs(stat, 64 * 262144).knobs.pagesToScan).toBe(20_000);
   });
 
-  it('says why not and what to run otherwise', () => {
-    const asked = planKsm(stat, { enableKsm: false, root: true, writable: true, demoPages });
-    expect(asked).toMatchObject({ action: 'refuse', why: expect.stringContaining('stopped (run=0)') });
-    expect(asked.action === 'refuse' && asked.fix.join('\n')).toContain('npm run demo -- --enable-ksm');
-
-    const user = planKsm(stat, { enableKsm: true, root: false, writable: false, demoPages });
-    expect(user).toMatchObject({ action: 'refuse', why: expect.stringContaining('needs root') });
-    expect(user.action === 'refuse' && user.fix.join('\n')).toContain("sudo sh -c 'echo 1 > /sys/kernel/mm/ksm/run'");
-
-    const container = planKsm({ ...stat, run: 2 }, { enableKsm: true, root: true, writable: false, demoPages });
-    expect(container).toMatchObject({ action: 'refuse', why: expect.stringMatching(/unmerging \(run=2\).*read-only/) });
+  it('otherwise says why and the exact commands, once', () => {
+    const refused = (plan: ReturnType<typeof planKsm>): string => (plan.action === 'refuse' ? plan.message : `not refused: ${plan.action}`);
+    expect(refused(planKsm(stat, { ...context, access: 'not-permitted', command: 'npm run demo -- -s 8MiB' }))).toBe(
+      'KSM is stopped (run=0), so nothing can merge, and starting it needs root. Either run the demo as root ' +
+        '(it starts KSM and puts every knob back on exit):\n' +
+        '  sudo npm run demo -- -s 8MiB\n' +
+        'or start KSM yourself:\n' +
+        "  sudo sh -c 'echo 1000 > /sys/kernel/mm/ksm/pages_to_scan && echo 0 > /sys/kernel/mm/ksm/smart_scan && echo 1 > /sys/kernel/mm/ksm/run'",
+    );
+    // Not root and --no-enable-ksm: the same message (root is what is missing).
+    expect(refused(planKsm(stat, { ...context, enableKsm: false, access: 'not-permitted' }))).toContain('starting it needs root');
+    expect(refused(planKsm({ ...stat, run: 2 }, { ...context, access: 'read-only' }))).toBe(
+      'KSM is unmerging (run=2), so nothing can merge, and /sys is read-only here (a container?). Start KSM on the host, as root:\n' +
+        '  echo 1000 > /sys/kernel/mm/ksm/pages_to_scan\n  echo 0 > /sys/kernel/mm/ksm/smart_scan\n  echo 1 > /sys/kernel/mm/ksm/run',
+    );
   });
 });
 
-describe('parseDemoArgs', () => {
-  it('reads MiB by default and K/M/G suffixes', () => {
-    expect(parseSize('64')).toBe(64 * MiB);
-    expect(parseSize('512K')).toBe(512 * 1024);
-    expect(parseSize('1GiB')).toBe(1024 * MiB);
-    expect(() => parseSize('lots')).toThrow(RangeError);
-    expect(parseDemoArgs(['-w', '3', '--size', '8', '--enable-ksm', '--interval', '0.5', '--timeout', '60'])).toEqual({
-      options: { workers: 3, size: 8 * MiB, enableKsm: true, intervalMs: 500, timeoutMs: 60_000 },
-      json: false,
-      help: false,
+describe('demo flags', () => {
+  it('are the CLI\'s: sizes in bytes unless a unit says otherwise, durations, and KSM started unless --no-enable-ksm', () => {
+    const argv = ['node', 'node-ksm', 'demo', '-s', '8MiB'];
+    expect(demoOptions({ workers: '3', size: '8MiB', interval: '500ms', timeout: '1m', seed: '7' }, argv)).toEqual({
+      enableKsm: true, command: 'node-ksm demo -s 8MiB', workers: 3, size: 8 * MiB, intervalMs: 500, timeoutMs: 60_000, seed: 7,
     });
+    expect(demoOptions({ size: '16384' }, argv).size).toBe(16384);
+    expect(demoOptions({ size: '1g' }, argv).size).toBe(1024 * MiB);
+    expect(demoOptions({ enableKsm: false }, ['node', 'node-ksm', 'demo', '--no-enable-ksm', '--seed', "it's"]))
+      .toMatchObject({ enableKsm: false, command: "node-ksm demo --seed 'it'\\''s'" });
+    expect(() => demoOptions({ size: '8' }, argv)).toThrow(/less than a page/);
+    expect(() => demoOptions({ size: '5GiB' }, argv)).toThrow(/more than 4GiB/);
+    expect(() => demoOptions({ workers: '1' }, argv)).toThrow(/--workers: 1 is out of range \(2 to 64\)/);
+    expect(() => demoOptions({ root: '/tmp' }, argv)).toThrow(/--root does not apply/);
   });
 });

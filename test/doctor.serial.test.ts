@@ -1,9 +1,9 @@
 /**
  * doctor() against conditions that need a global knob changed: KSM stopped,
  * pages_to_scan at the kernel's default, THP that gives madvised memory huge
- * pages, and a fresh machine put right end to end. Each test changes the
- * knobs for seconds and restores them whatever happens (other runs on this
- * machine need run=1).
+ * pages, and the whole diagnose-fix-merge path end to end. Each test changes
+ * the knobs for seconds and restores them whatever happens (other runs on
+ * this machine need run=1).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { allocMergeable, doctor, markMergeable, pageSize, type Finding, type FindingCode } from '../lib/index.js';
+import { doctor, pageSize, type Finding, type FindingCode } from '../lib/index.js';
 import { evidence, only, problems } from './helpers/doctor.js';
 import { packageForNobody } from './helpers/nobody.js';
 import { FIXTURES, ROOT, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import nodeGypBuild from 'node-gyp-build';
 
-import type { NativeBinding, NativeEstimateResult } from '../lib/binding.js';
+import { hashFor, type NativeBinding, type NativeEstimateResult } from '../lib/binding.js';
 
 import {
   KsmNoSuchProcessError,
@@ -25,7 +25,8 @@ import {
 } from '../lib/index.js';
 import { plan } from '../lib/report/estimate.js';
 import { parseSmaps } from '../lib/index.js';
-import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, unusedPid, type Holder } from './helpers/ksm.js';
+import { hashPaths, useHashPath } from './helpers/hash.js';
+import { FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, unusedPid, type Holder } from './helpers/ksm.js';
 import { packageForNobody } from './helpers/nobody.js';
 
 let holders: Holder[] = [];
@@ -130,7 +131,11 @@ describe('estimate() planning from a smaps that changed while it was read', () =
   });
 });
 
-describe('estimate() of this process', () => {
+// The figures are exact whichever page hash sorts the pages: each describe
+// that checks them runs once per hash path (test/helpers/hash.ts).
+describe.for(hashPaths())('estimate() of this process ($name)', (hashPath) => {
+  useHashPath(hashPath);
+
   it('counts a known layout exactly, per VMA, across two VMAs', async (ctx) => {
     requireKsm(ctx);
     const page = pageSize();
@@ -264,6 +269,7 @@ describe('estimate() of this process', () => {
     const reply = JSON.parse(out.trim()) as Record<string, unknown>;
     expect(reply).toMatchObject({ ok: true, dropped: true, exitedSelf: false, candidateInGone: 32 * 64 });
     expect(reply.volatileInGone).toBe(32 * 64);
+    expect(reply.hash, 'the hash the child ran').toEqual([hashPath.expected]);
   });
 
   it('minRegionBytes leaves small VMAs out', async (ctx) => {
@@ -297,7 +303,9 @@ describe('estimate() of this process', () => {
   });
 });
 
-describe('estimate() across processes', () => {
+describe.for(hashPaths())('estimate() across processes ($name)', (hashPath) => {
+  useHashPath(hashPath);
+
   const layout: Segment[] = [
     { kind: 'seq', pages: 8, seed: 5 },
     { kind: 'same', pages: 4, seed: 6 },
@@ -446,8 +454,9 @@ describe('estimate() across processes', () => {
       await next();
       const reply = next();
       child.send({ cmd: 'estimateSelf', options: { useZeroPages: true } });
-      const { pfnVisible, vma, error } = (await reply) as { pfnVisible: boolean; vma: EstimateVma; error?: string };
+      const { pfnVisible, vma, error, hash } = (await reply) as { pfnVisible: boolean; vma: EstimateVma; error?: string; hash: string[] };
       expect(error).toBeUndefined();
+      expect(hash, 'the hash the child ran').toEqual([hashPath.expected]);
       expect(pfnVisible).toBe(false);
       expect(vma).toMatchObject({
         presentPages: 16,
@@ -580,7 +589,7 @@ async function withPagemapScan<T>(value: string | undefined, fn: () => Promise<T
 /**
  * The addon's estimatePages over raw ranges, every one readable: it tells
  * what the public API does not, which pagemap path ran and how many entries
- * it read.
+ * it read. The hash as estimate() would ask for it (NODE_KSM_HASH).
  */
 function estimateRanges(pid: number, ranges: BigUint64Array, pagemapScan: boolean): Promise<NativeEstimateResult> {
   return nativeAddon().estimatePages([{ pid, ranges, readable: new Uint8Array(ranges.length / 2).fill(1) }], {
@@ -589,6 +598,7 @@ function estimateRanges(pid: number, ranges: BigUint64Array, pagemapScan: boolea
     expectedPages: 0,
     batchPages: 64,
     pagemapScan,
+    hash: hashFor(),
   }).promise;
 }
 
@@ -615,7 +625,8 @@ function kernelHasPagemapScan(): boolean {
 // one by one, estimate() took minutes. PAGEMAP_SCAN visits only the runs of
 // pages that are there; NODE_KSM_PAGEMAP_SCAN=0 forces the linear read that
 // older kernels get, and both must count the same.
-describe('estimate() of a sparse 64 GiB mapping', () => {
+describe.for(hashPaths())('estimate() of a sparse 64 GiB mapping ($name)', (hashPath) => {
+  useHashPath(hashPath);
   const SPARSE_MS = 120_000;
 
   it('counts the few MiB touched in it exactly, with PAGEMAP_SCAN and with the linear read', async (ctx) => {

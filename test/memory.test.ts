@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import {
-  KsmNotMergeableError,
   allocMergeable,
   markMergeable,
   pageSize,

@@ -47,16 +47,16 @@ const SHIPPED = [
   'native/addon.cc',
   `prebuilds/linux-${process.arch}/node-ksm.node`,
 ];
-const NOT_SHIPPED = /^(lib|test|scripts|build|build-cmake|node_modules|\.ci)\//;
+const NOT_SHIPPED = /^(lib|test|scripts|bench|build|build-cmake|node_modules|\.ci)\//;
 
 const COMPILERS = ['cc', 'c++', 'gcc', 'g++', 'clang', 'clang++', 'make', 'gmake', 'cmake', 'ninja', 'python', 'python3'];
 
-/** The npm this run uses: the one npm started us with, else the first on PATH (not necessarily next to node). */
-function npmCli(): string {
+/** npm's `npm` or `npx` as this run has them: beside the npm that started us, else the first on PATH (not necessarily beside node). */
+function npmCli(name: 'npm' | 'npx'): string {
   const started = process.env.npm_execpath;
-  if (started && /npm-cli\.js$/.test(started)) return fs.realpathSync(started);
+  if (started && /npm-cli\.js$/.test(started)) return fs.realpathSync(path.join(path.dirname(started), `${name}-cli.js`));
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, 'npm');
+    const candidate = path.join(dir, name);
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
       return fs.realpathSync(candidate);
@@ -64,7 +64,7 @@ function npmCli(): string {
       // not here
     }
   }
-  throw new Error('no npm on PATH');
+  throw new Error(`no ${name} on PATH`);
 }
 
 describe('npm pack, offline install without a compiler', () => {
@@ -104,7 +104,8 @@ describe('npm pack, offline install without a compiler', () => {
     fs.mkdirSync(bin);
     tripwire = path.join(tmp, 'tripwire.log');
     fs.symlinkSync(process.execPath, path.join(bin, 'node'));
-    fs.symlinkSync(npmCli(), path.join(bin, 'npm'));
+    fs.symlinkSync(npmCli('npm'), path.join(bin, 'npm'));
+    fs.symlinkSync(npmCli('npx'), path.join(bin, 'npx'));
     fs.symlinkSync('/bin/sh', path.join(bin, 'sh'));
     for (const tool of COMPILERS) {
       fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> "${tripwire}"\nexit 127\n`, { mode: 0o755 });
@@ -196,6 +197,37 @@ describe('npm pack, offline install without a compiler', () => {
         instanceOther: true,
         notOtherClass: false,
       });
+    }
+  });
+
+  it('`npx node-ksm exporter` works out of the box: prom-client comes with the package', async () => {
+    const fixture = path.join(tmp, 'fixture-root', 'sys', 'kernel', 'mm', 'ksm');
+    fs.mkdirSync(fixture, { recursive: true });
+    for (const [name, value] of Object.entries({ run: '1', pages_to_scan: '100', sleep_millisecs: '20', pages_sharing: '7' })) fs.writeFileSync(path.join(fixture, name), `${value}\n`);
+    fs.mkdirSync(path.join(tmp, 'fixture-root', 'proc'), { recursive: true });
+    const { spawn } = await import('node:child_process');
+    const child = spawn(path.join(tmp, 'bin', 'npx'), ['--offline', 'node-ksm', '--root', path.join(tmp, 'fixture-root'), 'exporter', '--port', '0', '--json'], {
+      cwd: app,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let out = '';
+      let err = '';
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0]!) as { url: string }).url);
+        });
+        child.once('exit', (code) => reject(new Error(`exporter exited (${code}): ${err}`)));
+      });
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      const text = await (await fetch(url)).text();
+      expect(text).toMatch(/^ksm_pages_sharing 7$/m);
+      expect(fs.existsSync(path.join(app, 'node_modules', 'prom-client', 'package.json'))).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
     }
   });
 

@@ -15,12 +15,12 @@ describe('waitForMerge()', () => {
   // ksmd sleeps while no process on the machine has mergeable memory, and
   // then no full scan ever completes: this file holds some of its own, as a
   // caller of waitForMerge() does, instead of counting on other files.
-  let held: Buffer | undefined;
+  let _held: Buffer | undefined;
   beforeAll(() => {
-    if (isSupported()) held = randomFillSync(allocMergeable(16 * 4096, { label: 'wait.test' }));
+    if (isSupported()) _held = randomFillSync(allocMergeable(16 * 4096, { label: 'wait.test' }));
   });
   afterAll(() => {
-    held = undefined;
+    _held = undefined;
   });
   beforeEach((ctx) => requireKsm(ctx));
 

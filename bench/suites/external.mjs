@@ -21,6 +21,7 @@ const run$ = promisify(execFile);
 
 const BENCHES = [
   { suite: 'profit', what: 'profit() / regions() against reading the same smaps raw (100 / 1,000 / 10,000 VMAs)', target: '<= 1.2x' },
+  { suite: 'scrape', what: 'one scrape of node-ksm exporter at 10 / 100 / 500 merging processes (fixture trees) and 10 / 100 real ones: time and series', target: '< 10 s; 100 real < 1 s' },
   { suite: 'estimate', what: 'estimate(): pages hashed per second on one core against sequential read bandwidth, and a crypto-hash-per-page baseline', target: '>= 50% of bandwidth' },
 ];
 

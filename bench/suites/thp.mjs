@@ -4,7 +4,7 @@
 // only starting the workers and writing their data; the mode is restored
 // before ksmd's work is measured, and other people's processes see
 // `always` for about a second.
-import { groupSaving, smapsRange, sysfsNumber } from '../lib/kernel.mjs';
+import { groupSaving, smapsRange } from '../lib/kernel.mjs';
 import { THP, readChoice, withThp } from '../lib/knobs.mjs';
 import { MiB, fmt, median, mib, pct, retryStopped, secs, spread } from '../lib/stats.mjs';
 import { knobsDuring, startGroup, trackMerge } from '../lib/workers.mjs';

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 import { doctor, type DoctorOptions, type Finding } from '../doctor/index.js';
 import type { DoctorJson } from './json.js';
-import { colors, parseDuration, parseInteger, printJson, type Colors, type GlobalOptions } from './output.js';
+import { colors, parseDuration, parseInteger, printJson, printable, type Colors, type GlobalOptions } from './output.js';
 
 interface DoctorCliOptions extends GlobalOptions {
   pid?: string;
@@ -17,21 +17,27 @@ function evidenceLine(f: Finding): string {
     .join(', ');
 }
 
+/**
+ * Findings for a person. Messages, evidence and fixes quote mapping paths,
+ * cgroup paths and values read from /proc and /sys: every piece is passed
+ * through printable() before it is coloured.
+ */
 export function renderFindings(findings: Finding[], c: Colors): string {
   const paint = { error: c.red, warn: c.yellow, info: c.cyan } as const;
+  const p = printable;
   const lines: string[] = [];
   for (const f of findings) {
-    lines.push(`${paint[f.severity](f.severity.toUpperCase().padEnd(5))} ${c.bold(f.code)}  ${f.message}`);
-    if (f.evidence.length > 0) lines.push(`      ${c.dim(`evidence: ${evidenceLine(f)}`)}`);
+    lines.push(`${paint[f.severity](f.severity.toUpperCase().padEnd(5))} ${c.bold(p(f.code))}  ${p(f.message)}`);
+    if (f.evidence.length > 0) lines.push(`      ${c.dim(`evidence: ${p(evidenceLine(f))}`)}`);
     if (f.fix !== undefined) {
-      lines.push(`      fix: ${f.fix.summary}`);
-      for (const command of f.fix.commands) lines.push(`        ${c.green(command)}`);
-      if (f.fix.call !== undefined) lines.push(`        ${c.green(f.fix.call)}`);
-      for (const line of f.fix.persist ?? []) lines.push(`        ${c.dim(line)}`);
+      lines.push(`      fix: ${p(f.fix.summary)}`);
+      for (const command of f.fix.commands) lines.push(`        ${c.green(p(command))}`);
+      if (f.fix.call !== undefined) lines.push(`        ${c.green(p(f.fix.call))}`);
+      for (const line of f.fix.persist ?? []) lines.push(`        ${c.dim(p(line))}`);
     }
     for (const alt of f.alternatives) {
-      lines.push(`      or: ${alt.summary}`);
-      for (const command of alt.commands) lines.push(`        ${c.green(command)}`);
+      lines.push(`      or: ${p(alt.summary)}`);
+      for (const command of alt.commands) lines.push(`        ${c.green(p(command))}`);
     }
   }
   const counts = { error: 0, warn: 0, info: 0 };

@@ -20,6 +20,7 @@ import {
   parseInteger,
   parseSize,
   printJson,
+  printable,
   table,
   type GlobalOptions,
 } from './output.js';
@@ -49,7 +50,7 @@ export function progressLine(p: EstimateProgress, width = 30): string {
 }
 
 function mapping(vma: EstimateVma): string {
-  return vma.pathname === '' ? '[anon]' : vma.pathname;
+  return vma.pathname === '' ? '[anon]' : printable(vma.pathname);
 }
 
 function mergeState(vma: EstimateVma): string {
@@ -61,7 +62,8 @@ function mergeState(vma: EstimateVma): string {
 export async function runEstimateCommand(pidTexts: string[], o: EstimateCliOptions): Promise<void> {
   const pids = pidTexts.map((text) => parseInteger(text, 'pid', 1, 4194304));
   const options: EstimateOptions = {};
-  if (o.interval !== undefined) options.intervalMs = Math.round(parseDuration(o.interval, '--interval') * 1000);
+  // estimate() takes at most a day between its two samples.
+  if (o.interval !== undefined) options.intervalMs = Math.round(parseDuration(o.interval, '--interval', 86_400) * 1000);
   if (o.onlyMergeable === true) options.onlyMergeable = true;
   if (o.minRegion !== undefined) options.minRegionBytes = parseSize(o.minRegion, '--min-region');
   const controller = new AbortController();
@@ -97,7 +99,7 @@ export async function runEstimateCommand(pidTexts: string[], o: EstimateCliOptio
         ['START-END', 'MAPPING', 'MERGEABLE', 'CANDIDATE', 'ZERO', 'VOLATILE', 'TWIN VMA', 'TWIN PROC', 'TWIN OTHER', 'SAVED', 'SHARE'],
         shown.map((vma) => [
           `${vma.start.toString(16)}-${vma.end.toString(16)}`,
-          vma.status === 'scanned' ? mapping(vma) : `${mapping(vma)} ${c.dim(`(${vma.status}${vma.reason === undefined ? '' : `: ${vma.reason}`})`)}`,
+          vma.status === 'scanned' ? mapping(vma) : `${mapping(vma)} ${c.dim(`(${vma.status}${vma.reason === undefined ? '' : `: ${printable(vma.reason)}`})`)}`,
           mergeState(vma),
           formatCount(vma.candidatePages),
           formatCount(vma.zeroPages),

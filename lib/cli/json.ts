@@ -9,10 +9,10 @@
  */
 import type { Finding } from '../doctor/index.js';
 import type { EstimateResult } from '../report/estimate.js';
-import type { ProfitReport } from '../report/profit.js';
+import type { ProfitReport } from '../report/profit/index.js';
 
 export interface KsmKnobsJson {
-  /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging. */
+  /** The `run` knob: 0 stopped, 1 running, 2 unmerging. */
   run: number | null;
   runState: 'stopped' | 'running' | 'unmerge' | 'unknown';
   pagesToScan: number | null;
@@ -79,6 +79,45 @@ export interface StatusJson {
   processes: ProcessJson[];
   /** Processes that could not be read, with the error code: ksm_stat (not root), or smaps/pagemap for the fair share (then listed with savedBytes null). */
   unreadable: Array<{ pid: number; code: string }>;
+  /** Processes skipped because their memory map stayed locked past the per-process deadline (comm raw). */
+  stalled: Array<{ pid: number; comm: string }>;
+  /** `--by`: what the groups are of; null without it. */
+  by: 'cgroup' | 'unit' | 'pod' | 'container' | null;
+  /** `--by`: the merging processes summed per group, largest saving first; null without it. */
+  groups: GroupJson[] | null;
+}
+
+/** One group of `status --by` / `top --by`: profitByGroup()'s GroupProfit, JSON-encoded. */
+export interface GroupJson {
+  /** The `--by` asked for, or 'cgroup' for processes outside any such group (keyed by their cgroup path). */
+  kind: 'cgroup' | 'unit' | 'pod' | 'container';
+  /** Pod uid (dashed, as kube_pod_info{uid}), container id, unit name or cgroup path. */
+  key: string;
+  /** The group's own cgroup (the pod's, the unit's, the container's), whose memory is read. */
+  cgroup: string;
+  /** The cgroups its processes are in. */
+  cgroups: string[];
+  unit: string | null;
+  slice: string | null;
+  podUid: string | null;
+  qosClass: 'guaranteed' | 'burstable' | 'besteffort' | null;
+  containerId: string | null;
+  runtime: 'containerd' | 'cri-o' | 'docker' | 'podman' | null;
+  /** The merging processes. */
+  pids: number[];
+  /** ksm_merging_pages, summed. */
+  mergingPages: number;
+  /** Fair-share figures summed; null with --no-fair-share. */
+  mergedBytes: number | null;
+  savedBytes: number | null;
+  zeroPageBytes: number;
+  /** ksm_rmap_items x rmap_item size, summed. */
+  metadataBytes: number;
+  netBytes: number | null;
+  /** The group cgroup's memory files, where readable (v2 memory.current/stat/max, v1 usage/stat/limit). */
+  memory: { currentBytes: number; anonBytes: number | null; maxBytes: number | null; source: 'v2' | 'v1' } | null;
+  /** savedBytes / (memory.currentBytes + savedBytes): the share of what the group would use unmerged. */
+  savedShare: number | null;
 }
 
 /** One line per refresh of `top --json` (NDJSON): a status plus rates since the last refresh. */
@@ -91,7 +130,7 @@ export interface TopJson extends Omit<StatusJson, 'kind'> {
     fullScans: number | null;
     /** Change of pages_sharing per second. */
     pagesSharingPerSecond: number | null;
-    /** ksmd's CPU use, percent of one CPU (/proc/<ksmd>/schedstat); null where ksmd is not found. */
+    /** ksmd's CPU use, percent of one CPU (its schedstat); null where ksmd is not found. */
     ksmdCpuPercent: number | null;
   } | null;
 }
@@ -166,6 +205,6 @@ export interface ExporterJson {
 export interface DemoJson {
   kind: 'node-ksm/demo';
   version: 1;
-  /** runDemo()'s DemoResult (see the demo API), JSON-encoded. */
+  /** The demo's result (fields listed in the README under `demo --json`), JSON-encoded. */
   result: unknown;
 }

@@ -29,6 +29,28 @@ export function colors(options: GlobalOptions, stream: NodeJS.WriteStream = proc
   return createColors(enabled);
 }
 
+// C0 and C1 controls and DEL (\p{Cc}), and the Unicode controls that reorder
+// or break lines: bidirectional marks, embeddings, overrides and isolates,
+// and the line and paragraph separators.
+const UNPRINTABLE = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * A string that came from another process or the filesystem (a comm, a
+ * mapping's path, a cgroup path, an error message quoting one), made safe for
+ * a terminal: every control character becomes `\xHH` (`\uHHHH` above
+ * 0xff), so another user's process cannot retitle, clear or move the cursor
+ * of the terminal that reads it, nor reorder what it shows. Anything else,
+ * backslashes included, is left as it is, so paths and commands stay
+ * copyable. Text output only: JSON.stringify escapes control characters
+ * itself, and --json stays exact.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (ch) => {
+    const code = ch.codePointAt(0)!;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 /** Bytes in IEC units (lib/format.ts, shared with the reports); null/undefined -> '-'. */
 export function formatBytes(bytes: number | undefined | null): string {
   return formatBytesOf(bytes ?? undefined);
@@ -106,36 +128,46 @@ export function reportError(error: unknown, options: GlobalOptions): void {
     process.stderr.write(`${JSON.stringify(body)}\n`);
   } else {
     const c = colors(options, process.stderr);
-    process.stderr.write(`${c.red('node-ksm: error:')} ${e.message}${hint !== undefined && !e.message.includes(hint) ? ` (${hint})` : ''}\n`);
+    const detail = hint !== undefined && !e.message.includes(hint) ? ` (${hint})` : '';
+    process.stderr.write(`${c.red('node-ksm: error:')} ${printable(`${e.message}${detail}`)}\n`);
   }
   process.exitCode = e instanceof UsageError ? 2 : 1;
 }
 
-/** '120s', '2m', '1h', '500ms', '90' (seconds) -> seconds. */
-export function parseDuration(text: string, name: string): number {
+/**
+ * '120s', '2m', '1h', '500ms', '90' (seconds) -> seconds, at most `maxSeconds`
+ * (a value the API would refuse is a usage error here, exit 2).
+ */
+export function parseDuration(text: string, name: string, maxSeconds = Number.MAX_SAFE_INTEGER): number {
   const match = /^(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?$/.exec(text.trim());
-  if (!match) throw new UsageError(`${name}: '${text}' is not a duration (e.g. 120s, 2m, 500ms)`);
+  if (!match) throw new UsageError(`${name}: '${printable(text)}' is not a duration (e.g. 120s, 2m, 500ms)`);
   const value = Number(match[1]);
   const unit = match[2] ?? 's';
   const factor = unit === 'ms' ? 0.001 : unit === 'm' || unit === 'min' ? 60 : unit === 'h' ? 3600 : 1;
-  return value * factor;
+  const seconds = value * factor;
+  if (!(seconds <= maxSeconds)) throw new UsageError(`${name}: ${printable(text)} is out of range (at most ${maxSeconds} s)`);
+  return seconds;
 }
 
 /** A non-negative integer option. */
 export function parseInteger(text: string, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${name}: '${text}' is not an integer`);
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${name}: '${printable(text)}' is not an integer`);
   const value = Number(text);
-  if (value < min || value > max) throw new UsageError(`${name}: ${value} is out of range (${min} to ${max})`);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new UsageError(`${name}: ${printable(text.trim())} is out of range (${min} to ${max})`);
+  }
   return value;
 }
 
-/** '64MiB', '1g', '4096' -> bytes. */
+/** '64MiB', '1g', '4096' -> bytes, a safe integer. */
 export function parseSize(text: string, name: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim());
-  if (!match) throw new UsageError(`${name}: '${text}' is not a size (e.g. 64MiB)`);
+  if (!match) throw new UsageError(`${name}: '${printable(text)}' is not a size (e.g. 64MiB)`);
   const unit = (match[2] ?? 'b').toLowerCase()[0];
   const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
-  return Math.round(Number(match[1]) * factor);
+  const bytes = Math.round(Number(match[1]) * factor);
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${name}: ${printable(text.trim())} is out of range (at most ${Number.MAX_SAFE_INTEGER} bytes)`);
+  return bytes;
 }
 
 /** on/off, yes/no, true/false, 1/0 -> boolean. */

@@ -1,9 +1,9 @@
 /** `node-ksm regions <pid>`: the per-VMA table of the profit report, labels included. */
 import type { Command } from 'commander';
 
-import { profit, type ProfitOptions, type RegionProfit } from '../report/profit.js';
+import { profit, type ProfitOptions, type RegionProfit } from '../report/profit/index.js';
 import type { RegionsJson } from './json.js';
-import { colors, formatBytes, parseInteger, printJson, table, type GlobalOptions } from './output.js';
+import { colors, formatBytes, parseInteger, printJson, printable, table, type GlobalOptions } from './output.js';
 
 interface RegionsOptions extends GlobalOptions {
   exact?: boolean;
@@ -12,7 +12,7 @@ interface RegionsOptions extends GlobalOptions {
 }
 
 function mapping(region: RegionProfit): string {
-  return region.pathname === '' ? `[${region.kind}]` : region.pathname;
+  return region.pathname === '' ? `[${region.kind}]` : printable(region.pathname);
 }
 
 export async function runRegions(pidText: string, o: RegionsOptions): Promise<void> {
@@ -23,7 +23,7 @@ export async function runRegions(pidText: string, o: RegionsOptions): Promise<vo
   if (o.estimated === true) options.exact = false;
   const report = await profit(pid, options);
   if (o.json === true) {
-    printJson({ kind: 'node-ksm/regions', version: 1, pid, report } satisfies RegionsJson);
+    printJson({ kind: 'node-ksm/regions', version: 1, pid: report.pid, report } satisfies RegionsJson);
     return;
   }
   const c = colors(o);
@@ -36,7 +36,7 @@ export async function runRegions(pidText: string, o: RegionsOptions): Promise<vo
         `${r.start.toString(16)}-${r.end.toString(16)}`,
         r.kind,
         mapping(r),
-        r.label === undefined ? '' : c.cyan(r.label),
+        r.label === undefined ? '' : c.cyan(printable(r.label)),
         r.mergeable ? 'yes' : 'no',
         formatBytes(r.size),
         formatBytes(r.mergedBytes),
@@ -48,7 +48,7 @@ export async function runRegions(pidText: string, o: RegionsOptions): Promise<vo
     ),
     `${c.bold('total')}  merged ${formatBytes(report.total.mergedBytes)}  saved ${c.green(formatBytes(report.total.savedBytes))}  ` +
       `metadata ${formatBytes(report.total.metadataBytes)}  net ${formatBytes(report.total.netBytes)}  ` +
-      `(${report.method}${report.estimateReason === undefined ? '' : `: ${report.estimateReason}`})`,
+      `(${report.method}${report.estimateReason === undefined ? '' : `: ${printable(report.estimateReason)}`})`,
     c.dim(report.reconciliation.explanation),
     c.dim(`${shown.length} of ${report.regions.length} regions${o.all === true ? '' : ' (merged or labelled; --all for every one)'}`),
   ];

@@ -1,12 +1,13 @@
 /** `node-ksm status`: the machine's KSM, then the processes that merge. */
-import * as fs from 'node:fs';
-
 import type { Command } from 'commander';
 
-import { KsmNoSuchProcessError } from '../errors.js';
+import { mapLimit } from '../concurrency.js';
+import { KsmNoSuchProcessError, KsmTimeoutError } from '../errors.js';
 import { pageSize } from '../merge/buffers.js';
-import { procPath } from '../kernel/paths.js';
+import { processExists } from '../kernel/processes.js';
 import { fairShare, ksmProcesses, type FairShare } from '../report/processes.js';
+import { groupShares, type GroupBy, type ShareRow } from '../report/groups.js';
+import { groupJson, parseBy, renderGroups } from './groups.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { scanTime } from '../tune/tuner.js';
 import type { ProcessJson, StatusJson } from './json.js';
@@ -17,6 +18,7 @@ import {
   formatRatio,
   formatSeconds,
   printJson,
+  printable,
   table,
   type Colors,
   type GlobalOptions,
@@ -41,35 +43,43 @@ export interface StatusOptions {
   exact?: boolean;
   /** Skip the per-process fair share (faster refreshes). */
   fairShare?: boolean;
+  /** Also sum the merging processes per cgroup, unit, pod or container. */
+  by?: GroupBy;
 }
 
 export async function collectStatus(options: StatusOptions): Promise<StatusJson> {
   const stat = systemStat({ root: options.root });
-  const list = ksmProcesses({ root: options.root, candidates: options.all === true });
+  const list = await ksmProcesses({ root: options.root, candidates: options.all === true });
   const page = pageBytes();
   const scan = scanTime(stat);
   const withShare = options.fairShare !== false;
 
-  const processes: ProcessJson[] = [];
+  const rows: ShareRow[] = [];
   const unreadable = [...list.unreadable];
+  const stalled = [...list.stalled];
   let exactAll = true;
-  for (const p of list.processes) {
-    let share: FairShare | undefined;
-    if (withShare && !p.merging) {
-      // Nothing of it is merged (listed by --all): no KSM page, no share, no smaps to read.
-      share = { pid: p.pid, mergedBytes: 0, savedBytes: 0, method: 'exact', labels: [] };
-    } else if (withShare) {
-      try {
-        const opts: { exact?: boolean; root?: string } = { root: options.root };
-        if (options.exact !== undefined) opts.exact = options.exact;
-        share = await fairShare(p.pid, opts);
-      } catch (error) {
-        if (error instanceof KsmNoSuchProcessError && !fs.existsSync(procPath(options.root, p.pid))) continue; // gone meanwhile
-        // Its smaps (or pagemap) could not be read: listed without a fair share, and said so.
-        unreadable.push({ pid: p.pid, code: typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR' });
-      }
-      if (share !== undefined && share.method !== 'exact') exactAll = false;
+  const shares = await mapLimit(list.processes, 8, async (p): Promise<FairShare | 'gone' | undefined> => {
+    if (!withShare) return undefined;
+    // Nothing of it is merged (listed by --all): no KSM page, no share, no smaps to read.
+    if (!p.merging) return { pid: p.pid, mergedBytes: 0, savedBytes: 0, method: 'exact', labels: [] };
+    try {
+      const opts: { exact?: boolean; root?: string } = { root: options.root };
+      if (options.exact !== undefined) opts.exact = options.exact;
+      return await fairShare(p.pid, opts);
+    } catch (error) {
+      if (error instanceof KsmNoSuchProcessError && !processExists(options.root, p.pid)) return 'gone';
+      if (error instanceof KsmTimeoutError) stalled.push({ pid: p.pid, comm: p.comm });
+      // Its smaps (or pagemap) could not be read: listed without a fair share, and said so.
+      else unreadable.push({ pid: p.pid, code: typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR' });
+      return undefined;
     }
+  });
+  const processes: ProcessJson[] = [];
+  list.processes.forEach((p, i) => {
+    const share = shares[i];
+    if (share === 'gone') return;
+    if (share !== undefined && share.method !== 'exact') exactAll = false;
+    if (p.merging) rows.push({ pid: p.pid, comm: p.comm, stat: p.stat, share });
     processes.push({
       pid: p.pid,
       comm: p.comm,
@@ -82,7 +92,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
       mergedBytes: share?.mergedBytes ?? null,
       savedExact: share === undefined ? null : share.method === 'exact',
     });
-  }
+  });
   processes.sort((a, b) =>
     withShare
       ? (b.savedBytes ?? 0) - (a.savedBytes ?? 0) || a.pid - b.pid
@@ -118,6 +128,9 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
     fairShare: !withShare ? 'unavailable' : exactAll ? 'exact' : 'estimated',
     processes,
     unreadable,
+    stalled,
+    by: options.by ?? null,
+    groups: options.by === undefined ? null : (await groupShares(rows, options.by, options.root)).map((g) => groupJson(g, withShare)),
   };
 }
 
@@ -140,8 +153,8 @@ export function knobsJson(stat: SystemStat): StatusJson['ksm'] {
 export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): string {
   const lines: string[] = [];
   const state =
-    s.ksm.runState === 'running' ? c.green('running') : s.ksm.runState === 'stopped' ? c.red('stopped') : c.yellow(s.ksm.runState);
-  const advisor = s.ksm.advisorMode === null ? '' : `   advisor ${s.ksm.advisorMode}${s.ksm.advisorMode === 'scan-time' ? ` (target ${formatSeconds(s.ksm.advisorTargetScanTimeSec)})` : ''}`;
+    s.ksm.runState === 'running' ? c.green('running') : s.ksm.runState === 'stopped' ? c.red('stopped') : c.yellow(printable(s.ksm.runState));
+  const advisor = s.ksm.advisorMode === null ? '' : `   advisor ${printable(s.ksm.advisorMode)}${s.ksm.advisorMode === 'scan-time' ? ` (target ${formatSeconds(s.ksm.advisorTargetScanTimeSec)})` : ''}`;
   lines.push(`${c.bold('KSM')}      ${state} (run=${s.ksm.run ?? '-'})${advisor}`);
   lines.push(
     `${c.bold('scan')}     ${formatCount(s.ksm.pagesToScan)} pages every ${formatCount(s.ksm.sleepMillisecs)} ms = ` +
@@ -172,7 +185,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
         ['PID', 'COMM', 'MERGING', 'ZERO', 'RMAP ITEMS', 'KSM_PROCESS_PROFIT*'],
         s.processes.map((p) => [
           String(p.pid),
-          p.comm,
+          printable(p.comm),
           pagesAndBytes(p.mergingPages, s.pageSize),
           formatCount(p.zeroPages),
           formatCount(p.rmapItems),
@@ -189,7 +202,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
         ['PID', 'COMM', 'SAVED', 'MERGED', 'MERGING PAGES', 'RMAP ITEMS', 'KSM_PROCESS_PROFIT*'],
         s.processes.map((p) => [
           String(p.pid),
-          p.comm,
+          printable(p.comm),
           c.green(formatBytes(p.savedBytes)),
           formatBytes(p.mergedBytes),
           formatCount(p.mergingPages),
@@ -203,6 +216,10 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
     lines.push(`${c.dim('saved, summed over the processes:')} ${formatBytes(total)}`);
     lines.push(c.dim('* the kernel counts the copy that had to stay in every process: do not add these up'));
   }
+  if (s.stalled.length > 0) {
+    lines.push(c.yellow(`${s.stalled.length} process(es) skipped: their memory map stayed locked past the deadline: ${s.stalled.map((p) => `${p.pid} (${printable(p.comm)})`).join(', ')}`));
+  }
+  lines.push(...renderGroups(s, c));
   if (s.unreadable.length > 0) {
     lines.push(c.yellow(`${s.unreadable.length} processes could not be read (${[...new Set(s.unreadable.map((u) => u.code))].join(', ')}): as root they can`));
   }
@@ -221,6 +238,7 @@ export function register(program: Command): void {
     .option('--all', 'also list processes KSM scans that have merged nothing yet')
     .option('--exact', 'fair share page by page from pagemap/kpageflags (root)')
     .option('--no-fair-share', 'skip the per-process fair share (ksm_stat figures only)')
+    .option('--by <group>', 'also sum the saving per cgroup, unit, pod or container')
     .option('--json', 'print a StatusJson document (see README)')
     .addHelpText(
       'after',
@@ -231,8 +249,10 @@ the kernel's own count of pages it tracks (its rmap items). Ratios are those of
 Documentation/admin-guide/mm/ksm.rst.`,
     )
     .action(async (_options, command: Command) => {
-      const opts = command.optsWithGlobals<GlobalOptions & { all?: boolean; exact?: boolean; fairShare?: boolean }>();
+      const opts = command.optsWithGlobals<GlobalOptions & { all?: boolean; exact?: boolean; fairShare?: boolean; by?: string }>();
       const statusOptions: StatusOptions = { root: opts.root ?? '/', all: opts.all === true };
+      const by = parseBy(opts.by);
+      if (by !== undefined) statusOptions.by = by;
       if (opts.exact === true) statusOptions.exact = true;
       if (opts.fairShare === false) statusOptions.fairShare = false;
       const status = await collectStatus(statusOptions);

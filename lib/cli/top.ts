@@ -6,9 +6,11 @@
 import type { Command } from 'commander';
 
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
-import { cpuTimeNs, findKsmd } from '../tune/tuner.js';
+import { threadCpuTimeNs } from '../kernel/stat.js';
+import { findKsmd } from '../tune/tuner.js';
 import type { TopJson } from './json.js';
 import { colors, formatCount, formatRatio, parseDuration, parseInteger, toJson, type GlobalOptions } from './output.js';
+import { parseBy } from './groups.js';
 import { collectStatus, renderStatus, type StatusOptions } from './status.js';
 
 const ENTER_SCREEN = '\x1b[?1049h\x1b[?25l';
@@ -21,6 +23,7 @@ interface TopOptions extends GlobalOptions {
   all?: boolean;
   exact?: boolean;
   fairShare?: boolean;
+  by?: string;
 }
 
 interface Reading {
@@ -60,6 +63,8 @@ export async function runTop(opts: TopOptions): Promise<void> {
   const statusOptions: StatusOptions = { root, all: opts.all === true };
   if (opts.exact === true) statusOptions.exact = true;
   if (opts.fairShare === false) statusOptions.fairShare = false;
+  const by = parseBy(opts.by);
+  if (by !== undefined) statusOptions.by = by;
 
   let stopped = false;
   let wake: (() => void) | undefined;
@@ -99,7 +104,7 @@ export async function runTop(opts: TopOptions): Promise<void> {
     for (let i = 0; i < iterations && !stopped; i++) {
       const at = performance.now();
       const status = await collectStatus(statusOptions);
-      const now: Reading = { at, stat: systemStat({ root }), ksmdCpuNs: ksmd === undefined ? undefined : cpuTimeNs(ksmd, root) };
+      const now: Reading = { at, stat: systemStat({ root }), ksmdCpuNs: ksmd === undefined ? undefined : threadCpuTimeNs(ksmd, root) };
       const r = rates(previous, now);
       previous = now;
       if (opts.json === true) {
@@ -141,6 +146,7 @@ export function register(program: Command): void {
     .option('--all', 'also list processes KSM scans that have merged nothing yet')
     .option('--exact', 'fair share page by page from pagemap/kpageflags (root)')
     .option('--no-fair-share', 'skip the per-process fair share (ksm_stat figures only)')
+    .option('--by <group>', 'also sum the saving per cgroup, unit, pod or container')
     .option('--json', 'print one TopJson document per refresh, one per line (NDJSON)')
     .addHelpText('after', '\nKeys: q, Esc or Ctrl-C quit. Without a terminal, refreshes are appended to stdout.')
     .action(async (_options, command: Command) => {

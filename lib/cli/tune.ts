@@ -16,6 +16,7 @@ import {
   parseInteger,
   parseSwitch,
   printJson,
+  printable,
   table,
   UsageError,
   type Colors,
@@ -92,8 +93,8 @@ function renderChanges(changes: KnobChangeJson[], c: Colors): string {
     ['KNOB', 'BEFORE', 'AFTER'],
     changes.map((ch) => [
       ch.file,
-      String(ch.before ?? '-'),
-      ch.before === ch.after ? String(ch.after ?? '-') : c.bold(c.green(String(ch.after ?? '-'))),
+      printable(String(ch.before ?? '-')),
+      ch.before === ch.after ? printable(String(ch.after ?? '-')) : c.bold(c.green(printable(String(ch.after ?? '-')))),
     ]),
   );
 }
@@ -169,7 +170,7 @@ async function runUserspace(o: TuneOptions, root: string, targetSec: number, c: 
   });
   const restored = tuner.stop();
   const restoredJson = restored === undefined ? [] : changesJson(restored);
-  say(`stopped; restored: ${restoredJson.map((r) => `${r.file}=${String(r.after)}`).join(', ')}`);
+  say(`stopped; restored: ${restoredJson.map((r) => `${r.file}=${printable(String(r.after))}`).join(', ')}`);
   if (failure !== undefined) throw failure;
   return {
     kind: 'node-ksm/tune',
@@ -222,7 +223,7 @@ export async function runTune(o: TuneOptions): Promise<void> {
   if (o.json === true) {
     printJson(result);
   } else if (result.mode === 'show') {
-    process.stdout.write(`${table(['KNOB', 'VALUE'], result.changes.map((ch) => [ch.file, String(ch.after ?? '-')]))}\n`);
+    process.stdout.write(`${table(['KNOB', 'VALUE'], result.changes.map((ch) => [ch.file, printable(String(ch.after ?? '-'))]))}\n`);
   } else if (result.mode !== 'userspace') {
     process.stdout.write(`${renderChanges(result.changes, c)}\n`);
     if (result.mode === 'advisor') {

@@ -1,20 +1,33 @@
 /**
  * What doctor() reads: every file and probe it judges from, gathered once,
- * so the rules (rules.ts) are plain functions of these facts.
+ * so the rules (rules/) are plain functions of these facts.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-
 import { bindingState } from '../binding.js';
-import { KsmNoSuchProcessError, KsmUnsupportedError, isSystemError } from '../errors.js';
-import { liveLabels, type LabelledRange } from '../merge/labels.js';
-import { ksmSysfsDir, procPath, thpSysfsDir } from '../kernel/paths.js';
-import { enableMergeCalled } from '../merge/opt-in.js';
-import { ksmStat, parseKsmStat, procReadError, type KsmStat } from '../kernel/ksm-stat.js';
-import { parseSmaps, type SmapsVma } from '../kernel/smaps.js';
+import { mapLimit } from '../concurrency.js';
+import { KsmNoSuchProcessError, KsmTimeoutError, KsmUnsupportedError, isSystemError } from '../errors.js';
+import { readKsmStat, readKsmStatSync, type KsmStat } from '../kernel/ksm-stat.js';
+import { listPidsAsync, processExists, readComm } from '../kernel/processes.js';
+import type { SmapsSummary, SmapsVma } from '../kernel/smaps.js';
+import { readSmaps, readSmapsAllFields } from '../kernel/smaps-reader.js';
+import { readProcStatusIfReadable } from '../kernel/status.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import {
+  kernelRelease as readKernelRelease,
+  ksmRunWriteError,
+  ksmSysfsMount,
+  numaNodes,
+  parseRelease,
+  thpMode,
+  type MountFacts,
+} from '../kernel/system.js';
+import type { ProcessTarget } from '../kernel/target.js';
+import { liveLabels, type LabelledRange } from '../merge/labels.js';
+import { enableMergeCalled } from '../merge/opt-in.js';
+import { residentAnonymous } from './derive.js';
 import { sensitiveRanges } from './sensitive.js';
 import type { SensitiveRange } from './types.js';
+
+export { parseMountinfo, parseRelease, type MountFacts } from '../kernel/system.js';
 
 export type PrctlState =
   /** PR_GET_MEMORY_MERGE answered. */
@@ -26,16 +39,6 @@ export type PrctlState =
   /** Not probed: another root than `/`, or no addon. */
   | { state: 'unknown'; source: 'none'; detail: string };
 
-export interface MountFacts {
-  /** The mount point that holds /sys/kernel/mm/ksm. */
-  mountPoint: string;
-  /** Per-mount options, e.g. `ro,nosuid,nodev,noexec,relatime`. */
-  mountOptions: string;
-  /** Superblock options after the ` - ` separator. */
-  superOptions: string;
-  readOnly: boolean;
-}
-
 export interface CandidateFacts {
   /** Resident anonymous pages in the target's mergeable VMAs. */
   processPages: number;
@@ -44,8 +47,10 @@ export interface CandidateFacts {
   processesRead: number;
   /** Processes that may hold mergeable memory but whose smaps could not be read (other users', without root). */
   processesUnreadable: number;
-  /** Processes whose smaps did not answer in time (mmap_lock held); the pass stops after a few. */
+  /** Processes whose smaps did not answer in time (mmap_lock held): skipped, never waited on. */
   processesSlow: number;
+  /** Those processes, by pid, with their comm (raw: escape before printing). */
+  slow: Array<{ pid: number; comm: string }>;
   /** What the kernel tracks: pages_shared + pages_sharing + pages_unshared + pages_volatile. */
   kernelTracked: number | undefined;
   /** What the scan estimate uses: the larger of readablePages and kernelTracked. */
@@ -60,12 +65,12 @@ export interface Facts {
   self: boolean;
   pageSize: number;
   kernelRelease: string | undefined;
-  /** undefined: /sys/kernel/mm/ksm does not exist. */
+  /** undefined: the KSM sysfs directory does not exist (no CONFIG_KSM). */
   ksm: SystemStat | undefined;
   /** Error code from access(run, W_OK), undefined when writable. */
   ksmWriteError: string | undefined;
   mount: MountFacts | undefined;
-  /** Effective uid of the process running doctor(), from /proc/self/status. */
+  /** Effective uid of the process running doctor(), from its status. */
   euid: number | undefined;
   numaNodes: number | undefined;
   /** node0's distance row, e.g. [10, 21]. */
@@ -75,7 +80,7 @@ export interface Facts {
   prctl: PrctlState;
   stat: KsmStat;
   vmas: SmapsVma[];
-  /** Fields of the target's /proc/PID/status that matter here. */
+  /** Fields of the target's status that matter here. */
   status: { ppid: number | undefined; seccomp: number | undefined; seccompFilters: number | undefined; noNewPrivs: number | undefined };
   /** The parent's ksm_merge_any, where readable. */
   parentMergeAny: boolean | undefined;
@@ -88,44 +93,8 @@ export interface Facts {
   candidates: CandidateFacts;
 }
 
-function readText(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-const TIMED_OUT = Symbol('timed out');
+/** Per-process deadline for the machine-wide pass; smaps waits for the process's mmap_lock. */
 const SMAPS_DEADLINE_MS = 2000;
-const MAX_SLOW_PROCESSES = 2;
-
-async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function readTextAsync(file: string): Promise<string | undefined> {
-  try {
-    return await fs.promises.readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** 6.18.44-fc-v595 -> [6, 18]. */
-export function parseRelease(release: string | undefined): [number, number] | undefined {
-  const match = /^(\d+)\.(\d+)/.exec(release ?? '');
-  return match ? [Number(match[1]), Number(match[2])] : undefined;
-}
-
 function probePrctl(root: string, kernelRelease: string | undefined, ksmPresent: boolean): PrctlState {
   if (root !== '/') {
     // A fixture tree stands for another machine: its release is all there is.
@@ -152,97 +121,77 @@ function probePrctl(root: string, kernelRelease: string | undefined, ksmPresent:
   }
 }
 
-/** The mount that holds /sys/kernel/mm/ksm, from a mountinfo text. */
-export function parseMountinfo(text: string, target = '/sys/kernel/mm/ksm'): MountFacts | undefined {
-  let best: MountFacts | undefined;
-  for (const line of text.split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (left === undefined || right === undefined) continue;
-    const fields = left.trim().split(/\s+/);
-    const mountPoint = fields[4];
-    const mountOptions = fields[5];
-    if (mountPoint === undefined || mountOptions === undefined) continue;
-    const covers = mountPoint === '/' || target === mountPoint || target.startsWith(`${mountPoint}/`);
-    // Later lines stack over earlier ones at the same point.
-    if (!covers || (best && mountPoint.length < best.mountPoint.length)) continue;
-    const superOptions = right.trim().split(/\s+/)[2] ?? '';
-    const readOnly = mountOptions.split(',').includes('ro') || superOptions.split(',').includes('ro');
-    best = { mountPoint, mountOptions, superOptions, readOnly };
-  }
-  return best;
-}
-
-function statusField(text: string | undefined, key: string): string | undefined {
-  if (text === undefined) return undefined;
-  const match = new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(text);
-  return match?.[1]?.trim();
-}
-
-function statusNumber(text: string | undefined, key: string): number | undefined {
-  const value = Number(statusField(text, key)?.split(/\s+/)[0]);
-  return Number.isSafeInteger(value) ? value : undefined;
-}
-
 /** Resident anonymous pages in VMAs marked mergeable: what ksmd visits each full scan. */
-export function candidateBytes(vmas: readonly SmapsVma[]): number {
+export function candidateBytes(vmas: readonly SmapsSummary[]): number {
   let bytes = 0;
-  for (const vma of vmas) {
-    if (!vma.vmFlags.includes('mg')) continue;
-    bytes += vma.fields.Anonymous ?? vma.fields.Rss ?? 0;
-  }
+  for (const vma of vmas) if (vma.vmFlags.includes('mg')) bytes += residentAnonymous(vma);
   return bytes;
 }
 
+type Candidate = { kind: 'read'; pages: number } | { kind: 'skip' } | { kind: 'unreadable' } | { kind: 'slow'; comm: string };
+
+/** One other process's candidate pages, or why not: its files may not answer in time. */
+async function candidatePages(root: string, pid: number, pageSize: number): Promise<Candidate> {
+  const target: ProcessTarget = { pid, dir: pid, root, self: false, thread: undefined };
+  try {
+    // ksm_stat says cheaply whether a process has any mergeable VMA.
+    const stat = await readKsmStat(target, SMAPS_DEADLINE_MS);
+    if (stat.mergeable === false) return { kind: 'skip' };
+    if (stat.mergeable === undefined && stat.mergeAny === false && stat.rmapItems === 0) return { kind: 'skip' };
+  } catch (error) {
+    if (error instanceof KsmTimeoutError) return { kind: 'slow', comm: readComm(root, pid) ?? '' };
+    // Unreadable ksm_stat (older kernel, another user): smaps decides.
+    if (error instanceof KsmNoSuchProcessError) return { kind: 'skip' };
+  }
+  try {
+    const { vmas } = await readSmaps(target, SMAPS_DEADLINE_MS);
+    return { kind: 'read', pages: Math.floor(candidateBytes(vmas) / pageSize) };
+  } catch (error) {
+    if (error instanceof KsmTimeoutError) return { kind: 'slow', comm: readComm(root, pid) ?? '' };
+    if (error instanceof KsmNoSuchProcessError || !processExists(root, pid)) return { kind: 'skip' };
+    if (isSystemError(error)) return { kind: 'unreadable' }; // another user's process without root
+    throw error;
+  }
+}
+
 /**
- * The machine-wide part: every process's smaps, read asynchronously one at a
- * time (the kernel walks page tables to produce each), so a service calling
- * doctor() keeps serving meanwhile.
+ * The machine-wide part: every process's smaps, read off the event loop a
+ * few at a time (the kernel walks page tables to produce each), so a
+ * service calling doctor() keeps serving meanwhile. smaps waits for the
+ * process's mmap_lock: a process inside a long madvise/prctl/munmap holds
+ * it for as long as that takes, so each read has a deadline and a process
+ * that misses it is counted as slow, not waited for.
  */
 async function countCandidates(
   root: string,
-  target: string,
+  target: ProcessTarget,
   targetPages: number,
   pageSize: number,
   ksm: SystemStat | undefined,
 ): Promise<CandidateFacts> {
+  let pids: number[] = [];
+  try {
+    pids = (await listPidsAsync(root)).filter((pid) => pid !== target.pid);
+  } catch {
+    pids = [];
+  }
+  const outcomes = await mapLimit(pids, 8, (pid) => candidatePages(root, pid, pageSize));
   let readablePages = targetPages;
   let processesRead = 1;
   let processesUnreadable = 0;
   let processesSlow = 0;
-  let entries: string[] = [];
-  try {
-    entries = (await fs.promises.readdir(path.join(root, 'proc'))).filter((name) => /^\d+$/.test(name));
-  } catch {
-    entries = [];
-  }
-  const targetPid = target === 'self' ? undefined : target;
-  for (const name of entries) {
-    if (name === targetPid) continue;
-    // ksm_stat says cheaply whether a process has any mergeable VMA.
-    const stat = await readTextAsync(procPath(root, Number(name), 'ksm_stat'));
-    if (stat !== undefined) {
-      const { values } = parseKsmStat(stat);
-      if (values.mergeable === false) continue;
-      if (values.mergeable === undefined && values.mergeAny === false && values.rmapItems === 0) continue;
-    }
-    // smaps waits for the process's mmap_lock: a process inside a long
-    // madvise/prctl/munmap holds it for as long as that takes. Give up on it
-    // rather than hang, and stop the pass after a few (each stuck read holds
-    // a libuv threadpool thread until the lock is released).
-    const smaps = await withDeadline(readTextAsync(procPath(root, Number(name), 'smaps')), SMAPS_DEADLINE_MS);
-    if (smaps === TIMED_OUT) {
+  const slow: CandidateFacts['slow'] = [];
+  outcomes.forEach((outcome, i) => {
+    if (outcome.kind === 'read') {
+      processesRead++;
+      readablePages += outcome.pages;
+    } else if (outcome.kind === 'unreadable') {
+      processesUnreadable++;
+    } else if (outcome.kind === 'slow') {
       processesSlow++;
-      if (processesSlow >= MAX_SLOW_PROCESSES) break;
-      continue;
+      slow.push({ pid: pids[i]!, comm: outcome.comm });
     }
-    if (smaps === undefined) {
-      // Gone, or another user's process without root.
-      if (fs.existsSync(procPath(root, Number(name)))) processesUnreadable++;
-      continue;
-    }
-    processesRead++;
-    readablePages += Math.floor(candidateBytes(parseSmaps(smaps).vmas) / pageSize);
-  }
+  });
   const parts = [ksm?.pagesShared, ksm?.pagesSharing, ksm?.pagesUnshared, ksm?.pagesVolatile];
   const kernelTracked = parts.every((part) => part !== undefined)
     ? parts.reduce<number>((sum, part) => sum + part!, 0)
@@ -253,71 +202,44 @@ async function countCandidates(
     processesRead,
     processesUnreadable,
     processesSlow,
+    slow,
     kernelTracked,
     pages: Math.max(readablePages, kernelTracked ?? 0),
   };
 }
 
-function countNumaNodes(root: string): { nodes: number | undefined; distances: number[] | undefined } {
-  const dir = path.join(root, 'sys', 'devices', 'system', 'node');
-  let nodes: number | undefined;
+function ksmOrUndefined(root: string): SystemStat | undefined {
   try {
-    nodes = fs.readdirSync(dir).filter((name) => /^node\d+$/.test(name)).length;
-  } catch {
-    return { nodes: undefined, distances: undefined };
-  }
-  const distance = readText(path.join(dir, 'node0', 'distance'));
-  const distances = distance?.trim().split(/\s+/).map(Number).filter(Number.isFinite);
-  return { nodes, distances: distances && distances.length > 0 ? distances : undefined };
-}
-
-export interface CollectOptions {
-  root: string;
-  pid: number | undefined;
-}
-
-export async function collect({ root, pid }: CollectOptions): Promise<Facts> {
-  const self = root === '/' && (pid === undefined || pid === process.pid);
-  const procName = pid !== undefined ? String(pid) : root === '/' ? String(process.pid) : 'self';
-  const procDir = path.join(root, 'proc', procName);
-  if (!fs.existsSync(procDir)) throw new KsmNoSuchProcessError(pid ?? process.pid);
-
-  const kernelRelease = readText(path.join(root, 'proc', 'sys', 'kernel', 'osrelease'))?.trim();
-  let ksm: SystemStat | undefined;
-  try {
-    ksm = systemStat({ root });
+    return systemStat({ root });
   } catch (error) {
     if (!(error instanceof KsmUnsupportedError)) throw error;
+    return undefined;
   }
-  let ksmWriteError: string | undefined;
-  if (ksm !== undefined) {
-    try {
-      fs.accessSync(path.join(ksmSysfsDir(root), 'run'), fs.constants.W_OK);
-    } catch (error) {
-      ksmWriteError = isSystemError(error) ? error.code : String(error);
-    }
-  }
-  const mountinfo = readText(path.join(root, 'proc', 'self', 'mountinfo'));
-  const selfStatus = readText(path.join(root, 'proc', 'self', 'status'));
-  const euid = Number(statusField(selfStatus, 'Uid')?.split(/\s+/)[1]);
-  const numa = countNumaNodes(root);
-  const thp = readText(path.join(thpSysfsDir(root), 'enabled'));
+}
 
-  const numericPid = pid ?? (root === '/' ? process.pid : undefined);
-  const stat = ksmStat(numericPid, { root });
-  let smapsText: string;
-  try {
-    smapsText = fs.readFileSync(path.join(procDir, 'smaps'), 'utf8');
-  } catch (error) {
-    throw procReadError(error, pid ?? process.pid);
-  }
-  const vmas = parseSmaps(smapsText).vmas;
-  const status = readText(path.join(procDir, 'status'));
-  const ppid = statusNumber(status, 'PPid');
+/** The target's ksm_stat: its own synchronously, another process's within the deadline. */
+function targetKsmStat(target: ProcessTarget): Promise<KsmStat> {
+  return target.self ? Promise.resolve(readKsmStatSync(target)) : readKsmStat(target, SMAPS_DEADLINE_MS);
+}
+
+export async function collect(target: ProcessTarget): Promise<Facts> {
+  const { root, self } = target;
+  const procName = target.dir === 'self' && root === '/' ? String(process.pid) : String(target.dir);
+  if (!processExists(root, target.dir)) throw new KsmNoSuchProcessError(target.pid);
+
+  const kernelRelease = readKernelRelease(root);
+  const ksm = ksmOrUndefined(root);
+  const stat = await targetKsmStat(target);
+  const vmas: SmapsVma[] = (await readSmapsAllFields(target, self ? undefined : SMAPS_DEADLINE_MS)).vmas;
+  const status = readProcStatusIfReadable(root, target.dir);
+  const ppid = status?.ppid;
   let parentMergeAny: boolean | undefined;
   if (ppid !== undefined && ppid > 0) {
-    const parentStat = readText(procPath(root, ppid, 'ksm_stat'));
-    if (parentStat !== undefined) parentMergeAny = parseKsmStat(parentStat).values.mergeAny as boolean | undefined;
+    try {
+      parentMergeAny = (await readKsmStat({ pid: ppid, dir: ppid, root, self: false, thread: undefined }, SMAPS_DEADLINE_MS)).mergeAny;
+    } catch {
+      parentMergeAny = undefined; // gone, unreadable or locked: not known
+    }
   }
 
   const state = bindingState();
@@ -325,7 +247,7 @@ export async function collect({ root, pid }: CollectOptions): Promise<Facts> {
     root === '/' && state.loaded
       ? state.binding.pageSize()
       : vmas.find((vma) => vma.fields.KernelPageSize !== undefined)?.fields.KernelPageSize ?? 4096;
-
+  const numa = numaNodes(root);
   const processPages = Math.floor(candidateBytes(vmas) / pageSize);
   return {
     root,
@@ -334,25 +256,25 @@ export async function collect({ root, pid }: CollectOptions): Promise<Facts> {
     pageSize,
     kernelRelease,
     ksm,
-    ksmWriteError,
-    mount: mountinfo === undefined ? undefined : parseMountinfo(mountinfo),
-    euid: Number.isSafeInteger(euid) ? euid : undefined,
+    ksmWriteError: ksm === undefined ? undefined : ksmRunWriteError(root),
+    mount: ksmSysfsMount(root),
+    euid: readProcStatusIfReadable(root, 'self')?.euid,
     numaNodes: numa.nodes,
     numaDistances: numa.distances,
-    thpEnabled: thp === undefined ? undefined : /\[([^\]]+)\]/.exec(thp)?.[1],
+    thpEnabled: thpMode(root),
     prctl: probePrctl(root, kernelRelease, ksm !== undefined),
     stat,
     vmas,
     status: {
       ppid,
-      seccomp: statusNumber(status, 'Seccomp'),
-      seccompFilters: statusNumber(status, 'Seccomp_filters'),
-      noNewPrivs: statusNumber(status, 'NoNewPrivs'),
+      seccomp: status?.seccomp,
+      seccompFilters: status?.seccompFilters,
+      noNewPrivs: status?.noNewPrivs,
     },
     parentMergeAny,
     enableMergeCalled: self ? enableMergeCalled() : undefined,
     labels: self ? liveLabels() : [],
     sensitive: self ? sensitiveRanges() : [],
-    candidates: await countCandidates(root, procName, processPages, pageSize, ksm),
+    candidates: await countCandidates(root, target, processPages, pageSize, ksm),
   };
 }

@@ -21,6 +21,7 @@ export type FindingCode =
   | 'MERGE_ANY_INHERITED'
   | 'NUMA_CROSS_NODE'
   | 'SIDE_CHANNEL_RISK'
+  | 'PROCESSES_SKIPPED'
   | 'MERGING';
 
 export type Severity = 'error' | 'warn' | 'info';
@@ -28,8 +29,8 @@ export type Severity = 'error' | 'warn' | 'info';
 /** One number (or word) read from the kernel, or computed from such numbers. */
 export interface Evidence {
   /**
-   * The file it was read from, as the kernel names it (`/sys/kernel/mm/ksm/run`,
-   * `/proc/1234/smaps`), or `computed` for a figure derived from the others.
+   * The file it was read from, as the kernel names it (e.g. the KSM `run` knob's
+   * sysfs path, or a process's smaps), or `computed` for a figure derived from the others.
    */
   source: string;
   /** The kernel's key (`pages_to_scan`, `AnonHugePages`) or the computed figure's name. */

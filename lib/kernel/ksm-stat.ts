@@ -3,11 +3,14 @@
  * through 6.x) or ksm_merging_pages (5.19+). Fields are detected by parsing,
  * never by kernel version.
  */
-import * as fs from 'node:fs';
-
-import { KsmNoSuchProcessError, KsmUnsupportedError, withHint, isSystemError } from '../errors.js';
+import { KsmNoSuchProcessError, isSystemError } from '../errors.js';
+import { invalidType, type RootOption } from '../validate.js';
+import { procFailure, procReadError } from './errno.js';
+import { exists, readTextIfPresent } from './files.js';
 import { procPath } from './paths.js';
-import { checkOptions, checkPid, checkRoot, invalidType, type RootOption } from '../validate.js';
+import { readProcFileIfPresent } from './proc-read.js';
+import { isExiting, readProcStat } from './stat.js';
+import { resolveTarget, type ProcessTarget } from './target.js';
 
 export interface KsmStat {
   /** The process read. */
@@ -85,80 +88,48 @@ function setOwn(obj: Record<string, string>, key: string, value: string): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-function readIfPresent(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    if (isSystemError(error) && error.code === 'ENOENT') return undefined;
-    throw error;
-  }
+/** `ksm_merging_pages`: one decimal count (Number() would also take '', '0x10' and '1e3'). */
+function parseMergingPages(text: string | undefined): number | undefined {
+  const trimmed = text?.trim() ?? '';
+  const count = /^\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+  return Number.isSafeInteger(count) ? count : undefined;
 }
 
-/** Turns a failed /proc read into the error a caller can act on. */
-export function procReadError(error: unknown, pid: number): unknown {
-  if (isSystemError(error)) {
-    if (error.code === 'ESRCH' || error.code === 'ENOENT') return new KsmNoSuchProcessError(pid, { cause: error });
-    if (error.code === 'EACCES' || error.code === 'EPERM') {
-      return withHint(error, `reading /proc/${pid} of another user's process needs root or the same uid`);
-    }
-  }
-  return error;
-}
-
-export function assertProcRoot(root: string): void {
-  if (root === '/' && process.platform !== 'linux') {
-    throw new KsmUnsupportedError(`there is no /proc with KSM accounting on ${process.platform}`);
-  }
+interface Combined {
+  values: Partial<Record<KsmStatField, number | boolean>>;
+  unknown: Record<string, string>;
+  source: KsmStat['source'];
 }
 
 /**
- * `/proc/PID/ksm_stat` of a process (default: this one), parsed. Falls back
- * to `/proc/PID/ksm_merging_pages` where ksm_stat is missing.
- *
- * @throws KsmNoSuchProcessError when the process does not exist.
- * @throws SystemError EACCES for another user's process without root.
+ * The one assembly of a KsmStat's figures from the kernel's files: ksm_stat
+ * where it exists, and ksm_merging_pages for older kernels (5.19 - 6.0) and
+ * for 6.1 - 6.5, whose ksm_stat lacks that field (`merging` is read only then).
  */
-export function ksmStat(pid?: number, options?: RootOption): KsmStat {
-  const target = checkPid(pid);
-  const root = checkRoot(checkOptions<RootOption>(options));
-  assertProcRoot(root);
-  const dir = target ?? 'self';
-  const resolvedPid = target ?? process.pid;
-
-  if (!fs.existsSync(procPath(root, dir))) throw new KsmNoSuchProcessError(resolvedPid);
-
-  let values: Partial<Record<KsmStatField, number | boolean>> = {};
-  let unknown: Record<string, string> = {};
-  let source: KsmStat['source'] = 'none';
-  try {
-    const stat = readIfPresent(procPath(root, dir, 'ksm_stat'));
-    if (stat !== undefined) {
-      ({ values, unknown } = parseKsmStat(stat));
-      source = 'ksm_stat';
+function combine(stat: ParsedKsmStat | undefined, merging: string | undefined): Combined {
+  const values = { ...(stat?.values ?? {}) };
+  let source: KsmStat['source'] = stat === undefined ? 'none' : 'ksm_stat';
+  if (values.mergingPages === undefined) {
+    const count = parseMergingPages(merging);
+    if (count !== undefined) {
+      values.mergingPages = count;
+      if (source === 'none') source = 'ksm_merging_pages';
     }
-    // Older kernels (5.19 - 6.0), and 6.1 - 6.5 whose ksm_stat lacks the field.
-    if (values.mergingPages === undefined) {
-      const merging = readIfPresent(procPath(root, dir, 'ksm_merging_pages'));
-      // One decimal count; Number() would also take '', '0x10' and '1e3'.
-      const trimmed = merging?.trim() ?? '';
-      const count = /^\d+$/.test(trimmed) ? Number(trimmed) : NaN;
-      if (Number.isSafeInteger(count)) {
-        values.mergingPages = count;
-        if (source === 'none') source = 'ksm_merging_pages';
-      }
-    }
-  } catch (error) {
-    throw procReadError(error, resolvedPid);
   }
-  // A process that exits while it is read: its files vanish (ENOENT, taken
-  // above for an older kernel's missing file), or, as a zombie, ksm_stat is
-  // empty because it has no mm left. Either way it is gone, not degraded.
-  if ((source !== 'ksm_stat' || Object.keys(values).length === 0) && vanished(root, dir)) {
-    throw new KsmNoSuchProcessError(resolvedPid);
-  }
+  return { values, unknown: stat?.unknown ?? {}, source };
+}
 
+/**
+ * A process that exits while it is read: its files vanish (ENOENT, taken for
+ * an older kernel's missing file), or, as a zombie, ksm_stat is empty because
+ * it has no mm left. Either way it is gone, not degraded.
+ */
+function finish(target: ProcessTarget, { values, unknown, source }: Combined): KsmStat {
+  if ((source !== 'ksm_stat' || Object.keys(values).length === 0) && vanished(target)) {
+    throw new KsmNoSuchProcessError(target.pid);
+  }
   return {
-    pid: resolvedPid,
+    pid: target.pid,
     rmapItems: values.rmapItems as number | undefined,
     zeroPages: values.zeroPages as number | undefined,
     mergingPages: values.mergingPages as number | undefined,
@@ -171,32 +142,65 @@ export function ksmStat(pid?: number, options?: RootOption): KsmStat {
   };
 }
 
-/** PF_EXITING in /proc/PID/stat's flags: do_exit() has begun; the mm goes next. */
-const PF_EXITING = 0x4;
-
 /** The process is gone, exiting, or a zombie / dead task: no memory left to report. */
-function vanished(root: string, dir: number | 'self'): boolean {
+function vanished(target: ProcessTarget): boolean {
   try {
-    const stat = fs.readFileSync(procPath(root, dir, 'stat'), 'utf8');
-    // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold
-    // spaces and parentheses, the fields follow the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/);
-    const state = fields[0];
-    const flags = Number(fields[6]);
-    return state === 'Z' || state === 'X' || state === 'x' || (Number.isSafeInteger(flags) && (flags & PF_EXITING) !== 0);
+    const stat = readProcStat(target.root, target.dir);
+    return stat !== undefined && isExiting(stat);
   } catch (error) {
     if (isSystemError(error) && error.code === 'ESRCH') return true;
     // Reaped: the whole /proc/PID directory is gone (a fixture tree may simply lack `stat`).
-    return isSystemError(error) && error.code === 'ENOENT' && !fs.existsSync(procPath(root, dir));
+    return procFailure(error) === 'gone' && !exists(procPath(target.root, target.dir));
   }
 }
 
-/** /proc/PID/smaps text (default: this process). */
-export function readSmapsText(pid?: number, root = '/'): string {
-  const dir = pid ?? 'self';
+function readSync(target: ProcessTarget, file: string): string | undefined {
   try {
-    return fs.readFileSync(procPath(root, dir, 'smaps'), 'utf8');
+    return readTextIfPresent(procPath(target.root, target.dir, file));
   } catch (error) {
-    throw procReadError(error, pid ?? process.pid);
+    throw procReadError(error, target.pid);
   }
+}
+
+/** ksm_stat of a resolved target, synchronously. */
+export function readKsmStatSync(target: ProcessTarget): KsmStat {
+  const text = readSync(target, 'ksm_stat');
+  const parsed = text === undefined ? undefined : parseKsmStat(text);
+  const merging = parsed?.values.mergingPages === undefined ? readSync(target, 'ksm_merging_pages') : undefined;
+  return finish(target, combine(parsed, merging));
+}
+
+/**
+ * ksm_stat of a resolved target, off the event loop and within `deadlineMs`:
+ * reading ksm_mergeable takes the process's mmap lock, which it can hold for
+ * seconds.
+ *
+ * @throws KsmTimeoutError past the deadline; as ksmStat() otherwise.
+ */
+export async function readKsmStat(target: ProcessTarget, deadlineMs?: number): Promise<KsmStat> {
+  const text = (await readProcFileIfPresent(target, 'ksm_stat', deadlineMs))?.toString('utf8');
+  const parsed = text === undefined ? undefined : parseKsmStat(text);
+  const merging = parsed?.values.mergingPages === undefined
+    ? (await readProcFileIfPresent(target, 'ksm_merging_pages', deadlineMs))?.toString('utf8')
+    : undefined;
+  if (parsed === undefined && merging === undefined && !exists(procPath(target.root, target.dir))) {
+    throw new KsmNoSuchProcessError(target.pid);
+  }
+  return finish(target, combine(parsed, merging));
+}
+
+/**
+ * `/proc/PID/ksm_stat` of a process (default: this one), parsed. Falls back
+ * to `/proc/PID/ksm_merging_pages` where ksm_stat is missing. Synchronous:
+ * while the process holds its mmap lock (a long mmap, munmap or merge-state
+ * change), this waits for it; `node-ksm status`, `top`, the exporter and
+ * doctor read other processes with a deadline instead.
+ *
+ * @throws KsmNoSuchProcessError when the process does not exist.
+ * @throws SystemError EACCES for another user's process without root.
+ */
+export function ksmStat(pid?: number, options?: RootOption): KsmStat {
+  const target = resolveTarget(pid, options);
+  if (!exists(procPath(target.root, target.dir))) throw new KsmNoSuchProcessError(target.pid);
+  return readKsmStatSync(target);
 }

@@ -1,10 +1,12 @@
 /**
- * /proc/PID/smaps, parsed without judgement: every VMA with every field the
- * kernel printed. Sizes printed in kB are converted to bytes. Lines that fit
+ * /proc/PID/smaps, parsed without judgement: one scanner over the kernel's
+ * bytes, in two modes. scanSmaps() keeps the figures the reports use (named,
+ * in bytes); parseSmaps() keeps every field the kernel printed as well, by
+ * its kernel name. Sizes printed in kB are converted to bytes. Lines that fit
  * no known shape are counted, never thrown on.
  */
 import type { View } from '../binding.js';
-import { checkView, invalidType } from '../validate.js';
+import { checkView, invalidType, isArrayBuffer } from '../validate.js';
 
 /** A VMA's header line: `start-end perms offset dev inode pathname`. */
 export interface SmapsHeader {
@@ -19,25 +21,6 @@ export interface SmapsHeader {
   /** File path, `[heap]`, `[stack]`, `[anon:name]`, ... or '' for anonymous memory. */
   pathname: string;
 }
-
-export interface SmapsVma extends SmapsHeader {
-  /**
-   * Every `Name: value` line but VmFlags, by the kernel's name: kB figures in
-   * bytes (`Rss`, `Pss`, `KSM`, `AnonHugePages`, ...), plain numbers as they
-   * are (`THPeligible`, `ProtectionKey`).
-   */
-  fields: Record<string, number>;
-  /** Two-letter flags, e.g. `mg` for VM_MERGEABLE, `sh` for shared. */
-  vmFlags: string[];
-}
-
-export interface SmapsParse {
-  vmas: SmapsVma[];
-  /** Lines that matched no known shape (truncated or foreign input). */
-  skippedLines: number;
-}
-
-const HEADER = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+([0-9a-f]+)\s+([0-9a-f]+:[0-9a-f]+)\s+(\d+)\s*(.*)$/;
 
 // Byte values. Plain consts: with isolatedModules a const enum is emitted as
 // an object, and a property load per byte compared is measurable here.
@@ -58,164 +41,6 @@ const CH_LOWERK = 107;
 function isNameChar(c: number): boolean {
   return (c >= CH_LOWERA && c <= CH_LOWERZ) || (c >= CH_UPPERA && c <= CH_UPPERZ) ||
     (c >= CH_ZERO && c <= CH_NINE) || c === CH_UNDERSCORE;
-}
-
-/**
- * Parses smaps text. A hand-written scanner rather than a regex per line:
- * a process with 10,000 VMAs prints 250,000 lines, and profit() must stay
- * close to the kernel's own cost of printing them (see bench/profit.mjs).
- */
-export function parseSmaps(text: string): SmapsParse {
-  if (typeof text !== 'string') throw invalidType('text', 'of type string', text);
-  const vmas: SmapsVma[] = [];
-  let current: SmapsVma | undefined;
-  let skippedLines = 0;
-  const length = text.length;
-  // Every VMA prints the same fields in the same order: the previous VMA's
-  // names, matched in place, spare a slice and a string lookup per line.
-  let names: string[] = [];
-  let previousNames: string[] = [];
-  let pos = 0;
-  while (pos < length) {
-    let eol = text.indexOf('\n', pos);
-    if (eol === -1) eol = length;
-    const lineStart = pos;
-    pos = eol + 1;
-    if (eol === lineStart) continue;
-
-    const expected = previousNames[names.length];
-    if (
-      current !== undefined && expected !== undefined &&
-      text.startsWith(expected, lineStart) && text.charCodeAt(lineStart + expected.length) === CH_COLON
-    ) {
-      names.push(expected);
-      if (expected === 'VmFlags') {
-        current.vmFlags = splitFlags(text, lineStart + 8, eol);
-        continue;
-      }
-      const value = parseFieldValue(text, lineStart + expected.length + 1, eol);
-      if (value === undefined) skippedLines++;
-      else setField(current.fields, expected, value);
-      continue;
-    }
-
-    // `Name:` (a field or VmFlags) or a VMA header `start-end perms ...`.
-    let i = lineStart;
-    while (i < eol && isNameChar(text.charCodeAt(i))) i++;
-    if (i < eol && i > lineStart && text.charCodeAt(i) === CH_COLON) {
-      if (current === undefined) {
-        skippedLines++;
-        continue;
-      }
-      const name = text.slice(lineStart, i);
-      names.push(name);
-      if (name === 'VmFlags') {
-        current.vmFlags = splitFlags(text, i + 1, eol);
-        continue;
-      }
-      const value = parseFieldValue(text, i + 1, eol);
-      if (value === undefined) skippedLines++;
-      else setField(current.fields, name, value);
-      continue;
-    }
-    const header = HEADER.exec(text.slice(lineStart, eol));
-    if (header) {
-      if (names.length > 0) previousNames = names;
-      names = [];
-      current = {
-        start: BigInt(`0x${header[1]!}`),
-        end: BigInt(`0x${header[2]!}`),
-        perms: header[3]!,
-        offset: BigInt(`0x${header[4]!}`),
-        dev: header[5]!,
-        inode: Number(header[6]),
-        pathname: header[7]!,
-        fields: {},
-        vmFlags: [],
-      };
-      vmas.push(current);
-      continue;
-    }
-    skippedLines++;
-  }
-  return { vmas, skippedLines };
-}
-
-function splitFlags(text: string, from: number, eol: number): string[] {
-  const flags: string[] = [];
-  let i = from;
-  while (i < eol) {
-    const start = i;
-    while (i < eol && text.charCodeAt(i) !== CH_SPACE && text.charCodeAt(i) !== CH_TAB) i++;
-    if (i > start) flags.push(text.slice(start, i));
-    i++;
-  }
-  return flags;
-}
-
-/** `   1234 kB` -> bytes, `   7` -> 7; undefined for anything else. */
-/** An own property even for a field named `__proto__`. */
-function setField(fields: Record<string, number>, name: string, value: number): void {
-  if (name === '__proto__') {
-    Object.defineProperty(fields, name, { value, enumerable: true, writable: true, configurable: true });
-  } else {
-    fields[name] = value;
-  }
-}
-
-function parseFieldValue(text: string, from: number, eol: number): number | undefined {
-  let i = from;
-  while (i < eol && (text.charCodeAt(i) === CH_SPACE || text.charCodeAt(i) === CH_TAB)) i++;
-  let negative = false;
-  if (i < eol && text.charCodeAt(i) === CH_MINUS) {
-    negative = true;
-    i++;
-  }
-  const digits = i;
-  let value = 0;
-  while (i < eol) {
-    const c = text.charCodeAt(i);
-    if (c < CH_ZERO || c > CH_NINE) break;
-    value = value * 10 + (c - CH_ZERO);
-    i++;
-  }
-  if (i === digits || !Number.isSafeInteger(value)) return undefined;
-  while (i < eol && (text.charCodeAt(i) === CH_SPACE || text.charCodeAt(i) === CH_TAB)) i++;
-  let kilobytes = false;
-  if (i + 1 < eol && text.charCodeAt(i) === CH_LOWERK && text.charCodeAt(i + 1) === CH_UPPERB) {
-    kilobytes = true;
-    i += 2;
-    while (i < eol && (text.charCodeAt(i) === CH_SPACE || text.charCodeAt(i) === CH_TAB)) i++;
-  }
-  if (i !== eol) return undefined;
-  const signed = negative ? -value : value;
-  if (!kilobytes) return signed;
-  const bytes = signed * 1024;
-  return Number.isSafeInteger(bytes) ? bytes : undefined;
-}
-
-/** VMAs that overlap [start, end). */
-export function overlapping(vmas: readonly SmapsVma[], start: bigint, end: bigint): SmapsVma[] {
-  return vmas.filter((vma) => vma.start < end && vma.end > start);
-}
-
-/**
- * What a VMA's flags say about why KSM will not take it: the flags that
- * mm/ksm.c vma_ksm_compatible() refuses. DAX has no VmFlags letter.
- */
-export function whyNotMergeable(vma: SmapsVma): string {
-  const flags = new Set(vma.vmFlags);
-  const reasons: string[] = [];
-  if (flags.has('sh') || flags.has('ms') || vma.perms.endsWith('s')) {
-    reasons.push('shared mapping (only private anonymous memory merges)');
-  }
-  if (flags.has('ht')) reasons.push('hugetlb mapping');
-  if (flags.has('pf')) reasons.push('PFN map');
-  if (flags.has('io')) reasons.push('I/O mapping');
-  if (flags.has('de')) reasons.push('VM_DONTEXPAND mapping');
-  if (flags.has('mm')) reasons.push('mixed map');
-  if (flags.has('dp')) reasons.push('droppable mapping');
-  return reasons.length > 0 ? reasons.join(', ') : 'the kernel left VM_MERGEABLE unset for this mapping';
 }
 
 /**
@@ -260,6 +85,8 @@ const SUMMARY_FIELDS: ReadonlyArray<readonly [string, SummaryField]> = [
   ['AnonHugePages', 'anonHugePages'],
   ['Swap', 'swap'],
 ];
+
+const SUMMARY_KEY = new Map<string, SummaryField>(SUMMARY_FIELDS);
 
 // The `Name:` of each field we keep, found by its first four bytes (`Rss:`,
 // `Shar`, ...) and then compared whole.
@@ -321,6 +148,8 @@ class Summary implements SmapsSummary {
   anonHugePages: number | undefined = undefined;
   swap: number | undefined = undefined;
   vmFlags: string[] = [];
+  /** Every field by its kernel name, for parseSmaps() only. */
+  fields?: Record<string, number>;
 
   constructor(
     readonly start: bigint,
@@ -338,6 +167,21 @@ function sameBytes(data: Uint8Array, at: number, name: Uint8Array): boolean {
   return true;
 }
 
+export interface SmapsVma extends SmapsSummary {
+  /**
+   * Every `Name: value` line but VmFlags, by the kernel's name: kB figures in
+   * bytes (`Rss`, `Pss`, `KSM`, `AnonHugePages`, ...), plain numbers as they
+   * are (`THPeligible`, `ProtectionKey`).
+   */
+  fields: Record<string, number>;
+}
+
+export interface SmapsParse {
+  vmas: SmapsVma[];
+  /** Lines that matched no known shape (truncated or foreign input). */
+  skippedLines: number;
+}
+
 /**
  * smaps as raw bytes -> the figures regions() and profit() need, nothing
  * more. A 10,000-VMA smaps is 7.5 MB and 250,000 lines, and this has to cost
@@ -346,16 +190,31 @@ function sameBytes(data: Uint8Array, at: number, name: Uint8Array): boolean {
  * looked for first where the kernel's layout puts it (`%-16s%8lu kB` ends at
  * byte 27) and searched for only when it is not there; headers parsed by hand.
  * Unknown lines are skipped, malformed ones counted: only an argument that
- * is no bytes at all throws. parseSmaps() keeps every field, at several
- * times the cost.
+ * is no bytes at all throws. parseSmaps() keeps every field as well.
  */
 export function scanSmaps(data: View): SmapsScan {
   const view = checkView(data, 'data');
   const buffer = Buffer.isBuffer(view)
     ? view
-    : view instanceof ArrayBuffer
+    : isArrayBuffer(view)
       ? Buffer.from(view)
       : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+  return scan(buffer, false);
+}
+
+/**
+ * smaps text -> every VMA with every field the kernel printed (`fields`, by
+ * the kernel's names), besides the named figures scanSmaps() gives. The same
+ * scanner, keeping more.
+ */
+export function parseSmaps(text: string): SmapsParse {
+  if (typeof text !== 'string') throw invalidType('text', 'of type string', text);
+  const { vmas, skippedLines } = scan(Buffer.from(text, 'utf8'), true);
+  return { vmas: vmas as SmapsVma[], skippedLines };
+}
+
+/** The scanner itself, for the readers: `allFields` keeps every field (SmapsVma). */
+export function scan(buffer: Buffer, allFields: boolean): SmapsScan {
   // Plain Uint8Array indexing: Buffer's methods cost twice as much per line.
   const u = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const vmas: SmapsSummary[] = [];
@@ -382,24 +241,19 @@ export function scanSmaps(data: View): SmapsScan {
         skippedLines++;
         continue;
       }
-      const index = candidateOf(u, lineStart);
-      if (index < 0) continue;
-      const wanted = WANTED[index]!;
-      const valueStart = lineStart + wanted.name.length;
-      if (valueStart > eol || !sameBytes(u, lineStart, wanted.name)) continue;
-      if (wanted.key === 'vmFlags') {
-        current.vmFlags = flagsOf(buffer, valueStart, eol);
-      } else {
-        const value = byteFieldValue(u, valueStart, eol);
-        if (value === undefined) skippedLines++;
-        else current[wanted.key] = value;
-      }
+      if (allFields) skippedLines += anyField(buffer, u, current, lineStart, eol);
+      else skippedLines += wantedField(buffer, u, current, lineStart, eol);
       continue;
     }
     let eol = buffer.indexOf(10, lineStart);
     if (eol === -1) eol = length;
     pos = eol + 1;
-    const parsed = parseHeader(buffer, lineStart, eol);
+    if (allFields && current !== undefined && fieldNameEnd(u, lineStart, eol) > 0) {
+      // `name: value` in lower case: not the kernel's, kept like any field.
+      skippedLines += anyField(buffer, u, current, lineStart, eol);
+      continue;
+    }
+    const parsed = parseHeader(buffer, lineStart, eol, allFields);
     if (parsed === undefined) {
       // Fields below a header we could not read belong to no VMA we know.
       current = undefined;
@@ -410,6 +264,49 @@ export function scanSmaps(data: View): SmapsScan {
     vmas.push(parsed);
   }
   return { vmas, skippedLines };
+}
+
+/** One of the named figures (or VmFlags) into `current`; 1 when its value is malformed. */
+function wantedField(buffer: Buffer, u: Uint8Array, current: Summary, lineStart: number, eol: number): number {
+  const index = candidateOf(u, lineStart);
+  if (index < 0) return 0;
+  const wanted = WANTED[index]!;
+  const valueStart = lineStart + wanted.name.length;
+  if (valueStart > eol || !sameBytes(u, lineStart, wanted.name)) return 0;
+  if (wanted.key === 'vmFlags') {
+    current.vmFlags = flagsOf(buffer, valueStart, eol);
+    return 0;
+  }
+  const value = byteFieldValue(u, valueStart, eol, false);
+  if (value === undefined) return 1;
+  current[wanted.key] = value;
+  return 0;
+}
+
+/** The index of the ':' ending a `Name:` at `from`, or -1. */
+function fieldNameEnd(u: Uint8Array, from: number, eol: number): number {
+  let i = from;
+  while (i < eol && isNameChar(u[i]!)) i++;
+  return i > from && i < eol && u[i] === CH_COLON ? i : -1;
+}
+
+/** Any `Name: value` line into `current.fields` (and the named figure it is); 1 when it is malformed. */
+function anyField(buffer: Buffer, u: Uint8Array, current: Summary, lineStart: number, eol: number): number {
+  const colon = fieldNameEnd(u, lineStart, eol);
+  if (colon < 0) return 1;
+  const name = buffer.toString('latin1', lineStart, colon);
+  if (name === 'VmFlags') {
+    current.vmFlags = flagsOf(buffer, colon + 1, eol);
+    return 0;
+  }
+  const value = byteFieldValue(u, colon + 1, eol, true);
+  if (value === undefined) return 1;
+  const fields = current.fields!;
+  // An own property even for a field named `__proto__`.
+  Object.defineProperty(fields, name, { value, enumerable: true, writable: true, configurable: true });
+  const key = SUMMARY_KEY.get(name);
+  if (key !== undefined) current[key] = value;
+  return 0;
 }
 
 // VmFlags are two letters each: one interned string per pair seen.
@@ -455,7 +352,7 @@ function hexValue(c: number): number {
 }
 
 /** `start-end perms offset dev inode   pathname`, or undefined. */
-function parseHeader(data: Buffer, from: number, eol: number): Summary | undefined {
+function parseHeader(data: Buffer, from: number, eol: number, allFields: boolean): Summary | undefined {
   let i = from;
   const hex = (): bigint | undefined => {
     const begin = i;
@@ -501,13 +398,17 @@ function parseHeader(data: Buffer, from: number, eol: number): Summary | undefin
   let pathEnd = eol;
   while (pathEnd > i && (data[pathEnd - 1] === CH_SPACE || data[pathEnd - 1] === 13)) pathEnd--;
   const pathname = pathEnd > i ? data.toString('utf8', i, pathEnd) : '';
-  return new Summary(start, end, perms, offset, dev, inode, pathname);
+  const vma = new Summary(start, end, perms, offset, dev, inode, pathname);
+  if (allFields) vma.fields = {};
+  return vma;
 }
 
 /** `    1234 kB` -> bytes, `       1` -> 1; undefined for anything else. */
-function byteFieldValue(data: Uint8Array, from: number, eol: number): number | undefined {
+function byteFieldValue(data: Uint8Array, from: number, eol: number, signed: boolean): number | undefined {
   let i = from;
-  while (i < eol && data[i] === CH_SPACE) i++;
+  while (i < eol && (data[i] === CH_SPACE || data[i] === CH_TAB)) i++;
+  const negative = signed && data[i] === CH_MINUS;
+  if (negative) i++;
   const digits = i;
   let value = 0;
   while (i < eol) {
@@ -517,11 +418,17 @@ function byteFieldValue(data: Uint8Array, from: number, eol: number): number | u
     i++;
   }
   if (i === digits) return undefined;
-  while (i < eol && data[i] === CH_SPACE) i++;
+  while (i < eol && (data[i] === CH_SPACE || data[i] === CH_TAB)) i++;
   if (i + 1 < eol && data[i] === CH_LOWERK && data[i + 1] === CH_UPPERB) {
     value *= 1024;
     i += 2;
   }
-  while (i < eol && data[i] === CH_SPACE) i++;
+  while (i < eol && (data[i] === CH_SPACE || data[i] === CH_TAB || data[i] === 13)) i++;
+  if (negative) value = -value;
   return i === eol && Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** VMAs that overlap [start, end). */
+export function overlapping<V extends SmapsHeader>(vmas: readonly V[], start: bigint, end: bigint): V[] {
+  return vmas.filter((vma) => vma.start < end && vma.end > start);
 }

@@ -2,12 +2,12 @@
  * /sys/kernel/mm/ksm: every counter and knob, typed; knobs written as root.
  * Files this module does not know are kept raw, never dropped.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { KsmUnsupportedError, isSystemError, withHint, type SystemError } from '../errors.js';
+import { isDirectory, listDirectory, readText, readTextOrUndefined, writeText } from './files.js';
 import { ksmSysfsDir } from './paths.js';
-import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
+import { checkOptions, checkNumber, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 
 type Kind = 'int' | 'bool' | 'choice';
 
@@ -63,11 +63,7 @@ export interface SystemStat extends SystemStatValues {
 
 /** Whether /sys/kernel/mm/ksm exists under `root` (CONFIG_KSM). */
 export function ksmSysfsPresent(root = '/'): boolean {
-  try {
-    return fs.statSync(ksmSysfsDir(root)).isDirectory();
-  } catch {
-    return false;
-  }
+  return isDirectory(ksmSysfsDir(root));
 }
 
 /** obj[key] = value as an own property, even for "__proto__". */
@@ -99,7 +95,7 @@ export function systemStat(options?: RootOption): SystemStat {
   const dir = ksmSysfsDir(root);
   let entries: string[];
   try {
-    entries = fs.readdirSync(dir);
+    entries = listDirectory(dir);
   } catch (error) {
     if (isSystemError(error) && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) {
       throw new KsmUnsupportedError(`${dir} does not exist: the kernel was built without CONFIG_KSM`);
@@ -115,7 +111,7 @@ export function systemStat(options?: RootOption): SystemStat {
   for (const entry of entries.sort()) {
     let text: string;
     try {
-      text = fs.readFileSync(path.join(dir, entry), 'utf8').trim();
+      text = readText(path.join(dir, entry)).trim();
     } catch (error) {
       setOwn(unreadable, entry, isSystemError(error) ? error.code : String(error));
       continue;
@@ -196,6 +192,18 @@ export const KNOB_FILES: Readonly<Record<keyof KsmKnobs, string>> = {
   advisorMaxPagesToScan: 'advisor_max_pages_to_scan',
 };
 
+/**
+ * Sorts [knob, value] pairs, in place, into the order the kernel accepts:
+ * advisor off before pages_to_scan (the advisor owns it while on), advisor
+ * on after it, `run` last so ksmd (re)starts with the rest in place. Stable:
+ * other knobs keep their order. setKnobs() writes in this order and doctor's
+ * shell fixes print in it.
+ */
+export function knobWriteOrder<T extends readonly [keyof KsmKnobs, unknown]>(writes: T[]): T[] {
+  const rank = ([name, value]: T): number => (name === 'advisorMode' ? (value === 'none' ? 0 : 2) : name === 'run' ? 3 : 1);
+  return writes.sort((a, b) => rank(a) - rank(b));
+}
+
 export interface KnobChange {
   /** Values before the writes, of the knobs named. */
   before: KsmKnobs;
@@ -234,13 +242,7 @@ const KNOB_RULES: Record<keyof KsmKnobs, (value: unknown, name: string) => strin
 };
 
 function uint(min: number) {
-  return (value: unknown, name: string): string => {
-    if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-    if (!Number.isInteger(value) || value < min || value > UINT_MAX) {
-      throw outOfRange(name, `an integer from ${min} to ${UINT_MAX}`, value);
-    }
-    return String(value);
-  };
+  return (value: unknown, name: string): string => String(checkNumber(name, value, { integer: true, min, max: UINT_MAX }));
 }
 
 function bool(value: unknown, name: string): string {
@@ -290,12 +292,7 @@ export function setKnobs(knobs: KsmKnobs, options?: RootOption): KnobChange {
     if (rule === undefined) throw outOfRange('knobs', `an object of known knobs (${Object.keys(KNOB_RULES).join(', ')})`, name);
     writes.push([name as keyof KsmKnobs, rule(value, `knobs.${name}`)]);
   }
-  const rank = (name: keyof KsmKnobs, value: string): number => {
-    if (name === 'advisorMode') return value === 'none' ? 0 : 2;
-    if (name === 'run') return 3;
-    return 1;
-  };
-  writes.sort((a, b) => rank(a[0], a[1]) - rank(b[0], b[1]));
+  knobWriteOrder(writes);
 
   const before = pick(systemStat({ root }), writes.map(([name]) => name));
   const dir = ksmSysfsDir(root);
@@ -303,7 +300,7 @@ export function setKnobs(knobs: KsmKnobs, options?: RootOption): KnobChange {
   for (const [name, text] of writes) {
     const file = KNOB_FILES[name];
     try {
-      fs.writeFileSync(path.join(dir, file), text);
+      writeText(path.join(dir, file), text);
     } catch (error) {
       if (isSystemError(error)) {
         const hint = writeHint(error, file);
@@ -322,4 +319,10 @@ function pick(stat: SystemStat, names: Array<keyof KsmKnobs>): KsmKnobs {
   const out: Record<string, unknown> = {};
   for (const name of names) out[name] = stat[name];
   return out as KsmKnobs;
+}
+
+/** One counter of /sys/kernel/mm/ksm (`run`, `full_scans`, ...) as a number; undefined when unreadable. */
+export function readKsmCounter(name: string, root = '/'): number | undefined {
+  const text = readTextOrUndefined(path.join(ksmSysfsDir(root), name))?.trim();
+  return text === undefined ? undefined : parseInt64(text);
 }

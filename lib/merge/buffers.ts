@@ -2,16 +2,17 @@
  * Mergeable memory: page-aligned Buffers of our own, and madvise over views
  * the caller already has. Only whole pages inside a view are advised.
  */
-import * as fs from 'node:fs';
-
 import type { NativeBinding, View } from '../binding.js';
 import { KsmNotMergeableError, isSystemError, withHint, type UnmergeableMapping } from '../errors.js';
 import { addLabel } from './labels.js';
-import { parseSmaps, overlapping, whyNotMergeable } from '../kernel/smaps.js';
-import { insideSensitive, reapplySensitive } from './security.js';
+import { overlapping } from '../kernel/smaps.js';
+import { readOwnSmapsSync } from '../kernel/smaps-reader.js';
+import { selfTarget } from '../kernel/target.js';
+import { whyNotMergeable } from '../kernel/vma.js';
+import { insideSensitive } from './security.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkUnmergeOptions, enforceHeadroom, rangePreflight, type UnmergeOptions, type UnmergePreflight } from './headroom.js';
-import { checkBoolean, checkLabel, checkOptions, checkSize, checkView } from '../validate.js';
+import { checkBoolean, checkLabel, checkOptions, checkSize, checkView, ownerOf } from '../validate.js';
 
 export interface AllocOptions {
   /** Names the buffer in regions() and profit(). */
@@ -29,7 +30,7 @@ export interface MarkOptions {
   /** Names the range in regions() and profit(). */
   label?: string;
   /**
-   * Read /proc/self/smaps afterwards and throw when the kernel did not mark
+   * Read this process's smaps afterwards and throw when the kernel did not mark
    * the range (default true). The kernel ignores incompatible mappings
    * (shared, hugetlb, ...) without an error.
    */
@@ -62,6 +63,37 @@ function madviseHint(error: unknown): unknown {
       return withHint(error, 'the kernel rejected the advice: is it built with CONFIG_KSM?');
     default:
       return error;
+  }
+}
+
+// markMergeable() advice ends with the ArrayBuffer it was given: once that is
+// collected, malloc hands its memory to the next allocation, which must not
+// inherit the advice. One record per owner (native/advice.h), released here.
+const ownerIds = new WeakMap<ArrayBufferLike, number>();
+const released = new FinalizationRegistry<number>((id) => {
+  try {
+    requireKsm().releaseMergeable(id);
+  } catch {
+    // Nothing to tell from a finalizer: the addon is loaded, or there was no record.
+  }
+});
+
+function adviseOwned(native: NativeBinding, view: View): MergeableRange {
+  const owner = view instanceof ArrayBuffer ? view : view.buffer;
+  const known = ownerIds.get(owner);
+  const remember = (id: number): void => {
+    if (known !== undefined || id === 0) return;
+    ownerIds.set(owner, id);
+    released.register(owner, id);
+  };
+  try {
+    const { address, length, id } = native.adviseMergeable(view, known ?? 0);
+    if (length > 0) remember(id);
+    return { address, length };
+  } catch (error) {
+    const id = (error as { mergeableId?: unknown }).mergeableId;
+    if (typeof id === 'number') remember(id);
+    throw madviseHint(error);
   }
 }
 
@@ -107,7 +139,18 @@ export function allocMergeable(size: number, options?: AllocOptions): Buffer {
 /**
  * Advises MADV_MERGEABLE on the whole pages inside `view`, never rounding
  * outward into memory the view does not cover, and (by default) checks in
- * /proc/self/smaps that the kernel really marked them.
+ * this process's smaps that the kernel really marked them. Sensitive ranges
+ * (markSensitive()) inside it stay unmergeable.
+ *
+ * The advice lasts as long as the ArrayBuffer behind `view` (that object, in
+ * the thread that marked it): when it is garbage collected, or its thread
+ * exits, the pages are advised MADV_UNMERGEABLE again, because malloc hands
+ * freed memory to the next allocation, which must not inherit it. Not undone
+ * where another live buffer's advice still covers the pages, nor under
+ * merge-any (enableMerge()), which makes every mapping mergeable anyway. A
+ * buffer transferred to another owner (structuredClone, postMessage) loses
+ * the advice when its detached original is collected: mark the new object.
+ * disableMerge() advises every live range again.
  *
  * @returns the covered range; `length` 0 when the view holds no whole page.
  * @throws TypeError for a non-view or a detached buffer.
@@ -120,12 +163,10 @@ export function markMergeable(view: View, options?: MarkOptions): MergeableRange
   const label = checkLabel(opts.label);
   const verify = checkBoolean('options.verify', opts.verify) ?? true;
   const native = requireKsm();
-  const range = advise(native, view, native.constants.MADV_MERGEABLE);
-  // A sensitive range inside the view stays unmergeable.
-  if (range.length > 0) reapplySensitive(range.address, range.address + BigInt(range.length));
+  const range = adviseOwned(native, view);
   if (range.length > 0 && verify) verifyMergeable(range);
   if (label !== undefined && range.length > 0) {
-    addLabel(view instanceof ArrayBuffer ? view : view.buffer, range.address, range.address + BigInt(range.length), label);
+    addLabel(ownerOf(view), range.address, range.address + BigInt(range.length), label);
   }
   return range;
 }
@@ -138,7 +179,8 @@ export interface UnmarkResult extends MergeableRange {
 
 /**
  * Advises MADV_UNMERGEABLE on the whole pages inside `view`: merged pages
- * are copied back, so memory use rises by what they saved.
+ * are copied back, so memory use rises by what they saved. The pages leave
+ * the package's records too: disableMerge() does not advise them again.
  *
  * With `dryRun` nothing changes: the range that would be covered and the
  * preflight are returned. With `requireHeadroom` the call refuses, changing
@@ -153,7 +195,7 @@ export function unmarkMergeable(view: View, options?: UnmergeOptions): UnmarkRes
   checkView(view);
   const { dryRun, requireHeadroom } = checkUnmergeOptions(options);
   const native = requireKsm();
-  if (!dryRun && !requireHeadroom) return advise(native, view, native.constants.MADV_UNMERGEABLE);
+  if (!dryRun && !requireHeadroom) return unadvise(native, view);
   const page = native.pageSize();
   const { address, length } = native.viewRange(view);
   const big = BigInt(page);
@@ -163,12 +205,13 @@ export function unmarkMergeable(view: View, options?: UnmergeOptions): UnmarkRes
   const preflight = rangePreflight(covered.address, covered.address + BigInt(covered.length), page);
   if (dryRun) return { ...covered, preflight };
   enforceHeadroom(`0x${start.toString(16)}-0x${end.toString(16)} (unmarkMergeable)`, preflight);
-  return { ...advise(native, view, native.constants.MADV_UNMERGEABLE), preflight };
+  return { ...unadvise(native, view), preflight };
 }
 
-function advise(native: NativeBinding, view: View, advice: number): MergeableRange {
+/** MADV_UNMERGEABLE, and out of the package's records: disableMerge() does not advise it again. */
+function unadvise(native: NativeBinding, view: View): MergeableRange {
   try {
-    return native.madvise(view, advice);
+    return native.unadviseMergeable(view);
   } catch (error) {
     throw madviseHint(error);
   }
@@ -177,7 +220,7 @@ function advise(native: NativeBinding, view: View, advice: number): MergeableRan
 function verifyMergeable(range: MergeableRange): void {
   const start = range.address;
   const end = start + BigInt(range.length);
-  const { vmas } = parseSmaps(fs.readFileSync('/proc/self/smaps', 'utf8'));
+  const { vmas } = readOwnSmapsSync(selfTarget());
   const offenders: UnmergeableMapping[] = overlapping(vmas, start, end)
     .filter((vma) => !vma.vmFlags.includes('mg') && !insideSensitive(vma.start, vma.end))
     .map((vma) => ({

@@ -5,12 +5,13 @@
  * (MemAvailable) and this process's cgroup (memory.max - memory.current, at
  * every level) can cover it.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-
 import { KsmInsufficientMemoryError } from '../errors.js';
-import { parseKsmStat } from '../kernel/ksm-stat.js';
-import { parseSmaps } from '../kernel/smaps.js';
+import { readKsmStatSync, type KsmStat } from '../kernel/ksm-stat.js';
+import { cgroupHeadroom, memAvailable } from '../kernel/memory-limits.js';
+import { ksmPagesExact } from '../kernel/pagemap.js';
+import { overlapping } from '../kernel/smaps.js';
+import { readOwnSmapsSync } from '../kernel/smaps-reader.js';
+import { selfTarget } from '../kernel/target.js';
 import { checkBoolean, checkOptions } from '../validate.js';
 
 export interface UnmergeOptions {
@@ -37,7 +38,7 @@ export interface UnmergePreflight {
   source: 'ksm_stat' | 'pagemap' | 'smaps';
   /** False when `smaps` could only bound a range that covers part of a VMA. */
   exact: boolean;
-  /** /proc/meminfo MemAvailable in bytes, where readable. */
+  /** MemAvailable (meminfo) in bytes, where readable. */
   memAvailable: number | undefined;
   /** The least of memory.max - memory.current over this cgroup and its ancestors. */
   cgroupHeadroom: number | undefined;
@@ -60,76 +61,6 @@ export function checkUnmergeOptions(options: unknown): UnmergeCheck {
     dryRun: checkBoolean('options.dryRun', opts.dryRun) ?? false,
     requireHeadroom: checkBoolean('options.requireHeadroom', opts.requireHeadroom) ?? false,
   };
-}
-
-function readOptional(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** MemAvailable from /proc/meminfo, in bytes. */
-export function memAvailable(root = '/'): number | undefined {
-  const text = readOptional(path.join(root, 'proc', 'meminfo'));
-  const match = text === undefined ? null : /^MemAvailable:\s+(\d+) kB$/m.exec(text);
-  if (!match) return undefined;
-  const kib = Number(match[1]);
-  return Number.isSafeInteger(kib * 1024) ? kib * 1024 : undefined;
-}
-
-function readBytes(file: string): number | 'max' | undefined {
-  const text = readOptional(file)?.trim();
-  if (text === undefined) return undefined;
-  if (text === 'max') return 'max';
-  if (!/^\d+$/.test(text)) return undefined;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : undefined;
-}
-
-/**
- * Headroom of the memory cgroup of this process: cgroup v2 (`0::/path`,
- * memory.max / memory.current) or v1 (`N:memory:/path`,
- * memory.limit_in_bytes / memory.usage_in_bytes), the least over the cgroup
- * and its ancestors, since any of their limits can trigger the OOM killer.
- */
-export function cgroupHeadroom(root = '/'): { cgroup: string | undefined; headroom: number | undefined } {
-  const text = readOptional(path.join(root, 'proc', 'self', 'cgroup'));
-  if (text === undefined) return { cgroup: undefined, headroom: undefined };
-  let dir: string | undefined;
-  let cgroup: string | undefined;
-  let files: [string, string] | undefined;
-  for (const line of text.split('\n')) {
-    const [, , controllers, where] = /^(\d+):([^:]*):(.*)$/.exec(line) ?? [];
-    if (where === undefined || controllers === undefined) continue;
-    if (controllers.split(',').includes('memory')) {
-      cgroup = where;
-      dir = path.join(root, 'sys', 'fs', 'cgroup', 'memory');
-      files = ['memory.limit_in_bytes', 'memory.usage_in_bytes'];
-      break;
-    }
-    if (controllers === '' && line.startsWith('0::')) {
-      cgroup = where;
-      dir = path.join(root, 'sys', 'fs', 'cgroup');
-      files = ['memory.max', 'memory.current'];
-    }
-  }
-  if (dir === undefined || cgroup === undefined || files === undefined) return { cgroup: undefined, headroom: undefined };
-  let headroom: number | undefined;
-  // From the cgroup up to the root of the mount; the root has no limit files.
-  const parts = cgroup.split('/').filter(Boolean);
-  for (let depth = parts.length; depth >= 0; depth--) {
-    const level = path.join(dir, ...parts.slice(0, depth));
-    const max = readBytes(path.join(level, files[0]));
-    const current = readBytes(path.join(level, files[1]));
-    if (typeof max !== 'number' || typeof current !== 'number') continue;
-    // v1 spells "no limit" as a huge page-aligned number.
-    if (max >= 2 ** 62) continue;
-    const free = Math.max(0, max - current);
-    headroom = headroom === undefined ? free : Math.min(headroom, free);
-  }
-  return { cgroup, headroom };
 }
 
 function limits(bytes: number, count: Omit<UnmergePreflight, 'memAvailable' | 'cgroupHeadroom' | 'cgroup' | 'headroom' | 'fits'>): UnmergePreflight {
@@ -155,53 +86,14 @@ function limits(bytes: number, count: Omit<UnmergePreflight, 'memAvailable' | 'c
  */
 export function processPreflight(pageSize: number, mergeAny: boolean): UnmergePreflight {
   if (!mergeAny) return limits(0, { bytes: 0, pages: 0, source: 'ksm_stat', exact: true });
-  const text = readOptional('/proc/self/ksm_stat');
-  const { values } = parseKsmStat(text ?? '');
-  let merging = typeof values.mergingPages === 'number' ? values.mergingPages : undefined;
-  if (merging === undefined) {
-    const raw = readOptional('/proc/self/ksm_merging_pages')?.trim();
-    merging = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : 0;
-  }
-  const zero = typeof values.zeroPages === 'number' ? values.zeroPages : 0;
-  const pages = merging + zero;
-  return limits(pages * pageSize, { bytes: pages * pageSize, pages, source: 'ksm_stat', exact: true });
-}
-
-const KPF_KSM = 21n;
-
-/** Pages in [start, end) backed by a KSM page, from pagemap + kpageflags; undefined without root. */
-function ksmPagesExact(start: bigint, end: bigint, pageSize: number): number | undefined {
-  const page = BigInt(pageSize);
-  const count = Number((end - start) / page);
-  if (count === 0) return 0;
-  let pagemap: number | undefined;
-  let kpageflags: number | undefined;
+  let stat: KsmStat | undefined;
   try {
-    pagemap = fs.openSync('/proc/self/pagemap', 'r');
-    kpageflags = fs.openSync('/proc/kpageflags', 'r');
-    const entries = Buffer.alloc(count * 8);
-    const read = fs.readSync(pagemap, entries, 0, entries.length, Number((start / page) * 8n));
-    if (read !== entries.length) return undefined;
-    const flags = Buffer.alloc(8);
-    let ksm = 0;
-    let sawPfn = false;
-    for (let i = 0; i < count; i++) {
-      const entry = entries.readBigUInt64LE(i * 8);
-      if ((entry >> 63n) === 0n) continue; // not present
-      const pfn = entry & ((1n << 55n) - 1n);
-      if (pfn === 0n) continue; // PFNs hidden (no CAP_SYS_ADMIN)
-      sawPfn = true;
-      if (fs.readSync(kpageflags, flags, 0, 8, Number(pfn * 8n)) !== 8) return undefined;
-      if ((flags.readBigUInt64LE(0) >> KPF_KSM) & 1n) ksm++;
-    }
-    // Present pages with no PFN at all: we may not see PFNs, so no answer.
-    return sawPfn || entries.every((byte) => byte === 0) ? ksm : undefined;
+    stat = readKsmStatSync(selfTarget());
   } catch {
-    return undefined;
-  } finally {
-    if (pagemap !== undefined) fs.closeSync(pagemap);
-    if (kpageflags !== undefined) fs.closeSync(kpageflags);
+    stat = undefined; // not readable (a process that dropped root): nothing known to unmerge
   }
+  const pages = (stat?.mergingPages ?? 0) + (stat?.zeroPages ?? 0);
+  return limits(pages * pageSize, { bytes: pages * pageSize, pages, source: 'ksm_stat', exact: true });
 }
 
 /**
@@ -216,12 +108,11 @@ export function rangePreflight(start: bigint, end: bigint, pageSize: number): Un
   if (exact !== undefined) {
     return limits(exact * pageSize, { bytes: exact * pageSize, pages: exact, source: 'pagemap', exact: true });
   }
-  const { vmas } = parseSmaps(readOptional('/proc/self/smaps') ?? '');
+  const { vmas } = readOwnSmapsSync(selfTarget());
   let bytes = 0;
   let whole = true;
-  for (const vma of vmas) {
-    if (!(vma.start < end && vma.end > start)) continue;
-    const ksm = vma.fields.KSM ?? 0;
+  for (const vma of overlapping(vmas, start, end)) {
+    const ksm = vma.ksm ?? 0;
     if (vma.start >= start && vma.end <= end) {
       bytes += ksm;
     } else {

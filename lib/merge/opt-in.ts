@@ -4,7 +4,7 @@
  * execs, becomes a KSM candidate.
  */
 import { isSystemError, withHint } from '../errors.js';
-import { reapplySensitive } from './security.js';
+import { reapplyAdvice } from './security.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkUnmergeOptions, enforceHeadroom, processPreflight, type UnmergeOptions, type UnmergePreflight } from './headroom.js';
 
@@ -56,14 +56,21 @@ export function enableMerge(): void {
     throw prctlHint(error);
   }
   setEnabledHere(true);
-  // PR_SET_MEMORY_MERGE 1 marks every VMA, markSensitive()'s included.
-  reapplySensitive();
+  // PR_SET_MEMORY_MERGE 1 marks every VMA, markSensitive()'s (any thread's) included.
+  reapplyAdvice(native);
 }
 
 /**
  * Opts the process out (PR_SET_MEMORY_MERGE 0). The kernel unmerges every
  * merged page of every mergeable mapping of the process first (those of
  * allocMergeable() too): memory use rises by what was saved.
+ *
+ * The kernel also clears VM_MERGEABLE on every mapping, the package's own
+ * included; right after, this advises MADV_MERGEABLE again on every live
+ * allocMergeable() buffer and markMergeable() range of the process (every
+ * thread's), and MADV_UNMERGEABLE on every markSensitive() range. So those
+ * stay candidates (`mg`) and merge again over the next scans; only what
+ * merge-any alone made mergeable stops merging.
  *
  * With `dryRun` nothing changes and the preflight is returned; with
  * `requireHeadroom` the call refuses, changing nothing, when MemAvailable or
@@ -85,9 +92,16 @@ export function disableMerge(options?: UnmergeOptions): UnmergePreflight | undef
   try {
     native.setMemoryMerge(false);
   } catch (error) {
+    // A failed PR_SET_MEMORY_MERGE 0 marks every VMA mergeable again, the sensitive ones included.
+    try {
+      reapplyAdvice(native);
+    } catch {
+      // The prctl error is the one to report; doctor names a sensitive range left mergeable.
+    }
     throw prctlHint(error);
   }
   setEnabledHere(false);
+  reapplyAdvice(native);
   return preflight;
 }
 

@@ -5,13 +5,12 @@
  * and code from another trust domain must not inherit merge-any.
  */
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { addonFile, type View } from '../binding.js';
+import { addonFile, bindingState, type NativeBinding, type View } from '../binding.js';
 import { KsmUnsupportedError, isSystemError, withHint } from '../errors.js';
-import { WeakRanges } from './weak-ranges.js';
+import { accessError } from '../kernel/files.js';
 import type { SmapsVma } from '../kernel/smaps.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkLabel, checkOptions, checkView, invalidType, outOfRange } from '../validate.js';
@@ -24,7 +23,7 @@ export interface SensitiveOptions {
   label?: string;
 }
 
-/** A range markSensitive() made unmergeable, alive as long as its memory. */
+/** A range markSensitive() made unmergeable, kept while its pages are mapped. */
 export interface SensitiveRange {
   /** First byte of the first page the view touches. */
   start: bigint;
@@ -33,35 +32,28 @@ export interface SensitiveRange {
   label: string | undefined;
 }
 
-interface Entry extends SensitiveRange {
-  /** The view inside its owner, to advise it again. */
-  byteOffset: number;
-  byteLength: number;
-}
-
-// An entry dies with its memory, so a later mapping at the same address is
-// not taken for a secret.
-const entries = new WeakRanges<Entry>();
-
-function unmergeOutward(view: View): { address: bigint; length: number } {
-  const native = requireKsm();
-  try {
-    return native.madvise(view, native.constants.MADV_UNMERGEABLE, true);
-  } catch (error) {
-    if (isSystemError(error) && error.code === 'EAGAIN') {
-      throw withHint(error, 'the kernel ran short of memory to copy the merged pages back; retry');
-    }
-    if (isSystemError(error) && error.code === 'ENOMEM') {
-      throw withHint(error, 'part of the range is not mapped, or the kernel is out of memory');
-    }
-    throw error;
+function unmergeHint(error: unknown): unknown {
+  if (isSystemError(error) && error.code === 'EAGAIN') {
+    return withHint(error, 'the kernel ran short of memory to copy the merged pages back; retry');
   }
+  if (isSystemError(error) && error.code === 'ENOMEM') {
+    return withHint(error, 'part of the range is not mapped, or the kernel is out of memory');
+  }
+  return error;
 }
 
 /**
  * Makes the memory of `view` unmergeable (MADV_UNMERGEABLE: merged pages are
- * copied back first) and keeps it so: enableMerge() and markMergeable()
- * re-apply it, and doctor reports it if it becomes mergeable again.
+ * copied back first) and keeps it so, for the whole process: enableMerge(),
+ * disableMerge() and markMergeable() in any thread re-apply it, and doctor
+ * in any thread reports it if it becomes mergeable again.
+ *
+ * The mark belongs to the pages, not to the view: it survives a transfer of
+ * the buffer (to another thread too) and the collection of the detached
+ * original, and lasts while the pages are mapped. Memory freed and handed
+ * out again stays unmergeable (that costs savings, never a secret); a
+ * mapping allocMergeable() makes in its place clears it. Overlapping marks
+ * become one range, named by the newest label.
  *
  * Unlike markMergeable(), this covers every page the view touches,
  * including the partial pages at its edges: a secret's bytes there must not
@@ -72,34 +64,35 @@ function unmergeOutward(view: View): { address: bigint; length: number } {
  * @returns the range now kept unmergeable (whole pages).
  * @throws TypeError for a non-view or a detached buffer.
  * @throws KsmUnsupportedError where KSM is not available.
- * @throws SystemError EAGAIN/ENOMEM from madvise.
+ * @throws SystemError EAGAIN/ENOMEM from madvise (the range is recorded all the same).
  */
 export function markSensitive(view: View, options?: SensitiveOptions): SensitiveRange {
   checkView(view);
   const opts = checkOptions<SensitiveOptions>(options);
   const label = checkLabel(opts.label);
-  const range = unmergeOutward(view);
-  const start = range.address;
-  const end = start + BigInt(range.length);
-  if (range.length > 0) {
-    const owner = view instanceof ArrayBuffer ? view : view.buffer;
-    const byteOffset = view instanceof ArrayBuffer ? 0 : view.byteOffset;
-    entries.add(owner, { start, end, label, byteOffset, byteLength: view.byteLength });
+  const native = requireKsm();
+  let range;
+  try {
+    range = native.markSensitive(view, label);
+  } catch (error) {
+    throw unmergeHint(error);
   }
-  return { start, end, label };
+  return { start: range.address, end: range.address + BigInt(range.length), label };
 }
 
 /**
- * The ranges markSensitive() made unmergeable whose memory is still alive,
- * by start address (internal: for doctor and for re-applying).
+ * The ranges markSensitive() made unmergeable, in every thread, whose pages
+ * are still mapped, by start address (internal: for doctor and verify).
  */
 export function sensitiveRanges(): SensitiveRange[] {
-  return entries.sorted().map(({ start, end, label }) => ({ start, end, label }));
+  const state = bindingState();
+  if (!state.loaded) return [];
+  return state.binding.sensitiveRanges().map(({ start, end, label }) => ({ start, end, label }));
 }
 
 /**
  * Sensitive ranges that some VMA overlapping them has marked mergeable
- * (`mg` in VmFlags) again, from a parse of /proc/self/smaps (internal: for
+ * (`mg` in VmFlags) again, from a parse of this process's smaps (internal: for
  * doctor).
  */
 export function mergeableSensitiveRanges(vmas: readonly SmapsVma[]): Array<SensitiveRange & { vmas: SmapsVma[] }> {
@@ -112,16 +105,16 @@ export function mergeableSensitiveRanges(vmas: readonly SmapsVma[]): Array<Sensi
 }
 
 /**
- * MADV_UNMERGEABLE again over every live sensitive range [within
- * [start, end)]: after prctl(PR_SET_MEMORY_MERGE, 1), which marks every VMA
- * of the process, and after markMergeable() over overlapping memory.
+ * After PR_SET_MEMORY_MERGE (internal): MADV_MERGEABLE again on every
+ * allocMergeable()/markMergeable() range of the process (merge-any off clears
+ * VM_MERGEABLE on every VMA), then MADV_UNMERGEABLE on every sensitive range
+ * (merge-any on sets it on every VMA).
  */
-export function reapplySensitive(start?: bigint, end?: bigint): void {
-  for (const [entry, owner] of entries.alive()) {
-    if (start !== undefined && end !== undefined && !(entry.start < end && entry.end > start)) continue;
-    // A detached owner (transferred away) no longer has memory here.
-    if (owner.byteLength < entry.byteOffset + entry.byteLength) continue;
-    unmergeOutward(new Uint8Array(owner as ArrayBuffer, entry.byteOffset, entry.byteLength));
+export function reapplyAdvice(native: NativeBinding): void {
+  try {
+    native.reapplyAdvice();
+  } catch (error) {
+    throw unmergeHint(error);
   }
 }
 
@@ -142,10 +135,8 @@ function wrapperPath(): string {
     );
   }
   const file = path.join(path.dirname(addon), EXEC_WRAPPER);
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-  } catch (error) {
-    const code = isSystemError(error) ? error.code : String(error);
+  const code = accessError(file, 'X_OK');
+  if (code !== undefined) {
     throw new KsmUnsupportedError(
       `the exec wrapper ${file} is missing or not executable (${code}); rebuild with \`npm rebuild node-ksm\`; ` +
         'refusing to spawn a child that might inherit merge-any',

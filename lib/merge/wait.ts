@@ -3,14 +3,10 @@
  * visits, so data written before a call is settled once two full scans that
  * began after the call have completed.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-
 import { KsmNotRunningError, KsmTimeoutError, abortError } from '../errors.js';
-import { ksmSysfsDir } from '../kernel/paths.js';
-import { systemStat, type SystemStat } from '../kernel/sysfs.js';
+import { readKsmCounter, systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { requireKsm } from '../kernel/support.js';
-import { checkDuration, checkOptions, checkSignal, invalidType, outOfRange } from '../validate.js';
+import { checkDuration, checkOptions, checkSignal, optionalNumber } from '../validate.js';
 
 export interface WaitForMergeOptions {
   /** Full scans to wait for (default 2, the kernel's own rule). */
@@ -28,22 +24,13 @@ export interface WaitForMergeResult {
   /** Full scans that began and completed after the call. */
   completedScans: number;
   elapsedMs: number;
-  /** /sys/kernel/mm/ksm as it read when the wait ended. */
+  /** The KSM sysfs counters as they read when the wait ended. */
   stat: SystemStat;
 }
 
 const DEFAULT_TIMEOUT_MS = 600_000;
 /** The shortest wait after which standing counters mean ksmd is idle. */
 const IDLE_WINDOW_MS = 1_000;
-
-function readCounter(file: string): number | undefined {
-  try {
-    const value = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isSafeInteger(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Resolves once `fullScans` full scans have both started and completed since
@@ -57,17 +44,12 @@ function readCounter(file: string): number | undefined {
 export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitForMergeResult> {
   const opts = checkOptions<WaitForMergeOptions>(options);
   // undefined means the default; null is a wrong type, as everywhere else.
-  const scans = opts.fullScans === undefined ? 2 : opts.fullScans;
-  if (typeof scans !== 'number') throw invalidType('options.fullScans', 'of type number', scans);
-  if (!Number.isInteger(scans) || scans < 1 || scans > 1_000_000) {
-    throw outOfRange('options.fullScans', 'an integer from 1 to 1000000', scans);
-  }
+  const scans = optionalNumber('options.fullScans', opts.fullScans, { integer: true, min: 1, max: 1_000_000 }) ?? 2;
   const timeoutMs = checkDuration('options.timeoutMs', opts.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
   const signal = checkSignal(opts.signal);
   requireKsm();
   if (signal?.aborted) throw abortError(signal);
 
-  const dir = ksmSysfsDir('/');
   const initial = systemStat();
   if (initial.run !== 1) throw new KsmNotRunningError(initial.run);
   const startFullScans = initial.fullScans ?? 0;
@@ -88,9 +70,9 @@ export async function waitForMerge(options?: WaitForMergeOptions): Promise<WaitF
     signal?.addEventListener('abort', onAbort, { once: true });
 
     const poll = (): void => {
-      const run = readCounter(path.join(dir, 'run'));
+      const run = readKsmCounter('run');
       if (run !== 1) return finish(new KsmNotRunningError(run));
-      const fullScans = readCounter(path.join(dir, 'full_scans')) ?? startFullScans;
+      const fullScans = readKsmCounter('full_scans') ?? startFullScans;
       const elapsedMs = performance.now() - startedAt;
       if (fullScans >= target) {
         return finish(undefined, {

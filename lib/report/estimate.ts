@@ -4,13 +4,13 @@
  * match byte for byte, and says per VMA what merging would save — before
  * KSM is switched on, or before a process calls enableMerge().
  */
-import * as fs from 'node:fs';
-
-import { pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
-import { KsmNoSuchProcessError, abortError, isSystemError, withHint } from '../errors.js';
-import { procPath } from '../kernel/paths.js';
-import { ksmStat } from '../kernel/ksm-stat.js';
-import { parseSmaps, whyNotMergeable, type SmapsVma } from '../kernel/smaps.js';
+import { PAGE_STAT, PAGE_STAT_COUNT, hashFor, pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
+import { abortError, isSystemError, withHint } from '../errors.js';
+import { readKsmStat } from '../kernel/ksm-stat.js';
+import type { SmapsSummary } from '../kernel/smaps.js';
+import { readSmaps } from '../kernel/smaps-reader.js';
+import { distinctTargets, type ProcessTarget } from '../kernel/target.js';
+import { ksmCompatible, whyNotMergeable } from '../kernel/vma.js';
 import { requireKsm } from '../kernel/support.js';
 import { systemStat } from '../kernel/sysfs.js';
 import {
@@ -20,6 +20,7 @@ import {
   checkPid,
   checkSignal,
   invalidType,
+  optionalNumber,
   outOfRange,
 } from '../validate.js';
 
@@ -43,9 +44,9 @@ export interface EstimateOptions {
   onlyMergeable?: boolean;
   /** Leave out VMAs smaller than this many bytes (default 0). */
   minRegionBytes?: number;
-  /** Zero pages merge with the kernel's zero page; default: /sys/kernel/mm/ksm/use_zero_pages. */
+  /** Zero pages merge with the kernel's zero page; default: the use_zero_pages knob. */
   useZeroPages?: boolean;
-  /** Mappers per KSM page; default: /sys/kernel/mm/ksm/max_page_sharing (256). */
+  /** Mappers per KSM page; default: the max_page_sharing knob (256). */
   maxPageSharing?: number;
   signal?: AbortSignal;
   /** Called from the event loop as the work goes on (at most every 50 ms per phase). */
@@ -231,39 +232,24 @@ function checkTargets(targets: unknown, pids: unknown): number[] {
 }
 
 function checkNonNegative(name: string, value: unknown, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!Number.isFinite(value) || value < 0 || value > max) {
-    throw outOfRange(name, `a number from 0 to ${max}`, value);
-  }
-  return value;
+  return optionalNumber(name, value, { min: 0, max });
 }
 
-function readSmaps(pid: number): SmapsVma[] {
+/** A target's VMAs, read off the event loop. */
+async function readVmas(target: ProcessTarget): Promise<SmapsSummary[]> {
   try {
-    return parseSmaps(fs.readFileSync(procPath('/', pid, 'smaps'), 'utf8')).vmas;
+    return (await readSmaps(target)).vmas;
   } catch (error) {
-    if (isSystemError(error)) {
-      if (error.code === 'ENOENT' || error.code === 'ESRCH') throw new KsmNoSuchProcessError(pid, { cause: error });
-      if (error.code === 'EACCES' || error.code === 'EPERM') {
-        throw withHint(Object.assign(error, { pid }), PTRACE_HINT);
-      }
+    if (isSystemError(error) && (error.code === 'EACCES' || error.code === 'EPERM')) {
+      throw withHint(Object.assign(error, { pid: target.pid }), PTRACE_HINT);
     }
     throw error;
   }
 }
 
-const INCOMPATIBLE_FLAGS = ['sh', 'ms', 'ht', 'pf', 'io', 'de', 'mm', 'dp'];
-
-function ksmCompatible(vma: SmapsVma): boolean {
-  if (vma.perms.endsWith('s')) return false;
-  if (vma.pathname === '[vsyscall]') return false;
-  return !vma.vmFlags.some((flag) => INCOMPATIBLE_FLAGS.includes(flag));
-}
-
 interface Plan {
   pid: number;
-  vmas: SmapsVma[];
+  vmas: SmapsSummary[];
   status: EstimateVmaStatus[];
   reason: Array<string | undefined>;
   /** Index into the native ranges, per VMA, or -1. */
@@ -274,7 +260,7 @@ interface Plan {
 }
 
 /** @internal exported for tests */
-export function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minRegionBytes: number, page: number): Plan {
+export function plan(pid: number, vmas: SmapsSummary[], onlyMergeable: boolean, minRegionBytes: number, page: number): Plan {
   const status: EstimateVmaStatus[] = [];
   const reason: Array<string | undefined> = [];
   const range: number[] = [];
@@ -295,7 +281,7 @@ export function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minR
       why = 'changed while smaps was read: covered by the VMA before it';
     } else if (!ksmCompatible(vma)) {
       s = 'incompatible';
-      why = vma.pathname === '[vsyscall]' ? 'the vsyscall page is not a real mapping' : whyNotMergeable(vma);
+      why = whyNotMergeable(vma);
     } else if (onlyMergeable && !vma.vmFlags.includes('mg')) {
       s = 'filtered';
       why = 'not mergeable yet (onlyMergeable)';
@@ -313,7 +299,7 @@ export function plan(pid: number, vmas: SmapsVma[], onlyMergeable: boolean, minR
       starts.push(start, vma.end);
       covered = vma.end;
       readable.push(s === 'scanned' ? 1 : 0);
-      if (s === 'scanned') expectedPages += Math.ceil((vma.fields.Anonymous ?? 0) / page);
+      if (s === 'scanned') expectedPages += Math.ceil((vma.anonymous ?? 0) / page);
     } else {
       range.push(-1);
     }
@@ -345,7 +331,7 @@ function nativeError(error: unknown): unknown {
  *
  * Reads other processes with process_vm_readv, and itself the same way (so
  * memory freed meanwhile is skipped, never a crash). Pages never touched are
- * found through /proc/PID/pagemap and never read, so nothing is faulted in.
+ * found through the process's pagemap and never read, so nothing is faulted in.
  * Twins are looked for among the targets only; KSM merges machine-wide.
  *
  * @throws TypeError / RangeError for bad arguments.
@@ -364,13 +350,7 @@ export async function estimate(
   const onlyMergeable = checkBoolean('options.onlyMergeable', opts.onlyMergeable) ?? false;
   const minRegionBytes = checkNonNegative('options.minRegionBytes', opts.minRegionBytes, Number.MAX_SAFE_INTEGER) ?? 0;
   const useZeroOption = checkBoolean('options.useZeroPages', opts.useZeroPages);
-  const maxSharingOption = opts.maxPageSharing;
-  if (maxSharingOption !== undefined) {
-    if (typeof maxSharingOption !== 'number') throw invalidType('options.maxPageSharing', 'of type number', maxSharingOption);
-    if (!Number.isInteger(maxSharingOption) || maxSharingOption < 2 || maxSharingOption > 1e9) {
-      throw outOfRange('options.maxPageSharing', 'an integer from 2 to 1000000000', maxSharingOption);
-    }
-  }
+  const maxSharingOption = optionalNumber('options.maxPageSharing', opts.maxPageSharing, { integer: true, min: 2, max: 1e9 });
   const signal = checkSignal(opts.signal);
   const onProgress = checkFunction('options.onProgress', opts.onProgress);
   const native = requireKsm();
@@ -382,14 +362,11 @@ export async function estimate(
   const maxPageSharing = maxSharingOption ?? stat?.maxPageSharing ?? 256;
   const page = native.pageSize();
 
-  const plans = pids.map((pid) => plan(pid, readSmaps(pid), onlyMergeable, minRegionBytes, page));
-  const mergeAny = pids.map((pid) => {
-    try {
-      return ksmStat(pid).mergeAny;
-    } catch {
-      return undefined;
-    }
-  });
+  // A thread id names its process: each process is estimated once.
+  const resolved = distinctTargets('/', pids);
+  const plans: Plan[] = [];
+  for (const target of resolved) plans.push(plan(target.pid, await readVmas(target), onlyMergeable, minRegionBytes, page));
+  const mergeAny = await Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
 
   let progressError: unknown;
   const handle = native.estimatePages(
@@ -400,6 +377,7 @@ export async function estimate(
       expectedPages: plans.reduce((sum, p) => sum + p.expectedPages, 0),
       batchPages: BATCH_PAGES,
       pagemapScan: pagemapScanEnabled(),
+      hash: hashFor(),
     },
     onProgress === undefined
       ? undefined
@@ -426,7 +404,7 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
-  return assemble(raw, plans, mergeAny, native.pageStatFields, {
+  return assemble(raw, plans, mergeAny, {
     page,
     useZeroPages,
     maxPageSharing,
@@ -439,20 +417,18 @@ function assemble(
   raw: NativeEstimateResult,
   plans: Plan[],
   mergeAny: Array<boolean | undefined>,
-  fields: readonly string[],
   config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number },
 ): EstimateResult {
   const { page, useZeroPages, maxPageSharing } = config;
-  const index = new Map(fields.map((name, i) => [name, i]));
-  const width = fields.length;
-  const at = (stats: Float64Array, range: number, name: string): number => stats[range * width + index.get(name)!] ?? 0;
+  // Range r's figures are stats[r * PAGE_STAT_COUNT + PAGE_STAT.<name>].
+  const at = (stats: Float64Array, range: number, field: number): number => stats[range * PAGE_STAT_COUNT + field] ?? 0;
 
   // Zero pages: with use_zero_pages each one maps the kernel's zero page and
   // frees its own; without, they are one class of identical pages like any.
   let zeroTotal = 0;
   raw.targets.forEach((target, t) => {
     plans[t]!.range.forEach((r) => {
-      if (r >= 0) zeroTotal += at(target.stats, r, 'zeroPages');
+      if (r >= 0) zeroTotal += at(target.stats, r, PAGE_STAT.zeroPages);
     });
   });
   // k identical pages keep ceil(k / max_page_sharing) copies; a last group
@@ -484,8 +460,8 @@ function assemble(
       const r = p.range[v]!;
       const counts = emptyCounts();
       if (r >= 0) {
-        for (const field of COUNT_FIELDS) counts[field] = at(target.stats, r, field);
-        counts.predictedSavedPages = at(target.stats, r, 'savedPages') + counts.zeroPages * zeroShare;
+        for (const field of COUNT_FIELDS) counts[field] = at(target.stats, r, PAGE_STAT[field]);
+        counts.predictedSavedPages = at(target.stats, r, PAGE_STAT.savedPages) + counts.zeroPages * zeroShare;
       }
       const mergeable = vma.vmFlags.includes('mg');
       const compatible = ksmCompatible(vma);

@@ -1,51 +1,22 @@
 /**
- * regions(): every VMA of a process from /proc/PID/smaps, with what KSM needs
+ * regions(): every VMA of a process from its smaps, with what KSM needs
  * to know about it: its kind, whether it is mergeable (`mg`), how much of it
  * is backed by KSM pages, and the label our own buffers were given.
  *
  * Async on purpose: smaps of a large process is megabytes that the kernel
  * builds while walking every page table (tens of milliseconds for 10,000
  * VMAs); a service asking for its own report must not stall its event loop
- * for that. The read runs on libuv's pool; only the scan runs on the caller's
- * thread.
+ * for that. The read runs off the event loop (lib/kernel/smaps-reader.ts);
+ * only the scan runs on the caller's thread.
  */
-import * as fs from 'node:fs/promises';
-
-import { bindingState } from '../binding.js';
+import type { SmapsSummary } from '../kernel/smaps.js';
+import { readSmaps } from '../kernel/smaps-reader.js';
+import { resolveTarget } from '../kernel/target.js';
 import { liveLabels, type LabelledRange } from '../merge/labels.js';
-import { procPath } from '../kernel/paths.js';
-import { assertProcRoot, procReadError } from '../kernel/ksm-stat.js';
-import { scanSmaps, type SmapsScan, type SmapsSummary } from '../kernel/smaps.js';
-import { checkOptions, checkPid, checkRoot, type RootOption } from '../validate.js';
+import { regionKind, type RegionKind } from '../kernel/vma.js';
+import type { RootOption } from '../validate.js';
 
-/**
- * What a VMA is, as far as /proc tells:
- * - `heap`, `stack`, `vdso`, `vvar`, `vsyscall`: the kernel's named areas,
- * - `file`: a file mapping (shared libraries, mmapped files),
- * - `shared-memory`: shmem, SysV, memfd and /dev/zero shared mappings (never mergeable),
- * - `named-anonymous`: anonymous memory named with PR_SET_VMA_ANON_NAME (`[anon:name]`),
- * - `jit-code`: anonymous executable memory; in Node that is V8's code space
- *   (JIT and wasm code), since only a JIT maps anonymous memory executable,
- * - `reserved`: anonymous address space with no access (`---p`): guard pages
- *   and reservations (V8's code range, malloc arenas); never resident,
- * - `anonymous`: every other anonymous mapping. V8's heap lives here, in
- *   256 KiB chunks that nothing in /proc names: it cannot be told from other
- *   anonymous memory reliably, so it is not guessed at.
- * - `special`: other `[...]` areas (`[uprobes]`, ...).
- */
-export type RegionKind =
-  | 'heap'
-  | 'stack'
-  | 'vdso'
-  | 'vvar'
-  | 'vsyscall'
-  | 'file'
-  | 'shared-memory'
-  | 'named-anonymous'
-  | 'jit-code'
-  | 'reserved'
-  | 'anonymous'
-  | 'special';
+export { regionKind, type RegionKind };
 
 /** A labelled range of ours inside a region, clipped to the region. */
 export interface RegionLabel {
@@ -101,35 +72,6 @@ export interface RegionsResult {
   skippedLines: number;
 }
 
-const NAMED: Record<string, RegionKind> = {
-  '[heap]': 'heap',
-  '[stack]': 'stack',
-  '[vdso]': 'vdso',
-  '[vvar]': 'vvar',
-  '[vvar_vclock]': 'vvar',
-  '[vsyscall]': 'vsyscall',
-};
-
-export function regionKind(vma: Pick<SmapsSummary, 'pathname' | 'perms' | 'inode'>): { kind: RegionKind; anonName: string | undefined } {
-  const path = vma.pathname;
-  if (path === '') {
-    if (vma.perms.startsWith('---')) return { kind: 'reserved', anonName: undefined };
-    if (vma.perms[2] === 'x') return { kind: 'jit-code', anonName: undefined };
-    return { kind: 'anonymous', anonName: undefined };
-  }
-  const named = NAMED[path];
-  if (named !== undefined) return { kind: named, anonName: undefined };
-  if (path.startsWith('[stack:')) return { kind: 'stack', anonName: undefined };
-  if (path.startsWith('[anon:') && path.endsWith(']')) return { kind: 'named-anonymous', anonName: path.slice(6, -1) };
-  if (path.startsWith('[anon_shmem:') && path.endsWith(']')) return { kind: 'shared-memory', anonName: path.slice(12, -1) };
-  if (path.startsWith('[')) return { kind: 'special', anonName: undefined };
-  if (path.startsWith('/SYSV') || path.startsWith('/memfd:') || path.startsWith('/dev/zero') ||
-    path.startsWith('/dev/shm/') || (vma.perms.endsWith('s') && vma.inode !== 0 && path.startsWith('/dev/'))) {
-    return { kind: 'shared-memory', anonName: undefined };
-  }
-  return { kind: 'file', anonName: undefined };
-}
-
 /** Labelled ranges overlapping [start, end), clipped; `labels` sorted by start. */
 export function labelsWithin(labels: readonly LabelledRange[], start: bigint, end: bigint): RegionLabel[] {
   const out: RegionLabel[] = [];
@@ -177,61 +119,15 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[]): R
 }
 
 /**
- * Reads a /proc file whole, off the event loop. seq_files such as smaps hand
- * out one page per read(2): fs.promises.readFile would make each page a
- * round trip to the libuv pool (2,000 for 10,000 VMAs, doubling the cost on a
- * busy machine), so the addon reads them all in one pool task where it can.
- */
-export async function readProcFile(file: string, pid: number): Promise<Buffer> {
-  const state = bindingState();
-  try {
-    if (state.loaded && typeof state.binding.readProcFile === 'function') return await state.binding.readProcFile(file);
-    return await fs.readFile(file);
-  } catch (error) {
-    throw procReadError(error, pid);
-  }
-}
-
-const SMAPS_ATTEMPTS = 3;
-
-/**
- * /proc/PID/smaps scanned as one consistent picture: VMAs in address order,
- * none overlapping. The kernel prints smaps a page at a time, dropping the
- * mmap lock in between and resuming after the last address it printed: a
- * VMA that grew or merged meanwhile comes out overlapping the one before it
- * (a process that maps and unmaps all the time shows it). Such a torn read
- * is read again; after the last attempt a VMA overlapping its predecessor
- * is left out (it was printed twice, once before and once after the change).
- */
-export async function readSmapsScan(file: string, pid: number): Promise<SmapsScan> {
-  for (let attempt = 1; ; attempt++) {
-    const scan = scanSmaps(await readProcFile(file, pid));
-    const vmas: SmapsSummary[] = [];
-    for (const vma of scan.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
-    if (vmas.length === scan.vmas.length) return scan;
-    if (attempt >= SMAPS_ATTEMPTS) return { vmas, skippedLines: scan.skippedLines };
-  }
-}
-
-/** Resolves the pid/options pair every per-process reader takes. */
-export function processTarget(pid: unknown, options: unknown): { pid: number; dir: number | 'self'; root: string; self: boolean } {
-  const target = checkPid(pid);
-  const root = checkRoot(checkOptions<RootOption>(options));
-  assertProcRoot(root);
-  const self = root === '/' && (target === undefined || target === process.pid);
-  return { pid: target ?? process.pid, dir: target ?? 'self', root, self };
-}
-
-/**
- * Every VMA of a process (default: this one), from /proc/PID/smaps, in
+ * Every VMA of a process (default: this one), from its smaps, in
  * address order. Labels are ours, so they appear for this process only.
  *
  * @throws KsmNoSuchProcessError when the process does not exist.
  * @throws SystemError EACCES for another user's process without root.
  */
 export async function regions(pid?: number, options?: RootOption): Promise<RegionsResult> {
-  const target = processTarget(pid, options);
-  const { vmas, skippedLines } = await readSmapsScan(procPath(target.root, target.dir, 'smaps'), target.pid);
+  const target = resolveTarget(pid, options);
+  const { vmas, skippedLines } = await readSmaps(target);
   const labels = target.self ? liveLabels() : [];
   return { pid: target.pid, regions: vmas.map((vma) => toRegion(vma, labels)), skippedLines };
 }

@@ -4,12 +4,11 @@
  * scan-time advisor (6.8+), the ksmtuned idea done with measured figures.
  */
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 
-import { procPath } from '../kernel/paths.js';
+import { findByComm } from '../kernel/processes.js';
+import { threadCpuTimeNs } from '../kernel/stat.js';
 import { setKnobs, systemStat, type KnobChange, type KsmKnobs, type SystemStat } from '../kernel/sysfs.js';
-import { checkFunction, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
+import { checkFunction, checkOptions, checkRoot, invalidType, optionalNumber, outOfRange, type RootOption } from '../validate.js';
 
 export interface ScanTime {
   /**
@@ -89,55 +88,12 @@ const DAMPING = 0.7;
 const MAX_STEP_FACTOR = 4;
 
 function positiveInt(name: string, value: unknown, fallback: number, max = 4294967295): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw outOfRange(name, `an integer from 1 to ${max}`, value);
-  return value;
+  return optionalNumber(name, value, { integer: true, min: 1, max }) ?? fallback;
 }
 
 /** ksmd's pid under `root`, found by its comm. */
 export function findKsmd(root = '/'): number | undefined {
-  let names: string[];
-  try {
-    names = fs.readdirSync(path.join(root, 'proc'));
-  } catch {
-    return undefined;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (fs.readFileSync(procPath(root, Number(name), 'comm'), 'utf8').trim() === 'ksmd') return Number(name);
-    } catch {
-      /* gone or unreadable */
-    }
-  }
-  return undefined;
-}
-
-/**
- * CPU time of a thread in nanoseconds: /proc/PID/schedstat's first field
- * (exact), else utime + stime from /proc/PID/stat in USER_HZ ticks (100 on
- * every Linux ABI Node supports).
- */
-export function cpuTimeNs(pid: number, root = '/'): number | undefined {
-  try {
-    const first = fs.readFileSync(procPath(root, pid, 'schedstat'), 'utf8').trim().split(/\s+/)[0];
-    const ns = Number(first);
-    if (first !== undefined && Number.isSafeInteger(ns)) return ns;
-  } catch {
-    /* fall back to stat */
-  }
-  try {
-    const text = fs.readFileSync(procPath(root, pid, 'stat'), 'utf8');
-    // Fields after the parenthesised comm, which may itself hold spaces.
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(rest[11]);
-    const stime = Number(rest[12]);
-    if (Number.isFinite(utime) && Number.isFinite(stime)) return (utime + stime) * 1e7;
-  } catch {
-    /* ksmd gone? */
-  }
-  return undefined;
+  return findByComm(root, 'ksmd');
 }
 
 export interface ScanTimeTunerEvents {
@@ -231,7 +187,7 @@ export class ScanTimeTuner extends EventEmitter<ScanTimeTunerEvents> {
     return {
       at: this.#now(),
       visited: (stat.pagesScanned ?? 0) + (stat.pagesSkipped ?? 0),
-      cpuNs: this.#ksmd === undefined ? undefined : cpuTimeNs(this.#ksmd, this.#root),
+      cpuNs: this.#ksmd === undefined ? undefined : threadCpuTimeNs(this.#ksmd, this.#root),
     };
   }
 

@@ -98,7 +98,7 @@ const TABLE: Record<string, Param[]> = {
     options((bad) => api.setKnobs({}, bad as never)),
     root((o) => api.setKnobs({}, o as never)),
   ],
-  // metrics (issue 6)
+  // metrics
   collectDefaultKsmMetrics: [
     options((bad) => api.collectDefaultKsmMetrics(bad as never)),
     root((o) => api.collectDefaultKsmMetrics({ register: new Registry(), ...o } as never)),
@@ -117,9 +117,14 @@ const TABLE: Record<string, Param[]> = {
     root((o) => api.collectMachineKsmMetrics({ register: new Registry(), ...o } as never)),
     p('options.fairShare', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), fairShare: bad } as never), { optional: true }),
     p('options.exact', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), exact: bad } as never), { optional: true }),
+    p('options.perProcess', 'boolean', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), perProcess: bad } as never), { optional: true }),
+    p('options.maxGroups', 'number', (bad) => api.collectMachineKsmMetrics({ register: new Registry(), maxGroups: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'an integer from 0 to 100000'], [1.5, 'an integer from 0 to 100000'], [100_001, 'an integer from 0 to 100000']],
+    }),
   ],
   scanTime: [p('stat', 'object', (bad) => api.scanTime(bad as never))],
-  // estimate (issue 5): estimate(targets?, options?) rejects before reading any process.
+  // estimate: estimate(targets?, options?) rejects before reading any process.
   estimate: [
     p('targets', 'number', (bad) => api.estimate(bad as never), {
       optional: true,
@@ -149,7 +154,7 @@ const TABLE: Record<string, Param[]> = {
     p('options.signal', 'AbortSignal', (bad) => api.estimate(undefined, { signal: bad } as never), { optional: true }),
     p('options.onProgress', 'function', (bad) => api.estimate(undefined, { onProgress: bad } as never), { optional: true }),
   ],
-  // doctor (issue 4)
+  // doctor
   doctor: [
     options((bad) => api.doctor(bad as never)),
     p('options.pid', 'number', (bad) => api.doctor({ pid: bad } as never), { optional: true, outOfRange: PID_RANGE }),
@@ -162,7 +167,7 @@ const TABLE: Record<string, Param[]> = {
       outOfRange: [...SECONDS_RANGE, [60, 'at least options.targetScanTimeSec (120)']],
     }),
   ],
-  // profit and regions (issue 3)
+  // profit and regions
   regions: [
     p('pid', 'number', (bad) => api.regions(bad as number), { optional: true, outOfRange: PID_RANGE }),
     options((bad) => api.regions(undefined, bad as never)),
@@ -206,6 +211,13 @@ const TABLE: Record<string, Param[]> = {
     root((o) => api.ksmProcesses(o as never)),
     p('options.candidates', 'boolean', (bad) => api.ksmProcesses({ candidates: bad } as never), { optional: true }),
   ],
+  profitByGroup: [
+    options((bad) => api.profitByGroup(bad as never)),
+    root((o) => api.profitByGroup(o as never)),
+    p('options.by', 'string', (bad) => api.profitByGroup({ by: bad } as never), { optional: true, outOfRange: [['node', "'cgroup', 'unit', 'pod' or 'container'"]] }),
+    p('options.exact', 'boolean', (bad) => api.profitByGroup({ exact: bad } as never), { optional: true }),
+  ],
+  parseCgroupName: [p('path', 'string', (bad) => api.parseCgroupName(bad as string))],
   waitForMerge: [
     options((bad) => api.waitForMerge(bad as never)),
     p('options.fullScans', 'number', (bad) => api.waitForMerge({ fullScans: bad } as never), { optional: true, outOfRange: [[0, 'an integer from 1 to 1000000'], [1.5, 'an integer from 1 to 1000000'], [1_000_001, 'an integer from 1 to 1000000']] }),

@@ -10,9 +10,10 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { KsmNoSuchProcessError, ksmStat } from '../../lib/index.js';
-import { needs, requireKsm, sysfsNumber } from '../helpers/ksm.js';
-import { buildNativeFixture, haveCc } from '../helpers/native.js';
+import { requireKsm, sysfsNumber } from '../helpers/ksm.js';
+import { buildNativeFixture } from '../helpers/native.js';
 import { packageForNobody } from '../helpers/nobody.js';
+import { requireTool } from '../helpers/tools.js';
 import { HARDENING_FIXTURES, runFixture } from './helpers.js';
 
 /** The environment for programs that must not run under the sanitizers (sleep). */
@@ -123,7 +124,7 @@ describe('madvise over a mapping with a hole', () => {
     // The hole is real: the child munmaps one page of its buffer through a
     // test-only addon built here (JavaScript cannot make one, and the
     // package's addon has no test-only code).
-    needs(ctx, haveCc(), 'a C compiler (cc) to build the test-only unmap addon');
+    requireTool(ctx, 'cc', 'gcc');
     const helper = buildNativeFixture(path.join(HARDENING_FIXTURES, 'unmap-range.c'), { addon: true });
     const run = await runFixture('hole.cjs', [helper.file]).finally(() => helper.remove());
     expect({ code: run.code, signal: run.signal, stderr: run.stderr }).toEqual({ code: 0, signal: null, stderr: '' });

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { cgroupHeadroom, memAvailable } from '../../lib/merge/headroom.js';
+import { cgroupHeadroom, memAvailable } from '../../lib/kernel/memory-limits.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-headroom-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -42,13 +42,3 @@ export function buildNativeFixture(source: string, options: { addon: boolean }):
   }
   return { file, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
-
-/** Whether a C compiler answers as `cc` here. */
-export function haveCc(): boolean {
-  try {
-    execFileSync('cc', ['--version'], { env: unsanitizedEnv(), stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -6,7 +6,7 @@
  */
 import type { TestContext } from 'vitest';
 
-export function needs(ctx: TestContext, have: boolean, what: string): void {
+export function needs(ctx: TestContext, have: boolean, what: string): asserts have {
   if (have) return;
   if (process.env.NODE_KSM_REQUIRE === '1') throw new Error(`NODE_KSM_REQUIRE=1 and this test needs ${what}`);
   console.warn(`skipped "${ctx.task.name}": it needs ${what}`);

@@ -1,5 +1,5 @@
 /**
- * A demo worker (forked by lib/demo.ts): builds the table in an
+ * A demo worker (forked by pool.ts): builds the table in an
  * allocMergeable() Buffer, reports where it lives, and holds it until the
  * parent says otherwise or goes away.
  *
@@ -30,6 +30,9 @@ export function fillTable(buffer: Buffer, seed: number): void {
 }
 
 function main(): void {
+  // Ctrl-C reaches the whole job: the parent stops the workers itself, once
+  // it has stopped reading them (a worker gone first would be an error).
+  for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(name, () => undefined);
   const size = Number(process.argv[2]);
   const seed = Number(process.argv[3]) >>> 0;
   const send = (message: unknown): void => {

@@ -1,6 +1,5 @@
-#include "pagemap.h"
+#include "attribution.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,17 +10,13 @@
 #include <vector>
 
 #include "errors.h"
+#include "fd.h"
+#include "pagemap-abi.h"
 #include "pagewalk.h"
 
 namespace ksm {
 
 namespace {
-
-// Documentation/admin-guide/mm/pagemap.rst
-constexpr uint64_t kPmPresent = 1ULL << 63;
-constexpr uint64_t kPmPfnMask = (1ULL << 55) - 1;
-constexpr uint64_t kKpfKsm = 1ULL << 21;
-constexpr uint64_t kKpfZeroPage = 1ULL << 24;
 
 // Frames of kpageflags/kpagecount are read together when fewer than kMaxGap
 // frames lie between them, up to kWindow frames per pread. The kernel spends
@@ -35,35 +30,6 @@ constexpr uint64_t kMaxGap = 8;
 struct Frame {
   uint64_t pfn;
   uint32_t range;
-};
-
-struct Failure {
-  int err = 0;
-  std::string syscall;
-  std::string path;
-};
-
-// A file descriptor closed on every path out.
-class Fd {
- public:
-  Fd() = default;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  bool Open(const std::string& path, Failure* failure) {
-    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      *failure = {errno, "open", path};
-      return false;
-    }
-    return true;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
 };
 
 // pread until `bytes` or end of file; returns bytes read, -1 with errno.
@@ -250,54 +216,6 @@ class AttributionWorker : public Napi::AsyncWorker {
   Failure failure_;
 };
 
-class ReadFileWorker : public Napi::AsyncWorker {
- public:
-  ReadFileWorker(Napi::Env env, std::string path)
-      : Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        path_(std::move(path)) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
-  void Execute() override {
-    Fd fd;
-    if (!fd.Open(path_, &failure_)) return;
-    constexpr size_t kChunk = 65536;
-    size_t size = 0;
-    for (;;) {
-      if (data_.size() < size + kChunk) data_.resize(std::max(data_.size() * 2, size + kChunk));
-      ssize_t n = read(fd.get(), data_.data() + size, kChunk);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        failure_ = {errno, "read", path_};
-        return;
-      }
-      if (n == 0) break;
-      size += static_cast<size_t>(n);
-    }
-    data_.resize(size);
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failure_.err != 0) {
-      deferred_.Reject(SystemError(env, failure_.err, failure_.syscall.c_str(), failure_.path).Value());
-      return;
-    }
-    deferred_.Resolve(Napi::Buffer<char>::Copy(env, data_.data(), data_.size()));
-  }
-
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(error.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  const std::string path_;
-  std::vector<char> data_;
-  Failure failure_;
-};
-
 std::vector<uint64_t> ToAddresses(Napi::Env env, const Napi::Value& value,
                                   const char* name) {
   if (!value.IsTypedArray() ||
@@ -340,21 +258,6 @@ Napi::Value PageAttribution(const Napi::CallbackInfo& info) {
                                        std::move(starts), std::move(ends), scan);
   Napi::Promise promise = worker->Promise();
   worker->Queue();  // the worker deletes itself after OnOK/OnError
-  return promise;
-}
-
-Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    throw Napi::TypeError::New(env, "readProcFile(path: string)");
-  }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  if (path.empty() || path.find('\0') != std::string::npos) {
-    throw Napi::TypeError::New(env, "path must be a non-empty string without NUL bytes");
-  }
-  auto* worker = new ReadFileWorker(env, std::move(path));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
   return promise;
 }
 

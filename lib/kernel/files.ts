@@ -1,0 +1,109 @@
+/**
+ * Every file access of the package goes through here or through the other
+ * readers of this folder: lint allows `node:fs` nowhere else. These are the
+ * plain operations; what a missing or unreadable file means is the caller's
+ * (the /proc and /sys readers beside this one) to say.
+ */
+import * as fs from 'node:fs';
+
+import { bindingState } from '../binding.js';
+import { isSystemError } from '../errors.js';
+
+/** The whole file as UTF-8 text; throws the system error. */
+export function readText(file: string): string {
+  return fs.readFileSync(file, 'utf8');
+}
+
+/** The whole file as bytes; throws the system error. */
+export function readBytes(file: string): Buffer {
+  return fs.readFileSync(file);
+}
+
+/** The whole file, or undefined when it does not exist (ENOENT); other errors throw. */
+export function readTextIfPresent(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if (isSystemError(error) && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** The whole file, or undefined for any failure (absent, unreadable, gone). */
+export function readTextOrUndefined(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export function exists(file: string): boolean {
+  return fs.existsSync(file);
+}
+
+export function isDirectory(file: string): boolean {
+  try {
+    return fs.statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The names in a directory; throws the system error. */
+export function listDirectory(dir: string): string[] {
+  return fs.readdirSync(dir);
+}
+
+/** The names in a directory, off the event loop; throws the system error. */
+export function listDirectoryAsync(dir: string): Promise<string[]> {
+  return fs.promises.readdir(dir);
+}
+
+/** The error code access(2) gives for `mode` ('W_OK', 'X_OK', ...), undefined when allowed. */
+export function accessError(file: string, mode: 'R_OK' | 'W_OK' | 'X_OK'): string | undefined {
+  try {
+    fs.accessSync(file, fs.constants[mode]);
+    return undefined;
+  } catch (error) {
+    return isSystemError(error) ? error.code : String(error);
+  }
+}
+
+export function writeText(file: string, text: string): void {
+  fs.writeFileSync(file, text);
+}
+
+/** A read under way: its result, and a way to stop waiting for it. */
+export interface PendingRead {
+  promise: Promise<Buffer>;
+  /** The caller gave up: the read may finish later; it no longer holds the event loop. */
+  abandon(): void;
+}
+
+/**
+ * A whole file read off the event loop. Where the addon is loaded, on a
+ * thread of its own: seq_files such as smaps hand out one page per read(2)
+ * (fs.promises.readFile would make each a round trip to the libuv pool), and
+ * a read of another process's file waits for its mmap lock, which must not
+ * take one of the pool's four threads from every other fs call.
+ */
+export function startRead(file: string): PendingRead {
+  const state = bindingState();
+  if (state.loaded && typeof state.binding.abandonRead === 'function') {
+    const native = state.binding;
+    const { promise, id } = native.readProcFile(file);
+    return { promise, abandon: () => native.abandonRead(id) };
+  }
+  return { promise: fs.promises.readFile(file), abandon: () => {} };
+}
+
+/** Synchronous positional reads of a file held open for the callback. */
+export function withOpenFile<T>(file: string, fn: (read: (buffer: Buffer, position: number) => number) => T): T {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return fn((buffer, position) => fs.readSync(fd, buffer, 0, buffer.length, position));
+  } finally {
+    fs.closeSync(fd);
+  }
+}

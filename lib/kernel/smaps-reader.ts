@@ -1,0 +1,82 @@
+/**
+ * The one reader of a process's smaps. Everything that needs a process's
+ * VMAs (regions, profit, estimate, doctor, buffer checks, unmerge
+ * preflights) reads them here, as one VMA type (SmapsSummary).
+ *
+ * Torn reads: the kernel prints smaps a page at a time, dropping the mmap
+ * lock in between and resuming after the last address it printed, so a VMA
+ * that grew or merged meanwhile comes out overlapping the one before it (a
+ * process that maps and unmaps all the time shows it). Such a read is made
+ * again, up to three times; after the last, a VMA overlapping its
+ * predecessor is left out (it was printed twice, once before and once after
+ * the change) and `torn` says so.
+ */
+import { procReadError } from './errno.js';
+import { readBytes } from './files.js';
+import { procPath } from './paths.js';
+import { readProcFile } from './proc-read.js';
+import { scan, type SmapsScan, type SmapsSummary, type SmapsVma } from './smaps.js';
+import type { ProcessTarget } from './target.js';
+
+export interface SmapsRead<V extends SmapsSummary = SmapsSummary> {
+  vmas: V[];
+  /** Lines that matched no known shape (0 for the kernel's own output). */
+  skippedLines: number;
+  /** The last read was still torn: overlapping VMAs were left out. */
+  torn: boolean;
+  /** Reads made (1 unless torn). */
+  attempts: number;
+}
+
+const ATTEMPTS = 3;
+
+/** VMAs in address order with none overlapping, and whether any had to be left out. */
+function consistent(read: SmapsScan): { vmas: SmapsSummary[]; dropped: boolean } {
+  const vmas: SmapsSummary[] = [];
+  for (const vma of read.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
+  return { vmas, dropped: vmas.length !== read.vmas.length };
+}
+
+/**
+ * A process's smaps, read off the event loop and scanned.
+ *
+ * @throws KsmNoSuchProcessError when the process is gone.
+ * @throws KsmTimeoutError past `deadlineMs` (its mmap lock is held).
+ * @throws SystemError EACCES (with a hint) for another user's process.
+ */
+export async function readSmaps(target: ProcessTarget, deadlineMs?: number): Promise<SmapsRead> {
+  return readSmapsAs(target, false, deadlineMs);
+}
+
+/** readSmaps() keeping every field the kernel printed (`fields`), for doctor's evidence. */
+export async function readSmapsAllFields(target: ProcessTarget, deadlineMs?: number): Promise<SmapsRead<SmapsVma>> {
+  return readSmapsAs(target, true, deadlineMs) as Promise<SmapsRead<SmapsVma>>;
+}
+
+async function readSmapsAs(target: ProcessTarget, allFields: boolean, deadlineMs: number | undefined): Promise<SmapsRead> {
+  for (let attempt = 1; ; attempt++) {
+    const read = scan(await readProcFile(target, 'smaps', deadlineMs), allFields);
+    const { vmas, dropped } = consistent(read);
+    if (!dropped) return { ...read, torn: false, attempts: attempt };
+    if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
+  }
+}
+
+/**
+ * The same, synchronously: only for this process's own smaps (checking what
+ * the kernel made of an madvise just done), whose mmap lock no other process
+ * holds for long.
+ */
+export function readOwnSmapsSync(target: ProcessTarget): SmapsRead {
+  for (let attempt = 1; ; attempt++) {
+    let read: SmapsScan;
+    try {
+      read = scan(readBytes(procPath(target.root, target.dir, 'smaps')), false);
+    } catch (error) {
+      throw procReadError(error, target.pid);
+    }
+    const { vmas, dropped } = consistent(read);
+    if (!dropped) return { ...read, torn: false, attempts: attempt };
+    if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * What KSM saved, region by region, without the accounting trap: a KSM page
+ * mapped k times saves k-1 pages, so each of its k mappings is credited
+ * (k-1)/k of a page. The kernel's ksm_process_profit credits every mapping a
+ * whole page, so summed over processes it counts each kept copy k times;
+ * these fair shares sum to pages_sharing over the machine.
+ *
+ * Two ways to get the shares (method.ts):
+ * - exact (root): page by page from the process's pagemap, kpageflags and
+ *   kpagecount, in the addon, off the event loop;
+ * - estimated (anyone who can read smaps): per VMA from Rss/Pss
+ *   (accounting.ts, estimateSaved()).
+ */
+import { bindingState } from '../../binding.js';
+import { isSystemError } from '../../errors.js';
+import { readKsmStat } from '../../kernel/ksm-stat.js';
+import { rmapItemSize } from '../../kernel/rmap.js';
+import { readProcFileIfPresent } from '../../kernel/proc-read.js';
+import { parseSmaps, type SmapsSummary } from '../../kernel/smaps.js';
+import { readSmaps } from '../../kernel/smaps-reader.js';
+import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
+import { liveLabels } from '../../merge/labels.js';
+import { checkBoolean, checkOptions } from '../../validate.js';
+import { regionKind } from '../regions.js';
+import {
+  estimatedFigures,
+  exactFigures,
+  metadataShares,
+  pagesChanged,
+  type ProfitKsmStat,
+} from './accounting.js';
+import { reconcile } from './explanation.js';
+import { chooseMethod } from './method.js';
+import type { ProfitOptions, ProfitReport, ProfitTotal, RegionProfit } from './types.js';
+
+export type * from './types.js';
+export { estimateSaved } from './accounting.js';
+
+/**
+ * ksm_stat, or what is known without it. A process that dropped root with
+ * setuid() is no longer dumpable: its /proc files then belong to root, and
+ * ksm_stat (mode 0400) is unreadable even to itself, while smaps (0444) is not.
+ */
+async function ksmStatOrUnreadable(target: ProcessTarget, deadlineMs: number | undefined): Promise<ProfitKsmStat> {
+  try {
+    return await readKsmStat(target, deadlineMs);
+  } catch (error) {
+    if (!isSystemError(error) || (error.code !== 'EACCES' && error.code !== 'EPERM')) throw error;
+    return {
+      pid: target.pid,
+      rmapItems: undefined,
+      zeroPages: undefined,
+      mergingPages: undefined,
+      processProfit: undefined,
+      mergeAny: undefined,
+      mergeable: undefined,
+      source: 'none',
+      missing: ['rmapItems', 'zeroPages', 'mergingPages', 'processProfit', 'mergeAny', 'mergeable'],
+      unknown: {},
+      unreadable: error.code,
+    };
+  }
+}
+
+/** Kernel figures this kernel or this process did not give. */
+function missingFigures(vmas: readonly SmapsSummary[], stat: ProfitKsmStat): string[] {
+  const missing: string[] = [];
+  if (vmas.length > 0 && vmas.every((vma) => vma.ksm === undefined)) missing.push('smaps KSM');
+  if (stat.unreadable !== undefined) missing.push(`ksm_stat (${stat.unreadable})`);
+  else for (const field of stat.missing) missing.push(`ksm_stat ${field}`);
+  return missing;
+}
+
+/**
+ * What KSM saved for a process (default: this one), per region and in total,
+ * as fair shares that add up across processes.
+ *
+ * @throws KsmNoSuchProcessError when the process does not exist.
+ * @throws SystemError EACCES for another user's process without root;
+ *   EPERM/EACCES with `exact: true` without root.
+ */
+export async function profit(pid?: number, options?: ProfitOptions): Promise<ProfitReport> {
+  const opts = checkOptions<ProfitOptions>(options);
+  const wantExact = checkBoolean('options.exact', opts.exact);
+  const target = resolveTarget(pid, opts);
+  return profitOfTarget(target, wantExact, undefined);
+}
+
+/**
+ * profit() of a resolved target; every read of its files within
+ * `deadlineMs` where one is given (readers of many processes give one).
+ */
+export async function profitOfTarget(target: ProcessTarget, wantExact: boolean | undefined, deadlineMs: number | undefined): Promise<ProfitReport> {
+  // smaps and smaps_rollup walk the page tables separately: read them side by side.
+  const [{ vmas }, rollup, stat] = await Promise.all([
+    readSmaps(target, deadlineMs),
+    // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
+    target.kernelThread === true ? undefined : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs),
+    ksmStatOrUnreadable(target, deadlineMs),
+  ]);
+  const state = bindingState();
+  const pageSize = state.loaded ? state.binding.pageSize() : 4096;
+  const labels = target.self ? liveLabels() : [];
+  const missing = missingFigures(vmas, stat);
+  const reported = vmas.filter((vma) => (vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg'));
+  const zeroPages = stat.zeroPages ?? 0;
+  const chosen = await chooseMethod(target, wantExact, reported, labels, zeroPages);
+
+  const item = rmapItemSize(stat, pageSize);
+  const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
+  const metadataOf = metadataShares(chosen.rows, metadataTotal);
+  const regions: RegionProfit[] = chosen.rows.map((row) => {
+    const figures = chosen.exact === undefined
+      ? estimatedFigures(row.vma)
+      : exactFigures(chosen.exact, chosen.exactIndex.get(row), pageSize);
+    const metadataBytes = metadataOf(row);
+    return {
+      start: row.start,
+      end: row.end,
+      size: Number(row.end - row.start),
+      kind: regionKind(row.vma).kind,
+      pathname: row.vma.pathname,
+      label: row.labels.length === 0 ? undefined : row.labels.join(', '),
+      labels: row.labels,
+      mergeable: row.vma.vmFlags.includes('mg'),
+      mergedBytes: figures.mergedBytes,
+      savedBytes: figures.savedBytes,
+      metadataBytes,
+      netBytes: metadataBytes === undefined ? undefined : figures.savedBytes - metadataBytes,
+      zeroPageMappings: figures.zeroPageMappings,
+      sharing: figures.sharing,
+    };
+  });
+
+  const savedBytes = regions.reduce((sum, row) => sum + row.savedBytes, 0);
+  const zeroPageBytes = zeroPages * pageSize;
+  const total: ProfitTotal = {
+    mergedBytes: vmas.reduce((sum, vma) => sum + (vma.ksm ?? 0), 0),
+    savedBytes,
+    zeroPages,
+    zeroPageBytes,
+    metadataBytes: metadataTotal,
+    netBytes: metadataTotal === undefined ? undefined : savedBytes + zeroPageBytes - metadataTotal,
+  };
+  const rollupKsm = rollup === undefined ? undefined : parseSmaps(rollup.toString('latin1')).vmas[0]?.fields.KSM;
+  if (rollup !== undefined && rollupKsm === undefined) missing.push('smaps_rollup KSM');
+
+  return {
+    pid: target.pid,
+    method: chosen.method,
+    estimateReason: chosen.estimateReason,
+    pageSize,
+    rmapItemSize: item.size,
+    rmapItemSizeSource: item.source,
+    regions,
+    total,
+    kernel: {
+      rmapItems: stat.rmapItems,
+      zeroPages: stat.zeroPages,
+      mergingPages: stat.mergingPages,
+      processProfit: stat.processProfit,
+      mergeAny: stat.mergeAny,
+      source: stat.source,
+    },
+    reconciliation: reconcile(total, stat, rollupKsm, pageSize),
+    pagesChanged: chosen.exact === undefined ? undefined : pagesChanged(chosen.rows, chosen.exactIndex, chosen.exact, pageSize),
+    missing,
+  };
+}

@@ -1,0 +1,272 @@
+#include "procread.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "addon-data.h"
+#include "errors.h"
+
+namespace ksm {
+
+namespace {
+
+struct Job;
+
+// What the reader threads of one environment share with it: a queue of
+// reads and the way back to JS. It outlives the environment for as long as
+// a thread still holds it: a read stuck in the kernel when a worker is
+// terminated returns later, sees `alive` false and drops its result, never
+// touching the environment.
+//
+// The threads stay: creating one per read would map a new stack each time,
+// next to whatever the process mapped last, and a reader of its own smaps
+// would see its address space change under it.
+struct Shared {
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool alive = true;
+  napi_threadsafe_function tsfn = nullptr;
+  std::deque<Job*> queue;
+  size_t idle = 0;
+  size_t threads = 0;
+};
+
+// Reads in the kernel at once, at most: a stuck read holds its thread until
+// the lock it waits for is released; past this, reads wait in the queue (and
+// their callers' deadlines pass).
+constexpr size_t kMaxThreads = 64;
+// A reader needs little stack: 64 KiB reads go to the heap.
+constexpr size_t kStackBytes = 256 * 1024;
+
+struct Job {
+  uint64_t id = 0;
+  std::string path;
+  std::vector<char> data;
+  int err = 0;
+  const char* syscall = "open";
+  napi_deferred deferred = nullptr;
+};
+
+// The file whole, in 64 KiB reads (seq_files hand out a page or so per read).
+void ReadWhole(Job* job) {
+  int fd = open(job->path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    job->err = errno;
+    return;
+  }
+  constexpr size_t kChunk = 65536;
+  size_t size = 0;
+  for (;;) {
+    if (job->data.size() < size + kChunk) job->data.resize(std::max(job->data.size() * 2, size + kChunk));
+    ssize_t n = read(fd, job->data.data() + size, kChunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      job->err = errno;
+      job->syscall = "read";
+      break;
+    }
+    if (n == 0) break;
+    size += static_cast<size_t>(n);
+  }
+  close(fd);
+  job->data.resize(job->err == 0 ? size : 0);
+}
+
+void* ReaderThread(void* arg) {
+  std::shared_ptr<Shared> shared(*static_cast<std::shared_ptr<Shared>*>(arg));
+  delete static_cast<std::shared_ptr<Shared>*>(arg);
+  std::unique_lock<std::mutex> lock(shared->mutex);
+  for (;;) {
+    shared->idle++;
+    shared->wake.wait(lock, [&] { return !shared->alive || !shared->queue.empty(); });
+    shared->idle--;
+    if (!shared->alive) break;
+    std::unique_ptr<Job> job(shared->queue.front());
+    shared->queue.pop_front();
+    lock.unlock();
+    ReadWhole(job.get());
+    lock.lock();
+    if (!shared->alive) break;  // the environment is gone: drop the result
+    if (napi_call_threadsafe_function(shared->tsfn, job.get(), napi_tsfn_nonblocking) == napi_ok) {
+      job.release();  // Deliver() owns it now
+    }
+  }
+  shared->threads--;
+  return nullptr;
+}
+
+// A new detached reader thread; false when the system has none to give.
+bool SpawnReader(const std::shared_ptr<Shared>& shared) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  pthread_attr_setstacksize(&attr, kStackBytes);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  auto* arg = new std::shared_ptr<Shared>(shared);
+  pthread_t thread;
+  const int err = pthread_create(&thread, &attr, ReaderThread, arg);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    delete arg;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// One per environment, used on its JS thread only (but for `shared_`).
+class ProcReader {
+ public:
+  ProcReader() : shared_(std::make_shared<Shared>()) {}
+  ProcReader(const ProcReader&) = delete;
+  ProcReader& operator=(const ProcReader&) = delete;
+
+  // Starts a read; returns its id, or throws.
+  uint64_t Start(Napi::Env env, std::string path, napi_value* promise) {
+    EnsureFunction(env);
+    auto job = std::make_unique<Job>();
+    job->id = ++last_id_;
+    job->path = std::move(path);
+    NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &job->deferred, promise), 0);
+    const uint64_t id = job->id;
+    {
+      std::lock_guard<std::mutex> lock(shared_->mutex);
+      if (shared_->idle == 0 && shared_->threads < kMaxThreads) {
+        if (SpawnReader(shared_)) {
+          shared_->threads++;
+        } else if (shared_->threads == 0) {
+          // No thread to be had (RLIMIT_NPROC, memory): refuse as clone(2) would.
+          napi_reject_deferred(env, job->deferred, SystemError(env, EAGAIN, "pthread_create", job->path).Value());
+          return id;  // `job` frees it
+        }
+      }
+      shared_->queue.push_back(job.release());  // a reader thread owns it now
+    }
+    shared_->wake.notify_one();
+    awaited_[id] = true;
+    Hold(env);
+    return id;
+  }
+
+  void Abandon(Napi::Env env, uint64_t id) {
+    auto it = awaited_.find(id);
+    if (it == awaited_.end() || !it->second) return;
+    it->second = false;
+    Let(env);
+  }
+
+  // On the JS thread, from the thread-safe function: settle the promise.
+  void Deliver(Napi::Env env, std::unique_ptr<Job> job) {
+    auto it = awaited_.find(job->id);
+    if (it != awaited_.end()) {
+      if (it->second) Let(env);
+      awaited_.erase(it);
+    }
+    Napi::HandleScope scope(env);
+    if (job->err != 0) {
+      napi_reject_deferred(env, job->deferred, SystemError(env, job->err, job->syscall, job->path).Value());
+      return;
+    }
+    napi_resolve_deferred(env, job->deferred, Napi::Buffer<char>::Copy(env, job->data.data(), job->data.size()));
+  }
+
+  // Environment teardown: no thread delivers from now on.
+  void Close() {
+    napi_threadsafe_function tsfn;
+    std::deque<Job*> queued;
+    {
+      std::lock_guard<std::mutex> lock(shared_->mutex);
+      shared_->alive = false;
+      tsfn = shared_->tsfn;
+      shared_->tsfn = nullptr;
+      queued.swap(shared_->queue);
+    }
+    shared_->wake.notify_all();  // idle threads leave; busy ones when their read returns
+    for (Job* job : queued) delete job;
+    if (tsfn != nullptr) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  }
+
+ private:
+  static void CallJs(napi_env env, napi_value, void* context, void* data) {
+    std::unique_ptr<Job> job(static_cast<Job*>(data));
+    if (env == nullptr) return;  // torn down with the job still queued
+    static_cast<ProcReader*>(context)->Deliver(Napi::Env(env), std::move(job));
+  }
+
+  static void Cleanup(void* arg) { static_cast<ProcReader*>(arg)->Close(); }
+
+  void EnsureFunction(Napi::Env env) {
+    if (hookAdded_) return;
+    napi_value name = Napi::String::New(env, "node-ksm procread");
+    napi_threadsafe_function tsfn;
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr,
+                                                                  this, CallJs, &tsfn));
+    // Idle, it must not keep the loop alive; Hold() refs it while a read is awaited.
+    napi_unref_threadsafe_function(env, tsfn);
+    {
+      std::lock_guard<std::mutex> lock(shared_->mutex);
+      shared_->tsfn = tsfn;
+    }
+    // Added after the function's own hook, so it runs first (hooks run in reverse).
+    napi_add_env_cleanup_hook(env, Cleanup, this);
+    hookAdded_ = true;
+  }
+
+  void Hold(Napi::Env env) {
+    if (held_++ == 0 && shared_->tsfn != nullptr) napi_ref_threadsafe_function(env, shared_->tsfn);
+  }
+
+  void Let(Napi::Env env) {
+    if (held_ > 0 && --held_ == 0 && shared_->tsfn != nullptr) napi_unref_threadsafe_function(env, shared_->tsfn);
+  }
+
+  std::shared_ptr<Shared> shared_;
+  std::unordered_map<uint64_t, bool> awaited_;  // id -> still awaited (not abandoned)
+  uint64_t last_id_ = 0;
+  size_t held_ = 0;
+  bool hookAdded_ = false;
+};
+
+AddonData::AddonData() = default;
+AddonData::~AddonData() = default;
+
+Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    throw Napi::TypeError::New(env, "readProcFile(path: string)");
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    throw Napi::TypeError::New(env, "path must be a non-empty string without NUL bytes");
+  }
+  AddonData& data = DataOf(env);
+  if (!data.procReader) data.procReader = std::make_unique<ProcReader>();
+  napi_value promise;
+  uint64_t id = data.procReader->Start(env, std::move(path), &promise);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("promise", Napi::Value(env, promise));
+  result.Set("id", Napi::Number::New(env, static_cast<double>(id)));
+  return result;
+}
+
+Napi::Value AbandonRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "abandonRead(id: number)");
+  double id = info[0].As<Napi::Number>().DoubleValue();
+  AddonData& data = DataOf(env);
+  if (data.procReader && id >= 1 && id <= 9007199254740991.0) data.procReader->Abandon(env, static_cast<uint64_t>(id));
+  return env.Undefined();
+}
+
+}  // namespace ksm

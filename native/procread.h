@@ -1,0 +1,23 @@
+// Reading whole /proc files on threads of our own, so that no process can
+// hold up anyone else's reads: another process's smaps, ksm_stat or pagemap
+// waits for that process's mmap lock, which it may hold for seconds.
+#pragma once
+
+#include <napi.h>
+
+namespace ksm {
+
+// readProcFile(path) -> { promise: Promise<Buffer>, id: number }: the whole
+// file, read on a thread of its own (not the libuv pool, whose four threads
+// a few stuck reads would take from every fs call of the process), in one
+// go: /proc/PID/smaps is a seq_file that returns about a page per read(2),
+// 2,000 reads for a 10,000-VMA process. The promise keeps the event loop
+// alive until it settles or abandonRead(id).
+Napi::Value ReadProcFile(const Napi::CallbackInfo& info);
+
+// abandonRead(id): the caller stopped waiting (its deadline passed). The read
+// goes on until the kernel returns it, then its result is dropped; it no
+// longer keeps the event loop alive.
+Napi::Value AbandonRead(const Napi::CallbackInfo& info);
+
+}  // namespace ksm

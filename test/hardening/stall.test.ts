@@ -1,0 +1,134 @@
+/**
+ * No process can stall us: a process that holds its own mmap lock for
+ * seconds at a time (test/hardening/fixtures/lock-holder.py: merge-any off
+ * over a large sparse mapping) makes every read of its smaps and ksm_stat
+ * wait. status, top and every exporter scrape must answer while it holds the
+ * lock, and name it as skipped.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+import { runCli, spawnCli } from '../helpers/cli.js';
+import { requireKsm } from '../helpers/ksm.js';
+
+const FIXTURES_HARDENING = path.join(__dirname, 'fixtures');
+
+/** 768 GiB: switching merge-any off over it holds the lock for about 11 s here (15 s per TiB measured). */
+const HOLDER_GIB = 768;
+
+interface Holder {
+  child: ChildProcessWithoutNullStreams;
+  /** Lines the holder printed so far. */
+  lines: string[];
+  /** Resolves at the next "locking" line. */
+  nextLock(): Promise<void>;
+}
+
+function startHolder(): Promise<Holder> {
+  const child = spawn('python3', [path.join(FIXTURES_HARDENING, 'lock-holder.py'), String(HOLDER_GIB)], { stdio: 'pipe' });
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    if (line === 'locking') waiters.splice(0).forEach((wake) => wake());
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`lock holder exited (${code}): ${lines.join(' | ')}`)));
+    const holder: Holder = { child, lines, nextLock: () => new Promise((wake) => waiters.push(wake)) };
+    void holder.nextLock().then(() => resolve(holder));
+  });
+}
+
+/**
+ * Runs `fn` inside one of the holder's lock windows and checks that it was
+ * over before the window closed: the answer did not wait for the lock.
+ */
+async function whileLocked<T>(holder: Holder, fn: () => Promise<T>): Promise<T> {
+  await holder.nextLock();
+  const unlockedBefore = holder.lines.filter((line) => line === 'unlocked').length;
+  const result = await fn();
+  const unlockedAfter = holder.lines.filter((line) => line === 'unlocked').length;
+  expect(unlockedAfter, 'answered only after the holder released its mmap lock').toBe(unlockedBefore);
+  return result;
+}
+
+describe('a process holding its mmap lock for seconds', () => {
+  let holder: Holder | undefined;
+  beforeAll(async () => {
+    // Each test gates itself on KSM (requireKsm); without it there is nothing to hold.
+    if (inject('ksm').available) holder = await startHolder();
+  }, 60_000);
+  afterAll(() => {
+    holder?.child.kill('SIGKILL');
+  });
+
+  it('node-ksm status --no-fair-share answers and names it as stalled', async (ctx) => {
+    requireKsm(ctx);
+    const result = await whileLocked(holder!, () => runCli(['status', '--no-fair-share', '--all', '--json']));
+    expect(result.code, result.stderr).toBe(0);
+    const status = JSON.parse(result.stdout) as { stalled: Array<{ pid: number; comm: string }> };
+    expect(status.stalled).toContainEqual({ pid: holder!.child.pid, comm: 'python3' });
+  });
+
+  it('node-ksm status (with the fair share) answers, twice in one window, and names it', async (ctx) => {
+    requireKsm(ctx);
+    const [first, second] = await whileLocked(holder!, async () => [
+      await runCli(['status', '--all', '--json']),
+      await runCli(['status', '--all', '--json']),
+    ]);
+    for (const result of [first!, second!]) {
+      expect(result.code, result.stderr).toBe(0);
+      expect((JSON.parse(result.stdout) as { stalled: Array<{ pid: number }> }).stalled.map((p) => p.pid)).toContain(holder!.child.pid);
+    }
+  });
+
+  it('node-ksm top --json refreshes while it holds the lock', async (ctx) => {
+    requireKsm(ctx);
+    const result = await whileLocked(holder!, () => runCli(['top', '--json', '--all', '--iterations', '2', '--interval', '200ms']));
+    expect(result.code, result.stderr).toBe(0);
+    const documents = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { stalled: Array<{ pid: number }> });
+    expect(documents).toHaveLength(2);
+    for (const document of documents) expect(document.stalled.map((p) => p.pid)).toContain(holder!.child.pid);
+  });
+
+  it('node-ksm doctor answers while it holds the lock and names it as skipped', async (ctx) => {
+    requireKsm(ctx);
+    const result = await whileLocked(holder!, () => runCli(['doctor', '--json']));
+    expect([0, 1], result.stderr).toContain(result.code);
+    const { findings } = JSON.parse(result.stdout) as { findings: Array<{ code: string; message: string }> };
+    const skipped = findings.find((f) => f.code === 'PROCESSES_SKIPPED');
+    expect(skipped?.message).toContain(`${holder!.child.pid} (python3)`);
+  });
+
+  it('every exporter scrape answers while it holds the lock', async (ctx) => {
+    requireKsm(ctx);
+    const exporter = spawnCli(['exporter', '--port', '0', '--json']);
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: exporter.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
+        exporter.once('exit', (code) => reject(new Error(`exporter exited ${code}`)));
+      });
+      const scrape = (): Promise<{ status: number; body: string }> =>
+        new Promise((resolve, reject) => {
+          http.get(url, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (body += chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          }).on('error', reject);
+        });
+      const scrapes = await whileLocked(holder!, async () => [await scrape(), await scrape(), await scrape()]);
+      for (const { status, body } of scrapes) {
+        expect(status).toBe(200);
+        expect(body).toMatch(/^ksm_pages_sharing \d+$/m);
+        expect(body).toMatch(/^ksm_processes_stalled [1-9]\d*$/m);
+      }
+    } finally {
+      exporter.kill('SIGTERM');
+    }
+  });
+});
