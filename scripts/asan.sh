@@ -94,7 +94,7 @@ npx --no-install vitest run "$@" || status=$?
 
 # Reports are named <asan|ubsan>.<program>.<pid> (log_exe_name). Our code
 # runs in node (the addon) and in ksm-unmerged-exec; the tests also start
-# other programs (cc, cmake, python3, gdb, tmux, sh) that inherit LD_PRELOAD,
+# other programs (cc, cmake, python3, sh, unshare) that inherit LD_PRELOAD,
 # and what the sanitizer says of their own code is not about ours: listed,
 # not counted.
 shopt -s nullglob

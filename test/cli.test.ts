@@ -9,7 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { profit, type DoctorJson, type EstimateJson, type StatusJson, type TopJson, type TuneJson } from '../lib/index.js';
 import { ksmStatText, makeKsmTree, runCli, smapsVma, sysfsFile } from './helpers/cli.js';
-import { DIST, rawKsmStat, rawSmapsRange, requireKsm, startFixture, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';
+import { DIST, PAGE, rawKsmStat, rawSmapsRange, requireKsm, startFixture, unusedPid, untilKsm, type Holder } from './helpers/ksm.js';
 
 const trees: string[] = [];
 function tree(...args: Parameters<typeof makeKsmTree>): string {
@@ -247,7 +247,7 @@ describe('node-ksm status (real kernel)', () => {
     requireKsm(ctx);
     const spec = JSON.stringify({ mode: 'alloc', size: 8 * 1024 * 1024, seed: 77 });
     holders = await Promise.all([startFixture('holder.cjs', [spec]), startFixture('holder.cjs', [spec])]);
-    await waitFullScans(2);
+    await untilKsm(() => holders.every((h) => Number(rawKsmStat(h.pid).ksm_merging_pages) >= (8 * 1024 * 1024) / PAGE), 'both holders merging their buffers');
     const result = await runCli(['status', '--json']);
     expect(result.code).toBe(0);
     const status = JSON.parse(result.stdout) as StatusJson;
@@ -319,7 +319,7 @@ describe('node-ksm doctor', () => {
     requireKsm(ctx);
     const spec = JSON.stringify({ mode: 'alloc', size: 4 * 1024 * 1024, seed: 31 });
     holders = await Promise.all([startFixture('holder.cjs', [spec]), startFixture('holder.cjs', [spec])]);
-    await waitFullScans(2);
+    await untilKsm(() => holders.every((h) => Number(rawKsmStat(h.pid).ksm_merging_pages) >= (4 * 1024 * 1024) / PAGE), 'both holders merging their buffers');
     const result = await runCli(['doctor', '--pid', String(holders[0]!.pid), '--json']);
     const doc = JSON.parse(result.stdout) as DoctorJson;
     expect(doc.pid).toBe(holders[0]!.pid);
@@ -350,7 +350,7 @@ describe('node-ksm estimate (real kernel)', () => {
       const start = holder.ready.start as bigint;
       const vma = p.vmas.find((v) => BigInt(v.start) <= start && BigInt(v.end) > start)!;
       expect(vma.mergeable).toBe(true);
-      expect(vma.twinInOtherProcess).toBeGreaterThanOrEqual(size / 4096);
+      expect(vma.twinInOtherProcess).toBeGreaterThanOrEqual(size / PAGE);
     }
     // For people: the holder's buffer row and the total.
     const text = await runCli(['estimate', ...pids.map(String), '--no-progress']);
@@ -359,9 +359,10 @@ describe('node-ksm estimate (real kernel)', () => {
   });
 
   it('a pid that does not exist: error on stderr, exit 1', async () => {
-    const result = await runCli(['estimate', '4194000']);
+    const pid = unusedPid();
+    const result = await runCli(['estimate', String(pid)]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/node-ksm: error: .*4194000/);
+    expect(result.stderr).toMatch(new RegExp(`node-ksm: error: .*${pid}`));
   });
 });
 
@@ -404,8 +405,9 @@ describe('node-ksm regions', () => {
   });
 
   it('a pid that does not exist: exit 1, error on stderr', async () => {
-    const result = await runCli(['regions', '4194001']);
+    const pid = unusedPid();
+    const result = await runCli(['regions', String(pid)]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('no such process: 4194001');
+    expect(result.stderr).toContain(`no such process: ${pid}`);
   });
 });

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ROOT, rawSmapsRange } from './helpers/ksm.js';
+import { PAGE, ROOT, rawSmapsRange } from './helpers/ksm.js';
 
 const run = promisify(execFile);
 
@@ -79,7 +79,7 @@ describe('CMakeLists.txt', () => {
 
     it('loads on Linux with the full binding, not the stub', () => {
       expect(addon.supported).toBe(true);
-      expect(addon.pageSize()).toBe(4096);
+      expect(addon.pageSize()).toBe(PAGE);
       for (const name of ['alloc', 'madvise', 'viewRange', 'pageSize', 'setMemoryMerge', 'getMemoryMerge']) {
         expect(typeof (addon as unknown as Record<string, unknown>)[name]).toBe('function');
       }

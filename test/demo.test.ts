@@ -15,7 +15,7 @@ import { demoKnobs, planKsm, type PlanContext, type PlanStat } from '../lib/cli/
 import type { DemoResult } from '../lib/cli/demo/types.js';
 import type { DemoJson } from '../lib/index.js';
 import { KSM_DIR, alive, killDemos, npmDemo, npmDemoCommand, rawKnobs, shellStatus, start, until, workerPids, type RunningDemo } from './helpers/demo.js';
-import { PAGE, requireKsm } from './helpers/ksm.js';
+import { PAGE, needs, requireKsm } from './helpers/ksm.js';
 
 const MiB = 1024 * 1024;
 
@@ -109,10 +109,7 @@ async function withPrivateSysfs(
 ): Promise<void> {
   requireKsm(ctx);
   const probe = await start('unshare', ['-m', 'true']).done;
-  if (probe.code !== 0) {
-    if (process.env.NODE_KSM_REQUIRE === '1') throw new Error(`unshare -m failed: ${probe.stderr}`);
-    ctx.skip(`mount namespaces are not available: ${probe.stderr.trim()}`);
-  }
+  needs(ctx, probe.code === 0, `a private mount namespace (unshare -m: ${probe.stderr.trim()})`);
   const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-demo-sysfs-'));
   try {
     for (const name of fs.readdirSync(KSM_DIR)) fs.writeFileSync(path.join(fake, name), fs.readFileSync(path.join(KSM_DIR, name)));

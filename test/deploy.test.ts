@@ -13,7 +13,8 @@ import { parseAllDocuments } from 'yaml';
 
 import type { StatusJson } from '../lib/index.js';
 import { BIN } from './helpers/cli.js';
-import { FIXTURES, ROOT, requireKsm, untilKsm, rawKsmStat, type Holder } from './helpers/ksm.js';
+import { ROOT, requireKsm, untilKsm, rawKsmStat, type Holder } from './helpers/ksm.js';
+import { packageForNobody } from './helpers/nobody.js';
 import { requireTool } from './helpers/tools.js';
 
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -107,9 +108,13 @@ describe('the capabilities the deployments grant, tried for real', () => {
   it('as root with only DAC_READ_SEARCH + SYS_PTRACE: another user\'s process, estimated; with SYS_ADMIN: exact; less: unreadable', async (ctx) => {
     requireKsm(ctx);
     if (!requireTool(ctx, 'setpriv', 'util-linux')) return;
-    // A merging process of another user (nobody), started through setpriv.
+    // A merging process of another user (nobody), started through setpriv,
+    // from where that user can read the package.
+    const pkg = packageForNobody(ctx);
     const { spawn } = await import('node:child_process');
-    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.join(FIXTURES, 'twin-holder.cjs'), String(Math.floor(Math.random() * 1e9))], {
+    const child = spawn('setpriv', [`--reuid=${pkg.as.uid}`, `--regid=${pkg.as.gid}`, '--clear-groups', process.execPath, path.join(pkg.fixtures, 'twin-holder.cjs'), String(Math.floor(Math.random() * 1e9))], {
+      cwd: pkg.as.cwd,
+      env: pkg.env,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -1,8 +1,9 @@
 /**
  * doctor() against conditions that need a global knob changed: KSM stopped,
- * pages_to_scan at the kernel's default, and the whole diagnose-fix-merge path end to
- * end. Each test changes the knobs for seconds and restores them in `finally`
- * (other runs on this machine need run=1).
+ * pages_to_scan at the kernel's default, THP that gives madvised memory huge
+ * pages, and the whole diagnose-fix-merge path end to end. Each test changes
+ * the knobs for seconds and restores them whatever happens (other runs on
+ * this machine need run=1).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,7 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { doctor, pageSize, waitForMerge } from '../lib/index.js';
 import { evidence, only, problems } from './helpers/doctor.js';
-import { rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
+import { needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
+import { thpForMadvise } from './helpers/thp.js';
 
 const KSM = '/sys/kernel/mm/ksm';
 const MiB = 1024 * 1024;
@@ -82,8 +84,31 @@ describe('doctor() with global knobs changed (serial)', () => {
     const needed = Math.ceil((candidates * 20) / (1000 * 0.5));
     expect(entry.fix?.knobs).toEqual({ pagesToScan: needed });
     expect(entry.fix?.commands).toEqual([`echo ${needed} > ${KSM}/pages_to_scan`]);
-    // This kernel has the advisor (6.8+): offered as the other way.
-    expect(entry.alternatives[0]?.knobs).toEqual({ advisorTargetScanTimeSec: 1, advisorMode: 'scan-time' });
+    // Where the kernel has the scan-time advisor (6.8+) it is offered as the other way; never where it has not.
+    const advisor = entry.alternatives.filter((alternative) => alternative.knobs?.advisorMode !== undefined);
+    if (fs.existsSync(`${KSM}/advisor_mode`)) expect(advisor[0]?.knobs).toEqual({ advisorTargetScanTimeSec: 1, advisorMode: 'scan-time' });
+    else expect(advisor).toEqual([]);
+  });
+
+  it('THP_IN_MERGEABLE: a mergeable mapping that also asked for huge pages', async (ctx) => {
+    requireKsm(ctx);
+    // THP set so madvised memory gets huge pages, for this test only: the knobs are machine-wide.
+    const { enabled, pmdBytes } = thpForMadvise(ctx);
+    needs(ctx, pmdBytes <= 32 * MiB, `a PMD huge page of at most 32 MiB (this kernel's: ${pmdBytes / MiB} MiB)`);
+    // Four PMD sizes hold at least three aligned huge pages; random bytes so ksmd splits nothing.
+    const holder = await startFixture('doctor/service.cjs', [JSON.stringify({ size: 4 * pmdBytes, memory: 'huge', fill: 'random' })]);
+    holders.push(holder);
+    const { start, end } = holder.ready.range as { start: bigint; end: bigint };
+    const smaps = fs.readFileSync(`/proc/${holder.pid}/smaps`, 'utf8');
+    const huge = [...smaps.matchAll(/^([0-9a-f]+)-([0-9a-f]+) [^\n]*\n(?:[^\n]*\n)*?AnonHugePages:\s+(\d+) kB/gm)]
+      .filter((match) => BigInt(`0x${match[1]}`) < end && BigInt(`0x${match[2]}`) > start)
+      .reduce((sum, match) => sum + Number(match[3]) * 1024, 0);
+    needs(ctx, huge > 0, 'a huge page for a MADV_HUGEPAGE mapping (the kernel assembled none, even compacting)');
+    const entry = only(await doctor({ pid: holder.pid }), 'THP_IN_MERGEABLE');
+    expect(entry.severity).toBe('warn');
+    expect(evidence(entry, 'enabled')).toBe(enabled);
+    const listed = entry.evidence.filter((item) => item.key.endsWith('AnonHugePages')).reduce((sum, item) => sum + Number(item.value), 0);
+    expect(listed).toBeGreaterThanOrEqual(huge);
   });
 
   it('done when: a fresh machine names both reasons; after running the printed commands the service is healthy and merging', async (ctx) => {

@@ -2,10 +2,10 @@
  * doctor(): each finding from its condition made real on this machine where
  * it allows (children holding memory, a seccomp filter, another uid, a
  * read-only /sys in a private mount namespace), and from fixture trees of
- * other machines where it does not. Knob-changing cases live in
- * doctor.serial.test.ts.
+ * other machines where it does not. Knob-changing cases (THP among them)
+ * live in doctor.serial.test.ts.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { doctor, pageSize, type Finding, type FindingCode } from '../lib/index.js';
 import { evidence, only, problems } from './helpers/doctor.js';
-import { FIXTURES, ROOT, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, waitFullScans, type Holder } from './helpers/ksm.js';
+import { packageForNobody } from './helpers/nobody.js';
+import { FIXTURES, ROOT, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const TREES = path.join(FIXTURES, 'doctor');
 const SERVICE = 'doctor/service.cjs';
@@ -38,12 +39,12 @@ function find(findings: Finding[], code: FindingCode): Finding | undefined {
   return findings.find((entry) => entry.code === code);
 }
 
-/** Runs `node -e` with the built package, returning doctor()'s findings as JSON. */
-function doctorIn(argv: string[], options: { uid?: number; gid?: number } = {}): Finding[] {
+/** Runs `node -e` with the built package (`dist`), returning doctor()'s findings as JSON. */
+function doctorIn(argv: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}, dist = path.join(ROOT, 'dist', 'index.js')): Finding[] {
   const script =
     "require(process.argv[1]).doctor().then((f) => process.stdout.write(JSON.stringify(f)), (e) => { console.error(e); process.exit(1); })";
   const [command, ...args] = argv.length > 0 ? argv : [process.execPath];
-  const output = execFileSync(command!, [...args, '-e', script, path.join(ROOT, 'dist', 'index.js')], {
+  const output = execFileSync(command!, [...args, '-e', script, dist], {
     encoding: 'utf8',
     cwd: '/',
     ...options,
@@ -207,29 +208,11 @@ describe('doctor() on real processes', () => {
     expect(find(findings, 'NOTHING_MERGEABLE')).toBeUndefined();
   });
 
-  it('THP_IN_MERGEABLE: a mergeable mapping that also asked for huge pages', async (ctx) => {
-    requireKsm(ctx);
-    const mode = /\[([^\]]+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1];
-    if (mode !== 'madvise' && mode !== 'always') return ctx.skip(`THP is ${mode}`);
-    // 8 MiB holds at least three 2 MiB-aligned ranges; random bytes so ksmd splits nothing.
-    const holder = await service({ size: 8 * MiB, memory: 'huge', fill: 'random' });
-    const { start, end } = holder.ready.range as { start: bigint; end: bigint };
-    const smaps = fs.readFileSync(`/proc/${holder.pid}/smaps`, 'utf8');
-    const huge = [...smaps.matchAll(/^([0-9a-f]+)-([0-9a-f]+) [^\n]*\n(?:[^\n]*\n)*?AnonHugePages:\s+(\d+) kB/gm)]
-      .filter((match) => BigInt(`0x${match[1]}`) < end && BigInt(`0x${match[2]}`) > start)
-      .reduce((sum, match) => sum + Number(match[3]) * 1024, 0);
-    if (huge === 0) return ctx.skip('the kernel gave the mapping no huge page (memory too fragmented)');
-    const entry = only(await doctor({ pid: holder.pid }), 'THP_IN_MERGEABLE');
-    expect(entry.severity).toBe('warn');
-    expect(evidence(entry, 'enabled')).toBe(mode);
-    const listed = entry.evidence.filter((item) => item.key.endsWith('AnonHugePages')).reduce((sum, item) => sum + Number(item.value), 0);
-    expect(listed).toBeGreaterThanOrEqual(huge);
-  });
-
   it('METADATA_EXCEEDS_SAVING: unique data costs rmap items and merges nothing', async (ctx) => {
     requireKsm(ctx);
     const holder = await service({ size: 16 * MiB, fill: 'random' });
-    await waitFullScans(2);
+    // One full scan over the buffer gives every page its rmap_item.
+    await untilKsm(() => Number(rawKsmStat(holder.pid).ksm_rmap_items) >= (16 * MiB) / pageSize(), 'an rmap_item for every page of the buffer');
     const raw = rawKsmStat(holder.pid);
     const rmap = Number(raw.ksm_rmap_items);
     const merging = Number(raw.ksm_merging_pages);
@@ -306,7 +289,7 @@ describe('doctor() on real processes', () => {
 
   it('PRCTL_BLOCKED: a seccomp filter refuses PR_SET_MEMORY_MERGE with EPERM', (ctx) => {
     requireKsm(ctx);
-    if (process.arch !== 'x64' && process.arch !== 'arm64') return ctx.skip(`no syscall table for ${process.arch}`);
+    needs(ctx, process.arch === 'x64' || process.arch === 'arm64', `a seccomp syscall table for ${process.arch} (deny-prctl-merge.py has x64 and arm64)`);
     const findings = doctorIn([path.join(TREES, 'deny-prctl-merge.py'), process.execPath]);
     const entry = only(findings, 'PRCTL_BLOCKED');
     expect(entry.severity).toBe('warn');
@@ -318,7 +301,8 @@ describe('doctor() on real processes', () => {
 
   it('NOT_ROOT: doctor() as an unprivileged user', (ctx) => {
     requireKsm(ctx);
-    const findings = doctorIn([], { uid: 65534, gid: 65534 });
+    const pkg = packageForNobody(ctx);
+    const findings = doctorIn([], { uid: pkg.as.uid, gid: pkg.as.gid, env: pkg.env }, pkg.dist);
     const entry = only(findings, 'NOT_ROOT');
     expect(evidence(entry, 'Uid (effective)')).toBe(65534);
     expect(evidence(entry, 'access(W_OK)')).toBe('EACCES');
@@ -329,21 +313,13 @@ describe('doctor() on real processes', () => {
     const hostMount = (): string | undefined =>
       fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((line) => line.split(' ')[4] === '/sys');
     const before = hostMount();
+    // bind,remount changes only this namespace's mount, never the sysfs superblock.
+    const readOnlySys = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -o bind,remount,ro /sys && exec "$0" "$@"'];
+    const probe = spawnSync(readOnlySys[0]!, [...readOnlySys.slice(1), 'true'], { encoding: 'utf8' });
+    needs(ctx, probe.status === 0, `a private mount namespace with /sys remounted read-only (unshare --mount, mount): ${probe.error?.message ?? probe.stderr.trim()}`);
     let findings: Finding[];
     try {
-      // bind,remount changes only this namespace's mount, never the sysfs superblock.
-      findings = doctorIn([
-        'unshare',
-        '--mount',
-        '--propagation',
-        'private',
-        'sh',
-        '-c',
-        'mount -o bind,remount,ro /sys && exec "$0" "$@"',
-        process.execPath,
-      ]);
-    } catch (error) {
-      return ctx.skip(`cannot make a private read-only /sys here: ${(error as Error).message.split('\n')[0]}`);
+      findings = doctorIn([...readOnlySys, process.execPath]);
     } finally {
       expect(hostMount()).toBe(before);
     }

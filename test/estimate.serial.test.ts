@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { KsmNotRunningError, estimate, pageSize, waitForMerge } from '../lib/index.js';
 import { hashPaths, withHashPath, type HashPath } from './helpers/hash.js';
-import { rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
+import { needs, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -51,7 +51,7 @@ describe('estimate() against real merging', () => {
   // the length of the test only, restored in finally).
   it.for(['as set', 'toggled'])('predicts what KSM merges in 4 workers within 2 percent of the candidate pages, use_zero_pages %s', async (mode, ctx) => {
     requireKsm(ctx);
-    if (process.getuid?.() !== 0) ctx.skip('reading /proc/kpageflags needs root');
+    needs(ctx, process.getuid?.() === 0, 'root, to read /proc/kpageflags');
     const saved = fs.readFileSync(USE_ZERO_PAGES, 'utf8').trim();
     if (mode === 'toggled') fs.writeFileSync(USE_ZERO_PAGES, saved === '1' ? '0' : '1');
     try {

@@ -4,7 +4,7 @@
  * we may not read; abort. Figures are checked against the layouts the
  * fixtures built and against /proc read raw.
  */
-import { execFile, fork, spawn } from 'node:child_process';
+import { execFile, execFileSync, fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -26,7 +26,8 @@ import {
 import { plan } from '../lib/report/estimate.js';
 import { parseSmaps } from '../lib/index.js';
 import { hashPaths, useHashPath } from './helpers/hash.js';
-import { DIST, FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, type Holder } from './helpers/ksm.js';
+import { FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, unusedPid, type Holder } from './helpers/ksm.js';
+import { packageForNobody } from './helpers/nobody.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -97,10 +98,7 @@ describe('estimate() argument checks', () => {
 
   it('a pid that does not exist is KsmNoSuchProcessError', async (ctx) => {
     requireKsm(ctx);
-    // pid_max on 64-bit is at most 2^22; this one is in range but unused.
-    const max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
-    let pid = max - 1;
-    while (fs.existsSync(`/proc/${pid}`)) pid--;
+    const pid = unusedPid();
     const error = await estimate(pid).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KsmNoSuchProcessError);
     expect((error as KsmNoSuchProcessError).pid).toBe(pid);
@@ -406,7 +404,8 @@ describe.for(hashPaths())('estimate() across processes ($name)', (hashPath) => {
     const [doomed, survivor] = await Promise.all([worker(spec), worker(spec)]);
     let killed = false;
     const result = await estimate([doomed.pid, survivor.pid], {
-      intervalMs: 500,
+      // Time enough for the killed child to be gone before the second sample, on a loaded machine too.
+      intervalMs: 2000,
       onProgress: (p) => {
         // Between the two samples: the first read it, the second cannot.
         if (p.phase === 'sample' && p.done === p.total && !killed) {
@@ -426,7 +425,7 @@ describe.for(hashPaths())('estimate() across processes ($name)', (hashPath) => {
 
   it('without root (PFNs hidden) counts the same layout the same way', async (ctx) => {
     requireKsm(ctx);
-    if (process.getuid?.() !== 0) ctx.skip('needs root to start a child as nobody');
+    const pkg = packageForNobody(ctx);
     // Not mergeable: ksmd, running for the other tests, would otherwise merge
     // the written zero pages into the zero page whenever use_zero_pages is on
     // (another run may switch it on), and the layout would not be this one.
@@ -440,10 +439,9 @@ describe.for(hashPaths())('estimate() across processes ($name)', (hashPath) => {
         { kind: 'untouched', pages: 16 },
       ],
     };
-    const child = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
-      uid: 65534,
-      gid: 65534,
-      cwd: '/',
+    const child = fork(path.join(pkg.fixtures, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      ...pkg.as,
+      env: pkg.env,
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -476,16 +474,16 @@ describe.for(hashPaths())('estimate() across processes ($name)', (hashPath) => {
 
   it('refuses a process it may not read, with an error that says how to fix it', async (ctx) => {
     requireKsm(ctx);
-    if (process.getuid?.() !== 0) ctx.skip('needs root to start a child as nobody');
+    const pkg = packageForNobody(ctx);
     // A process running as nobody may not read this (root) process's memory.
     const script = `
-      const ksm = require(${JSON.stringify(DIST)});
+      const ksm = require(${JSON.stringify(pkg.dist)});
       ksm.estimate(${process.pid}).then(
         () => console.log(JSON.stringify({ ok: true })),
         (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, hint: e.hint, message: e.message })),
       );`;
     const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ['-e', script], { uid: 65534, gid: 65534, cwd: '/' }, (error, stdout, stderr) => {
+      execFile(process.execPath, ['-e', script], { ...pkg.as, env: pkg.env }, (error, stdout, stderr) => {
         if (error) reject(new Error(`${error.message}\n${stderr}`));
         else resolve(stdout);
       });
@@ -501,16 +499,15 @@ describe.for(hashPaths())('estimate() across processes ($name)', (hashPath) => {
 describe('estimate() without ptrace rights over the target', () => {
   it('turns process_vm_readv EPERM into an error with the fix', async (ctx) => {
     requireKsm(ctx);
-    if (process.getuid?.() !== 0) ctx.skip('needs root to set up the uids');
+    const pkg = packageForNobody(ctx);
     // Target: a process running as nobody. Caller: real uid root, effective
     // uid nobody. /proc/PID/smaps and pagemap check the effective (fs) uid and
     // let it in; process_vm_readv checks the real uid and, without
     // CAP_SYS_PTRACE in the effective set, refuses with EPERM.
     const spec = { mergeable: true, segments: [{ kind: 'seq', pages: 8, seed: 1 }] };
-    const target = fork(path.join(FIXTURES, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
-      uid: 65534,
-      gid: 65534,
-      cwd: '/',
+    const target = fork(path.join(pkg.fixtures, 'estimate-worker.cjs'), [JSON.stringify(spec)], {
+      ...pkg.as,
+      env: pkg.env,
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -519,10 +516,11 @@ describe('estimate() without ptrace rights over the target', () => {
         target.once('message', resolve);
         target.once('exit', (code) => reject(new Error(`target exited (${code})`)));
       });
+      // The addon loads on first use, by then as euid 65534: from where that user can read it.
       const script = `
-        const ksm = require(${JSON.stringify(DIST)});
-        process.setegid(65534);
-        process.seteuid(65534);
+        const ksm = require(${JSON.stringify(pkg.dist)});
+        process.setegid(${pkg.as.gid});
+        process.seteuid(${pkg.as.uid});
         ksm.estimate(${target.pid!}).then(
           () => console.log(JSON.stringify({ ok: true })),
           (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, hint: e.hint, pid: e.pid })),
@@ -608,10 +606,19 @@ function nativeAddon(): NativeBinding {
   return nodeGypBuild(ROOT) as NativeBinding;
 }
 
-/** PAGEMAP_SCAN exists from Linux 6.7. */
+/**
+ * Whether this kernel has the PAGEMAP_SCAN ioctl (Linux 6.7+, or a
+ * backport), asked of the kernel itself by python3, not by version number:
+ * with a NULL argument it fails EFAULT where it exists, ENOTTY where not.
+ */
 function kernelHasPagemapScan(): boolean {
-  const [major = 0, minor = 0] = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').split(/[.-]/).map(Number);
-  return major > 6 || (major === 6 && minor >= 7);
+  // PAGEMAP_SCAN = _IOWR('f', 16, struct pm_scan_arg), a 96-byte struct.
+  const probe =
+    'import errno, fcntl, os\nfd = os.open("/proc/self/pagemap", os.O_RDONLY)\n' +
+    'try:\n    fcntl.ioctl(fd, 0xC0606610, 0)\nexcept OSError as e:\n    print(errno.errorcode[e.errno])';
+  const answer = execFileSync('python3', ['-c', probe], { encoding: 'utf8', env: unsanitizedEnv() }).trim();
+  if (answer !== 'EFAULT' && answer !== 'ENOTTY') throw new Error(`PAGEMAP_SCAN probe: ${answer}`);
+  return answer === 'EFAULT';
 }
 
 // A 64 GiB reservation is 16 Mi pagemap entries, ASan's shadow 4 Gi: read
@@ -624,7 +631,7 @@ describe.for(hashPaths())('estimate() of a sparse 64 GiB mapping ($name)', (hash
 
   it('counts the few MiB touched in it exactly, with PAGEMAP_SCAN and with the linear read', async (ctx) => {
     requireKsm(ctx);
-    const sparse = await startSparse();
+    const sparse = await startSparse(ctx);
     holders.push(sparse);
     const { twins, zero, unique, read } = sparse.layout;
     const page = pageSize();
@@ -664,7 +671,7 @@ describe.for(hashPaths())('estimate() of a sparse 64 GiB mapping ($name)', (hash
 
   it('reads pagemap entries only for the pages that are there, and the same figures as reading all of them', async (ctx) => {
     requireKsm(ctx);
-    const sparse = await startSparse();
+    const sparse = await startSparse(ctx);
     holders.push(sparse);
     const { twins, zero, unique, read } = sparse.layout;
     const present = twins + zero + unique + read;

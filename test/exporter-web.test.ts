@@ -16,6 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext 
 
 import { makeKsmTree, runCli } from './helpers/cli.js';
 import { startExporter } from './helpers/exporter.js';
+import { requireTool } from './helpers/tools.js';
 
 let children: ChildProcess[] = [];
 let dir: string;
@@ -48,13 +49,7 @@ function writeConfig(name: string, yaml: string): string {
 
 /** A CA and a server certificate for 127.0.0.1 (and a client one), made with openssl. */
 function certificates(ctx: TestContext): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-  } catch {
-    if (process.env.NODE_KSM_REQUIRE === '1') throw new Error('openssl is needed for the TLS tests (apt-get install openssl)');
-    ctx.skip('openssl is not installed');
-    return false;
-  }
+  requireTool(ctx, 'openssl', 'openssl', ['version']);
   if (fs.existsSync(path.join(dir, 'server.crt'))) return true;
   const ossl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
   ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.crt');

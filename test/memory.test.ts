@@ -4,8 +4,6 @@
  * tools/testing/selftests/mm/ksm_functional_tests.c (test_unmerge) plus
  * copy-on-write integrity, bad input, finalizers and churn.
  */
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -21,6 +19,7 @@ import {
   FIXTURES,
   PAGE,
   addressOf,
+  needs,
   rawKsmStat,
   rawSmapsRange,
   rawVmaAt,
@@ -34,6 +33,7 @@ import {
   withAsanOptions,
   type Holder,
 } from './helpers/ksm.js';
+import { buildNativeFixture, type NativeFixture } from './helpers/native.js';
 
 const P = BigInt(PAGE);
 const MiB = 1024 * 1024;
@@ -216,27 +216,21 @@ describe('markMergeable() on memory the kernel refuses', () => {
   // earlier with a TypeError). A test-only LD_PRELOAD interposer turns the
   // mmap of one allocMergeable() in a child into MAP_SHARED: real memory the
   // kernel refuses, seen through the real /proc/self/smaps.
-  let shim: string | undefined;
+  let shim: NativeFixture | undefined;
   let reason = '';
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-shim-'));
 
   beforeAll(() => {
     try {
-      shim = path.join(dir, 'shared-mmap.so');
-      execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, path.join(FIXTURES, 'shared-mmap.c')], { stdio: 'pipe' });
+      shim = buildNativeFixture(path.join(FIXTURES, 'shared-mmap.c'), { addon: false });
     } catch (error) {
-      reason = `cannot build the LD_PRELOAD shim (needs a C compiler): ${(error as Error).message}`;
-      shim = undefined;
+      reason = (error as Error).message;
     }
   });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => shim?.remove());
 
   it('throws KsmNotMergeableError naming the shared mapping', async (ctx) => {
     requireKsm(ctx);
-    if (shim === undefined) {
-      if (process.env.NODE_KSM_REQUIRE === '1') throw new Error(reason);
-      ctx.skip(reason);
-    }
+    needs(ctx, shim !== undefined, `a C compiler (cc) to build the LD_PRELOAD shim (${reason})`);
     const length = 13 * PAGE;
     const script = `
       const fs = require('node:fs');
@@ -266,7 +260,7 @@ describe('markMergeable() on memory the kernel refuses', () => {
       perms: string;
       vmFlags: string[];
       address: string;
-    }>(script, [], { LD_PRELOAD: preloadWith(shim!), NODE_KSM_TEST_SHARED_LENGTH: String(length) });
+    }>(script, [], { LD_PRELOAD: preloadWith(shim!.file), NODE_KSM_TEST_SHARED_LENGTH: String(length) });
 
     // The shim did its part: the kernel holds a shared mapping without `mg`.
     expect(out.perms).toBe('rw-s');

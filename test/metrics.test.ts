@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { allocMergeable, collectDefaultKsmMetrics, pageSize, profit } from '../lib/index.js';
 import { ksmStatText, makeKsmTree } from './helpers/cli.js';
-import { DIST, rawKsmStat, requireKsm, sysfsNumber, waitFullScans } from './helpers/ksm.js';
+import { DIST, addressOf, rawKsmPages, rawKsmStat, requireKsm, sysfsNumber, untilKsm } from './helpers/ksm.js';
 
 const trees: string[] = [];
 afterAll(() => {
@@ -132,7 +132,7 @@ describe('collectDefaultKsmMetrics (real kernel)', () => {
       a.writeUInt32LE(offset + 1, offset);
       b.writeUInt32LE(offset + 1, offset);
     }
-    await waitFullScans(2);
+    await untilKsm(() => Number(rawKsmStat('self').ksm_merging_pages) >= (2 * size) / pageSize(), 'the two buffers merging');
     const registry = new Registry();
     collectDefaultKsmMetrics({ register: registry });
     const m = await scrape(registry);
@@ -160,7 +160,8 @@ describe('collectDefaultKsmMetrics (real kernel)', () => {
       }
       return b;
     });
-    await waitFullScans(2);
+    // Page by page: adjacent buffers may share one VMA, so smaps cannot tell them apart.
+    await untilKsm(() => buffers.every((b) => rawKsmPages('self', addressOf(b), addressOf(b) + BigInt(size)) === size / pageSize()), 'the three buffers merging');
     const registry = new Registry();
     collectDefaultKsmMetrics({ register: registry, maxLabels: 2 });
     const m = await scrape(registry);

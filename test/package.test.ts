@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ROOT, requireKsm } from './helpers/ksm.js';
+import { PAGE, ROOT, requireKsm } from './helpers/ksm.js';
 
 interface Result {
   code: number;
@@ -45,11 +45,27 @@ const SHIPPED = [
   'dist/index.mjs',
   'dist/index.d.mts',
   'native/addon.cc',
-  'prebuilds/linux-x64/node-ksm.node',
+  `prebuilds/linux-${process.arch}/node-ksm.node`,
 ];
 const NOT_SHIPPED = /^(lib|test|scripts|bench|build|build-cmake|node_modules|\.ci)\//;
 
 const COMPILERS = ['cc', 'c++', 'gcc', 'g++', 'clang', 'clang++', 'make', 'gmake', 'cmake', 'ninja', 'python', 'python3'];
+
+/** npm's `npm` or `npx` as this run has them: beside the npm that started us, else the first on PATH (not necessarily beside node). */
+function npmCli(name: 'npm' | 'npx'): string {
+  const started = process.env.npm_execpath;
+  if (started && /npm-cli\.js$/.test(started)) return fs.realpathSync(path.join(path.dirname(started), `${name}-cli.js`));
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return fs.realpathSync(candidate);
+    } catch {
+      // not here
+    }
+  }
+  throw new Error(`no ${name} on PATH`);
+}
 
 describe('npm pack, offline install without a compiler', () => {
   let tmp: string;
@@ -88,8 +104,8 @@ describe('npm pack, offline install without a compiler', () => {
     fs.mkdirSync(bin);
     tripwire = path.join(tmp, 'tripwire.log');
     fs.symlinkSync(process.execPath, path.join(bin, 'node'));
-    fs.symlinkSync(fs.realpathSync(path.join(path.dirname(process.execPath), 'npm')), path.join(bin, 'npm'));
-    fs.symlinkSync(fs.realpathSync(path.join(path.dirname(process.execPath), 'npx')), path.join(bin, 'npx'));
+    fs.symlinkSync(npmCli('npm'), path.join(bin, 'npm'));
+    fs.symlinkSync(npmCli('npx'), path.join(bin, 'npx'));
     fs.symlinkSync('/bin/sh', path.join(bin, 'sh'));
     for (const tool of COMPILERS) {
       fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> "${tripwire}"\nexit 127\n`, { mode: 0o755 });
@@ -125,7 +141,7 @@ describe('npm pack, offline install without a compiler', () => {
     expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
     expect(fs.existsSync(tripwire) ? fs.readFileSync(tripwire, 'utf8') : '').toBe('');
     const pkg = path.join(app, 'node_modules', 'node-ksm');
-    expect(fs.existsSync(path.join(pkg, 'prebuilds', 'linux-x64', 'node-ksm.node'))).toBe(true);
+    expect(fs.existsSync(path.join(pkg, 'prebuilds', `linux-${process.arch}`, 'node-ksm.node'))).toBe(true);
     expect(fs.existsSync(path.join(pkg, 'build'))).toBe(false);
     expect(install.stdout).toContain('node-gyp-build');
     expect(install.stdout + install.stderr).not.toMatch(/gyp info|gyp ERR|prebuildify/);
@@ -171,10 +187,10 @@ describe('npm pack, offline install without a compiler', () => {
       const result = must(await run(path.join(tmp, 'bin', 'node'), [file], { cwd: app, env }), file);
       expect(JSON.parse(result.stdout), file).toEqual({
         supported: true,
-        length: 3 * 4096 + 5,
+        length: 3 * PAGE + 5,
         aligned: true,
         mergeable: true,
-        addon: path.join(fs.realpathSync(app), 'node_modules', 'node-ksm', 'prebuilds', 'linux-x64', 'node-ksm.node'),
+        addon: path.join(fs.realpathSync(app), 'node_modules', 'node-ksm', 'prebuilds', `linux-${process.arch}`, 'node-ksm.node'),
         code: 'ERR_KSM_UNSUPPORTED',
         sameCopy: true,
         instanceOwn: true,

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { KsmError, KsmNoSuchProcessError, ksmStat, parseKsmStat, type KsmStat } from '../lib/index.js';
-import { FIXTURES, rawKsmStat, requireKsm } from './helpers/ksm.js';
+import { FIXTURES, PAGE, rawKsmStat, requireKsm } from './helpers/ksm.js';
 
 const KERNELS = path.join(FIXTURES, 'kernels');
 const PID = 4242;
@@ -143,7 +143,8 @@ describe('ksmStat() on this machine', () => {
 
   it('another process, and the same process once it has gone', async (ctx) => {
     requireKsm(ctx);
-    const sleeper = fork(path.join(FIXTURES, 'holder.cjs'), [JSON.stringify({ mode: 'alloc', size: 4 * 4096, seed: 1 })], {
+    const sleeper = fork(path.join(FIXTURES, 'holder.cjs'), [JSON.stringify({ mode: 'alloc', size: 4 * PAGE, seed: 1 })], {
+      execArgv: [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { profit, type ProfitReport, type RegionProfit } from '../lib/index.js';
-import { PAGE, rawKsmStat, rawSmapsRange, requireKsm, startFixture, startSparse, untilKsm, type Holder } from './helpers/ksm.js';
+import { needs, PAGE, rawKsmStat, rawSmapsRange, requireKsm, startFixture, startSparse, untilKsm, type Holder } from './helpers/ksm.js';
 
 const PAGES = { all: 64, pair: 48, unique: 32 } as const;
 // Full scans slow down when other runs hold much mergeable memory.
@@ -224,9 +224,9 @@ describe('profit() in three workers with labelled buffers', () => {
 describe('profit() exact of a sparse 64 GiB mapping', () => {
   it('attributes its KSM pages exactly, with PAGEMAP_SCAN and with the linear read', async (ctx) => {
     requireKsm(ctx);
-    if (process.geteuid?.() !== 0) ctx.skip();
+    needs(ctx, process.geteuid?.() === 0, 'root, for pagemap PFNs and /proc/kpageflags');
     // No zero group: the twins are the only pages KSM can merge.
-    const sparse = await startSparse(['mergeable', 'nozero']);
+    const sparse = await startSparse(ctx, ['mergeable', 'nozero']);
     const saved = process.env.NODE_KSM_PAGEMAP_SCAN;
     const figures: unknown[] = [];
     try {

@@ -23,7 +23,7 @@ import { parse as parseYaml } from 'yaml';
 import { profitByGroup, type StatusJson } from '../lib/index.js';
 import { runCli } from './helpers/cli.js';
 import { startExporter } from './helpers/exporter.js';
-import { PAGE, ROOT, rawKsmStat, requireKsm, startFixture, untilKsm, type Holder } from './helpers/ksm.js';
+import { PAGE, ROOT, rawKsmStat, needs, requireKsm, startFixture, untilKsm, type Holder } from './helpers/ksm.js';
 import { requireTool } from './helpers/tools.js';
 
 const RUN = `node-ksm-test-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -115,7 +115,7 @@ describe('a real Prometheus scraping node-ksm exporter (cgroups shaped like two 
     requireKsm(ctx);
     if (!requireTool(ctx, 'prometheus', 'prometheus') || !requireTool(ctx, 'promtool', 'prometheus')) return;
     const mount = cgroup2Mount();
-    if (mount === undefined) throw new Error('no cgroup v2 hierarchy is mounted: the test needs one to make cgroups in');
+    needs(ctx, mount !== undefined, 'a cgroup v2 hierarchy (a cgroup2 mount in /proc/self/mountinfo) to make cgroups in');
 
     // Two pods (one with two containers), one unit, under a parent of this run.
     const base = `/${RUN}`;

@@ -3,7 +3,7 @@
  * sysfs write without root, madvise over a mapping with a hole in it. Each
  * gives a clear error, and nothing is lost or corrupted.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,9 +11,12 @@ import { describe, expect, it } from 'vitest';
 
 import { KsmNoSuchProcessError, ksmStat } from '../../lib/index.js';
 import { requireKsm, sysfsNumber } from '../helpers/ksm.js';
+import { buildNativeFixture } from '../helpers/native.js';
+import { packageForNobody } from '../helpers/nobody.js';
+import { requireTool } from '../helpers/tools.js';
 import { HARDENING_FIXTURES, runFixture } from './helpers.js';
 
-/** The environment for tools that must not run under the sanitizers (gdb). */
+/** The environment for programs that must not run under the sanitizers (sleep). */
 function plainEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.LD_PRELOAD;
@@ -85,9 +88,10 @@ describe('/proc read racing with process exit', () => {
 describe('sysfs write refused', () => {
   it('EACCES for a non-root process (uid nobody): clear hint, nothing written; root\'s ksm_stat is EACCES too', async (ctx) => {
     requireKsm(ctx);
+    const pkg = packageForNobody(ctx);
     const before = { sleep: sysfsNumber('sleep_millisecs'), pages: sysfsNumber('pages_to_scan') };
     const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(HARDENING_FIXTURES, 'nobody.cjs'), String(process.pid)], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [path.join(pkg.hardeningFixtures, 'nobody.cjs'), String(process.pid)], { ...pkg.as, env: pkg.env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -117,30 +121,15 @@ describe('sysfs write refused', () => {
 describe('madvise over a mapping with a hole', () => {
   it('ENOMEM with a hint; the mapped parts are still advised and every byte around the hole is intact', async (ctx) => {
     requireKsm(ctx);
-    // The hole is real: gdb munmaps one page of the buffer inside the child
-    // (there is no way to make one from JavaScript, and no test-only code in the addon).
-    const child = spawn(process.execPath, [path.join(HARDENING_FIXTURES, 'hole.cjs')], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
-    const first = await new Promise<{ hole: string; page: number }>((resolve) => {
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        const had = stdout.includes('\n');
-        stdout += chunk;
-        if (!had && stdout.includes('\n')) resolve(JSON.parse(stdout.split('\n')[0]!));
-      });
-    });
-    const gdb = execFileSync('gdb', ['-p', String(child.pid), '-batch', '-nx', '-ex', `print (int)munmap((void*)${first.hole}, ${first.page})`], {
-      env: plainEnv(),
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    expect(gdb).toMatch(/^\$1 = 0$/m);
-    child.stdin.end('go\n');
-    expect(await closed).toBe(0);
-    expect(stderr).toBe('');
-    const r = JSON.parse(stdout.trim().split('\n')[1]!) as Record<string, unknown>;
+    // The hole is real: the child munmaps one page of its buffer through a
+    // test-only addon built here (JavaScript cannot make one, and the
+    // package's addon has no test-only code).
+    requireTool(ctx, 'cc', 'gcc');
+    const helper = buildNativeFixture(path.join(HARDENING_FIXTURES, 'unmap-range.c'), { addon: true });
+    const run = await runFixture('hole.cjs', [helper.file]).finally(() => helper.remove());
+    expect({ code: run.code, signal: run.signal, stderr: run.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+    const r = run.result!;
+    expect(r.unmapError).toBe(0);
     // Two VMAs left, 8 and 7 pages, around the hole.
     expect(r.before).toEqual([{ pages: 8, mg: true }, { pages: 7, mg: true }]);
     const enomem = {
@@ -165,4 +154,3 @@ describe('madvise over a mapping with a hole', () => {
 // allocation; a memory cgroup at its limit OOM-kills instead of failing the
 // fault. unmarkMergeable({ requireHeadroom: true }) is the guard against
 // that: see unmerge.test.ts.
-void runFixture;

@@ -27,9 +27,22 @@ export function mergeAnyEnv(): NodeJS.ProcessEnv {
   return unsanitizedEnv();
 }
 
-export function runFixture(file: string, args: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env, timeoutMs = 110_000): Promise<FixtureRun> {
+/**
+ * Runs fixtures/FILE in node; `prefix` is a command node is started
+ * through (e.g. unshare with a shell that mounts something first and then
+ * execs "$@").
+ */
+export function runFixture(
+  file: string,
+  args: string[],
+  nodeArgs: string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 110_000,
+  prefix: string[] = [],
+): Promise<FixtureRun> {
+  const argv = [...prefix, process.execPath, ...nodeArgs, path.join(HARDENING_FIXTURES, file), ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, path.join(HARDENING_FIXTURES, file), ...args], {
+    const child = spawn(argv[0]!, argv.slice(1), {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: timeoutMs,

@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { setKnobs, systemStat } from '../../lib/index.js';
-import { rawKsmStat, requireKsm, startFixture, sysfsNumber, type Holder } from '../helpers/ksm.js';
+import { setKnobs } from '../../lib/index.js';
+import { PAGE, needs, rawKsmStat, requireKsm, startFixture, sysfsNumber, type Holder } from '../helpers/ksm.js';
 
 const KSM = '/sys/kernel/mm/ksm';
 const raw = (name: string): string => fs.readFileSync(`${KSM}/${name}`, 'utf8').trim();
@@ -19,11 +19,12 @@ afterEach(async () => {
 describe('knob writes the kernel refuses', () => {
   it('EBUSY on merge_across_nodes while pages are shared: hint, nothing changed, merged data intact', async (ctx) => {
     requireKsm(ctx);
+    needs(ctx, fs.existsSync(`${KSM}/merge_across_nodes`), `${KSM}/merge_across_nodes (a kernel built with CONFIG_NUMA)`);
     const before = raw('merge_across_nodes');
     // Two processes with the same 8 MiB: shared pages exist for sure.
     holders = await Promise.all([0, 1].map(() => startFixture('holder.cjs', [JSON.stringify({ mode: 'alloc', size: 8 << 20, seed: 91 })])));
     // Per-process, and tolerant of another run switching KSM off for a moment.
-    const pages = (8 << 20) / 4096;
+    const pages = (8 << 20) / PAGE;
     const deadline = Date.now() + 90_000;
     while (holders.some((holder) => Number(rawKsmStat(holder.pid).ksm_merging_pages ?? 0) < pages)) {
       if (Date.now() > deadline) throw new Error('the holders did not merge in 90 s');
@@ -52,7 +53,7 @@ describe('knob writes the kernel refuses', () => {
 
   it('EINVAL on pages_to_scan while the scan-time advisor is on: hint, pages_to_scan unchanged', async (ctx) => {
     requireKsm(ctx);
-    if (systemStat().advisorMode === undefined) return ctx.skip('this kernel has no advisor_mode (6.8+)');
+    needs(ctx, fs.existsSync(`${KSM}/advisor_mode`), `the scan-time advisor (${KSM}/advisor_mode, Linux 6.8+)`);
     const pagesBefore = raw('pages_to_scan');
     const modeBefore = /\[([^\]]+)\]/.exec(raw('advisor_mode'))![1]!;
     let error: (Error & { code?: string; hint?: string; written?: string[] }) | undefined;

@@ -4,6 +4,8 @@
  * process of its own (merge-any is process-wide), read back raw from
  * /proc/self/ksm_stat and smaps.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { describe, expect, it } from 'vitest';
 
 import { markSensitive, pageSize, spawnUnmerged } from '../../lib/index.js';
@@ -54,9 +56,10 @@ describe('spawnUnmerged', () => {
 
   it('keeps spawn()\'s contract: args, options, stdio, exit code, shell', async (ctx) => {
     requireKsm(ctx);
+    const cwd = fs.realpathSync(os.tmpdir());
     const child = spawnUnmerged(process.execPath, ['-e', 'process.stdout.write(process.argv0 + " " + process.env.X + " " + process.cwd()); process.exit(3)'], {
       env: { ...process.env, X: 'forty-two' },
-      cwd: '/tmp',
+      cwd,
       argv0: 'custom-argv0',
     });
     let out = '';
@@ -65,7 +68,7 @@ describe('spawnUnmerged', () => {
     const closed = new Promise((resolve) => child.once('close', resolve));
     expect(await exited).toEqual([3, null]);
     await closed;
-    expect(out).toBe('custom-argv0 forty-two /tmp');
+    expect(out).toBe(`custom-argv0 forty-two ${cwd}`);
     expect(child.spawnfile).toBe(process.execPath);
 
     const shell = spawnUnmerged('echo', ['$((6 * 7))'], { shell: true });

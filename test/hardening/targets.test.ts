@@ -38,13 +38,19 @@ describe('thread ids are resolved to their process', () => {
     const alone = await estimate(holder.pid);
     const twice = await estimate([holder.pid, tid]);
     expect(twice.processes.map((p) => p.pid)).toEqual([holder.pid]);
-    expect(twice.candidatePages).toBe(alone.candidatePages);
-    expect(twice.predictedSavedPages).toBe(alone.predictedSavedPages);
-    // Counted twice, each of the buffer's 4096 distinct pages would have found a twin.
-    const start = BigInt(holder.ready.start as bigint);
-    const buffer = twice.processes[0]!.vmas.find((vma) => vma.start <= start && vma.end > start)!;
-    expect(buffer.candidatePages).toBeGreaterThanOrEqual((16 << 20) / PAGE);
-    expect(buffer.duplicatePages).toBe(0);
+    // The buffer's figures are the same both times; the rest of the process
+    // (node's own heap) may change between the two estimates. The buffer's
+    // VMA may have grown into a neighbour with the same flags.
+    const buffer = (result: typeof alone): unknown => {
+      const vma = result.processes[0]!.vmas.find((v) => v.start <= (holder.ready.start as bigint) && (holder.ready.start as bigint) < v.end);
+      return vma && { candidatePages: vma.candidatePages, duplicatePages: vma.duplicatePages, predictedSavedPages: vma.predictedSavedPages };
+    };
+    const once = buffer(alone) as { candidatePages: number; duplicatePages: number };
+    expect(once.candidatePages).toBeGreaterThanOrEqual((16 << 20) / PAGE);
+    expect(once.duplicatePages).toBe(0);
+    expect(buffer(twice)).toEqual(once);
+    // Counted twice, the 4096 distinct pages would each have found a twin.
+    expect(twice.predictedSavedPages).toBeLessThan((16 << 20) / PAGE / 8);
   });
 
   it('profit(tid), regions(tid) and ksmStat(tid) report the process', async (ctx) => {

@@ -8,22 +8,18 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { inject, type TestContext } from 'vitest';
 
+import { needs } from './needs.js';
+
 export const ROOT = path.join(__dirname, '..', '..');
 export const DIST = path.join(ROOT, 'dist', 'index.js');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
-/**
- * Skips the test when this machine cannot run KSM for real (not root, no
- * CONFIG_KSM), printing why; with NODE_KSM_REQUIRE=1 (CI) that is a failure.
- */
+export { needs };
+
+/** The test needs KSM for real (Linux, CONFIG_KSM, root, a writable sysfs): see needs(). */
 export function requireKsm(ctx: TestContext): void {
   const ksm = inject('ksm');
-  if (ksm.available) return;
-  if (process.env.NODE_KSM_REQUIRE === '1') {
-    throw new Error(`NODE_KSM_REQUIRE=1 but KSM cannot be used here: ${ksm.reason}`);
-  }
-  console.warn(`skipped "${ctx.task.name}": ${ksm.reason}`);
-  ctx.skip(ksm.reason);
+  needs(ctx, ksm.available, `KSM for real (${ksm.reason})`);
 }
 
 /** /sys/kernel/mm/ksm/NAME as a number, read raw. */
@@ -88,6 +84,8 @@ export interface Holder {
 export async function startFixture(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Holder & { ready: Record<string, unknown> }> {
   const child = fork(path.join(FIXTURES, name), args, {
     env: { ...process.env, ...env },
+    // Not the test worker's node flags (vitest's): a fixture is a plain node process.
+    execArgv: [],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -119,6 +117,13 @@ export async function startFixture(name: string, args: string[] = [], env: NodeJ
   };
 }
 
+/** A pid no process has now (pid_max bounds them; the top of the range is rarely in use). */
+export function unusedPid(): number {
+  let pid = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8')) - 1;
+  while (fs.existsSync(`/proc/${pid}`)) pid--;
+  return pid;
+}
+
 /** Bytes per page, from getconf: not from the code under test. */
 export const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
 
@@ -130,6 +135,34 @@ export function addressOf(view: ArrayBuffer | ArrayBufferView): bigint {
   const requireCjs = createRequire(path.join(ROOT, 'package.json'));
   const native = requireCjs('node-gyp-build')(ROOT) as { viewRange(view: unknown): { address: bigint } };
   return native.viewRange(view).address;
+}
+
+/**
+ * Pages of [start, end) in `pid` that map a KSM page, page by page from
+ * pagemap's PFNs and /proc/kpageflags (KPF_KSM, bit 21): needs root. Unlike
+ * smaps it does not depend on where the kernel joined adjacent VMAs.
+ */
+export function rawKsmPages(pid: number | 'self', start: bigint, end: bigint): number {
+  const page = BigInt(PAGE);
+  const count = Number((end - start) / page);
+  const entries = Buffer.alloc(count * 8);
+  const flags = Buffer.alloc(8);
+  const map = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  const kpageflags = fs.openSync('/proc/kpageflags', 'r');
+  try {
+    fs.readSync(map, entries, 0, entries.length, Number((start / page) * 8n));
+    let ksm = 0;
+    for (let i = 0; i < count; i++) {
+      const entry = entries.readBigUInt64LE(i * 8);
+      if ((entry & (1n << 63n)) === 0n) continue;
+      fs.readSync(kpageflags, flags, 0, 8, Number((entry & ((1n << 55n) - 1n)) * 8n));
+      if ((flags.readBigUInt64LE(0) & (1n << 21n)) !== 0n) ksm++;
+    }
+    return ksm;
+  } finally {
+    fs.closeSync(map);
+    fs.closeSync(kpageflags);
+  }
 }
 
 export interface RawVma {
@@ -291,9 +324,15 @@ export interface SparseHolder extends Holder {
 
 /**
  * Starts test/fixtures/sparse-mapping.py (a 64 GiB MAP_NORESERVE mapping with
- * a few MiB touched, far apart). It holds still until killed.
+ * a few MiB touched, far apart). It holds still until killed. The mapping
+ * needs overcommit (vm.overcommit_memory 0 or 1: mode 2 charges even
+ * MAP_NORESERVE) and no address-space limit below 64 GiB.
  */
-export async function startSparse(args: Array<'mergeable' | 'nozero'> = []): Promise<SparseHolder> {
+export async function startSparse(ctx: TestContext, args: Array<'mergeable' | 'nozero'> = []): Promise<SparseHolder> {
+  const overcommit = fs.readFileSync('/proc/sys/vm/overcommit_memory', 'utf8').trim();
+  const limit = /^Max address space\s+(\S+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  needs(ctx, overcommit !== '2', `vm.overcommit_memory 0 or 1 for a 64 GiB MAP_NORESERVE mapping (it is ${overcommit})`);
+  needs(ctx, limit === undefined || limit === 'unlimited' || Number(limit) > 2 ** 37, `an address-space limit above 64 GiB (ulimit -v: ${limit})`);
   const child = spawn('python3', [path.join(FIXTURES, 'sparse-mapping.py'), ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // Under test:asan, not python: its own 16 TiB shadow would be estimated too.

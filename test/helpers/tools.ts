@@ -1,6 +1,8 @@
-/** Gates for tests that need a program the machine may lack: a skip that says why, a failure under NODE_KSM_REQUIRE=1 (CI). */
+/** Gates for tests that need a program the machine may lack, through needs(): a skip that says why, a failure under NODE_KSM_REQUIRE=1 (CI). */
 import { execFileSync } from 'node:child_process';
 import type { TestContext } from 'vitest';
+
+import { needs } from './needs.js';
 
 export function hasTool(tool: string, args: string[] = ['--version']): boolean {
   try {
@@ -13,10 +15,6 @@ export function hasTool(tool: string, args: string[] = ['--version']): boolean {
 
 /** True when `tool` runs; else skips the test (or fails it in CI) naming the Debian package to install. */
 export function requireTool(ctx: TestContext, tool: string, debianPackage: string, args?: string[]): boolean {
-  if (hasTool(tool, args)) return true;
-  const reason = `${tool} is needed for this test (apt-get install ${debianPackage})`;
-  if (process.env.NODE_KSM_REQUIRE === '1') throw new Error(`NODE_KSM_REQUIRE=1 but ${reason}`);
-  console.warn(`skipped "${ctx.task.name}": ${reason}`);
-  ctx.skip(reason);
-  return false;
+  needs(ctx, hasTool(tool, args), `${tool} (apt-get install ${debianPackage})`);
+  return true;
 }

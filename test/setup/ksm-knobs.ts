@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -147,11 +148,32 @@ function restore(saved: Record<string, string>): void {
   }
 }
 
+/**
+ * A run started from a process with merge-any on (a shell under systemd's
+ * MemoryKSM=yes, for one) hands it to every worker and fixture, and the
+ * tests that start from a process with nothing mergeable would fail. It is
+ * switched off here, before any worker starts.
+ */
+function clearInheritedMergeAny(): void {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/self/ksm_stat', 'utf8');
+  } catch {
+    return;
+  }
+  if (!/^ksm_merge_any:\s*yes$/m.test(text)) return;
+  const root = path.join(__dirname, '..', '..');
+  const addon = createRequire(path.join(root, 'package.json'))('node-gyp-build')(root) as { setMemoryMerge(on: boolean): void };
+  addon.setMemoryMerge(false);
+  console.warn('node-ksm tests: this run inherited merge-any (PR_SET_MEMORY_MERGE) from its parent; it is off for the run');
+}
+
 export default function setup(project: TestProject): () => void {
+  clearInheritedMergeAny();
   const state = availability();
   project.provide('ksm', state);
   if (!state.available) {
-    console.warn(`node-ksm tests: KSM tests will skip: ${state.reason}`);
+    console.warn(`node-ksm tests: the real-KSM tests cannot run: ${state.reason}`);
     return () => {};
   }
 
