@@ -81,6 +81,26 @@ export interface StatusJson {
   unreadable: Array<{ pid: number; code: string }>;
   /** Processes skipped because their memory map stayed locked past the per-process deadline (comm raw). */
   stalled: Array<{ pid: number; comm: string }>;
+  /** What merging costs: copy-on-write breaks and ksmd's CPU. */
+  costs: KsmCostsJson;
+}
+
+/** What merging costs, as the kernel counts it (counters since boot). */
+export interface KsmCostsJson {
+  /** vmstat cow_ksm: write faults that copied a KSM page. */
+  cowKsm: number | null;
+  /** vmstat ksm_swpin_copy: swap-ins that copied a KSM page. */
+  ksmSwpinCopy: number | null;
+  ksmdPid: number | null;
+  /** ksmd's CPU time since it started (schedstat, else utime + stime). */
+  ksmdCpuSeconds: number | null;
+  /** The counters averaged over ksmd's life (status reads once; top measures between refreshes). */
+  sinceKsmdStart: {
+    seconds: number;
+    cowKsmPerSecond: number | null;
+    ksmSwpinCopyPerSecond: number | null;
+    ksmdCpuPercent: number | null;
+  } | null;
 }
 
 /** One line per refresh of `top --json` (NDJSON): a status plus rates since the last refresh. */
@@ -95,6 +115,10 @@ export interface TopJson extends Omit<StatusJson, 'kind'> {
     pagesSharingPerSecond: number | null;
     /** ksmd's CPU use, percent of one CPU (its schedstat); null where ksmd is not found. */
     ksmdCpuPercent: number | null;
+    /** cow_ksm per second: merged pages broken again by a write. */
+    cowKsmPerSecond: number | null;
+    /** ksm_swpin_copy per second. */
+    ksmSwpinCopyPerSecond: number | null;
   } | null;
 }
 

@@ -68,6 +68,12 @@ export function table(head: string[], rows: string[][], align?: Array<'left' | '
   );
 }
 
+/** Another process's text (a label it published, a path) made safe to print: control characters as \xNN. */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /**
  * JSON for --json: bigints (addresses) as '0x...' hex strings, undefined
  * fields as null so every documented key is present.

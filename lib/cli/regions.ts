@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 import { profit, type ProfitOptions, type RegionProfit } from '../report/profit/index.js';
 import type { RegionsJson } from './json.js';
-import { colors, formatBytes, parseInteger, printJson, table, type GlobalOptions } from './output.js';
+import { colors, formatBytes, parseInteger, printJson, printable, table, type GlobalOptions } from './output.js';
 
 interface RegionsOptions extends GlobalOptions {
   exact?: boolean;
@@ -12,7 +12,7 @@ interface RegionsOptions extends GlobalOptions {
 }
 
 function mapping(region: RegionProfit): string {
-  return region.pathname === '' ? `[${region.kind}]` : region.pathname;
+  return region.pathname === '' ? `[${region.kind}]` : printable(region.pathname);
 }
 
 export async function runRegions(pidText: string, o: RegionsOptions): Promise<void> {
@@ -36,7 +36,7 @@ export async function runRegions(pidText: string, o: RegionsOptions): Promise<vo
         `${r.start.toString(16)}-${r.end.toString(16)}`,
         r.kind,
         mapping(r),
-        r.label === undefined ? '' : c.cyan(r.label),
+        r.label === undefined ? '' : c.cyan(printable(r.label)),
         r.mergeable ? 'yes' : 'no',
         formatBytes(r.size),
         formatBytes(r.mergedBytes),

@@ -7,6 +7,7 @@
  * prom-client is an optional peer dependency, loaded on first use. Figures
  * are read when Prometheus scrapes (collect callbacks), never on a timer.
  */
+import { registerCostMetrics } from './costs.js';
 import type * as PromClient from 'prom-client';
 
 import { KsmMissingDependencyError, KsmNoSuchProcessError, KsmTimeoutError, KsmUnsupportedError } from '../errors.js';
@@ -206,6 +207,7 @@ function registerSystem(r: Resolved): void {
   counter('ksm_full_scans_total', 'Full scans of all mergeable memory (full_scans)', (s) => s.fullScans);
   counter('ksm_pages_scanned_total', 'Pages ksmd scanned (pages_scanned)', (s) => s.pagesScanned);
   counter('ksm_pages_skipped_total', 'Pages smart_scan skipped (pages_skipped)', (s) => s.pagesSkipped);
+  registerCostMetrics(client, registry, prefix, r.root);
 }
 
 const processRegistered = new WeakMap<Registry, Set<string>>();
