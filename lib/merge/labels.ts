@@ -84,7 +84,9 @@ function wholePages(bytes: number): number {
 
 function checkName(label: unknown): string {
   if (typeof label !== 'string') throw invalidType('label', 'of type string', label);
-  if (label.length === 0 || label.length > 256) throw outOfRange('label', 'a string of 1 to 256 characters', label.length);
+  if (label.length === 0 || label.length > 256) {
+    throw outOfRange('label', 'a string of 1 to 256 characters', label === '' ? '""' : `a string of ${label.length} characters`);
+  }
   return label;
 }
 
@@ -150,7 +152,7 @@ export function labelMemory(memory: View | WasmMemory, label: string): LabelledM
  */
 export function labelAllocations<T>(label: string, fn: () => T): T {
   const name = checkName(label);
-  if (typeof fn !== 'function') throw invalidType('fn', 'a function', fn);
+  if (typeof fn !== 'function') throw invalidType('fn', 'of type function', fn);
   requireKsm();
   const before = readOwnSmapsSync(selfTarget()).vmas;
   const result = fn();

@@ -6,6 +6,7 @@
  */
 import { readLabelFile, removeLabelFile, writeLabelFile, type PublishedLabel } from '../kernel/label-file.js';
 import type { ProcessTarget } from '../kernel/target.js';
+import { checkBoolean } from '../validate.js';
 import { liveLabels, setLabelChangeHook, type LabelledRange } from './labels.js';
 
 /** How often the labels are compared with what was written (GC drops labels without a call). */
@@ -41,8 +42,8 @@ function onExit(): void {
  * @returns the file the labels are written to, undefined when not publishing
  *   or when no directory was writable.
  */
-export function publishLabels(on = true): string | undefined {
-  if (!on) {
+export function publishLabels(on?: boolean): string | undefined {
+  if ((checkBoolean('on', on) ?? true) === false) {
     if (publisher !== undefined) {
       clearInterval(publisher.timer);
       setLabelChangeHook(undefined);
