@@ -84,9 +84,19 @@ describe('the kinds of a real Node process', () => {
     requireKsm(ctx);
     const chunk = at(BigInt(ready.big.labelled));
     expect(chunk.kind).toBe('malloc-chunk');
-    // malloc's header: the Buffer's bytes start 16 bytes into the mapping (labelled from the next page on).
-    expect(BigInt(ready.big.labelled) - chunk.start).toBe(4096n);
-    expect(chunk.size).toBeGreaterThanOrEqual(ready.big.length + 16);
+    // malloc's header, read raw: the Buffer's bytes start 16 bytes into their chunk (labelled from the next page on),
+    // whose size field is the mapping's size with IS_MMAPPED (2) set.
+    const header = Buffer.alloc(16);
+    const fd = fs.openSync(`/proc/${child.pid}/mem`, 'r');
+    try {
+      fs.readSync(fd, header, 0, 16, Number(BigInt(ready.big.labelled) - 4096n));
+    } finally {
+      fs.closeSync(fd);
+    }
+    const size = header.readBigUInt64LE(8);
+    expect(size & 7n).toBe(2n);
+    expect(size & ~7n).toBeGreaterThanOrEqual(BigInt(ready.big.length + 16));
+    expect(chunk.start <= BigInt(ready.big.labelled) - 4096n && BigInt(ready.big.labelled) - 4096n + (size & ~7n) <= chunk.end).toBe(true);
     expect(chunk.label).toBe('big buffer');
     expect(ready.file).toMatch(/node-ksm.*labels/);
   });

@@ -10,11 +10,20 @@ import type { ProcessTarget } from '../kernel/target.js';
 import { readLayoutFacts } from '../kernel/vma-evidence.js';
 import { classifyVmas, type Classified } from '../kernel/vma.js';
 
-/** Each VMA's classification, by the VMA object. */
-export async function kindsOf(target: ProcessTarget, vmas: readonly SmapsSummary[], deadlineMs?: number): Promise<Map<SmapsSummary, Classified>> {
+/**
+ * Each VMA's classification, by the VMA object. `reads` false: from the
+ * layout alone (no stack pointers, no chunk headers), for callers that only
+ * need the figures of many processes.
+ */
+export async function kindsOf(
+  target: ProcessTarget,
+  vmas: readonly SmapsSummary[],
+  deadlineMs?: number,
+  reads = true,
+): Promise<Map<SmapsSummary, Classified>> {
   const state = bindingState();
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
-  const facts = await readLayoutFacts(target, vmas, pageSize, deadlineMs);
+  const facts = reads ? await readLayoutFacts(target, vmas, pageSize, deadlineMs) : {};
   const classified = classifyVmas(vmas, facts);
   return new Map(vmas.map((vma, i) => [vma, classified[i]!]));
 }

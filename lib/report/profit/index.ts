@@ -89,8 +89,15 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
 /**
  * profit() of a resolved target; every read of its files within
  * `deadlineMs` where one is given (readers of many processes give one).
+ * `layoutReads` false leaves out the reads only some kinds need (stack
+ * pointers, malloc headers): those rows then say what the layout alone tells.
  */
-export async function profitOfTarget(target: ProcessTarget, wantExact: boolean | undefined, deadlineMs: number | undefined): Promise<ProfitReport> {
+export async function profitOfTarget(
+  target: ProcessTarget,
+  wantExact: boolean | undefined,
+  deadlineMs: number | undefined,
+  layoutReads = true,
+): Promise<ProfitReport> {
   // smaps and smaps_rollup walk the page tables separately: read them side by side.
   const [{ vmas }, rollup, stat] = await Promise.all([
     readSmaps(target, deadlineMs),
@@ -109,7 +116,7 @@ export async function profitOfTarget(target: ProcessTarget, wantExact: boolean |
   const item = rmapItemSize(stat, pageSize);
   const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
   const metadataOf = metadataShares(chosen.rows, metadataTotal);
-  const kinds = await kindsOf(target, vmas, deadlineMs);
+  const kinds = await kindsOf(target, vmas, deadlineMs, layoutReads);
   const regions: RegionProfit[] = chosen.rows.map((row) => {
     const figures = chosen.exact === undefined
       ? estimatedFigures(row.vma)
