@@ -106,7 +106,8 @@ describe('the kinds of a real Node process', () => {
     const named = list.filter((r) => r.label === 'table loader');
     expect(named.length).toBeGreaterThan(0);
     expect(named.reduce((sum, r) => sum + r.labels.reduce((s, l) => s + Number(l.end - l.start), 0), 0)).toBeGreaterThanOrEqual(ready.table);
-    for (const region of named) expect(region.kind).toBe('malloc-chunk');
+    // malloc's memory: a chunk of its own, or grown into an arena's heap (where the mmap threshold has risen).
+    for (const region of named) expect(['malloc-chunk', 'malloc-arena', 'heap']).toContain(region.kind);
   });
 
   it('thread stacks hold a stack pointer the test reads raw; the worker has its own', (ctx) => {

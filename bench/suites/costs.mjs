@@ -65,6 +65,7 @@ export async function run(ctx) {
         notes: `4000 pages in identical pairs, from written to 98% merged (ksm_merging_pages); ksmd's schedstat. ksmd also scans every other mergeable page of the machine meanwhile: an upper bound`,
       },
     ],
+    command: `npm run bench -- --only ${id}`,
     method: [
       `Per run, a fresh Node process (bench/workers/cow.cjs) holds 4000 pages in allocMergeable memory; ${repeats} runs, medians.`,
       'Ordinary: every page distinct and present, one byte written into every other page, timed with process.hrtime. Merged: the pages rewritten as identical pairs, waited for until ksm_merging_pages covers 98% of them, then the same writes: each is a copy-on-write break (cow_ksm counts them).',

@@ -137,6 +137,7 @@ export async function run(ctx) {
   ];
   return {
     rows: out,
+    command: `npm run bench -- --only ${id}`,
     method: [
       `One run: a cluster primary started with \`node --require node-ksm/register bench/workers/node-service.cjs\` forks ${workers} workers; each loads geoip-lite, tiktoken (cl100k_base), sql.js with a ${rows}-row table and typescript (transpiling 2,000 functions), naming each library's memory with labelAllocations().`,
       'Anonymous memory: the sum of smaps Anonymous over the workers when all are ready. estimate(pids) runs then; the saving is followed (bench/lib/kernel.mjs groupSaving, page tables) until it grows by less than 1% over two full scans.',

@@ -2,7 +2,8 @@
  * What classifyVmas() needs beyond smaps, read from the process: its
  * threads' stack pointers (/proc/PID/task/TID/syscall) and the malloc chunk
  * headers at the start of its candidate VMAs (/proc/PID/mem, 16 bytes per
- * chunk, never printed). Both need ptrace access to the process (root, or
+ * chunk, never printed; only from pages pagemap shows present, so the read
+ * never faults a page in). Both need ptrace access to the process (root, or
  * the same uid under Yama's ptrace_scope 0); without it that kind is simply
  * not given. Memory reads wait for the process's mmap lock: they stop at the
  * deadline and what was read by then is used.
@@ -46,12 +47,30 @@ export function readStackPointers(target: ProcessTarget): Map<number, bigint> {
   return out;
 }
 
-/** How many mmapped chunks tile [start, end) exactly, or 0. */
-async function tiledChunks(handle: fs.promises.FileHandle, start: bigint, end: bigint, pageSize: number): Promise<number> {
+/** PM_PRESENT (bit 63) of a pagemap entry: the page is in RAM (not swapped, not untouched). */
+const PM_PRESENT = 1n << 63n;
+
+/** Whether the page holding `address` is present: reading an absent one would fault it in (the zero page, or a swap-in). */
+async function present(pagemap: fs.promises.FileHandle, address: bigint, pageSize: number): Promise<boolean> {
+  const entry = Buffer.alloc(8);
+  const { bytesRead } = await pagemap.read(entry, 0, 8, Number((address / BigInt(pageSize)) * 8n));
+  return bytesRead === 8 && (entry.readBigUInt64LE(0) & PM_PRESENT) !== 0n;
+}
+
+/** How many mmapped chunks tile [start, end) exactly, or 0. Only present pages are read. */
+async function tiledChunks(
+  handle: fs.promises.FileHandle,
+  pagemap: fs.promises.FileHandle,
+  start: bigint,
+  end: bigint,
+  pageSize: number,
+): Promise<number> {
   const header = Buffer.alloc(16);
   let at = start;
   let chunks = 0;
   while (at < end && chunks < MAX_CHUNKS_PER_VMA) {
+    // malloc wrote every header it made: a header page that is not present holds no header to vouch for.
+    if (!(await present(pagemap, at, pageSize))) return 0;
     // User addresses stay below 2^57: exact as a double.
     const { bytesRead } = await handle.read(header, 0, 16, Number(at));
     const size = bytesRead === 16 ? mmappedChunkSize(header, end - at, pageSize) : undefined;
@@ -74,17 +93,24 @@ export async function readMallocChunks(
   const candidates = vmas.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
   if (candidates.length === 0) return out;
   let handle: fs.promises.FileHandle;
+  let pagemap: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(procPath(target.root, target.dir, 'mem'), 'r');
   } catch {
     return out; // no ptrace access: malloc chunks are not told
+  }
+  try {
+    pagemap = await fs.promises.open(procPath(target.root, target.dir, 'pagemap'), 'r');
+  } catch {
+    await handle.close().catch(() => undefined);
+    return out;
   }
   let stopped = false;
   const walk = (async () => {
     for (const vma of candidates) {
       if (stopped) return;
       try {
-        const chunks = await tiledChunks(handle, vma.start, vma.end, pageSize);
+        const chunks = await tiledChunks(handle, pagemap, vma.start, vma.end, pageSize);
         if (chunks > 0) out.set(vma.start, chunks);
       } catch {
         // Unmapped meanwhile, or not readable: not a chunk we can vouch for.
@@ -96,7 +122,7 @@ export async function readMallocChunks(
   } catch {
     stopped = true; // the mmap lock is held: what was read stands
   }
-  void walk.finally(() => handle.close().catch(() => undefined));
+  void walk.finally(() => Promise.all([handle.close(), pagemap.close()]).catch(() => undefined));
   return new Map(out);
 }
 

@@ -8,7 +8,7 @@
 import type { View } from '../binding.js';
 import { readOwnSmapsSync } from '../kernel/smaps-reader.js';
 import { selfTarget } from '../kernel/target.js';
-import { regionKind } from '../kernel/vma.js';
+import { classifyVmas } from '../kernel/vma.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkView, invalidType, outOfRange } from '../validate.js';
 import { WeakRanges } from './weak-ranges.js';
@@ -139,8 +139,8 @@ export function labelMemory(memory: View | WasmMemory, label: string): LabelledM
  * Runs `fn` and names the private anonymous memory it mapped (a library's
  * tables loaded at require time, a WebAssembly instance's memory): the
  * address ranges of this process's smaps that are anonymous after `fn` and
- * were not before. V8's own heap pages are left out (they hold every
- * module's objects, not the library's). Synchronous work only: anything
+ * were not before: malloc's memory and WebAssembly memories. V8's own heap
+ * pages are left out (they hold every module's objects, not the library's). Synchronous work only: anything
  * else mapping meanwhile would be named too.
  *
  * The names are address ranges, kept until a later label covers them: use
@@ -158,16 +158,27 @@ export function labelAllocations<T>(label: string, fn: () => T): T {
   const result = fn();
   if (result instanceof Promise) throw invalidType('fn', 'a synchronous function (it returned a Promise)', result);
   const after = readOwnSmapsSync(selfTarget()).vmas;
-  for (const vma of after) {
-    if (regionKind(vma).kind !== 'anonymous' || !vma.perms.startsWith('rw') || vma.vmFlags.includes('dc')) continue;
+  const kinds = classifyVmas(after);
+  after.forEach((vma, i) => {
+    if (!vma.perms.startsWith('rw') || !allocatedBy(kinds[i]!.kind, vma.vmFlags)) return;
     for (const [start, end] of newParts(vma.start, vma.end, before)) {
       labels.removeOverlapping(start, end);
       removeScoped(start, end);
       scoped.push({ start, end, label: name });
     }
-  }
+  });
   changed();
   return result;
+}
+
+/**
+ * Memory a library's code can have mapped: malloc's (its heaps, its chunks:
+ * anonymous memory without V8's MADV_DONTFORK `dc`) and WebAssembly memories;
+ * not V8's heap pages (`dc`), which hold every module's objects.
+ */
+function allocatedBy(kind: string, vmFlags: readonly string[]): boolean {
+  if (kind === 'wasm-memory' || kind === 'heap' || kind === 'malloc-arena') return true;
+  return kind === 'anonymous' && !vmFlags.includes('dc');
 }
 
 /** The parts of [start, end) no VMA of `before` covered. */
