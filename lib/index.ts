@@ -26,6 +26,9 @@ export {
   type UnmarkResult,
 } from './merge/buffers.js';
 export { markSensitive, spawnUnmerged, type SensitiveOptions, type SensitiveRange } from './merge/security.js';
+// Naming memory the application does not own, without advising it; published for other processes' reports.
+export { labelMemory, labelAllocations, type LabelledMemory, type WasmMemory } from './merge/labels.js';
+export { publishLabels } from './merge/published.js';
 export { type UnmergeOptions, type UnmergePreflight } from './merge/headroom.js';
 export { waitForMerge, type WaitForMergeOptions, type WaitForMergeResult } from './merge/wait.js';
 

@@ -40,6 +40,33 @@ const PROCS = [
 ];
 
 describe('node-ksm status (fixture tree)', () => {
+  it('--json costs: cow_ksm and ksm_swpin_copy from vmstat, ksmd CPU from its schedstat, averaged over its life', async () => {
+    const root = tree({}, [...PROCS, { pid: 38, comm: 'ksmd' }]);
+    fs.writeFileSync(path.join(root, 'proc', 'vmstat'), 'nr_free_pages 100\ncow_ksm 1200\nksm_swpin_copy 3\n');
+    fs.writeFileSync(path.join(root, 'proc', 'uptime'), '1000.50 1900.00\n');
+    fs.writeFileSync(path.join(root, 'proc', '38', 'schedstat'), '20000000000 5000 40\n');
+    // Started 0.5 s after boot (50 ticks): 1000 s of life.
+    fs.writeFileSync(path.join(root, 'proc', '38', 'stat'), `38 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 1900 0 0 25 5 1 0 50 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 0 3 0 0 0 0 0 0 0 0 0 0 0 0 0\n`);
+    const result = await runCli(['--root', root, 'status', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const { costs } = JSON.parse(result.stdout) as StatusJson;
+    expect(costs).toEqual({
+      cowKsm: 1200,
+      ksmSwpinCopy: 3,
+      ksmdPid: 38,
+      ksmdCpuSeconds: 20,
+      sinceKsmdStart: { seconds: 1000, cowKsmPerSecond: 1.2, ksmSwpinCopyPerSecond: 0.003, ksmdCpuPercent: 2 },
+    });
+    const text = await runCli(['--root', root, 'status']);
+    expect(text.stdout).toMatch(/costs +CoW breaks \(cow_ksm\) 1,200, 1\.20\/s; swap-in copies 3; ksmd CPU 20(\.0)? s \(2\.00% of a CPU\)/);
+  });
+
+  it('--json costs without a ksmd or vmstat counters: null, never 0', async () => {
+    const root = tree({}, PROCS);
+    const result = await runCli(['--root', root, 'status', '--json']);
+    expect((JSON.parse(result.stdout) as StatusJson).costs).toEqual({ cowKsm: null, ksmSwpinCopy: null, ksmdPid: null, ksmdCpuSeconds: null, sinceKsmdStart: null });
+  });
+
   it('--json: scan time computed from the knobs and the kernel ratios', async () => {
     const root = tree({}, PROCS);
     const result = await runCli(['--root', root, 'status', '--json']);
@@ -50,7 +77,7 @@ describe('node-ksm status (fixture tree)', () => {
     expect(status.version).toBe(1);
     // The documented shape, key for key: a key removed or renamed is a version bump.
     expect(Object.keys(status).sort()).toEqual(
-      ['by', 'fairShare', 'generalProfitBytes', 'groups', 'kind', 'ksm', 'pageSize', 'pages', 'processes', 'ratios', 'savedBytes', 'scan', 'stalled', 'time', 'unreadable', 'version'],
+      ['by', 'costs', 'fairShare', 'generalProfitBytes', 'groups', 'kind', 'ksm', 'pageSize', 'pages', 'processes', 'ratios', 'savedBytes', 'scan', 'stalled', 'time', 'unreadable', 'version'],
     );
     expect(Object.keys(status.ksm).sort()).toEqual(
       ['advisorMode', 'advisorTargetScanTimeSec', 'fullScans', 'maxPageSharing', 'pagesToScan', 'run', 'runState', 'sleepMillisecs', 'smartScan', 'useZeroPages'],
@@ -145,9 +172,9 @@ describe('node-ksm top (no terminal)', () => {
     expect(lines[0]!.kind).toBe('node-ksm/top');
     expect(lines[0]!.rates).toBeNull();
     // The fixture does not move: zero pages visited, zero scans.
-    expect(lines[1]!.rates).toMatchObject({ pagesScannedPerSecond: 0, fullScans: 0, pagesSharingPerSecond: 0, ksmdCpuPercent: null });
+    expect(lines[1]!.rates).toMatchObject({ pagesScannedPerSecond: 0, fullScans: 0, pagesSharingPerSecond: 0, ksmdCpuPercent: null, cowKsmPerSecond: null, ksmSwpinCopyPerSecond: null });
     expect(lines[1]!.rates!.intervalSec).toBeGreaterThan(0);
-    expect(Object.keys(lines[1]!.rates!).sort()).toEqual(['fullScans', 'intervalSec', 'ksmdCpuPercent', 'pagesScannedPerSecond', 'pagesSharingPerSecond']);
+    expect(Object.keys(lines[1]!.rates!).sort()).toEqual(['cowKsmPerSecond', 'fullScans', 'intervalSec', 'ksmSwpinCopyPerSecond', 'ksmdCpuPercent', 'pagesScannedPerSecond', 'pagesSharingPerSecond']);
     expect(lines[1]!.processes.map((p) => p.pid)).toEqual([200, 100]);
   });
 });
@@ -274,6 +301,9 @@ describe('node-ksm status (real kernel)', () => {
     const second = JSON.parse(top.stdout.trim().split('\n')[1]!) as TopJson;
     expect(second.rates!.pagesScannedPerSecond).toBeGreaterThan(0);
     expect(second.rates!.ksmdCpuPercent).not.toBeNull();
+    // This machine's vmstat has cow_ksm: a measured rate, never null.
+    expect(second.rates!.cowKsmPerSecond).not.toBeNull();
+    expect(second.rates!.cowKsmPerSecond).toBeGreaterThanOrEqual(0);
     expect(second.processes.some((p) => p.pid === holders[0]!.pid)).toBe(true);
   });
 });

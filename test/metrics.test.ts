@@ -61,6 +61,9 @@ describe('collectDefaultKsmMetrics (fixture tree)', () => {
     expect(value(m, 'ksm_full_scans_total')).toBe(42);
     expect(m.get('ksm_full_scans_total')!.type).toBe('COUNTER');
     expect(value(m, 'ksm_pages_scanned_total')).toBe(500000);
+    // The fixture has no vmstat and no ksmd: the cost counters are absent, never 0.
+    expect(m.has('ksm_cow_total')).toBe(false);
+    expect(m.has('ksm_ksmd_cpu_seconds_total')).toBe(false);
     expect(m.get('ksm_pages_sharing')!.type).toBe('GAUGE');
     expect(value(m, 'nodejs_ksm_process_merging_pages')).toBe(512);
     expect(value(m, 'nodejs_ksm_process_zero_pages')).toBe(3);
@@ -69,6 +72,26 @@ describe('collectDefaultKsmMetrics (fixture tree)', () => {
     expect(value(m, 'nodejs_ksm_process_merge_any')).toBe(1);
     for (const name of m.keys()) expect(name).toMatch(/^(ksm|nodejs_ksm)_[a-z_]+$/);
     for (const family of m.values()) expect(family.help.length).toBeGreaterThan(10);
+  });
+
+  it('exports what merging costs: cow_ksm, ksm_swpin_copy and ksmd CPU as counters', async () => {
+    const root = fixtureWithSelf();
+    fs.writeFileSync(path.join(root, 'proc', 'vmstat'), 'cow_ksm 77\nksm_swpin_copy 2\n');
+    fs.mkdirSync(path.join(root, 'proc', '38'));
+    fs.writeFileSync(path.join(root, 'proc', '38', 'comm'), 'ksmd\n');
+    fs.writeFileSync(path.join(root, 'proc', '38', 'schedstat'), '1500000000 0 1\n');
+    const registry = new Registry();
+    collectDefaultKsmMetrics({ register: registry, root });
+    let m = await scrape(registry);
+    expect(value(m, 'ksm_cow_total')).toBe(77);
+    expect(value(m, 'ksm_swpin_copy_total')).toBe(2);
+    expect(value(m, 'ksm_ksmd_cpu_seconds_total')).toBe(1.5);
+    for (const name of ['ksm_cow_total', 'ksm_swpin_copy_total', 'ksm_ksmd_cpu_seconds_total']) expect(m.get(name)!.type).toBe('COUNTER');
+    // Read on scrape (one reading per scrape, reused for 500 ms).
+    fs.writeFileSync(path.join(root, 'proc', 'vmstat'), 'cow_ksm 90\nksm_swpin_copy 2\n');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    m = await scrape(registry);
+    expect(value(m, 'ksm_cow_total')).toBe(90);
   });
 
   it('reads the kernel at scrape time, not at registration', async () => {

@@ -44,6 +44,10 @@ const SHIPPED = [
   'dist/index.d.ts',
   'dist/index.mjs',
   'dist/index.d.mts',
+  'dist/register.js',
+  'dist/register.d.ts',
+  'dist/register.mjs',
+  'dist/register.d.mts',
   'native/addon.cc',
   `prebuilds/linux-${process.arch}/node-ksm.node`,
 ];
@@ -231,6 +235,49 @@ describe('npm pack, offline install without a compiler', () => {
     }
   });
 
+  it('node-ksm/register from the installed package: --require and --import opt the process in', async (ctx) => {
+    requireKsm(ctx);
+    const script = "const s = require('node:fs').readFileSync('/proc/self/ksm_stat', 'utf8'); console.log(JSON.stringify(/ksm_merge_any: (\\w+)/.exec(s)[1]))";
+    for (const flag of ['--require', '--import']) {
+      const result = must(await run(path.join(tmp, 'bin', 'node'), [flag, 'node-ksm/register', '-e', script], { cwd: app, env }), flag);
+      expect(JSON.parse(result.stdout), flag).toBe('yes');
+    }
+  });
+
+  it('node-ksm/register where KSM cannot be used (no addon): warns once, starts; strict stops; quiet is quiet', async () => {
+    // A copy of the installed tree whose addon is gone: what a platform without a prebuild looks like.
+    const broken = path.join(tmp, 'broken-app');
+    fs.cpSync(app, broken, { recursive: true });
+    fs.rmSync(path.join(broken, 'node_modules', 'node-ksm', 'prebuilds'), { recursive: true, force: true });
+    fs.writeFileSync(
+      path.join(broken, 'cluster-app.cjs'),
+      `const cluster = require('node:cluster');
+       if (cluster.isPrimary) { let left = 2; for (let i = 0; i < 2; i++) cluster.fork().on('exit', () => { if (--left === 0) console.log('started'); }); }
+       else process.exit(0);`,
+    );
+    const node = path.join(tmp, 'bin', 'node');
+    const start = (extra: NodeJS.ProcessEnv): Promise<Result> =>
+      run(node, ['--require', 'node-ksm/register', 'cluster-app.cjs'], { cwd: broken, env: { ...env, ...extra } });
+    const warned = (text: string): number => text.split('NODE_KSM_UNAVAILABLE').length - 1;
+
+    const plain = await start({});
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout.trim()).toBe('started');
+    // Primary and two workers, one warning: the workers inherit NODE_KSM_WARNED.
+    expect(warned(plain.stderr), plain.stderr).toBe(1);
+    expect(plain.stderr).toContain('KSM is not used by this process');
+
+    const quiet = await start({ NODE_KSM_QUIET: '1' });
+    expect(quiet.code).toBe(0);
+    expect(quiet.stdout.trim()).toBe('started');
+    expect(warned(quiet.stderr)).toBe(0);
+
+    const strict = await start({ NODE_KSM_STRICT: '1' });
+    expect(strict.code).not.toBe(0);
+    expect(strict.stdout).toBe('');
+    expect(strict.stderr).toContain('ERR_KSM_UNSUPPORTED');
+  });
+
   it('type-checks a consumer .mts and .cts against the installed types', async () => {
     fs.writeFileSync(
       path.join(app, 'consumer.mts'),
@@ -243,6 +290,9 @@ try { allocMergeable(1); } catch (error) { if (error instanceof KsmError) { cons
 // @ts-expect-error size must be a number
 allocMergeable('4096');
 void buffer; void pages; void info;
+import { registration } from 'node-ksm/register';
+const outcome: 'enabled' | 'off' | 'unavailable' = registration.outcome;
+void outcome;
 `,
     );
     fs.writeFileSync(
@@ -251,6 +301,9 @@ void buffer; void pages; void info;
 const buffer: Buffer = ksm.allocMergeable(4096);
 const range: ksm.MergeableRange = ksm.markMergeable(buffer);
 const address: bigint = range.address;
+import register = require('node-ksm/register');
+const strict: boolean = register.registration.config.strict;
+void strict;
 // @ts-expect-error no such export
 ksm.notAnExport();
 void address;

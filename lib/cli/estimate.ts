@@ -49,8 +49,10 @@ export function progressLine(p: EstimateProgress, width = 30): string {
   return `${phase}[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(share * 100).toFixed(0).padStart(3)}% ${formatCount(p.done)}/${formatCount(p.total)}`;
 }
 
+/** The mapping by what it is: a path, or the kind of anonymous memory, and its label. */
 function mapping(vma: EstimateVma): string {
-  return vma.pathname === '' ? '[anon]' : printable(vma.pathname);
+  const name = vma.pathname === '' ? `[${vma.kind}]` : printable(vma.pathname);
+  return vma.label === undefined ? name : `${name} ${printable(vma.label)}`;
 }
 
 function mergeState(vma: EstimateVma): string {

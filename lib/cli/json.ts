@@ -85,6 +85,8 @@ export interface StatusJson {
   by: 'cgroup' | 'unit' | 'pod' | 'container' | null;
   /** `--by`: the merging processes summed per group, largest saving first; null without it. */
   groups: GroupJson[] | null;
+  /** What merging costs: copy-on-write breaks and ksmd's CPU. */
+  costs: KsmCostsJson;
 }
 
 /** One group of `status --by` / `top --by`: profitByGroup()'s GroupProfit, JSON-encoded. */
@@ -120,6 +122,24 @@ export interface GroupJson {
   savedShare: number | null;
 }
 
+/** What merging costs, as the kernel counts it (counters since boot). */
+export interface KsmCostsJson {
+  /** vmstat cow_ksm: write faults that copied a KSM page. */
+  cowKsm: number | null;
+  /** vmstat ksm_swpin_copy: swap-ins that copied a KSM page. */
+  ksmSwpinCopy: number | null;
+  ksmdPid: number | null;
+  /** ksmd's CPU time since it started (schedstat, else utime + stime). */
+  ksmdCpuSeconds: number | null;
+  /** The counters averaged over ksmd's life (status reads once; top measures between refreshes). */
+  sinceKsmdStart: {
+    seconds: number;
+    cowKsmPerSecond: number | null;
+    ksmSwpinCopyPerSecond: number | null;
+    ksmdCpuPercent: number | null;
+  } | null;
+}
+
 /** One line per refresh of `top --json` (NDJSON): a status plus rates since the last refresh. */
 export interface TopJson extends Omit<StatusJson, 'kind'> {
   kind: 'node-ksm/top';
@@ -132,6 +152,10 @@ export interface TopJson extends Omit<StatusJson, 'kind'> {
     pagesSharingPerSecond: number | null;
     /** ksmd's CPU use, percent of one CPU (its schedstat); null where ksmd is not found. */
     ksmdCpuPercent: number | null;
+    /** cow_ksm per second: merged pages broken again by a write. */
+    cowKsmPerSecond: number | null;
+    /** ksm_swpin_copy per second. */
+    ksmSwpinCopyPerSecond: number | null;
   } | null;
 }
 

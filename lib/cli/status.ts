@@ -10,7 +10,8 @@ import { groupShares, type GroupBy, type ShareRow } from '../report/groups.js';
 import { groupJson, parseBy, renderGroups } from './groups.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { scanTime } from '../tune/tuner.js';
-import type { ProcessJson, StatusJson } from './json.js';
+import { lifetimeRates, readKsmCosts, type KsmCosts } from '../report/costs.js';
+import type { KsmCostsJson, ProcessJson, StatusJson } from './json.js';
 import {
   colors,
   formatBytes,
@@ -131,7 +132,40 @@ export async function collectStatus(options: StatusOptions): Promise<StatusJson>
     stalled,
     by: options.by ?? null,
     groups: options.by === undefined ? null : (await groupShares(rows, options.by, options.root)).map((g) => groupJson(g, withShare)),
+    costs: costsJson(readKsmCosts(options.root)),
   };
+}
+
+// ---- costs: copy-on-write breaks and ksmd's CPU ----
+
+export function costsJson(costs: KsmCosts): KsmCostsJson {
+  const life = lifetimeRates(costs);
+  return {
+    cowKsm: costs.cowKsm ?? null,
+    ksmSwpinCopy: costs.ksmSwpinCopy ?? null,
+    ksmdPid: costs.ksmdPid ?? null,
+    ksmdCpuSeconds: costs.ksmdCpuSeconds ?? null,
+    sinceKsmdStart:
+      life === undefined
+        ? null
+        : {
+            seconds: life.intervalSec,
+            cowKsmPerSecond: life.cowKsmPerSecond ?? null,
+            ksmSwpinCopyPerSecond: life.ksmSwpinCopyPerSecond ?? null,
+            ksmdCpuPercent: life.ksmdCpuPercent ?? null,
+          },
+  };
+}
+
+function costsLine(s: StatusJson, c: Colors): string {
+  const k = s.costs;
+  const life = k.sinceKsmdStart;
+  const rate = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined ? '-' : formatRatio(v, digits));
+  return (
+    `${c.bold('costs')}    CoW breaks (cow_ksm) ${formatCount(k.cowKsm)}, ${rate(life?.cowKsmPerSecond)}/s; ` +
+    `swap-in copies ${formatCount(k.ksmSwpinCopy)}; ksmd CPU ${k.ksmdCpuSeconds === null ? '-' : formatSeconds(k.ksmdCpuSeconds)}` +
+    `${life === null ? '' : ` (${rate(life.ksmdCpuPercent)}% of a CPU)`} ${c.dim('since ksmd started')}`
+  );
 }
 
 export function knobsJson(stat: SystemStat): StatusJson['ksm'] {
@@ -174,6 +208,7 @@ export function renderStatus(s: StatusJson, c: Colors, extra: string[] = []): st
     `${c.bold('saved')}    ${c.green(formatBytes(s.savedBytes))} (pages_sharing + zero pages); ` +
       `general_profit ${formatBytes(s.generalProfitBytes)} after metadata`,
   );
+  lines.push(costsLine(s, c));
   lines.push(...extra);
   lines.push('');
   if (s.processes.length === 0) {

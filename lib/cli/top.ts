@@ -6,8 +6,7 @@
 import type { Command } from 'commander';
 
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
-import { threadCpuTimeNs } from '../kernel/stat.js';
-import { findKsmd } from '../tune/tuner.js';
+import { costRates, readKsmCosts, type KsmCosts } from '../report/costs.js';
 import type { TopJson } from './json.js';
 import { colors, formatCount, formatRatio, parseDuration, parseInteger, toJson, type GlobalOptions } from './output.js';
 import { parseBy } from './groups.js';
@@ -29,7 +28,7 @@ interface TopOptions extends GlobalOptions {
 interface Reading {
   at: number;
   stat: SystemStat;
-  ksmdCpuNs: number | undefined;
+  costs: KsmCosts;
 }
 
 function rates(previous: Reading | undefined, now: Reading): TopJson['rates'] {
@@ -49,8 +48,17 @@ function rates(previous: Reading | undefined, now: Reading): TopJson['rates'] {
       now.stat.pagesSharing === undefined || previous.stat.pagesSharing === undefined
         ? null
         : (now.stat.pagesSharing - previous.stat.pagesSharing) / seconds,
-    ksmdCpuPercent:
-      now.ksmdCpuNs === undefined || previous.ksmdCpuNs === undefined ? null : ((now.ksmdCpuNs - previous.ksmdCpuNs) / 1e9 / seconds) * 100,
+    ...costRatesJson(previous.costs, now.costs),
+  };
+}
+
+/** ksmd's CPU and the CoW breaks between two refreshes. */
+function costRatesJson(previous: KsmCosts, now: KsmCosts): Pick<NonNullable<TopJson['rates']>, 'ksmdCpuPercent' | 'cowKsmPerSecond' | 'ksmSwpinCopyPerSecond'> {
+  const r = costRates(previous, now);
+  return {
+    ksmdCpuPercent: r?.ksmdCpuPercent ?? null,
+    cowKsmPerSecond: r?.cowKsmPerSecond ?? null,
+    ksmSwpinCopyPerSecond: r?.ksmSwpinCopyPerSecond ?? null,
   };
 }
 
@@ -100,11 +108,10 @@ export async function runTop(opts: TopOptions): Promise<void> {
 
   try {
     let previous: Reading | undefined;
-    const ksmd = findKsmd(root);
     for (let i = 0; i < iterations && !stopped; i++) {
       const at = performance.now();
       const status = await collectStatus(statusOptions);
-      const now: Reading = { at, stat: systemStat({ root }), ksmdCpuNs: ksmd === undefined ? undefined : threadCpuTimeNs(ksmd, root) };
+      const now: Reading = { at, stat: systemStat({ root }), costs: readKsmCosts(root) };
       const r = rates(previous, now);
       previous = now;
       if (opts.json === true) {
@@ -113,7 +120,7 @@ export async function runTop(opts: TopOptions): Promise<void> {
         process.stdout.write(`${toJson(line, 0)}\n`);
       } else {
         const extra = [
-          `${c.bold('measured')} ${r === null ? c.dim('(rates after the next refresh)') : `${formatCount(r.pagesScannedPerSecond)} pages/s visited, ksmd ${r.ksmdCpuPercent === null ? '-' : `${r.ksmdCpuPercent.toFixed(1)}%`} CPU, ${formatCount(r.fullScans)} full scans, pages_sharing ${r.pagesSharingPerSecond !== null && r.pagesSharingPerSecond >= 0 ? '+' : ''}${formatRatio(r.pagesSharingPerSecond, 0)}/s over ${formatRatio(r.intervalSec, 1)} s`}`,
+          `${c.bold('measured')} ${r === null ? c.dim('(rates after the next refresh)') : `${formatCount(r.pagesScannedPerSecond)} pages/s visited, ksmd ${r.ksmdCpuPercent === null ? '-' : `${r.ksmdCpuPercent.toFixed(1)}%`} CPU, CoW breaks ${formatRatio(r.cowKsmPerSecond, 1)}/s, ${formatCount(r.fullScans)} full scans, pages_sharing ${r.pagesSharingPerSecond !== null && r.pagesSharingPerSecond >= 0 ? '+' : ''}${formatRatio(r.pagesSharingPerSecond, 0)}/s over ${formatRatio(r.intervalSec, 1)} s`}`,
         ];
         const header = c.dim(`node-ksm top — every ${formatRatio(intervalMs / 1000, 1)} s — ${new Date(status.time).toLocaleTimeString()} — q to quit`);
         const body = `${header}\n\n${renderStatus(status, c, extra)}\n`;

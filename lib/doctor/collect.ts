@@ -22,7 +22,10 @@ import {
 } from '../kernel/system.js';
 import type { ProcessTarget } from '../kernel/target.js';
 import { liveLabels, type LabelledRange } from '../merge/labels.js';
-import { enableMergeCalled } from '../merge/opt-in.js';
+import { disableMergeCalled, enableMergeCalled } from '../merge/opt-in.js';
+import { UNMERGED_ENV } from '../merge/security.js';
+import { readEnvironValue } from '../kernel/environ.js';
+import { readVmstatKsm } from '../kernel/vmstat.js';
 import { residentAnonymous } from './derive.js';
 import { sensitiveRanges } from './sensitive.js';
 import type { SensitiveRange } from './types.js';
@@ -91,6 +94,25 @@ export interface Facts {
   /** Ranges of this process declared sensitive (self only). */
   sensitive: SensitiveRange[];
   candidates: CandidateFacts;
+  /**
+   * Whether the target turned merge-any off on purpose: disableMerge() in
+   * this process, or NODE_KSM_REGISTER=off in its starting environment
+   * (spawnUnmerged() sets it for its children). `known` false: its
+   * environment could not be read.
+   */
+  optedOut: { known: boolean; value: boolean; how: string | undefined };
+  /** cow_ksm and full_scans read twice, a window apart (this machine only). */
+  churn: ChurnSample | undefined;
+}
+
+export interface ChurnSample {
+  seconds: number;
+  cowKsmBefore: number;
+  cowKsmAfter: number;
+  fullScansBefore: number | undefined;
+  fullScansAfter: number | undefined;
+  /** pages_sharing at the end of the window. */
+  pagesSharing: number | undefined;
 }
 
 /** Per-process deadline for the machine-wide pass; smaps waits for the process's mmap_lock. */
@@ -222,13 +244,57 @@ function targetKsmStat(target: ProcessTarget): Promise<KsmStat> {
   return target.self ? Promise.resolve(readKsmStatSync(target)) : readKsmStat(target, SMAPS_DEADLINE_MS);
 }
 
-export async function collect(target: ProcessTarget): Promise<Facts> {
+/** How the target came to be without merge-any, where it chose it. */
+async function optedOut(target: ProcessTarget): Promise<Facts['optedOut']> {
+  if (target.self && disableMergeCalled()) return { known: true, value: true, how: 'disableMerge() called in this process' };
+  const value = target.self && target.root === '/' ? process.env[UNMERGED_ENV] : await readEnvironValue(target, UNMERGED_ENV, SMAPS_DEADLINE_MS);
+  if (value === null) return { known: false, value: false, how: undefined };
+  const off = value !== undefined && ['0', 'off', 'false', 'no'].includes(value.trim().toLowerCase());
+  return { known: true, value: off, how: off ? `${UNMERGED_ENV}=${value} in its environment (spawnUnmerged() or the user's choice)` : undefined };
+}
+
+interface CostReading {
+  at: number;
+  cowKsm: number | undefined;
+  fullScans: number | undefined;
+}
+
+function costReading(root: string, ksm: SystemStat | undefined): CostReading {
+  return { at: performance.now(), cowKsm: readVmstatKsm(root).cowKsm, fullScans: ksm?.fullScans };
+}
+
+/** The second reading of the churn window, at least `windowMs` after the first. */
+async function churnSample(root: string, first: CostReading | undefined, windowMs: number): Promise<ChurnSample | undefined> {
+  if (first === undefined || first.cowKsm === undefined) return undefined;
+  const wait = windowMs - (performance.now() - first.at);
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  const ksm = ksmOrUndefined(root);
+  const last = costReading(root, ksm);
+  if (last.cowKsm === undefined) return undefined;
+  return {
+    seconds: (last.at - first.at) / 1000,
+    cowKsmBefore: first.cowKsm,
+    cowKsmAfter: last.cowKsm,
+    fullScansBefore: first.fullScans,
+    fullScansAfter: last.fullScans,
+    pagesSharing: ksm?.pagesSharing,
+  };
+}
+
+export interface CollectOptions {
+  /** The churn window: cow_ksm is read this far apart (this machine only; 0: not sampled). */
+  churnWindowMs?: number;
+}
+
+export async function collect(target: ProcessTarget, options: CollectOptions = {}): Promise<Facts> {
   const { root, self } = target;
+  const churnWindowMs = options.churnWindowMs ?? 0;
   const procName = target.dir === 'self' && root === '/' ? String(process.pid) : String(target.dir);
   if (!processExists(root, target.dir)) throw new KsmNoSuchProcessError(target.pid);
 
   const kernelRelease = readKernelRelease(root);
   const ksm = ksmOrUndefined(root);
+  const firstCosts = root === '/' && churnWindowMs > 0 && ksm !== undefined ? costReading(root, ksm) : undefined;
   const stat = await targetKsmStat(target);
   const vmas: SmapsVma[] = (await readSmapsAllFields(target, self ? undefined : SMAPS_DEADLINE_MS)).vmas;
   const status = readProcStatusIfReadable(root, target.dir);
@@ -276,5 +342,7 @@ export async function collect(target: ProcessTarget): Promise<Facts> {
     labels: self ? liveLabels() : [],
     sensitive: self ? sensitiveRanges() : [],
     candidates: await countCandidates(root, target, processPages, pageSize, ksm),
+    optedOut: await optedOut(target),
+    churn: await churnSample(root, firstCosts, churnWindowMs),
   };
 }

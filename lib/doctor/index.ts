@@ -14,6 +14,7 @@ export type { DoctorOptions, Evidence, Finding, FindingCode, Fix, SensitiveRange
 
 const DEFAULT_TARGET_SCAN_TIME_SEC = 120;
 const DEFAULT_MAX_SCAN_TIME_SEC = 180;
+const DEFAULT_CHURN_WINDOW_MS = 1000;
 
 function checkSeconds(name: string, value: unknown): number | undefined {
   return optionalNumber(name, value, { min: Number.MIN_VALUE, max: Number.MAX_VALUE, expected: 'a finite number of seconds > 0' });
@@ -37,7 +38,9 @@ export async function doctor(options?: DoctorOptions): Promise<Finding[]> {
   } else if (maxScanTimeSec < targetScanTimeSec) {
     throw outOfRange('options.maxScanTimeSec', `at least options.targetScanTimeSec (${targetScanTimeSec})`, maxScanTimeSec);
   }
+  const churnWindowMs =
+    optionalNumber('options.churnWindowMs', opts.churnWindowMs, { integer: true, min: 0, max: 600_000 }) ?? DEFAULT_CHURN_WINDOW_MS;
   const target = resolveTarget(opts.pid, opts, 'options.pid');
-  const facts = await collect(target);
+  const facts = await collect(target, { churnWindowMs });
   return diagnose(facts, { handlesSecrets, targetScanTimeSec, maxScanTimeSec });
 }

@@ -19,6 +19,8 @@ export type FindingCode =
   | 'SYSFS_READ_ONLY'
   | 'NOT_ROOT'
   | 'MERGE_ANY_INHERITED'
+  | 'MERGE_ANY_LOST'
+  | 'KSM_CHURN'
   | 'NUMA_CROSS_NODE'
   | 'SIDE_CHANNEL_RISK'
   | 'PROCESSES_SKIPPED'
@@ -90,4 +92,10 @@ export interface DoctorOptions {
    * 180: production users aim for 2-3 minutes).
    */
   maxScanTimeSec?: number;
+  /**
+   * Milliseconds between the two readings of cow_ksm that KSM_CHURN is
+   * measured over, on this machine (default 1000, overlapping the rest of
+   * the collection; 0 skips the measure).
+   */
+  churnWindowMs?: number;
 }

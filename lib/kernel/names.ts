@@ -9,6 +9,8 @@ export const KSM_DIR = '/sys/kernel/mm/ksm';
 export const THP_ENABLED_FILE = '/sys/kernel/mm/transparent_hugepage/enabled';
 export const NUMA_NODE_DIR = '/sys/devices/system/node';
 export const OSRELEASE_FILE = '/proc/sys/kernel/osrelease';
+/** The kernel's event counters: cow_ksm, ksm_swpin_copy. */
+export const VMSTAT_FILE = '/proc/vmstat';
 /** What doctor() reads about itself: its mounts and its own uid. */
 export const SELF_MOUNTINFO_FILE = '/proc/self/mountinfo';
 export const SELF_STATUS_FILE = '/proc/self/status';

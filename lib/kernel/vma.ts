@@ -136,3 +136,182 @@ export function anonymousLike(vma: VmaWithFlags): boolean {
   }
 }
 
+
+// ---------------------------------------------------------------------------
+// What a Node process's anonymous memory is, from the layout of its VMAs and
+// a few facts read beside smaps. Each kind is given only where its evidence
+// holds exactly; everything else stays what regionKind() said.
+
+/**
+ * The kinds told from the layout of a Node process's memory, on top of
+ * regionKind()'s (which only ever says `anonymous` for them):
+ * - `wasm-memory`: a WebAssembly memory's accessible pages, followed by the
+ *   PROT_NONE guard region V8 reserves behind each one, up to 8 GiB past its
+ *   start (kFullGuardSize32 of V8's backing-store.cc for a 32-bit memory);
+ * - `v8-code-range`: the accessible pages inside one contiguous reservation
+ *   of exactly V8's code range size (kMaximalCodeRangeSize: 512 MiB on x64
+ *   Node, 128 MiB with pointer compression) that holds executable pages;
+ * - `thread-stack`: the mapping a thread's stack pointer points into, as
+ *   /proc/PID/task/TID/syscall shows it for a thread blocked in the kernel;
+ * - `malloc-arena`: a heap of one of glibc malloc's thread arenas:
+ *   64 MiB-aligned, MAP_NORESERVE (`nr`), its PROT_NONE rest reaching
+ *   exactly 64 MiB (HEAP_MAX_SIZE on 64-bit);
+ * - `malloc-chunk`: chunks glibc malloc mapped on their own (large
+ *   allocations, Node's big Buffers among them): the VMA is tiled exactly by
+ *   chunk headers marked IS_MMAPPED, read from the process's memory.
+ */
+export type LayoutKind = 'wasm-memory' | 'v8-code-range' | 'thread-stack' | 'malloc-arena' | 'malloc-chunk';
+
+/** A VMA as the layout rules see it. */
+export interface LayoutVma extends VmaWithFlags {
+  start: bigint;
+  end: bigint;
+}
+
+/** Facts read beside smaps (lib/kernel/vma-evidence.ts); each optional: without it, its kind is not given. */
+export interface LayoutFacts {
+  /** The stack pointer of each thread blocked in a system call, by thread id. */
+  stackPointers?: ReadonlyMap<number, bigint>;
+  /** VMAs (by start) tiled exactly by glibc mmapped chunks: how many chunks. */
+  mallocChunks?: ReadonlyMap<bigint, number>;
+}
+
+export interface Classified {
+  kind: RegionKind | LayoutKind;
+  anonName: string | undefined;
+  /** For a layout kind and the heap: what it was told from, in words with the figures. */
+  evidence: string | undefined;
+}
+
+const MiB = 1024n * 1024n;
+const GiB = 1024n * MiB;
+/** V8's guard region behind a 32-bit WebAssembly memory reaches this far past its start. */
+export const WASM_GUARD_REACH = 8n * GiB;
+/** V8's code range sizes (kMaximalCodeRangeSize): x64 without and with pointer compression. */
+export const V8_CODE_RANGE_SIZES: readonly bigint[] = [512n * MiB, 128n * MiB];
+/** glibc malloc's HEAP_MAX_SIZE on 64-bit: every thread-arena heap is this large and this aligned. */
+export const MALLOC_HEAP_MAX = 64n * MiB;
+/** A WebAssembly page. */
+const WASM_PAGE = 64n * 1024n;
+
+const hex = (value: bigint): string => `0x${value.toString(16)}`;
+const sizeText = (bytes: bigint): string => (bytes % GiB === 0n ? `${bytes / GiB} GiB` : bytes % MiB === 0n ? `${bytes / MiB} MiB` : `${bytes} bytes`);
+
+const isAnonymous = (vma: LayoutVma): boolean => vma.pathname === '';
+const isGuard = (vma: LayoutVma | undefined): vma is LayoutVma => vma !== undefined && isAnonymous(vma) && vma.perms.startsWith('---');
+
+function wasmEvidence(vmas: readonly LayoutVma[], i: number): string | undefined {
+  const vma = vmas[i]!;
+  const next = vmas[i + 1];
+  const size = vma.end - vma.start;
+  if (!vma.perms.startsWith('rw') || size % WASM_PAGE !== 0n || size > WASM_GUARD_REACH) return undefined;
+  if (!isGuard(next) || next.start !== vma.end || next.end < vma.start + WASM_GUARD_REACH) return undefined;
+  return `${sizeText(size)} accessible, then a PROT_NONE reservation ${hex(next.start)}-${hex(next.end)} reaching ` +
+    `${sizeText(next.end - vma.start)} past its start: V8's guard region behind a WebAssembly memory (8 GiB)`;
+}
+
+function arenaEvidence(vmas: readonly LayoutVma[], i: number): string | undefined {
+  const vma = vmas[i]!;
+  if (!vma.perms.startsWith('rw') || vma.start % MALLOC_HEAP_MAX !== 0n || !vma.vmFlags.includes('nr')) return undefined;
+  const end = vma.start + MALLOC_HEAP_MAX;
+  if (vma.end === end) return `64 MiB-aligned, MAP_NORESERVE (nr), exactly 64 MiB: a full heap of a glibc malloc thread arena (HEAP_MAX_SIZE)`;
+  const next = vmas[i + 1];
+  if (!isGuard(next) || next.start !== vma.end || next.end !== end || !next.vmFlags.includes('nr')) return undefined;
+  return `64 MiB-aligned, MAP_NORESERVE (nr), its PROT_NONE rest ${hex(next.start)}-${hex(next.end)} ending exactly 64 MiB on: ` +
+    'a heap of a glibc malloc thread arena (HEAP_MAX_SIZE)';
+}
+
+/** The spans [first, last] of address-contiguous VMAs that are one V8 code range. */
+function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: number; size: bigint }> {
+  const ranges: Array<{ first: number; last: number; size: bigint }> = [];
+  // A code range holds anonymous memory, and the embedded builtins V8 may remap into it (a file mapping).
+  const part = (vma: LayoutVma): boolean => isAnonymous(vma) || vma.perms === 'r-xp';
+  for (let i = 0; i < vmas.length; i++) {
+    if (!part(vmas[i]!)) continue;
+    let executable = false;
+    for (let j = i; j < vmas.length && part(vmas[j]!) && (j === i || vmas[j]!.start === vmas[j - 1]!.end); j++) {
+      if (isAnonymous(vmas[j]!) && vmas[j]!.perms[2] === 'x') executable = true;
+      const size = vmas[j]!.end - vmas[i]!.start;
+      if (executable && V8_CODE_RANGE_SIZES.includes(size)) {
+        ranges.push({ first: i, last: j, size });
+        i = j;
+        break;
+      }
+      if (size > V8_CODE_RANGE_SIZES[0]!) break;
+    }
+  }
+  return ranges;
+}
+
+function stackEvidence(vma: LayoutVma, stackPointers: ReadonlyMap<number, bigint> | undefined): string | undefined {
+  if (stackPointers === undefined || !vma.perms.startsWith('rw')) return undefined;
+  const threads = [...stackPointers].filter(([, sp]) => sp >= vma.start && sp < vma.end).map(([tid]) => tid);
+  if (threads.length === 0) return undefined;
+  return `holds the stack pointer of thread ${threads.join(', ')} (task/${threads[0]}/syscall)`;
+}
+
+/**
+ * Every VMA's kind, in the order given (smaps order: by address), with the
+ * Node-specific kinds where their evidence holds. Pure: `facts` carries what
+ * was read beside smaps.
+ */
+export function classifyVmas(vmas: readonly LayoutVma[], facts: LayoutFacts = {}): Classified[] {
+  const out: Classified[] = vmas.map((vma) => {
+    const { kind, anonName } = regionKind(vma);
+    const evidence = kind === 'heap' ? 'the brk heap: the main arena of glibc malloc' : undefined;
+    return { kind, anonName, evidence };
+  });
+  for (const range of codeRanges(vmas)) {
+    const first = vmas[range.first]!;
+    const evidence = `inside ${hex(first.start)}-${hex(vmas[range.last]!.end)}, one reservation of exactly ${sizeText(range.size)} ` +
+      "holding executable pages: V8's code range (kMaximalCodeRangeSize)";
+    for (let i = range.first; i <= range.last; i++) {
+      const kind = out[i]!.kind;
+      if (kind === 'anonymous' || kind === 'jit-code') out[i] = { kind: 'v8-code-range', anonName: undefined, evidence };
+    }
+  }
+  vmas.forEach((vma, i) => {
+    if (out[i]!.kind !== 'anonymous') return;
+    const arena = arenaEvidence(vmas, i);
+    if (arena !== undefined) return void (out[i] = { kind: 'malloc-arena', anonName: undefined, evidence: arena });
+    const wasm = wasmEvidence(vmas, i);
+    if (wasm !== undefined) return void (out[i] = { kind: 'wasm-memory', anonName: undefined, evidence: wasm });
+    const stack = stackEvidence(vma, facts.stackPointers);
+    if (stack !== undefined) return void (out[i] = { kind: 'thread-stack', anonName: undefined, evidence: stack });
+    const chunks = facts.mallocChunks?.get(vma.start);
+    if (chunks !== undefined && chunks > 0) {
+      out[i] = {
+        kind: 'malloc-chunk',
+        anonName: undefined,
+        evidence: `tiled exactly by ${chunks} chunk header(s) marked IS_MMAPPED: memory glibc malloc mapped for one allocation each`,
+      };
+    }
+  });
+  return out;
+}
+
+/**
+ * Where the malloc chunk check reads: anonymous read-write VMAs that no
+ * other rule names (V8's own pages, marked MADV_DONTFORK `dc` by Node's
+ * V8, are never malloc's).
+ */
+export function mallocChunkCandidate(vma: LayoutVma): boolean {
+  return isAnonymous(vma) && vma.perms === 'rw-p' && !vma.vmFlags.includes('dc');
+}
+
+/**
+ * One glibc malloc chunk header (prev_size, size; 16 bytes little-endian on
+ * 64-bit): the chunk's size when it is a chunk mapped on its own (IS_MMAPPED
+ * 0x2, neither PREV_INUSE 0x1 nor NON_MAIN_ARENA 0x4, prev_size 0, a whole
+ * number of pages that fits what is left), undefined otherwise.
+ */
+export function mmappedChunkSize(header: Uint8Array, remaining: bigint, pageSize: number): bigint | undefined {
+  if (header.length < 16) return undefined;
+  const view = new DataView(header.buffer, header.byteOffset, 16);
+  const prevSize = view.getBigUint64(0, true);
+  const size = view.getBigUint64(8, true);
+  if (prevSize !== 0n || (size & 7n) !== 2n) return undefined;
+  const bytes = size & ~7n;
+  if (bytes === 0n || bytes % BigInt(pageSize) !== 0n || bytes > remaining) return undefined;
+  return bytes;
+}

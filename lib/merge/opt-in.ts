@@ -16,6 +16,15 @@ const processState = process as unknown as Record<symbol, boolean | undefined>;
 
 function setEnabledHere(value: boolean): void {
   processState[kEnabledHere] = value;
+  processState[kDisabledHere] = !value;
+}
+
+// Whether this process turned merge-any off itself (disableMerge()): its own choice, not a lost flag.
+const kDisabledHere = Symbol.for('node-ksm.disableMergeCalled');
+
+/** Internal: disableMerge() turned merge-any off in this process (and enableMerge() did not turn it on again). */
+export function disableMergeCalled(): boolean {
+  return processState[kDisabledHere] === true;
 }
 
 /** Internal: enableMerge() succeeded in this process and was not undone. */

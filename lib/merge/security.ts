@@ -15,6 +15,9 @@ import type { SmapsVma } from '../kernel/smaps.js';
 import { requireKsm } from '../kernel/support.js';
 import { checkLabel, checkOptions, checkView, invalidType, outOfRange } from '../validate.js';
 
+/** Set to `off` in spawnUnmerged()'s children: node-ksm/register stays off there. */
+export const UNMERGED_ENV = 'NODE_KSM_REGISTER';
+
 /** The exec wrapper's file name, next to the addon (build/Release, prebuilds/<platform>-<arch>). */
 export const EXEC_WRAPPER = 'ksm-unmerged-exec';
 
@@ -227,7 +230,10 @@ export function spawnUnmerged(
   stdio.push('pipe');
 
   const { argv0: _argv0, shell: _shell, ...rest } = opts;
-  const child = spawn(wrapper, [String(statusFd), file, argv0, ...fileArgs], { ...rest, stdio });
+  // node-ksm/register in the child (NODE_OPTIONS is inherited) must not opt it back in;
+  // doctor also reads this to tell an unmerged child from a lost flag.
+  const env = { ...(opts.env ?? process.env), [UNMERGED_ENV]: 'off' };
+  const child = spawn(wrapper, [String(statusFd), file, argv0, ...fileArgs], { ...rest, env, stdio });
   // What spawn() would have said about the command, not about the wrapper.
   Object.defineProperty(child, 'spawnfile', { value: file, configurable: true, enumerable: true, writable: true });
   Object.defineProperty(child, 'spawnargs', {

@@ -5,14 +5,11 @@
  * series (pid, comm) only when asked for: pids churn and would grow a
  * Prometheus server's series without bound.
  */
-import type * as PromClient from 'prom-client';
 
 import { KsmUnsupportedError } from '../errors.js';
 import { cgroupMounts, type CgroupMounts } from '../kernel/cgroup.js';
 import { ksmProcesses } from '../report/processes.js';
 import { collectShares, groupShares, type GroupProfit, type ShareRow } from '../report/groups.js';
-import { threadCpuTimeNs } from '../kernel/stat.js';
-import { findKsmd } from '../tune/tuner.js';
 import { checkBoolean, checkOptions, optionalNumber } from '../validate.js';
 import { registerSystem, resolve, type CommonMetricsOptions, type Resolved } from './system.js';
 
@@ -169,26 +166,6 @@ function registerProcesses(r: Resolved, read: () => Promise<Reading>, withShare:
   }
 }
 
-function registerKsmd(client: typeof PromClient, registry: Resolved['registry'], prefix: string, root: string): void {
-  let ksmd = findKsmd(root);
-  if (ksmd === undefined) return; // no ksmd thread (no CONFIG_KSM, or a container without hostPID)
-  new client.Counter({
-    name: `${prefix}ksm_ksmd_cpu_seconds_total`,
-    help: "CPU time ksmd has used (its schedstat): KSM's cost in CPU",
-    registers: [registry],
-    collect() {
-      let ns = ksmd === undefined ? undefined : threadCpuTimeNs(ksmd, root);
-      if (ns === undefined) {
-        ksmd = findKsmd(root);
-        ns = ksmd === undefined ? undefined : threadCpuTimeNs(ksmd, root);
-      }
-      if (ns === undefined) return;
-      this.reset();
-      this.inc(ns / 1e9);
-    },
-  });
-}
-
 /**
  * Registers the machine's KSM metrics (as collectDefaultKsmMetrics), ksmd's
  * CPU time, counts of merging, mergeable and unreadable processes, and per
@@ -226,7 +203,6 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
     'Processes skipped in this scrape: their memory map stayed locked past the per-process deadline (they are not waited for)',
     (reading) => reading.stalled,
   );
-  registerKsmd(client, registry, prefix, root);
   registerGroups(r, read, withShare, maxGroups);
   if (perProcess) registerProcesses(r, read, withShare);
 }

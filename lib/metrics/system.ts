@@ -10,6 +10,7 @@ import { pageSize } from '../merge/buffers.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { scanTime } from '../tune/tuner.js';
 import { KSM_DIR } from '../kernel/names.js';
+import { registerCostMetrics } from './costs.js';
 import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 import { applicationPromClient, clientOfRegistry, type Client } from './prom-client.js';
 
@@ -171,5 +172,6 @@ export function registerSystem(r: Resolved): void {
   counter('ksm_full_scans_total', 'Full scans of all mergeable memory (full_scans)', (s) => s.fullScans);
   counter('ksm_pages_scanned_total', 'Pages ksmd scanned (pages_scanned)', (s) => s.pagesScanned);
   counter('ksm_pages_skipped_total', 'Pages smart_scan skipped (pages_skipped)', (s) => s.pagesSkipped);
+  registerCostMetrics(client, registry, prefix, r.root);
 }
 

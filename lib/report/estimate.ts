@@ -10,7 +10,10 @@ import { readKsmStat } from '../kernel/ksm-stat.js';
 import type { SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
 import { distinctTargets, type ProcessTarget } from '../kernel/target.js';
-import { ksmCompatible, whyNotMergeable } from '../kernel/vma.js';
+import { ksmCompatible, regionKind, whyNotMergeable, type Classified } from '../kernel/vma.js';
+import { labelsOf } from '../merge/published.js';
+import { kindsOf } from './kinds.js';
+import type { RegionKind } from './regions.js';
 import { requireKsm } from '../kernel/support.js';
 import { systemStat } from '../kernel/sysfs.js';
 import {
@@ -96,6 +99,12 @@ export interface EstimateVma extends EstimateCounts {
   end: bigint;
   perms: string;
   pathname: string;
+  /** What the VMA is, Node's kinds included (as regions() says it). */
+  kind: RegionKind;
+  /** What the kind was told from (Node's layout kinds, the heap). */
+  kindEvidence: string | undefined;
+  /** Labels this process gave (or published for) memory in the VMA, comma-separated. */
+  label: string | undefined;
   vmFlags: string[];
   /** `mg`: KSM may merge this VMA now. */
   mergeable: boolean;
@@ -365,7 +374,12 @@ export async function estimate(
   // A thread id names its process: each process is estimated once.
   const resolved = distinctTargets('/', pids);
   const plans: Plan[] = [];
-  for (const target of resolved) plans.push(plan(target.pid, await readVmas(target), onlyMergeable, minRegionBytes, page));
+  const names: VmaNames[] = [];
+  for (const target of resolved) {
+    const vmas = await readVmas(target);
+    plans.push(plan(target.pid, vmas, onlyMergeable, minRegionBytes, page));
+    names.push({ kinds: await kindsOf(target, vmas), labels: labelsOf(target) });
+  }
   const mergeAny = await Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
 
   let progressError: unknown;
@@ -404,7 +418,7 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
-  return assemble(raw, plans, mergeAny, {
+  return assemble(raw, plans, names, mergeAny, {
     page,
     useZeroPages,
     maxPageSharing,
@@ -413,9 +427,21 @@ export async function estimate(
   });
 }
 
+/** What each VMA of a target is, and the labels inside it. */
+interface VmaNames {
+  kinds: Map<SmapsSummary, Classified>;
+  labels: ReadonlyArray<{ start: bigint; end: bigint; label: string }>;
+}
+
+function labelIn(names: VmaNames | undefined, vma: SmapsSummary): string | undefined {
+  const inside = names?.labels.filter((l) => l.start < vma.end && l.end > vma.start).map((l) => l.label) ?? [];
+  return inside.length === 0 ? undefined : [...new Set(inside)].join(', ');
+}
+
 function assemble(
   raw: NativeEstimateResult,
   plans: Plan[],
+  names: VmaNames[],
   mergeAny: Array<boolean | undefined>,
   config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number },
 ): EstimateResult {
@@ -471,11 +497,15 @@ function assemble(
       if (mergeable) proc.candidatePagesMergeableNow += counts.candidatePages;
       else if (compatible) proc.candidatePagesAfterEnableMerge += counts.candidatePages;
       addCounts(proc, counts);
+      const classified = names[t]?.kinds.get(vma);
       proc.vmas.push({
         start: vma.start,
         end: vma.end,
         perms: vma.perms,
         pathname: vma.pathname,
+        kind: classified?.kind ?? regionKind(vma).kind,
+        kindEvidence: classified?.evidence,
+        label: labelIn(names[t], vma),
         vmFlags: vma.vmFlags,
         mergeable,
         ksmCompatible: compatible,

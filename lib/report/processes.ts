@@ -123,7 +123,8 @@ export async function fairShare(
   const target: ProcessTarget = pid === undefined
     ? { pid: process.pid, dir: 'self', root, self: root === '/', thread: undefined }
     : { pid, dir: pid, root, self: root === '/' && pid === process.pid, thread: undefined };
-  const report = await profitOfTarget(target, options.exact, options.deadlineMs ?? PROCESS_DEADLINE_MS);
+  // Only the figures are wanted here: no reads of the process's threads or memory for kinds.
+  const report = await profitOfTarget(target, options.exact, options.deadlineMs ?? PROCESS_DEADLINE_MS, false);
   const labels = new Map<string, { label: string; mergedBytes: number; savedBytes: number }>();
   for (const region of report.regions) {
     if (region.label === undefined) continue;

@@ -12,11 +12,22 @@
 import type { SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
 import { resolveTarget } from '../kernel/target.js';
-import { liveLabels, type LabelledRange } from '../merge/labels.js';
-import { regionKind, type RegionKind } from '../kernel/vma.js';
+import type { LabelledRange } from '../merge/labels.js';
+import { labelsOf } from '../merge/published.js';
+import { regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import type { RootOption } from '../validate.js';
+import { kindsOf } from './kinds.js';
 
-export { regionKind, type RegionKind };
+export { regionKind };
+
+/**
+ * What a region is: the kernel's own areas and file mappings as smaps names
+ * them (kernel/vma.ts RegionKind), and in a Node process the kinds its
+ * layout tells apart (LayoutKind: `wasm-memory`, `v8-code-range`,
+ * `thread-stack`, `malloc-arena`, `malloc-chunk`), each with its evidence.
+ * Anything that cannot be told reliably stays `anonymous`.
+ */
+export type RegionKind = VmaKind | LayoutKind;
 
 /** A labelled range of ours inside a region, clipped to the region. */
 export interface RegionLabel {
@@ -38,6 +49,8 @@ export interface Region {
   /** As the kernel printed it: a path, `[heap]`, `[anon:name]`, or '' for anonymous memory. */
   pathname: string;
   kind: RegionKind;
+  /** What the kind was told from, with the figures (layout kinds and the heap); undefined where smaps alone says it. */
+  kindEvidence: string | undefined;
   /** The name of a `[anon:name]` or `[anon_shmem:name]` region. */
   anonName: string | undefined;
   /** smaps figures in bytes; undefined where this kernel printed no such line. */
@@ -87,8 +100,8 @@ export function labelsWithin(labels: readonly LabelledRange[], start: bigint, en
   return out;
 }
 
-export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[]): Region {
-  const { kind, anonName } = regionKind(vma);
+export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[], classified?: Classified): Region {
+  const { kind, anonName, evidence } = classified ?? { ...regionKind(vma), evidence: undefined };
   const inside = labels.length > 0 ? labelsWithin(labels, vma.start, vma.end) : [];
   return {
     start: vma.start,
@@ -100,6 +113,7 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[]): R
     inode: vma.inode,
     pathname: vma.pathname,
     kind,
+    kindEvidence: evidence,
     anonName,
     rss: vma.rss,
     pss: vma.pss,
@@ -120,7 +134,8 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[]): R
 
 /**
  * Every VMA of a process (default: this one), from its smaps, in
- * address order. Labels are ours, so they appear for this process only.
+ * address order, each with its kind. Labels are this process's own, or
+ * another's where it publishes them (publishLabels(), node-ksm/register).
  *
  * @throws KsmNoSuchProcessError when the process does not exist.
  * @throws SystemError EACCES for another user's process without root.
@@ -128,6 +143,7 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[]): R
 export async function regions(pid?: number, options?: RootOption): Promise<RegionsResult> {
   const target = resolveTarget(pid, options);
   const { vmas, skippedLines } = await readSmaps(target);
-  const labels = target.self ? liveLabels() : [];
-  return { pid: target.pid, regions: vmas.map((vma) => toRegion(vma, labels)), skippedLines };
+  const labels = labelsOf(target);
+  const kinds = await kindsOf(target, vmas);
+  return { pid: target.pid, regions: vmas.map((vma) => toRegion(vma, labels, kinds.get(vma))), skippedLines };
 }

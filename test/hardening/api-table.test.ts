@@ -74,6 +74,15 @@ const TABLE: Record<string, Param[]> = {
     options((bad) => api.markSensitive(VIEW, bad as never)),
     p('options.label', 'string', (bad) => api.markSensitive(VIEW, { label: bad } as never), { optional: true }),
   ],
+  labelMemory: [
+    p('memory', 'view', (bad) => api.labelMemory(bad as never, 'x')),
+    p('label', 'string', (bad) => api.labelMemory(VIEW, bad as string), { outOfRange: [['', 'a string of 1 to 256 characters']] }),
+  ],
+  labelAllocations: [
+    p('label', 'string', (bad) => api.labelAllocations(bad as string, () => 1), { outOfRange: [['', 'a string of 1 to 256 characters']] }),
+    p('fn', 'function', (bad) => api.labelAllocations('x', bad as never)),
+  ],
+  publishLabels: [p('on', 'boolean', (bad) => api.publishLabels(bad as boolean), { optional: true })],
   spawnUnmerged: [
     p('command', 'string', (bad) => api.spawnUnmerged(bad as string), { outOfRange: [['', 'a non-empty string']] }),
     // spawn(command, options) is the other overload: objects and null are options.
@@ -165,6 +174,10 @@ const TABLE: Record<string, Param[]> = {
       optional: true,
       // Below the scan time it aims at (default 120 s) it would always fire.
       outOfRange: [...SECONDS_RANGE, [60, 'at least options.targetScanTimeSec (120)']],
+    }),
+    p('options.churnWindowMs', 'number', (bad) => api.doctor({ churnWindowMs: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'an integer from 0 to 600000'], [1.5, 'an integer from 0 to 600000'], [NaN, 'an integer from 0 to 600000']],
     }),
   ],
   // profit and regions

@@ -7,7 +7,8 @@
 import type { Rule } from '../rule.js';
 import { trackedPages, volatilePages } from './efficiency.js';
 import { notRoot, sysfsReadOnly } from './environment.js';
-import { mergeAnyInherited } from './inheritance.js';
+import { ksmChurn } from './churn.js';
+import { mergeAnyInherited, mergeAnyLost } from './inheritance.js';
 import { ksmNotBuilt, ksmStopped } from './ksmd.js';
 import { merging } from './merging.js';
 import { notMergeable, nothingMergeable, untouchedRegion } from './mergeable.js';
@@ -27,6 +28,8 @@ export const RULES: readonly Rule[] = [
   notMergeable,
   untouchedRegion,
   scanTooSlow,
+  mergeAnyLost,
+  ksmChurn,
   trackedPages,
   volatilePages,
   thpInMergeable,

@@ -19,9 +19,9 @@ import { readProcFileIfPresent } from '../../kernel/proc-read.js';
 import { parseSmaps, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
-import { liveLabels } from '../../merge/labels.js';
+import { labelsOf } from '../../merge/published.js';
 import { checkBoolean, checkOptions } from '../../validate.js';
-import { regionKind } from '../regions.js';
+import { kindsOf } from '../kinds.js';
 import {
   estimatedFigures,
   exactFigures,
@@ -89,8 +89,15 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
 /**
  * profit() of a resolved target; every read of its files within
  * `deadlineMs` where one is given (readers of many processes give one).
+ * `layoutReads` false leaves out the reads only some kinds need (stack
+ * pointers, malloc headers): those rows then say what the layout alone tells.
  */
-export async function profitOfTarget(target: ProcessTarget, wantExact: boolean | undefined, deadlineMs: number | undefined): Promise<ProfitReport> {
+export async function profitOfTarget(
+  target: ProcessTarget,
+  wantExact: boolean | undefined,
+  deadlineMs: number | undefined,
+  layoutReads = true,
+): Promise<ProfitReport> {
   // smaps and smaps_rollup walk the page tables separately: read them side by side.
   const [{ vmas }, rollup, stat] = await Promise.all([
     readSmaps(target, deadlineMs),
@@ -100,7 +107,7 @@ export async function profitOfTarget(target: ProcessTarget, wantExact: boolean |
   ]);
   const state = bindingState();
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
-  const labels = target.self ? liveLabels() : [];
+  const labels = labelsOf(target);
   const missing = missingFigures(vmas, stat);
   const reported = vmas.filter((vma) => (vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg'));
   const zeroPages = stat.zeroPages ?? 0;
@@ -109,6 +116,7 @@ export async function profitOfTarget(target: ProcessTarget, wantExact: boolean |
   const item = rmapItemSize(stat, pageSize);
   const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
   const metadataOf = metadataShares(chosen.rows, metadataTotal);
+  const kinds = await kindsOf(target, vmas, deadlineMs, layoutReads);
   const regions: RegionProfit[] = chosen.rows.map((row) => {
     const figures = chosen.exact === undefined
       ? estimatedFigures(row.vma)
@@ -118,7 +126,8 @@ export async function profitOfTarget(target: ProcessTarget, wantExact: boolean |
       start: row.start,
       end: row.end,
       size: Number(row.end - row.start),
-      kind: regionKind(row.vma).kind,
+      kind: kinds.get(row.vma)!.kind,
+      kindEvidence: kinds.get(row.vma)!.evidence,
       pathname: row.vma.pathname,
       label: row.labels.length === 0 ? undefined : row.labels.join(', '),
       labels: row.labels,

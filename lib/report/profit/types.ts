@@ -26,6 +26,8 @@ export interface RegionProfit {
   end: bigint;
   size: number;
   kind: RegionKind;
+  /** What the kind was told from (Node's layout kinds, the heap). */
+  kindEvidence: string | undefined;
   pathname: string;
   /**
    * Our label for this range (this process only). Exact rows are cut at our

@@ -1,0 +1,133 @@
+/**
+ * What classifyVmas() needs beyond smaps, read from the process: its
+ * threads' stack pointers (/proc/PID/task/TID/syscall) and the malloc chunk
+ * headers at the start of its candidate VMAs (/proc/PID/mem, 16 bytes per
+ * chunk, never printed; only from pages pagemap shows present, so the read
+ * never faults a page in). Both need ptrace access to the process (root, or
+ * the same uid under Yama's ptrace_scope 0); without it that kind is simply
+ * not given. Memory reads wait for the process's mmap lock: they stop at the
+ * deadline and what was read by then is used.
+ */
+import * as fs from 'node:fs';
+
+import { listDirectory, readTextOrUndefined } from './files.js';
+import { procPath } from './paths.js';
+import { isStuck, withDeadline } from './proc-read.js';
+import type { ProcessTarget } from './target.js';
+import { mallocChunkCandidate, mmappedChunkSize, type LayoutFacts, type LayoutVma } from './vma.js';
+
+/** At most this many VMAs are read for chunk headers, and this many chunks walked in one. */
+const MAX_CHUNK_VMAS = 4096;
+const MAX_CHUNKS_PER_VMA = 4096;
+const DEFAULT_DEADLINE_MS = 2000;
+
+/** `nr a1 .. a6 sp pc` (blocked in a system call) or `-1 sp pc` (blocked outside one): the stack pointer. */
+export function parseSyscallStackPointer(text: string): bigint | undefined {
+  const fields = text.trim().split(/\s+/);
+  if (fields.length !== 9 && fields.length !== 3) return undefined;
+  const sp = fields[fields.length - 2]!;
+  return /^0x[0-9a-f]+$/.test(sp) ? BigInt(sp) : undefined;
+}
+
+/** The stack pointer of every thread of the process blocked in the kernel; running threads are not in it. */
+export function readStackPointers(target: ProcessTarget): Map<number, bigint> {
+  const out = new Map<number, bigint>();
+  let tids: string[];
+  try {
+    tids = listDirectory(procPath(target.root, target.dir, 'task'));
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    if (!/^\d+$/.test(tid)) continue;
+    const text = readTextOrUndefined(procPath(target.root, target.dir, `task/${tid}/syscall`));
+    const sp = text === undefined ? undefined : parseSyscallStackPointer(text);
+    if (sp !== undefined) out.set(Number(tid), sp);
+  }
+  return out;
+}
+
+/** PM_PRESENT (bit 63) of a pagemap entry: the page is in RAM (not swapped, not untouched). */
+const PM_PRESENT = 1n << 63n;
+
+/** Whether the page holding `address` is present: reading an absent one would fault it in (the zero page, or a swap-in). */
+async function present(pagemap: fs.promises.FileHandle, address: bigint, pageSize: number): Promise<boolean> {
+  const entry = Buffer.alloc(8);
+  const { bytesRead } = await pagemap.read(entry, 0, 8, Number((address / BigInt(pageSize)) * 8n));
+  return bytesRead === 8 && (entry.readBigUInt64LE(0) & PM_PRESENT) !== 0n;
+}
+
+/** How many mmapped chunks tile [start, end) exactly, or 0. Only present pages are read. */
+async function tiledChunks(
+  handle: fs.promises.FileHandle,
+  pagemap: fs.promises.FileHandle,
+  start: bigint,
+  end: bigint,
+  pageSize: number,
+): Promise<number> {
+  const header = Buffer.alloc(16);
+  let at = start;
+  let chunks = 0;
+  while (at < end && chunks < MAX_CHUNKS_PER_VMA) {
+    // malloc wrote every header it made: a header page that is not present holds no header to vouch for.
+    if (!(await present(pagemap, at, pageSize))) return 0;
+    // User addresses stay below 2^57: exact as a double.
+    const { bytesRead } = await handle.read(header, 0, 16, Number(at));
+    const size = bytesRead === 16 ? mmappedChunkSize(header, end - at, pageSize) : undefined;
+    if (size === undefined) return 0;
+    at += size;
+    chunks++;
+  }
+  return at === end ? chunks : 0;
+}
+
+/** The VMAs (by start) that glibc mmapped chunks tile exactly. */
+export async function readMallocChunks(
+  target: ProcessTarget,
+  vmas: readonly LayoutVma[],
+  pageSize: number,
+  deadlineMs = DEFAULT_DEADLINE_MS,
+): Promise<Map<bigint, number>> {
+  const out = new Map<bigint, number>();
+  if (target.kernelThread === true || isStuck(target)) return out;
+  const candidates = vmas.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
+  if (candidates.length === 0) return out;
+  let handle: fs.promises.FileHandle;
+  let pagemap: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(procPath(target.root, target.dir, 'mem'), 'r');
+  } catch {
+    return out; // no ptrace access: malloc chunks are not told
+  }
+  try {
+    pagemap = await fs.promises.open(procPath(target.root, target.dir, 'pagemap'), 'r');
+  } catch {
+    await handle.close().catch(() => undefined);
+    return out;
+  }
+  let stopped = false;
+  const walk = (async () => {
+    for (const vma of candidates) {
+      if (stopped) return;
+      try {
+        const chunks = await tiledChunks(handle, pagemap, vma.start, vma.end, pageSize);
+        if (chunks > 0) out.set(vma.start, chunks);
+      } catch {
+        // Unmapped meanwhile, or not readable: not a chunk we can vouch for.
+      }
+    }
+  })();
+  try {
+    await withDeadline(walk, deadlineMs, () => new Error('deadline'));
+  } catch {
+    stopped = true; // the mmap lock is held: what was read stands
+  }
+  void walk.finally(() => Promise.all([handle.close(), pagemap.close()]).catch(() => undefined));
+  return new Map(out);
+}
+
+/** Both facts for a process; empty where they cannot be read. */
+export async function readLayoutFacts(target: ProcessTarget, vmas: readonly LayoutVma[], pageSize: number, deadlineMs?: number): Promise<LayoutFacts> {
+  if (target.root !== '/' || target.kernelThread === true) return {};
+  return { stackPointers: readStackPointers(target), mallocChunks: await readMallocChunks(target, vmas, pageSize, deadlineMs) };
+}

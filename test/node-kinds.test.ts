@@ -1,0 +1,226 @@
+/**
+ * Node's kinds of anonymous memory on a real Node process (a child with a
+ * WebAssembly memory, a worker thread, a big Buffer, a table loaded under
+ * labelAllocations and a buffer of ours), checked against what the test reads
+ * raw: smaps, the threads' stack pointers, the Buffer's place in its mapping.
+ * Then the rules on made-up layouts: near misses stay what smaps says.
+ */
+import * as fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { estimate, labelMemory, regions, type Region } from '../lib/index.js';
+import { classifyVmas, type LayoutVma } from '../lib/kernel/vma.js';
+import { parseSyscallStackPointer } from '../lib/kernel/vma-evidence.js';
+import { rawVmas, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+
+const MiB = 1024n * 1024n;
+const GiB = 1024n * MiB;
+
+interface Ready {
+  file: string | undefined;
+  wasm: { address: string; length: number };
+  moduleMemory: number;
+  big: { labelled: string; length: number };
+  table: number;
+  ours: string;
+}
+
+/** Every thread's stack pointer, read raw (`... sp pc` of task/TID/syscall). */
+function rawStackPointers(pid: number): bigint[] {
+  const out: bigint[] = [];
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const fields = fs.readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').trim().split(/\s+/);
+    if (fields.length >= 3 && fields[0] !== 'running') out.push(BigInt(fields[fields.length - 2]!));
+  }
+  return out;
+}
+
+describe('the kinds of a real Node process', () => {
+  let child: Holder & { ready: Record<string, unknown> };
+  let ready: Ready;
+  let list: Region[];
+  const at = (address: bigint): Region => {
+    const region = list.find((r) => r.start <= address && address < r.end);
+    if (region === undefined) throw new Error(`nothing mapped at 0x${address.toString(16)}`);
+    return region;
+  };
+
+  beforeAll(async () => {
+    child = await startFixture('node-memory.cjs');
+    ready = child.ready as unknown as Ready;
+    list = (await regions(child.pid)).regions;
+  });
+  afterAll(async () => {
+    await child?.kill();
+  });
+
+  it('WebAssembly memories: exactly their pages, with the guard region V8 reserved behind', (ctx) => {
+    requireKsm(ctx);
+    const wasm = at(BigInt(ready.wasm.address));
+    expect(wasm.kind).toBe('wasm-memory');
+    expect(wasm.start).toBe(BigInt(ready.wasm.address));
+    expect(wasm.size).toBe(ready.wasm.length);
+    const raw = rawVmas(child.pid);
+    const guard = raw.find((vma) => vma.start === wasm.end)!;
+    expect(guard.perms).toBe('---p');
+    expect(guard.end - wasm.start >= 8n * GiB).toBe(true);
+    expect(wasm.kindEvidence).toContain('guard region');
+    // The module's own memory (17 pages) is found too, unlabelled.
+    expect(list.filter((r) => r.kind === 'wasm-memory').map((r) => r.size).sort()).toEqual([ready.moduleMemory, ready.wasm.length].sort());
+  });
+
+  it('a WebAssembly memory that grows keeps its kind and its label over every page', async (ctx) => {
+    requireKsm(ctx);
+    const { length } = await child.send<{ length: number }>({ cmd: 'grow', pages: 4 });
+    expect(length).toBe(ready.wasm.length + 4 * 65536);
+    const grown = (await regions(child.pid)).regions.find((r) => r.start === BigInt(ready.wasm.address))!;
+    expect(grown.kind).toBe('wasm-memory');
+    expect(grown.size).toBe(length);
+    expect(grown.label).toBe('wasm memory');
+    expect(grown.labels[0]!.end - grown.labels[0]!.start).toBe(BigInt(length));
+  });
+
+  it('a big Buffer is a chunk malloc mapped on its own, named by the label published from the other process', (ctx) => {
+    requireKsm(ctx);
+    const chunk = at(BigInt(ready.big.labelled));
+    expect(chunk.kind).toBe('malloc-chunk');
+    // malloc's header, read raw: the Buffer's bytes start 16 bytes into their chunk (labelled from the next page on),
+    // whose size field is the mapping's size with IS_MMAPPED (2) set.
+    const header = Buffer.alloc(16);
+    const fd = fs.openSync(`/proc/${child.pid}/mem`, 'r');
+    try {
+      fs.readSync(fd, header, 0, 16, Number(BigInt(ready.big.labelled) - 4096n));
+    } finally {
+      fs.closeSync(fd);
+    }
+    const size = header.readBigUInt64LE(8);
+    expect(size & 7n).toBe(2n);
+    expect(size & ~7n).toBeGreaterThanOrEqual(BigInt(ready.big.length + 16));
+    expect(chunk.start <= BigInt(ready.big.labelled) - 4096n && BigInt(ready.big.labelled) - 4096n + (size & ~7n) <= chunk.end).toBe(true);
+    expect(chunk.label).toBe('big buffer');
+    expect(ready.file).toMatch(/node-ksm.*labels/);
+  });
+
+  it('labelAllocations() named the table a library call mapped', (ctx) => {
+    requireKsm(ctx);
+    const named = list.filter((r) => r.label === 'table loader');
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.reduce((sum, r) => sum + r.labels.reduce((s, l) => s + Number(l.end - l.start), 0), 0)).toBeGreaterThanOrEqual(ready.table);
+    // malloc's memory: a chunk of its own, or grown into an arena's heap (where the mmap threshold has risen).
+    for (const region of named) expect(['malloc-chunk', 'malloc-arena', 'heap']).toContain(region.kind);
+  });
+
+  it('thread stacks hold a stack pointer the test reads raw; the worker has its own', (ctx) => {
+    requireKsm(ctx);
+    const stacks = list.filter((r) => r.kind === 'thread-stack');
+    const pointers = rawStackPointers(child.pid);
+    expect(stacks.length).toBeGreaterThanOrEqual(2);
+    for (const stack of stacks) expect(pointers.some((sp) => sp >= stack.start && sp < stack.end), stack.kindEvidence).toBe(true);
+    // Node's Worker runs on a 4 MiB stack (its default stackSizeMb).
+    expect(stacks.some((s) => s.size === 4 * 1024 * 1024)).toBe(true);
+  });
+
+  it("V8's code range: one 512 MiB reservation per isolate (main thread and worker), executable pages inside", (ctx) => {
+    requireKsm(ctx);
+    const inside = list.filter((r) => r.kind === 'v8-code-range');
+    expect(inside.some((r) => r.perms.includes('x'))).toBe(true);
+    const spans = new Set(inside.map((r) => /inside (0x[0-9a-f]+)-(0x[0-9a-f]+)/.exec(r.kindEvidence!)!.slice(1).join('-')));
+    expect(spans.size).toBe(2);
+    for (const span of spans) {
+      const [start, end] = span.split('-').map((x) => BigInt(x));
+      expect(end! - start!).toBe(512n * MiB);
+      // Raw: the reservation is contiguous, nothing else in it but the remapped builtins.
+      const raw = rawVmas(child.pid).filter((vma) => vma.start >= start! && vma.end <= end!);
+      expect(raw.reduce((sum, vma) => sum + (vma.end - vma.start), 0n)).toBe(512n * MiB);
+    }
+  });
+
+  it('glibc arenas are 64 MiB-aligned heaps; the brk heap is the main arena', (ctx) => {
+    requireKsm(ctx);
+    const arenas = list.filter((r) => r.kind === 'malloc-arena');
+    expect(arenas.length).toBeGreaterThan(0);
+    for (const arena of arenas) expect(arena.start % (64n * MiB)).toBe(0n);
+    expect(list.find((r) => r.pathname === '[heap]')?.kindEvidence).toContain('main arena');
+  });
+
+  it('what cannot be told stays anonymous: our own mmap, and V8 heap pages', (ctx) => {
+    requireKsm(ctx);
+    expect(at(BigInt(ready.ours)).kind).toBe('anonymous');
+    const v8Pages = list.filter((r) => r.pathname === '' && r.vmFlags.includes('dc') && r.perms === 'rw-p' && r.kind !== 'v8-code-range' && r.kind !== 'wasm-memory');
+    expect(v8Pages.length).toBeGreaterThan(5);
+    for (const page of v8Pages) expect(page.kind).toBe('anonymous');
+  });
+
+  it('estimate() names the same kinds and labels', async (ctx) => {
+    requireKsm(ctx);
+    const result = await estimate(child.pid);
+    const vmas = result.processes[0]!.vmas;
+    const byStart = new Map(vmas.map((vma) => [vma.start, vma]));
+    const wasm = byStart.get(BigInt(ready.wasm.address))!;
+    expect(wasm.kind).toBe('wasm-memory');
+    expect(wasm.label).toBe('wasm memory');
+    const chunk = vmas.find((vma) => vma.start <= BigInt(ready.big.labelled) && BigInt(ready.big.labelled) < vma.end)!;
+    expect(chunk.kind).toBe('malloc-chunk');
+    expect(chunk.label).toBe('big buffer');
+  });
+});
+
+describe('labelMemory()', () => {
+  it('names whole pages only and advises nothing', (ctx) => {
+    requireKsm(ctx);
+    const buffer = Buffer.alloc(3 * 4096 + 100);
+    const range = labelMemory(buffer, 'x');
+    expect(range.length % 4096).toBe(0);
+    expect(range.length).toBeLessThanOrEqual(buffer.length);
+    const vma = rawVmas('self').find((v) => v.start <= range.address && range.address < v.end)!;
+    expect(vma.flags).not.toContain('mg');
+    expect(() => labelMemory(buffer, '')).toThrow(RangeError);
+    expect(() => labelMemory(buffer, 5 as never)).toThrow(TypeError);
+    expect(() => labelMemory({} as never, 'x')).toThrow(TypeError);
+  });
+});
+
+describe('the layout rules on made-up maps', () => {
+  const vma = (start: bigint, end: bigint, perms: string, flags: string[] = []): LayoutVma => ({ start, end, perms, pathname: '', inode: 0, vmFlags: flags });
+  const base = 0x7f0000000000n;
+
+  it('a WebAssembly memory needs its guard to reach 8 GiB past its start', () => {
+    const memory = vma(base, base + 64n * 1024n, 'rw-p');
+    expect(classifyVmas([memory, vma(memory.end, base + 8n * GiB, '---p')])[0]!.kind).toBe('wasm-memory');
+    expect(classifyVmas([memory, vma(memory.end, base + 4n * GiB, '---p')])[0]!.kind).toBe('anonymous');
+    // Not a whole number of 64 KiB pages: not a WebAssembly memory.
+    const odd = vma(base, base + 4096n, 'rw-p');
+    expect(classifyVmas([odd, vma(odd.end, base + 8n * GiB, '---p')])[0]!.kind).toBe('anonymous');
+  });
+
+  it('an arena needs 64 MiB alignment, MAP_NORESERVE and a rest ending at 64 MiB', () => {
+    const heap = vma(base, base + MiB, 'rw-p', ['nr']);
+    expect(classifyVmas([heap, vma(heap.end, base + 64n * MiB, '---p', ['nr'])])[0]!.kind).toBe('malloc-arena');
+    expect(classifyVmas([heap, vma(heap.end, base + 63n * MiB, '---p', ['nr'])])[0]!.kind).toBe('anonymous');
+    const shifted = vma(base + MiB, base + 2n * MiB, 'rw-p', ['nr']);
+    expect(classifyVmas([shifted, vma(shifted.end, base + 65n * MiB, '---p', ['nr'])])[0]!.kind).toBe('anonymous');
+    const reserved = vma(base, base + MiB, 'rw-p');
+    expect(classifyVmas([reserved, vma(reserved.end, base + 64n * MiB, '---p')])[0]!.kind).toBe('anonymous');
+  });
+
+  it('a code range is exactly 512 or 128 MiB with executable pages inside', () => {
+    const layout = (size: bigint): LayoutVma[] => [vma(base, base + 8192n, 'rw-p'), vma(base + 8192n, base + 12288n, 'rwxp'), vma(base + 12288n, base + size, '---p')];
+    expect(classifyVmas(layout(512n * MiB)).map((c) => c.kind)).toEqual(['v8-code-range', 'v8-code-range', 'reserved']);
+    expect(classifyVmas(layout(128n * MiB))[1]!.kind).toBe('v8-code-range');
+    expect(classifyVmas(layout(511n * MiB)).map((c) => c.kind)).toEqual(['anonymous', 'jit-code', 'reserved']);
+  });
+
+  it('a stack needs a stack pointer inside; a chunk needs its headers', () => {
+    const stack = vma(base, base + 8n * MiB, 'rw-p');
+    expect(classifyVmas([stack], { stackPointers: new Map([[42, base + 100n]]) })[0]!.kind).toBe('thread-stack');
+    expect(classifyVmas([stack], { stackPointers: new Map([[42, base + 8n * MiB]]) })[0]!.kind).toBe('anonymous');
+    expect(classifyVmas([stack], { mallocChunks: new Map([[base, 1]]) })[0]!.kind).toBe('malloc-chunk');
+    expect(classifyVmas([stack])[0]!.kind).toBe('anonymous');
+  });
+
+  it('reads the stack pointer of task/TID/syscall', () => {
+    expect(parseSyscallStackPointer('202 0x1 0x189 0x0 0x0 0x0 0xffffffff 0x7f890d93bc70 0x7f890e1c3f16\n')).toBe(0x7f890d93bc70n);
+    expect(parseSyscallStackPointer('-1 0x7ffc0000 0x400000\n')).toBe(0x7ffc0000n);
+    expect(parseSyscallStackPointer('running\n')).toBeUndefined();
+  });
+});
