@@ -17,6 +17,8 @@ import { hashFor, type NativeBinding, type NativeEstimateResult } from '../lib/b
 import {
   KsmNoSuchProcessError,
   allocMergeable,
+  markMergeable,
+  markSensitive,
   estimate,
   pageSize,
   type EstimateProgress,
@@ -139,14 +141,23 @@ describe.for(hashPaths())('estimate() of this process ($name)', (hashPath) => {
   it('counts a known layout exactly, per VMA, across two VMAs', async (ctx) => {
     requireKsm(ctx);
     const page = pageSize();
-    // A: mergeable (mg). B: plain, advised NOHUGEPAGE so it stays its own VMA.
-    const a = allocMergeable(64 * page);
+    // A: mergeable (mg). B: plain, advised NOHUGEPAGE. Each is the middle of
+    // a mapping whose first and last pages are advised the other way, so
+    // neither can share a VMA with whatever mmap placed next to it (another
+    // test's buffer, a thread stack: same flags, one VMA).
+    const aMapping = allocMergeable(66 * page);
+    markSensitive(aMapping.subarray(0, page));
+    markSensitive(aMapping.subarray(65 * page));
+    const a = aMapping.subarray(page, 65 * page);
     const addon = nodeGypBuild(ROOT) as {
       alloc(size: number, advices: number[]): Buffer;
       viewRange(view: Buffer): { address: bigint; length: number };
       constants: { MADV_NOHUGEPAGE: number };
     };
-    const b = addon.alloc(32 * page, [addon.constants.MADV_NOHUGEPAGE]);
+    const bMapping = addon.alloc(34 * page, [addon.constants.MADV_NOHUGEPAGE]);
+    markMergeable(bMapping.subarray(0, page));
+    markMergeable(bMapping.subarray(33 * page));
+    const b = bMapping.subarray(page, 33 * page);
     const seed = Math.floor(Math.random() * 1e9);
     // A: 0-7 unique, 8-15 one pattern, 16-19 zero, 20-23 read only,
     //    24-27 a second pattern that B also holds, 28-63 untouched.

@@ -1,8 +1,8 @@
 /**
  * No process can stall us: a process that holds its own mmap lock for
  * seconds at a time (test/hardening/fixtures/lock-holder.py: merge-any off
- * over a large sparse mapping) makes every read of its smaps and ksm_stat
- * wait. status, top and every exporter scrape must answer while it holds the
+ * over a large sparse mapping, sized until one window lasts WINDOW_SECONDS
+ * on this CPU) makes every read of its smaps and ksm_stat wait. status, top and every exporter scrape must answer while it holds the
  * lock, and name it as skipped.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -16,8 +16,13 @@ import { requireKsm, unsanitizedEnv } from '../helpers/ksm.js';
 
 const FIXTURES_HARDENING = path.join(__dirname, 'fixtures');
 
-/** 768 GiB: switching merge-any off over it holds the lock for about 11 s here (15 s per TiB measured). */
-const HOLDER_GIB = 768;
+/**
+ * How long each lock window lasts. The walk's speed depends on the CPU (about
+ * 15 s per TiB on one machine, far less on a faster one), so the holder sizes
+ * its mapping until a window lasts this long: longer than two CLI runs that
+ * each give up on the holder after their 2 s deadline, on a loaded machine.
+ */
+const WINDOW_SECONDS = 12;
 
 interface Holder {
   child: ChildProcessWithoutNullStreams;
@@ -25,22 +30,24 @@ interface Holder {
   lines: string[];
   /** Resolves at the next "locking" line. */
   nextLock(): Promise<void>;
+  /** The measured length of a window, in seconds. */
+  windowSeconds: number;
 }
 
 function startHolder(): Promise<Holder> {
   // Never under the sanitizer's preload: its 16 TiB shadow would make each lock window minutes long.
-  const child = spawn('python3', [path.join(FIXTURES_HARDENING, 'lock-holder.py'), String(HOLDER_GIB)], { stdio: 'pipe', env: unsanitizedEnv() });
+  const child = spawn('python3', [path.join(FIXTURES_HARDENING, 'lock-holder.py'), String(WINDOW_SECONDS)], { stdio: 'pipe', env: unsanitizedEnv() });
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    lines.push(line);
-    if (line === 'locking') waiters.splice(0).forEach((wake) => wake());
-  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`lock holder exited (${code}): ${lines.join(' | ')}`)));
-    const holder: Holder = { child, lines, nextLock: () => new Promise((wake) => waiters.push(wake)) };
-    void holder.nextLock().then(() => resolve(holder));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      lines.push(line);
+      if (line === 'locking') waiters.splice(0).forEach((wake) => wake());
+      const ready = /^ready (\S+) /.exec(line);
+      if (ready) resolve({ child, lines, windowSeconds: Number(ready[1]), nextLock: () => new Promise((wake) => waiters.push(wake)) });
+    });
   });
 }
 
@@ -50,10 +57,12 @@ function startHolder(): Promise<Holder> {
  */
 async function whileLocked<T>(holder: Holder, fn: () => Promise<T>): Promise<T> {
   await holder.nextLock();
-  const unlockedBefore = holder.lines.filter((line) => line === 'unlocked').length;
+  const unlocked = (): number => holder.lines.filter((line) => line.startsWith('unlocked')).length;
+  const unlockedBefore = unlocked();
+  const started = performance.now();
   const result = await fn();
-  const unlockedAfter = holder.lines.filter((line) => line === 'unlocked').length;
-  expect(unlockedAfter, 'answered only after the holder released its mmap lock').toBe(unlockedBefore);
+  const took = ((performance.now() - started) / 1000).toFixed(1);
+  expect(unlocked(), `answered only after the holder released its mmap lock (took ${took} s; windows of ${holder.windowSeconds} s)`).toBe(unlockedBefore);
   return result;
 }
 
@@ -62,7 +71,7 @@ describe('a process holding its mmap lock for seconds', () => {
   beforeAll(async () => {
     // Each test gates itself on KSM (requireKsm); without it there is nothing to hold.
     if (inject('ksm').available) holder = await startHolder();
-  }, 60_000);
+  }, 180_000);
   afterAll(() => {
     holder?.child.kill('SIGKILL');
   });
