@@ -13,17 +13,8 @@
 #include <vector>
 
 #include "errors.h"
+#include "ksm-abi.h"
 #include "view.h"
-
-#ifndef MADV_MERGEABLE
-#define MADV_MERGEABLE 12
-#endif
-#ifndef MADV_UNMERGEABLE
-#define MADV_UNMERGEABLE 13
-#endif
-#ifndef PR_GET_MEMORY_MERGE
-#define PR_GET_MEMORY_MERGE 68
-#endif
 
 namespace ksm {
 

@@ -12,18 +12,12 @@
 
 #include "advice.h"
 #include "errors.h"
+#include "ksm-abi.h"
 #include "view.h"
 
 namespace ksm {
 
 namespace {
-
-#ifndef MADV_MERGEABLE
-#define MADV_MERGEABLE 12
-#endif
-#ifndef MADV_UNMERGEABLE
-#define MADV_UNMERGEABLE 13
-#endif
 
 bool IsAllowedAdvice(int64_t advice) {
   switch (advice) {

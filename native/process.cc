@@ -5,14 +5,7 @@
 #include <cerrno>
 
 #include "errors.h"
-
-// Linux 6.4 added these; older libc headers do not define them.
-#ifndef PR_SET_MEMORY_MERGE
-#define PR_SET_MEMORY_MERGE 67
-#endif
-#ifndef PR_GET_MEMORY_MERGE
-#define PR_GET_MEMORY_MERGE 68
-#endif
+#include "ksm-abi.h"
 
 namespace ksm {
 

@@ -8,6 +8,7 @@ import type * as PromClient from 'prom-client';
 
 import { VMSTAT_FILE } from '../kernel/names.js';
 import { readKsmCosts, type KsmCosts } from '../report/costs.js';
+import { kernelCounter } from './prom-client.js';
 
 type Registry = PromClient.Registry;
 
@@ -25,20 +26,7 @@ export function registerCostMetrics(client: typeof PromClient, registry: Registr
   const read = costsReader(root);
   const first = read();
   const counter = (name: string, help: string, value: (costs: KsmCosts) => number | undefined): void => {
-    if (value(first) === undefined) return;
-    new client.Counter({
-      name: prefix + name,
-      help,
-      registers: [registry],
-      collect() {
-        // The kernel keeps the count; the counter mirrors it.
-        const v = value(read());
-        if (v !== undefined) {
-          this.reset();
-          this.inc(v);
-        }
-      },
-    });
+    if (value(first) !== undefined) kernelCounter(client, registry, prefix + name, help, () => value(read()));
   };
   counter('ksm_cow_total', `Write faults that copied a KSM page: merged pages broken again (cow_ksm in ${VMSTAT_FILE})`, (c) => c.cowKsm);
   counter('ksm_swpin_copy_total', `Swap-ins that had to copy a KSM page (ksm_swpin_copy in ${VMSTAT_FILE})`, (c) => c.ksmSwpinCopy);

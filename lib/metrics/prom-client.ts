@@ -104,3 +104,23 @@ export function applicationPromClient(): Client {
   for (const [file, copy] of copies) if (file !== ownFile) return copy;
   return ownPromClient();
 }
+
+/**
+ * A counter that mirrors one the kernel keeps (full_scans, cow_ksm, ksmd's
+ * CPU time): on each collect it is set to the kernel's value; a reading that
+ * fails (undefined) keeps the last one.
+ */
+export function kernelCounter(client: Client, registry: PromClient.Registry, name: string, help: string, read: () => number | undefined): void {
+  new client.Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const v = read();
+      if (v !== undefined) {
+        this.reset();
+        this.inc(v);
+      }
+    },
+  });
+}

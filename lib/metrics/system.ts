@@ -12,7 +12,7 @@ import { scanTime } from '../tune/tuner.js';
 import { KSM_DIR } from '../kernel/names.js';
 import { registerCostMetrics } from './costs.js';
 import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
-import { applicationPromClient, clientOfRegistry, type Client } from './prom-client.js';
+import { applicationPromClient, clientOfRegistry, kernelCounter, type Client } from './prom-client.js';
 
 /**
  * A prom-client Registry, described by what we use of it so that the
@@ -123,20 +123,7 @@ export function registerSystem(r: Resolved): void {
     });
   };
   const counter = (name: string, help: string, value: Value): void => {
-    if (value(first) === undefined) return;
-    new client.Counter({
-      name: prefix + name,
-      help,
-      registers: [registry],
-      collect() {
-        // The kernel keeps the count; the counter mirrors it.
-        const v = now(value);
-        if (v !== undefined) {
-          this.reset();
-          this.inc(v);
-        }
-      },
-    });
+    if (value(first) !== undefined) kernelCounter(client, registry, prefix + name, help, () => now(value));
   };
   const page = (stat: SystemStat, pages: number | undefined): number | undefined => {
     const size = pageBytes();

@@ -4,7 +4,7 @@
  * match byte for byte, and says per VMA what merging would save — before
  * KSM is switched on, or before a process calls enableMerge().
  */
-import { PAGE_STAT, PAGE_STAT_COUNT, hashFor, pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
+import { PAGE_STAT, PAGE_STAT_COUNT, PAGE_STAT_FIELDS, hashFor, pagemapScanEnabled, type NativeEstimateResult, type PageStatField } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
 import type { SmapsSummary } from '../kernel/smaps.js';
@@ -161,20 +161,8 @@ export interface EstimateResult extends EstimateCounts {
   timings: { pagemapMs: number; sampleMs: number; resampleMs: number; confirmMs: number };
 }
 
-const COUNT_FIELDS = [
-  'presentPages',
-  'swappedPages',
-  'filePages',
-  'zeroPageMapped',
-  'candidatePages',
-  'unreadablePages',
-  'zeroPages',
-  'volatilePages',
-  'duplicatePages',
-  'twinInVma',
-  'twinInProcess',
-  'twinInOtherProcess',
-] as const;
+/** The per-range counts that add up per VMA and process (savedPages is a fraction, summed apart). */
+const COUNT_FIELDS = PAGE_STAT_FIELDS.filter((f): f is Exclude<PageStatField, 'savedPages'> => f !== 'savedPages');
 
 /**
  * Pages per process_vm_readv call while sampling (256 KiB, hashed back from
