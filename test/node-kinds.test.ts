@@ -97,15 +97,20 @@ describe('the kinds of a real Node process', () => {
     expect(size & 7n).toBe(2n);
     expect(size & ~7n).toBeGreaterThanOrEqual(BigInt(ready.big.length + 16));
     expect(chunk.start <= BigInt(ready.big.labelled) - 4096n && BigInt(ready.big.labelled) - 4096n + (size & ~7n) <= chunk.end).toBe(true);
-    expect(chunk.label).toBe('big buffer');
+    // The label covers the Buffer. Another chunk mapped right next to it (same
+    // flags, one VMA) adds its own label to the region's list, never replaces it.
+    expect(chunk.label?.split(', ')).toContain('big buffer');
+    const big = BigInt(ready.big.labelled);
+    expect(chunk.labels.some((l) => l.label === 'big buffer' && l.start <= big && big < l.end)).toBe(true);
     expect(ready.file).toMatch(/node-ksm.*labels/);
   });
 
   it('labelAllocations() named the table a library call mapped', (ctx) => {
     requireKsm(ctx);
-    const named = list.filter((r) => r.label === 'table loader');
+    const mine = (r: Region): Region['labels'] => r.labels.filter((l) => l.label === 'table loader');
+    const named = list.filter((r) => mine(r).length > 0);
     expect(named.length).toBeGreaterThan(0);
-    expect(named.reduce((sum, r) => sum + r.labels.reduce((s, l) => s + Number(l.end - l.start), 0), 0)).toBeGreaterThanOrEqual(ready.table);
+    expect(named.reduce((sum, r) => sum + mine(r).reduce((s, l) => s + Number(l.end - l.start), 0), 0)).toBeGreaterThanOrEqual(ready.table);
     // malloc's memory: a chunk of its own, or grown into an arena's heap (where the mmap threshold has risen).
     for (const region of named) expect(['malloc-chunk', 'malloc-arena', 'heap']).toContain(region.kind);
   });
@@ -125,7 +130,11 @@ describe('the kinds of a real Node process', () => {
     const inside = list.filter((r) => r.kind === 'v8-code-range');
     expect(inside.some((r) => r.perms.includes('x'))).toBe(true);
     const spans = new Set(inside.map((r) => /inside (0x[0-9a-f]+)-(0x[0-9a-f]+)/.exec(r.kindEvidence!)!.slice(1).join('-')));
-    expect(spans.size).toBe(2);
+    // One per isolate, where its bounds show: a reservation whose first or
+    // last VMA mmap placed against a neighbour with the same flags has no
+    // visible bound there, and stays anonymous (never guessed).
+    expect(spans.size).toBeGreaterThanOrEqual(1);
+    expect(spans.size).toBeLessThanOrEqual(2);
     for (const span of spans) {
       const [start, end] = span.split('-').map((x) => BigInt(x));
       expect(end! - start!).toBe(512n * MiB);
@@ -161,7 +170,7 @@ describe('the kinds of a real Node process', () => {
     expect(wasm.label).toBe('wasm memory');
     const chunk = vmas.find((vma) => vma.start <= BigInt(ready.big.labelled) && BigInt(ready.big.labelled) < vma.end)!;
     expect(chunk.kind).toBe('malloc-chunk');
-    expect(chunk.label).toBe('big buffer');
+    expect(chunk.label?.split(', ')).toContain('big buffer');
   });
 });
 
