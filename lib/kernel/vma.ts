@@ -221,24 +221,46 @@ function arenaEvidence(vmas: readonly LayoutVma[], i: number): string | undefine
     'a heap of a glibc malloc thread arena (HEAP_MAX_SIZE)';
 }
 
-/** The spans [first, last] of address-contiguous VMAs that are one V8 code range. */
+/**
+ * The spans [first, last] of address-contiguous VMAs that are one V8 code
+ * range. Linear in the VMA count: within each run of contiguous parts, one
+ * pointer per start finds the VMA whose end is a code range size away (ends
+ * only grow along a run), and a running count says whether executable
+ * anonymous pages lie between.
+ */
 function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: number; size: bigint }> {
   const ranges: Array<{ first: number; last: number; size: bigint }> = [];
   // A code range holds anonymous memory, and the embedded builtins V8 may remap into it (a file mapping).
   const part = (vma: LayoutVma): boolean => isAnonymous(vma) || vma.perms === 'r-xp';
-  for (let i = 0; i < vmas.length; i++) {
-    if (!part(vmas[i]!)) continue;
-    let executable = false;
-    for (let j = i; j < vmas.length && part(vmas[j]!) && (j === i || vmas[j]!.start === vmas[j - 1]!.end); j++) {
-      if (isAnonymous(vmas[j]!) && vmas[j]!.perms[2] === 'x') executable = true;
-      const size = vmas[j]!.end - vmas[i]!.start;
-      if (executable && V8_CODE_RANGE_SIZES.includes(size)) {
-        ranges.push({ first: i, last: j, size });
-        i = j;
-        break;
-      }
-      if (size > V8_CODE_RANGE_SIZES[0]!) break;
+  const executable = (vma: LayoutVma): number => (isAnonymous(vma) && vma.perms[2] === 'x' ? 1 : 0);
+  let runStart = 0;
+  while (runStart < vmas.length) {
+    if (!part(vmas[runStart]!)) {
+      runStart++;
+      continue;
     }
+    let runEnd = runStart; // inclusive
+    while (runEnd + 1 < vmas.length && part(vmas[runEnd + 1]!) && vmas[runEnd + 1]!.start === vmas[runEnd]!.end) runEnd++;
+    // execBefore[k]: executable VMAs among runStart .. runStart + k - 1.
+    const execBefore = [0];
+    for (let k = runStart; k <= runEnd; k++) execBefore.push(execBefore[execBefore.length - 1]! + executable(vmas[k]!));
+    const ends = V8_CODE_RANGE_SIZES.map(() => runStart);
+    for (let i = runStart; i <= runEnd; i++) {
+      let found: { last: number; size: bigint } | undefined;
+      V8_CODE_RANGE_SIZES.forEach((size, s) => {
+        const target = vmas[i]!.start + size;
+        let j = Math.max(ends[s]!, i);
+        while (j < runEnd && vmas[j]!.end < target) j++;
+        ends[s] = j;
+        // The nearest end wins, as a walk from the start would meet it first.
+        if (vmas[j]!.end === target && execBefore[j + 1 - runStart]! - execBefore[i - runStart]! > 0 && (found === undefined || j < found.last)) found = { last: j, size };
+      });
+      if (found !== undefined) {
+        ranges.push({ first: i, ...found });
+        i = found.last;
+      }
+    }
+    runStart = runEnd + 1;
   }
   return ranges;
 }

@@ -1,8 +1,9 @@
 /**
  * No process can stall us: a process that holds its own mmap lock for
  * seconds at a time (test/hardening/fixtures/lock-holder.py: merge-any off
- * over a large sparse mapping, sized until one window lasts WINDOW_SECONDS
- * on this CPU) makes every read of its smaps and ksm_stat wait. status, top and every exporter scrape must answer while it holds the
+ * over a large sparse mapping, sized on this CPU until one window lasts as
+ * long as the commands need) makes every read of its smaps and ksm_stat
+ * wait. status, top and every exporter scrape must answer while it holds the
  * lock, and name it as skipped.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -17,12 +18,34 @@ import { requireKsm, unsanitizedEnv } from '../helpers/ksm.js';
 const FIXTURES_HARDENING = path.join(__dirname, 'fixtures');
 
 /**
- * How long each lock window lasts. The walk's speed depends on the CPU (about
- * 15 s per TiB on one machine, far less on a faster one), so the holder sizes
- * its mapping until a window lasts this long: longer than two CLI runs that
- * each give up on the holder after their 2 s deadline, on a loaded machine.
+ * How long each lock window lasts at the least. The walk's speed depends on
+ * the CPU (about 15 s per TiB on one machine, far less on a faster one), so
+ * the holder sizes its mapping until a window lasts as long as asked: at least
+ * this, and at least what the commands under test need here (measured first,
+ * unlocked: a sanitized node starts far slower than a plain one).
  */
-const WINDOW_SECONDS = 12;
+const MIN_WINDOW_SECONDS = 12;
+/** The per-process deadline the commands give a stalled process (lib/kernel/proc-read.ts). */
+const DEADLINE_SECONDS = 2;
+
+/**
+ * The window the tests need: the slowest test runs two commands in one
+ * window, and each waits out the deadline once for the holder; twice that
+ * again for a loaded machine.
+ */
+async function windowNeeded(): Promise<number> {
+  const timed = async (args: string[]): Promise<number> => {
+    const started = performance.now();
+    await runCli(args);
+    return (performance.now() - started) / 1000;
+  };
+  const slowest = Math.max(
+    await timed(['status', '--all', '--json']),
+    await timed(['doctor', '--json']),
+    await timed(['top', '--json', '--all', '--iterations', '2', '--interval', '200ms']),
+  );
+  return Math.max(MIN_WINDOW_SECONDS, 2 * 2 * (slowest + DEADLINE_SECONDS));
+}
 
 interface Holder {
   child: ChildProcessWithoutNullStreams;
@@ -34,9 +57,9 @@ interface Holder {
   windowSeconds: number;
 }
 
-function startHolder(): Promise<Holder> {
+function startHolder(windowSeconds: number): Promise<Holder> {
   // Never under the sanitizer's preload: its 16 TiB shadow would make each lock window minutes long.
-  const child = spawn('python3', [path.join(FIXTURES_HARDENING, 'lock-holder.py'), String(WINDOW_SECONDS)], { stdio: 'pipe', env: unsanitizedEnv() });
+  const child = spawn('python3', [path.join(FIXTURES_HARDENING, 'lock-holder.py'), String(windowSeconds)], { stdio: 'pipe', env: unsanitizedEnv() });
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
   return new Promise((resolve, reject) => {
@@ -70,8 +93,8 @@ describe('a process holding its mmap lock for seconds', () => {
   let holder: Holder | undefined;
   beforeAll(async () => {
     // Each test gates itself on KSM (requireKsm); without it there is nothing to hold.
-    if (inject('ksm').available) holder = await startHolder();
-  }, 180_000);
+    if (inject('ksm').available) holder = await startHolder(await windowNeeded());
+  }, 300_000);
   afterAll(() => {
     holder?.child.kill('SIGKILL');
   });
