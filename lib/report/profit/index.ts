@@ -16,7 +16,7 @@ import { isSystemError } from '../../errors.js';
 import { readKsmStat } from '../../kernel/ksm-stat.js';
 import { rmapItemSize } from '../../kernel/rmap.js';
 import { readProcFileIfPresent } from '../../kernel/proc-read.js';
-import { parseSmaps, type SmapsSummary } from '../../kernel/smaps.js';
+import { parseSmaps, sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
 import { liveLabels } from '../../merge/labels.js';
@@ -117,7 +117,7 @@ export async function profitOfTarget(target: ProcessTarget, wantExact: boolean |
     return {
       start: row.start,
       end: row.end,
-      size: Number(row.end - row.start),
+      size: sizeOf(row),
       kind: regionKind(row.vma).kind,
       pathname: row.vma.pathname,
       label: row.labels.length === 0 ? undefined : row.labels.join(', '),
