@@ -91,20 +91,20 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
  * `deadlineMs` where one is given (readers of many processes give one).
  */
 export async function profitOfTarget(target: ProcessTarget, wantExact: boolean | undefined, deadlineMs: number | undefined): Promise<ProfitReport> {
-  // smaps and smaps_rollup walk the page tables separately: read them side by side.
-  const [{ vmas }, rollup, stat] = await Promise.all([
-    readSmaps(target, deadlineMs),
-    // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
-    target.kernelThread === true ? undefined : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs),
-    ksmStatOrUnreadable(target, deadlineMs),
-  ]);
+  // smaps and smaps_rollup walk the page tables separately: read them side by
+  // side, the rollup's walk going on through exact mode's page reads as well.
+  // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
+  const rollupRead = target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
+  // Awaited with the method below; failing meanwhile, it must not count as unhandled.
+  rollupRead.catch(() => {});
+  const [{ vmas }, stat] = await Promise.all([readSmaps(target, deadlineMs), ksmStatOrUnreadable(target, deadlineMs)]);
   const state = bindingState();
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
   const labels = target.self ? liveLabels() : [];
   const missing = missingFigures(vmas, stat);
   const reported = vmas.filter((vma) => (vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg'));
   const zeroPages = stat.zeroPages ?? 0;
-  const chosen = await chooseMethod(target, wantExact, reported, labels, zeroPages);
+  const [chosen, rollup] = await Promise.all([chooseMethod(target, wantExact, reported, labels, zeroPages), rollupRead]);
 
   const item = rmapItemSize(stat, pageSize);
   const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
