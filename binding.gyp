@@ -47,6 +47,7 @@
             "native/memory.cc",
             "native/pagewalk.cc",
             "native/procread.cc",
+            "native/smaps-scan.cc",
             "native/process.cc",
             "native/view.cc"
           ],

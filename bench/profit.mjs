@@ -1,5 +1,7 @@
-// profit()/regions() cost against the kernel's own cost of producing smaps,
-// measured in one run, interleaved; and exact mode's cost per GiB merged.
+// profit()/regions() cost against the kernel's own cost of producing smaps
+// (and of the other files profit reads), measured in one run, interleaved;
+// exact mode's cost per GiB merged and against the same pagemap, kpageflags
+// and kpagecount reads made raw.
 //
 //   node bench/profit.mjs [--vmas 10000] [--mib 256] [--runs 15]
 //
@@ -7,10 +9,14 @@
 // running KSM; it sets pages_to_scan to 5000 for the merge and puts it back.
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { profit, regions, formatBytes, formatTable, waitForMerge } from '../dist/index.mjs';
+import { profit, regions, formatBytes, formatTable, pageSize, waitForMerge } from '../dist/index.mjs';
+
+// The addon's own reader (native/procread.cc), for the cost of reading off the event loop alone.
+const addon = createRequire(import.meta.url)('node-gyp-build')(fileURLToPath(new URL('..', import.meta.url)));
 
 const { values } = parseArgs({
   options: {
@@ -52,16 +58,83 @@ async function cpu(fn) {
 
 const rows = [];
 
+/** The files profit(pid) reads, raw and one after another: smaps_rollup walks the page tables again. */
+function profitFilesRaw(pid) {
+  fs.readFileSync(`/proc/${pid}/smaps`);
+  fs.readFileSync(`/proc/${pid}/smaps_rollup`);
+  fs.readFileSync(`/proc/${pid}/ksm_stat`);
+}
+
+// The addon's windows over kpageflags/kpagecount (native/attribution.cc).
+const WINDOW = 4096;
+const MAX_GAP = 8;
+
+/** The low and high 32 bits of sorted `pfns`' 8-byte entries in a kpage* file, read in the addon's gap-limited windows. */
+function readFrames(fd, pfns, visit) {
+  const buffer = Buffer.alloc(WINDOW * 8);
+  const words = new Uint32Array(buffer.buffer, buffer.byteOffset, WINDOW * 2);
+  for (let i = 0; i < pfns.length; ) {
+    const first = pfns[i];
+    let j = i;
+    while (j + 1 < pfns.length && pfns[j + 1] - pfns[j] <= MAX_GAP && pfns[j + 1] - first < WINDOW) j++;
+    const bytes = fs.readSync(fd, buffer, 0, (pfns[j] - first + 1) * 8, first * 8);
+    for (let k = i; k <= j; k++) {
+      const at = pfns[k] - first;
+      if (at * 8 + 8 <= bytes) visit(pfns[k], words[2 * at], words[2 * at + 1]);
+      else visit(pfns[k], 0, 0);
+    }
+    i = j + 1;
+  }
+}
+
+/**
+ * What exact mode reads, raw, in JavaScript: pagemap of the VMAs it walks
+ * (linearly, 64 KiB a pread), kpageflags of their present frames, kpagecount
+ * of the KSM ones. `ranges` are [start, end) page numbers.
+ */
+function exactReadsRaw(pid, ranges) {
+  const pagemap = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  const flags = fs.openSync('/proc/kpageflags', 'r');
+  const counts = fs.openSync('/proc/kpagecount', 'r');
+  try {
+    const pfns = [];
+    const chunk = Buffer.alloc(65536);
+    const words = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length / 4);
+    for (const [start, end] of ranges) {
+      for (let page = start; page < end; ) {
+        const pages = Math.min(end - page, chunk.length / 8);
+        const bytes = fs.readSync(pagemap, chunk, 0, pages * 8, page * 8);
+        for (let e = 0; e < bytes / 8; e++) {
+          const high = words[2 * e + 1];
+          // Bit 63 present; bits 0-54 the frame number.
+          if (high >>> 31) pfns.push((high & 0x7fffff) * 2 ** 32 + words[2 * e]);
+        }
+        page += pages;
+      }
+    }
+    pfns.sort((a, b) => a - b);
+    const ksm = [];
+    readFrames(flags, pfns, (pfn, low) => { if ((low >>> 21) & 1) ksm.push(pfn); }); // KPF_KSM
+    let mappings = 0;
+    readFrames(counts, ksm, (pfn, low, high) => { mappings += high * 2 ** 32 + low; });
+    return { present: pfns.length, ksm: ksm.length, mappings };
+  } finally {
+    for (const fd of [pagemap, flags, counts]) fs.closeSync(fd);
+  }
+}
+
 // 1. Parse overhead on a process with many VMAs.
 {
   const child = await start({ vmas: Number(values.vmas) });
   const smaps = `/proc/${child.pid}/smaps`;
   const size = fs.readFileSync(smaps).length;
-  const t = { read: [], readSync: [], regions: [], profit: [] };
+  const t = { read: [], readSync: [], readAll: [], readThread: [], regions: [], profit: [] };
   const c = { readSync: [], regions: [], profit: [] };
   for (let i = 0; i < RUNS + 2; i++) {
     // Interleaved, so load on this shared machine hits all alike.
     const readSync = await time(() => fs.readFileSync(smaps));
+    const readAll = await time(() => profitFilesRaw(child.pid));
+    const readThread = await time(() => addon.readProcFile(smaps).promise);
     const read = await time(() => fs.promises.readFile(smaps));
     const reg = await time(() => regions(child.pid));
     const est = await time(() => profit(child.pid, { exact: false }));
@@ -74,6 +147,8 @@ const rows = [];
     c.profit.push(cpuProfit);
     t.read.push(read);
     t.readSync.push(readSync);
+    t.readAll.push(readAll);
+    t.readThread.push(readThread);
     t.regions.push(reg);
     t.profit.push(est);
   }
@@ -83,6 +158,8 @@ const rows = [];
   rows.push(
     { what: `read smaps (${vmas} VMAs, ${formatBytes(size)}), fs.readFileSync`, ms: base, ratio: 1 },
     { what: 'read smaps, fs.promises.readFile (a pool round trip per page)', ms: median(t.read), ratio: median(t.read) / base },
+    { what: "read smaps on the addon's reader thread, bytes only (the floor off the event loop)", ms: median(t.readThread), ratio: median(t.readThread) / base },
+    { what: 'read smaps + smaps_rollup + ksm_stat (what profit reads), fs.readFileSync', ms: median(t.readAll), ratio: median(t.readAll) / base },
     { what: 'regions(pid)', ms: median(t.regions), ratio: median(t.regions) / base },
     { what: 'profit(pid, { exact: false })', ms: median(t.profit), ratio: median(t.profit) / base },
     { what: 'CPU time: read smaps, fs.readFileSync', ms: median(c.readSync), ratio: 1 },
@@ -109,19 +186,44 @@ if (process.getuid?.() === 0 && fs.existsSync(`${KSM}/run`) && fs.readFileSync(`
       merged = (await profit(children[0].pid, { exact: false })).total.mergedBytes;
       if (merged >= bytes) break;
     }
+    // The VMAs exact mode walks: those smaps says hold KSM pages (and every
+    // mergeable one when the process has zero pages), lib/report/profit/method.ts.
+    const pid = children[0].pid;
+    const stat = fs.readFileSync(`/proc/${pid}/ksm_stat`, 'utf8');
+    const zeroPages = Number(/ksm_zero_pages (\d+)/.exec(stat)?.[1] ?? 0);
+    const page = BigInt(pageSize());
+    const walkedRegions = (await regions(pid)).regions
+      .filter((r) => (r.ksm ?? 0) > 0 || (zeroPages > 0 && r.mergeable) || r.ksm === undefined);
+    const walked = walkedRegions.map((r) => [Number(r.start / page), Number(r.end / page)]);
+    const starts = BigUint64Array.from(walkedRegions, (r) => r.start);
+    const ends = BigUint64Array.from(walkedRegions, (r) => r.end);
     const exact = [];
     const estimated = [];
+    const raw = [];
+    const reads = [];
+    let frames;
     for (let i = 0; i < Math.min(RUNS, 7) + 1; i++) {
-      const e = await time(() => profit(children[0].pid, { exact: true }));
-      const s = await time(() => profit(children[0].pid, { exact: false }));
+      const e = await time(() => profit(pid, { exact: true }));
+      const s = await time(() => profit(pid, { exact: false }));
+      const a = await time(() => addon.pageAttribution(pid, starts, ends));
+      const r = await time(() => { frames = exactReadsRaw(pid, walked); });
       if (i === 0) continue;
       exact.push(e);
       estimated.push(s);
+      reads.push(a);
+      raw.push(r);
     }
     const perGiB = ((median(exact) - median(estimated)) / merged) * 1024 ** 3;
     rows.push(
       { what: `profit(pid, { exact: false }), ${formatBytes(merged)} merged`, ms: median(estimated), ratio: undefined },
       { what: `profit(pid, { exact: true }), ${formatBytes(merged)} merged`, ms: median(exact), ratio: undefined },
+      {
+        what: `its pagemap + kpageflags + kpagecount reads alone, the addon's (${walked.length} VMAs, ${frames.present} present, ${frames.ksm} KSM frames)`,
+        ms: median(reads),
+        ratio: undefined,
+      },
+      { what: 'the same reads raw from JavaScript (fs.readSync, same windows)', ms: median(raw), ratio: undefined },
+      { what: 'profit(pid, { exact: true }) / its reads alone', ms: undefined, ratio: median(exact) / median(reads) },
       { what: 'exact mode, extra cost per GiB merged', ms: perGiB, ratio: undefined },
     );
   } finally {

@@ -62,6 +62,19 @@ export const PAGE_STAT: { readonly [F in PageStatField]: number } = Object.freez
 /** Figures per range in `stats`. */
 export const PAGE_STAT_COUNT = PAGE_STAT_FIELDS.length;
 
+/**
+ * smaps as the addon's reader thread scanned it: per VMA start, end, offset
+ * in `addresses`, smapsScanFields' columns in `figures` (-1 where the kernel
+ * printed no such line); strings as indexes of [from, to) pairs in `spans`
+ * over `text`.
+ */
+export interface NativeSmapsScan {
+  addresses: BigUint64Array;
+  figures: Float64Array;
+  text: Buffer;
+  spans: Uint32Array;
+}
+
 /** @internal Why an addon's pageStatFields differ from PAGE_STAT_FIELDS, or undefined when they do not. */
 export function pageStatMismatch(fields: readonly string[]): string | undefined {
   const at = PAGE_STAT_FIELDS.findIndex((name, i) => fields[i] !== name);
@@ -143,6 +156,13 @@ export interface NativeBinding {
    * the event loop alive until it settles or the read is abandoned.
    */
   readProcFile(path: string): { promise: Promise<Buffer>; id: number };
+  /**
+   * The same, scanned on the reader thread where the bytes have the
+   * kernel's smaps layout (native/smaps-scan.h); the bytes where not.
+   */
+  readProcFile(path: string, scan: 'smaps'): { promise: Promise<Buffer | NativeSmapsScan>; id: number };
+  /** The names of NativeSmapsScan.figures' columns (NATIVE_SMAPS_FIELDS, lib/kernel/smaps-native.ts). */
+  smapsScanFields?: string[];
   /** Stop waiting for a read: it finishes in the kernel's time and its result is dropped. */
   abandonRead(id: number): void;
   constants: AdviceConstants;

@@ -41,6 +41,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("estimatePages",
               Napi::Function::New(env, ksm::EstimatePages, "estimatePages"));
   exports.Set("pageStatFields", ksm::PageStatFields(env));
+  exports.Set("smapsScanFields", ksm::SmapsScanFields(env));
   exports.Set("markSensitive", Napi::Function::New(env, ksm::MarkSensitive, "markSensitive"));
   exports.Set("sensitiveRanges", Napi::Function::New(env, ksm::SensitiveRanges, "sensitiveRanges"));
   exports.Set("adviseMergeable", Napi::Function::New(env, ksm::AdviseMergeable, "adviseMergeable"));

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,7 @@
 
 #include "addon-data.h"
 #include "errors.h"
+#include "smaps-scan.h"
 
 namespace ksm {
 
@@ -56,6 +58,10 @@ struct Job {
   int err = 0;
   const char* syscall = "open";
   napi_deferred deferred = nullptr;
+  // readProcFile(path, 'smaps'): scanned here when it has the kernel's layout.
+  bool scanSmaps = false;
+  bool scanned = false;
+  SmapsScan scan;
 };
 
 // The file whole, in 64 KiB reads (seq_files hand out a page or so per read).
@@ -96,6 +102,11 @@ void* ReaderThread(void* arg) {
     shared->queue.pop_front();
     lock.unlock();
     ReadWhole(job.get());
+    if (job->scanSmaps && job->err == 0) {
+      job->scanned = ScanSmaps(job->data.data(), job->data.size(), &job->scan);
+      if (job->scanned) std::vector<char>().swap(job->data);
+      else job->scan = SmapsScan();
+    }
     lock.lock();
     if (!shared->alive) break;  // the environment is gone: drop the result
     if (napi_call_threadsafe_function(shared->tsfn, job.get(), napi_tsfn_nonblocking) == napi_ok) {
@@ -123,6 +134,26 @@ bool SpawnReader(const std::shared_ptr<Shared>& shared) {
   return true;
 }
 
+template <typename T>
+Napi::ArrayBuffer CopyOut(Napi::Env env, const std::vector<T>& from) {
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, from.size() * sizeof(T));
+  if (!from.empty()) memcpy(buffer.Data(), from.data(), from.size() * sizeof(T));
+  return buffer;
+}
+
+// { addresses: BigUint64Array, figures: Float64Array, text: Buffer, spans: Uint32Array }
+napi_value ScanObject(Napi::Env env, const SmapsScan& scan) {
+  Napi::Object result = Napi::Object::New(env);
+  napi_value addresses;
+  NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_biguint64_array, scan.addresses.size(),
+                                                   CopyOut(env, scan.addresses), 0, &addresses), nullptr);
+  result.Set("addresses", Napi::Value(env, addresses));
+  result.Set("figures", Napi::Float64Array::New(env, scan.figures.size(), CopyOut(env, scan.figures), 0));
+  result.Set("text", Napi::Buffer<char>::Copy(env, scan.text.data(), scan.text.size()));
+  result.Set("spans", Napi::Uint32Array::New(env, scan.spans.size(), CopyOut(env, scan.spans), 0));
+  return result;
+}
+
 }  // namespace
 
 // One per environment, used on its JS thread only (but for `shared_`).
@@ -133,11 +164,12 @@ class ProcReader {
   ProcReader& operator=(const ProcReader&) = delete;
 
   // Starts a read; returns its id, or throws.
-  uint64_t Start(Napi::Env env, std::string path, napi_value* promise) {
+  uint64_t Start(Napi::Env env, std::string path, bool scanSmaps, napi_value* promise) {
     EnsureFunction(env);
     auto job = std::make_unique<Job>();
     job->id = ++last_id_;
     job->path = std::move(path);
+    job->scanSmaps = scanSmaps;
     NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &job->deferred, promise), 0);
     const uint64_t id = job->id;
     {
@@ -176,6 +208,15 @@ class ProcReader {
     Napi::HandleScope scope(env);
     if (job->err != 0) {
       napi_reject_deferred(env, job->deferred, SystemError(env, job->err, job->syscall, job->path).Value());
+      return;
+    }
+    if (job->scanned) {
+      // Called from the thread-safe function's C callback: nothing may throw out of it.
+      try {
+        napi_resolve_deferred(env, job->deferred, ScanObject(env, job->scan));
+      } catch (const Napi::Error& error) {
+        napi_reject_deferred(env, job->deferred, error.Value());
+      }
       return;
     }
     napi_resolve_deferred(env, job->deferred, Napi::Buffer<char>::Copy(env, job->data.data(), job->data.size()));
@@ -243,8 +284,13 @@ AddonData::~AddonData() = default;
 
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    throw Napi::TypeError::New(env, "readProcFile(path: string)");
+  if (info.Length() < 1 || !info[0].IsString() || (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsString())) {
+    throw Napi::TypeError::New(env, "readProcFile(path: string, scan?: 'smaps')");
+  }
+  bool scanSmaps = false;
+  if (info.Length() > 1 && info[1].IsString()) {
+    if (info[1].As<Napi::String>().Utf8Value() != "smaps") throw Napi::TypeError::New(env, "scan must be 'smaps'");
+    scanSmaps = true;
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
   if (path.empty() || path.find('\0') != std::string::npos) {
@@ -253,11 +299,22 @@ Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   AddonData& data = DataOf(env);
   if (!data.procReader) data.procReader = std::make_unique<ProcReader>();
   napi_value promise;
-  uint64_t id = data.procReader->Start(env, std::move(path), &promise);
+  uint64_t id = data.procReader->Start(env, std::move(path), scanSmaps, &promise);
   Napi::Object result = Napi::Object::New(env);
   result.Set("promise", Napi::Value(env, promise));
   result.Set("id", Napi::Number::New(env, static_cast<double>(id)));
   return result;
+}
+
+Napi::Value SmapsScanFields(Napi::Env env) {
+  static const char* const kNames[] = {
+#define KSM_SMAPS_FIELD_NAME(name) #name,
+      KSM_SMAPS_FIELDS(KSM_SMAPS_FIELD_NAME)
+#undef KSM_SMAPS_FIELD_NAME
+  };
+  Napi::Array names = Napi::Array::New(env, kSmapsFieldCount);
+  for (size_t i = 0; i < kSmapsFieldCount; i++) names.Set(static_cast<uint32_t>(i), kNames[i]);
+  return names;
 }
 
 Napi::Value AbandonRead(const Napi::CallbackInfo& info) {

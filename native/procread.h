@@ -7,13 +7,19 @@
 
 namespace ksm {
 
-// readProcFile(path) -> { promise: Promise<Buffer>, id: number }: the whole
+// readProcFile(path[, 'smaps']) -> { promise: Promise<Buffer>, id: number }: the whole
 // file, read on a thread of its own (not the libuv pool, whose four threads
 // a few stuck reads would take from every fs call of the process), in one
 // go: /proc/PID/smaps is a seq_file that returns about a page per read(2),
 // 2,000 reads for a 10,000-VMA process. The promise keeps the event loop
 // alive until it settles or abandonRead(id).
+// With 'smaps', the reader thread also scans what it read (smaps-scan.h): the
+// promise then gives { addresses, figures, text, spans } where the bytes
+// had the kernel's layout, and the bytes (a Buffer) where they did not.
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info);
+
+// smapsScanFields: the names of `figures`' columns, in their order.
+Napi::Value SmapsScanFields(Napi::Env env);
 
 // abandonRead(id): the caller stopped waiting (its deadline passed). The read
 // goes on until the kernel returns it, then its result is dropped; it no

@@ -1,9 +1,17 @@
-/** parseSmaps() on this process's real smaps and on text older kernels print. */
+/** parseSmaps() on this process's real smaps and on text older kernels print; the addon's scan against scan(). */
 import * as fs from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
 
+import { bindingState } from '../lib/binding.js';
 import { allocMergeable, parseSmaps } from '../lib/index.js';
+import { scan } from '../lib/kernel/smaps.js';
+import { NATIVE_SMAPS_FIELDS, fromNativeScan } from '../lib/kernel/smaps-native.js';
 import { PAGE, addressOf, requireKsm } from './helpers/ksm.js';
+
+const FIXTURES = path.join(__dirname, 'fixtures', 'smaps');
 
 // A 6.1 VMA: no `KSM:` line (it came in 6.6), THPeligible and ProtectionKey
 // as plain numbers.
@@ -77,5 +85,66 @@ describe('parseSmaps()', () => {
     expect(vma?.vmFlags).toContain('mg');
     expect(vma?.fields.KSM).toBeTypeOf('number');
     expect(vma?.fields.Rss).toBeGreaterThanOrEqual(4 * PAGE);
+  });
+});
+
+// The addon scans smaps on the thread that read it (native/smaps-scan.cc)
+// where the bytes have the kernel's layout, and hands back the bytes
+// otherwise: either way the VMAs must be those scan() makes of the bytes.
+describe('the reader thread\'s scan of smaps', () => {
+  const state = bindingState();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-smaps-scan-'));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  let files = 0;
+
+  async function bothWays(bytes: Buffer): Promise<{ native: boolean }> {
+    const file = path.join(tmp, String(files++));
+    fs.writeFileSync(file, bytes);
+    if (!state.loaded) throw new Error(state.reason);
+    const read = await state.binding.readProcFile(file, 'smaps').promise;
+    const got = Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read);
+    expect(got).toEqual(scan(bytes, false));
+    return { native: !Buffer.isBuffer(read) };
+  }
+
+  const fixtures = fs.readdirSync(FIXTURES).filter((name) => name.endsWith('.smaps')).map((name) => fs.readFileSync(path.join(FIXTURES, name)));
+
+  it.skipIf(!state.loaded)('the addon scans with the columns lib/kernel/smaps.ts reads', () => {
+    expect(state.loaded && state.binding.smapsScanFields).toEqual([...NATIVE_SMAPS_FIELDS]);
+  });
+
+  it.skipIf(!state.loaded)('this process and every fixture: the same VMAs as scan(), scanned natively', async () => {
+    allocMergeable(4 * PAGE).fill(1);
+    expect(await bothWays(fs.readFileSync('/proc/self/smaps'))).toEqual({ native: true });
+    for (const bytes of fixtures) expect(await bothWays(bytes)).toEqual({ native: true });
+  });
+
+  it.skipIf(!state.loaded)('text out of the kernel\'s layout: the bytes back, and scan() of them', async () => {
+    const odd = [
+      'Rss: 4 kB\n', // before any header
+      `${SMAPS_61}Size:\t\t4 kB\n`, // a tab
+      `${SMAPS_61}Rss:                   4 kB`, // no last newline
+      `${SMAPS_61}Swap:  99999999999999999999 kB\n`, // past 2^53
+      `${SMAPS_61}Rss:       4\n`, // no kB
+      `${SMAPS_61}garbage\n`,
+      '7f00-7f01 rw-p 0 00:00 12345678901234567890\n', // an inode past 15 digits
+    ];
+    for (const text of odd) expect(await bothWays(Buffer.from(text, 'latin1'))).toEqual({ native: false });
+  });
+
+  it.skipIf(!state.loaded)('kernel text with bytes changed or cut: always what scan() makes of it', async () => {
+    const kernel = fs.readFileSync(path.join(FIXTURES, 'linux-6.18.smaps'));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(kernel.length - 1), fc.constantFrom(...' \n\t:-0123456789abcdefkBSRPVKA_\r\x00\xff')), { minLength: 1, maxLength: 4 }),
+        fc.option(fc.nat(kernel.length)),
+        async (edits, cut) => {
+          const bytes = Buffer.from(kernel);
+          for (const [at, char] of edits) bytes[at] = char.charCodeAt(0);
+          await bothWays(cut === null ? bytes : bytes.subarray(0, cut));
+        },
+      ),
+      { numRuns: Number(process.env.NODE_KSM_PROPERTY_RUNS ?? 300) },
+    );
   });
 });

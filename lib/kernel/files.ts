@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 
-import { bindingState } from '../binding.js';
+import { bindingState, type NativeSmapsScan } from '../binding.js';
 import { isSystemError } from '../errors.js';
 
 /** The whole file as UTF-8 text; throws the system error. */
@@ -75,8 +75,8 @@ export function writeText(file: string, text: string): void {
 }
 
 /** A read under way: its result, and a way to stop waiting for it. */
-export interface PendingRead {
-  promise: Promise<Buffer>;
+export interface PendingRead<T = Buffer> {
+  promise: Promise<T>;
   /** The caller gave up: the read may finish later; it no longer holds the event loop. */
   abandon(): void;
 }
@@ -96,6 +96,22 @@ export function startRead(file: string): PendingRead {
     return { promise, abandon: () => native.abandonRead(id) };
   }
   return { promise: fs.promises.readFile(file), abandon: () => {} };
+}
+
+/**
+ * startRead() of an smaps file, scanned on the addon's reader thread where
+ * the addon scans with `fields` (its smapsScanFields, in this order); the
+ * bytes otherwise, and wherever the kernel's layout was not what it read.
+ */
+export function startSmapsRead(file: string, fields: readonly string[]): PendingRead<Buffer | NativeSmapsScan> {
+  const state = bindingState();
+  const scanFields = state.loaded ? state.binding.smapsScanFields : undefined;
+  if (state.loaded && scanFields !== undefined && scanFields.length === fields.length && scanFields.every((name, i) => name === fields[i])) {
+    const native = state.binding;
+    const { promise, id } = native.readProcFile(file, 'smaps');
+    return { promise, abandon: () => native.abandonRead(id) };
+  }
+  return startRead(file);
 }
 
 /** Synchronous positional reads of a file held open for the callback. */

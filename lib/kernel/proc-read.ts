@@ -11,7 +11,8 @@
  */
 import { KsmNoSuchProcessError, KsmTimeoutError } from '../errors.js';
 import { procReadError } from './errno.js';
-import { exists, startRead } from './files.js';
+import type { NativeSmapsScan } from '../binding.js';
+import { exists, startRead, startSmapsRead, type PendingRead } from './files.js';
 import { procPath } from './paths.js';
 import type { ProcessTarget } from './target.js';
 
@@ -45,9 +46,21 @@ export function isStuck(target: ProcessTarget): boolean {
  * @throws SystemError EACCES (with a hint) for another user's process.
  */
 export async function readProcFile(target: ProcessTarget, file: string, deadlineMs?: number): Promise<Buffer> {
+  return readPending(target, file, deadlineMs, startRead);
+}
+
+/**
+ * readProcFile() of smaps, scanned by the addon's reader thread where it can
+ * (files.ts startSmapsRead(): `fields` are the columns the caller reads).
+ */
+export async function readProcSmaps(target: ProcessTarget, fields: readonly string[], deadlineMs?: number): Promise<Buffer | NativeSmapsScan> {
+  return readPending(target, 'smaps', deadlineMs, (file) => startSmapsRead(file, fields));
+}
+
+async function readPending<T>(target: ProcessTarget, file: string, deadlineMs: number | undefined, start: (path: string) => PendingRead<T>): Promise<T> {
   const key = processKey(target);
   if (deadlineMs !== undefined && stuck.has(key)) throw timeoutError(target, file, deadlineMs);
-  const pending = startRead(procPath(target.root, target.dir, file));
+  const pending = start(procPath(target.root, target.dir, file));
   const read = pending.promise;
   try {
     if (deadlineMs === undefined) return await read;

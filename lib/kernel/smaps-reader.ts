@@ -10,12 +10,18 @@
  * again, up to three times; after the last, a VMA overlapping its
  * predecessor is left out (it was printed twice, once before and once after
  * the change) and `torn` says so.
+ *
+ * The summary figures are scanned on the addon's reader thread as it reads
+ * (smaps-native.ts); readSmapsAllFields(), without the addon, and
+ * bytes out of the kernel's layout are scanned here.
  */
 import { procReadError } from './errno.js';
 import { readBytes } from './files.js';
 import { procPath } from './paths.js';
-import { readProcFile } from './proc-read.js';
+import type { NativeSmapsScan } from '../binding.js';
+import { readProcFile, readProcSmaps } from './proc-read.js';
 import { scan, type SmapsScan, type SmapsSummary, type SmapsVma } from './smaps.js';
+import { NATIVE_SMAPS_FIELDS, fromNativeScan } from './smaps-native.js';
 import type { ProcessTarget } from './target.js';
 
 export interface SmapsRead<V extends SmapsSummary = SmapsSummary> {
@@ -37,6 +43,11 @@ function consistent(read: SmapsScan): { vmas: SmapsSummary[]; dropped: boolean }
   return { vmas, dropped: vmas.length !== read.vmas.length };
 }
 
+/** The addon's scan as VMAs, or the bytes scanned here (no addon, or not the kernel's layout). */
+function scanned(read: Buffer | NativeSmapsScan): SmapsScan {
+  return Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read);
+}
+
 /**
  * A process's smaps, read off the event loop and scanned.
  *
@@ -55,7 +66,7 @@ export async function readSmapsAllFields(target: ProcessTarget, deadlineMs?: num
 
 async function readSmapsAs(target: ProcessTarget, allFields: boolean, deadlineMs: number | undefined): Promise<SmapsRead> {
   for (let attempt = 1; ; attempt++) {
-    const read = scan(await readProcFile(target, 'smaps', deadlineMs), allFields);
+    const read = allFields ? scan(await readProcFile(target, 'smaps', deadlineMs), true) : scanned(await readProcSmaps(target, NATIVE_SMAPS_FIELDS, deadlineMs));
     const { vmas, dropped } = consistent(read);
     if (!dropped) return { ...read, torn: false, attempts: attempt };
     if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };

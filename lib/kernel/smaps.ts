@@ -4,6 +4,14 @@
  * in bytes); parseSmaps() keeps every field the kernel printed as well, by
  * its kernel name. Sizes printed in kB are converted to bytes. Lines that fit
  * no known shape are counted, never thrown on.
+ *
+ * The scanner here defines the format. The addon's reader thread runs the
+ * same scan of the summary figures over bytes in the kernel's own layout
+ * (native/smaps-scan.cc), because here it costs a fifth to a third of what
+ * the kernel spends printing smaps; fromNativeScan() makes the same VMAs of
+ * what it found (smaps-native.ts), and anything out of that layout comes
+ * back as bytes for scan(). test/smaps.test.ts holds the two to the same
+ * output.
  */
 import type { View } from '../binding.js';
 import { checkView, invalidType, isArrayBuffer } from '../validate.js';
@@ -109,33 +117,39 @@ const P_ANON = prefixOf('Anon');
 const P_KSM = prefixOf('KSM:');
 const P_SWAP = prefixOf('Swap');
 const P_VMFLAGS = prefixOf('VmFl');
-const wantedIndex = (name: string): number => WANTED.findIndex((w) => Buffer.from(w.name).toString('latin1') === `${name}:`);
-const W = {
-  size: wantedIndex('Size'), rss: wantedIndex('Rss'), pss: wantedIndex('Pss'),
-  sharedClean: wantedIndex('Shared_Clean'), sharedDirty: wantedIndex('Shared_Dirty'),
-  privateClean: wantedIndex('Private_Clean'), privateDirty: wantedIndex('Private_Dirty'),
-  anonymous: wantedIndex('Anonymous'), anonHugePages: wantedIndex('AnonHugePages'),
-  ksm: wantedIndex('KSM'), swap: wantedIndex('Swap'), vmFlags: wantedIndex('VmFlags'),
-};
+// WANTED's indexes as literals, so the switches below compare constants.
+const W_SIZE = 0;
+const W_RSS = 1;
+const W_PSS = 2;
+const W_SHARED_CLEAN = 3;
+const W_SHARED_DIRTY = 4;
+const W_PRIVATE_CLEAN = 5;
+const W_PRIVATE_DIRTY = 6;
+const W_ANONYMOUS = 7;
+const W_KSM = 8;
+const W_ANON_HUGE_PAGES = 9;
+const W_SWAP = 10;
+const W_VMFLAGS = 11;
 
 /** The WANTED entry a line can be, from its first bytes; -1 for lines we skip. */
 function candidateOf(u: Uint8Array, at: number): number {
   const prefix = ((u[at]! << 24) | (u[at + 1]! << 16) | (u[at + 2]! << 8) | u[at + 3]!) | 0;
   switch (prefix) {
-    case P_SIZE: return W.size;
-    case P_RSS: return W.rss;
-    case P_PSS: return W.pss;
-    case P_KSM: return W.ksm;
-    case P_SWAP: return W.swap;
-    case P_VMFLAGS: return W.vmFlags;
-    case P_SHARED: return u[at + 7] === 67 ? W.sharedClean : W.sharedDirty; // Shared_C / Shared_D
-    case P_PRIVATE: return u[at + 8] === 67 ? W.privateClean : W.privateDirty; // Private_C / Private_D
-    case P_ANON: return u[at + 4] === 121 ? W.anonymous : W.anonHugePages; // Anony / AnonH
+    case P_SIZE: return W_SIZE;
+    case P_RSS: return W_RSS;
+    case P_PSS: return W_PSS;
+    case P_KSM: return W_KSM;
+    case P_SWAP: return W_SWAP;
+    case P_VMFLAGS: return W_VMFLAGS;
+    case P_SHARED: return u[at + 7] === 67 ? W_SHARED_CLEAN : W_SHARED_DIRTY; // Shared_C / Shared_D
+    case P_PRIVATE: return u[at + 8] === 67 ? W_PRIVATE_CLEAN : W_PRIVATE_DIRTY; // Private_C / Private_D
+    case P_ANON: return u[at + 4] === 121 ? W_ANONYMOUS : W_ANON_HUGE_PAGES; // Anony / AnonH
     default: return -1;
   }
 }
 
-class Summary implements SmapsSummary {
+/** @internal The one VMA shape both scans make (smaps-native.ts too). */
+export class Summary implements SmapsSummary {
   size: number | undefined = undefined;
   rss: number | undefined = undefined;
   pss: number | undefined = undefined;
@@ -232,7 +246,8 @@ export function scan(buffer: Buffer, allFields: boolean): SmapsScan {
     if (first >= CH_UPPERA && first <= CH_UPPERZ) {
       // The common case: a kB line of exactly the kernel's layout.
       let eol = lineStart + 27;
-      if (!(u[eol] === 10 && u[eol - 1] === CH_UPPERB && u[eol - 2] === CH_LOWERK && u[eol - 3] === CH_SPACE)) {
+      const kernelShape = u[eol] === 10 && u[eol - 1] === CH_UPPERB && u[eol - 2] === CH_LOWERK && u[eol - 3] === CH_SPACE;
+      if (!kernelShape) {
         eol = lineStart;
         while (eol < length && u[eol] !== 10) eol++;
       }
@@ -242,7 +257,9 @@ export function scan(buffer: Buffer, allFields: boolean): SmapsScan {
         continue;
       }
       if (allFields) skippedLines += anyField(buffer, u, current, lineStart, eol);
-      else skippedLines += wantedField(buffer, u, current, lineStart, eol);
+      else if (!kernelShape || !kernelKbLine(u, current, lineStart)) {
+        skippedLines += wantedField(buffer, u, current, lineStart, eol);
+      }
       continue;
     }
     let eol = buffer.indexOf(10, lineStart);
@@ -253,7 +270,7 @@ export function scan(buffer: Buffer, allFields: boolean): SmapsScan {
       skippedLines += anyField(buffer, u, current, lineStart, eol);
       continue;
     }
-    const parsed = parseHeader(buffer, lineStart, eol, allFields);
+    const parsed = parseHeader(u, buffer, lineStart, eol, allFields);
     if (parsed === undefined) {
       // Fields below a header we could not read belong to no VMA we know.
       current = undefined;
@@ -274,13 +291,53 @@ function wantedField(buffer: Buffer, u: Uint8Array, current: Summary, lineStart:
   const valueStart = lineStart + wanted.name.length;
   if (valueStart > eol || !sameBytes(u, lineStart, wanted.name)) return 0;
   if (wanted.key === 'vmFlags') {
-    current.vmFlags = flagsOf(buffer, valueStart, eol);
+    current.vmFlags = flagsOf(u, buffer, valueStart, eol);
     return 0;
   }
   const value = byteFieldValue(u, valueStart, eol, false);
   if (value === undefined) return 1;
   current[wanted.key] = value;
   return 0;
+}
+
+/**
+ * A 28-byte `%-16s%8lu kB` line, the shape the kernel prints every kB field
+ * in: the field it names (if one we keep) stored with a named store (a keyed
+ * store by field name is most of the cost otherwise); false when its value is
+ * not spaces then digits up to byte 24, for wantedField() to judge.
+ */
+function kernelKbLine(u: Uint8Array, current: Summary, lineStart: number): boolean {
+  const index = candidateOf(u, lineStart);
+  if (index < 0) return true;
+  const name = WANTED[index]!.name;
+  if (!sameBytes(u, lineStart, name)) return true;
+  const valueEnd = lineStart + 24;
+  let i = lineStart + name.length;
+  while (i < valueEnd && u[i] === CH_SPACE) i++;
+  if (i === valueEnd) return false;
+  let value = 0;
+  for (; i < valueEnd; i++) {
+    const digit = u[i]! - CH_ZERO;
+    if (digit < 0 || digit > 9) return false;
+    value = value * 10 + digit;
+  }
+  value *= 1024;
+  if (!Number.isSafeInteger(value)) return false;
+  switch (index) {
+    case W_SIZE: current.size = value; break;
+    case W_RSS: current.rss = value; break;
+    case W_PSS: current.pss = value; break;
+    case W_SHARED_CLEAN: current.sharedClean = value; break;
+    case W_SHARED_DIRTY: current.sharedDirty = value; break;
+    case W_PRIVATE_CLEAN: current.privateClean = value; break;
+    case W_PRIVATE_DIRTY: current.privateDirty = value; break;
+    case W_ANONYMOUS: current.anonymous = value; break;
+    case W_KSM: current.ksm = value; break;
+    case W_ANON_HUGE_PAGES: current.anonHugePages = value; break;
+    case W_SWAP: current.swap = value; break;
+    default: return false; // VmFlags is never a kB line
+  }
+  return true;
 }
 
 /** The index of the ':' ending a `Name:` at `from`, or -1. */
@@ -296,7 +353,7 @@ function anyField(buffer: Buffer, u: Uint8Array, current: Summary, lineStart: nu
   if (colon < 0) return 1;
   const name = buffer.toString('latin1', lineStart, colon);
   if (name === 'VmFlags') {
-    current.vmFlags = flagsOf(buffer, colon + 1, eol);
+    current.vmFlags = flagsOf(u, buffer, colon + 1, eol);
     return 0;
   }
   const value = byteFieldValue(u, colon + 1, eol, true);
@@ -309,23 +366,27 @@ function anyField(buffer: Buffer, u: Uint8Array, current: Summary, lineStart: nu
   return 0;
 }
 
-// VmFlags are two letters each: one interned string per pair seen.
-const FLAG_NAMES = new Map<number, string>();
+// VmFlags are two lower-case letters each: one interned string per pair,
+// found by its letters' index (a Map lookup costs more than the rest).
+const FLAG_NAMES: (string | undefined)[] = Array.from({ length: 26 * 26 }, () => undefined);
 
-function flagsOf(data: Buffer, from: number, eol: number): string[] {
+/** @internal VmFlags' text in [from, eol) as its flags (smaps-native.ts too). */
+export function flagsOf(u: Uint8Array, data: Buffer, from: number, eol: number): string[] {
   const flags: string[] = [];
   let i = from;
   while (i < eol) {
-    while (i < eol && data[i] === CH_SPACE) i++;
+    while (i < eol && u[i] === CH_SPACE) i++;
     const start = i;
-    while (i < eol && data[i] !== CH_SPACE) i++;
+    while (i < eol && u[i] !== CH_SPACE) i++;
     if (i === start) break;
-    if (i - start === 2) {
-      const code = (data[start]! << 8) | data[start + 1]!;
-      let name = FLAG_NAMES.get(code);
+    const a = u[start]! - CH_LOWERA;
+    const b = u[start + 1]! - CH_LOWERA;
+    if (i - start === 2 && a >= 0 && a < 26 && b >= 0 && b < 26) {
+      const code = a * 26 + b;
+      let name = FLAG_NAMES[code];
       if (name === undefined) {
         name = data.toString('latin1', start, i);
-        FLAG_NAMES.set(code, name);
+        FLAG_NAMES[code] = name;
       }
       flags.push(name);
     } else {
@@ -335,13 +396,17 @@ function flagsOf(data: Buffer, from: number, eol: number): string[] {
   return flags;
 }
 
-// perms and dev take few values: one string each.
-const INTERNED = new Map<string, string>();
-function intern(data: Buffer, from: number, to: number): string {
-  const text = data.toString('latin1', from, to);
-  const known = INTERNED.get(text);
+// perms and dev take few values: one string each, found by their bytes
+// (at most 6, as a number) without making a string first.
+const INTERNED = new Map<number, string>();
+function intern(u: Uint8Array, data: Buffer, from: number, to: number): string {
+  if (to - from > 6) return data.toString('latin1', from, to);
+  let key = 1;
+  for (let i = from; i < to; i++) key = key * 256 + u[i]!;
+  const known = INTERNED.get(key);
   if (known !== undefined) return known;
-  if (INTERNED.size < 4096) INTERNED.set(text, text);
+  const text = data.toString('latin1', from, to);
+  if (INTERNED.size < 4096) INTERNED.set(key, text);
   return text;
 }
 
@@ -351,52 +416,74 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** `start-end perms offset dev inode   pathname`, or undefined. */
-function parseHeader(data: Buffer, from: number, eol: number, allFields: boolean): Summary | undefined {
+/** Where parseHeader() is, and the last hex number it read. */
+interface Cursor {
+  i: number;
+  value: bigint;
+}
+
+/** A hex number at `cursor.i` into `cursor.value`; false when there is none or it is over 16 digits. */
+function hexAt(u: Uint8Array, data: Buffer, cursor: Cursor, eol: number): boolean {
+  const begin = cursor.i;
+  let i = begin;
+  let value = 0;
+  while (i < eol) {
+    const digit = hexValue(u[i]!);
+    if (digit < 0) break;
+    value = value * 16 + digit;
+    i++;
+  }
+  cursor.i = i;
+  const digits = i - begin;
+  if (digits === 0 || digits > 16) return false;
+  // Exact in a double up to 13 hex digits (2^52); beyond, from the text.
+  cursor.value = value === 0 ? 0n : digits <= 13 ? BigInt(value) : BigInt(`0x${data.toString('latin1', begin, i)}`);
+  return true;
+}
+
+function skipSpaces(u: Uint8Array, from: number, eol: number): number {
   let i = from;
-  const hex = (): bigint | undefined => {
-    const begin = i;
-    let value = 0;
-    while (i < eol) {
-      const digit = hexValue(data[i]!);
-      if (digit < 0) break;
-      value = value * 16 + digit;
-      i++;
-    }
-    const digits = i - begin;
-    if (digits === 0 || digits > 16) return undefined;
-    // Exact in a double up to 13 hex digits (2^52); beyond, from the text.
-    return digits <= 13 ? BigInt(value) : BigInt(`0x${data.toString('latin1', begin, i)}`);
-  };
-  const spaces = (): boolean => {
-    const begin = i;
-    while (i < eol && data[i] === CH_SPACE) i++;
-    return i > begin;
-  };
-  const start = hex();
-  if (start === undefined || data[i] !== CH_MINUS) return undefined;
-  i++;
-  const end = hex();
-  if (end === undefined || !spaces()) return undefined;
+  while (i < eol && u[i] === CH_SPACE) i++;
+  return i;
+}
+
+/** `start-end perms offset dev inode   pathname`, or undefined. */
+function parseHeader(u: Uint8Array, data: Buffer, from: number, eol: number, allFields: boolean): Summary | undefined {
+  const cursor: Cursor = { i: from, value: 0n };
+  if (!hexAt(u, data, cursor, eol) || u[cursor.i] !== CH_MINUS) return undefined;
+  const start = cursor.value;
+  cursor.i++;
+  if (!hexAt(u, data, cursor, eol)) return undefined;
+  const end = cursor.value;
+  let i = skipSpaces(u, cursor.i, eol);
+  if (i === cursor.i) return undefined;
   const permsStart = i;
-  while (i < eol && data[i] !== CH_SPACE) i++;
+  while (i < eol && u[i] !== CH_SPACE) i++;
   if (i - permsStart !== 4) return undefined;
-  const perms = intern(data, permsStart, i);
-  if (!spaces()) return undefined;
-  const offset = hex();
-  if (offset === undefined || !spaces()) return undefined;
+  const perms = intern(u, data, permsStart, i);
+  cursor.i = skipSpaces(u, i, eol);
+  if (cursor.i === i || !hexAt(u, data, cursor, eol)) return undefined;
+  const offset = cursor.value;
+  i = skipSpaces(u, cursor.i, eol);
+  if (i === cursor.i) return undefined;
   const devStart = i;
-  while (i < eol && data[i] !== CH_SPACE) i++;
-  if (i === devStart || data.indexOf(CH_COLON, devStart) >= i || data.indexOf(CH_COLON, devStart) === -1) return undefined;
-  const dev = intern(data, devStart, i);
-  if (!spaces()) return undefined;
+  let colon = false;
+  while (i < eol && u[i] !== CH_SPACE) {
+    if (u[i] === CH_COLON) colon = true;
+    i++;
+  }
+  if (!colon) return undefined;
+  const dev = intern(u, data, devStart, i);
+  const devEnd = i;
+  i = skipSpaces(u, i, eol);
+  if (i === devEnd) return undefined;
   let inode = 0;
   const inodeStart = i;
-  while (i < eol && data[i]! >= CH_ZERO && data[i]! <= CH_NINE) inode = inode * 10 + (data[i++]! - CH_ZERO);
-  if (i === inodeStart || (i < eol && data[i] !== CH_SPACE)) return undefined;
-  while (i < eol && data[i] === CH_SPACE) i++;
+  while (i < eol && u[i]! >= CH_ZERO && u[i]! <= CH_NINE) inode = inode * 10 + (u[i++]! - CH_ZERO);
+  if (i === inodeStart || (i < eol && u[i] !== CH_SPACE)) return undefined;
+  i = skipSpaces(u, i, eol);
   let pathEnd = eol;
-  while (pathEnd > i && (data[pathEnd - 1] === CH_SPACE || data[pathEnd - 1] === 13)) pathEnd--;
+  while (pathEnd > i && (u[pathEnd - 1] === CH_SPACE || u[pathEnd - 1] === 13)) pathEnd--;
   const pathname = pathEnd > i ? data.toString('utf8', i, pathEnd) : '';
   const vma = new Summary(start, end, perms, offset, dev, inode, pathname);
   if (allFields) vma.fields = {};
@@ -426,6 +513,13 @@ function byteFieldValue(data: Uint8Array, from: number, eol: number, signed: boo
   while (i < eol && (data[i] === CH_SPACE || data[i] === CH_TAB || data[i] === 13)) i++;
   if (negative) value = -value;
   return i === eol && Number.isSafeInteger(value) ? value : undefined;
+}
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** end - start in bytes, with no BigInt made in between where both are exact as numbers (a report makes one per VMA). */
+export function sizeOf(range: { start: bigint; end: bigint }): number {
+  return range.end <= SAFE ? Number(range.end) - Number(range.start) : Number(range.end - range.start);
 }
 
 /** VMAs that overlap [start, end). */

@@ -9,7 +9,7 @@
  * for that. The read runs off the event loop (lib/kernel/smaps-reader.ts);
  * only the scan runs on the caller's thread.
  */
-import type { SmapsSummary } from '../kernel/smaps.js';
+import { sizeOf, type SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
 import { resolveTarget } from '../kernel/target.js';
 import type { LabelledRange } from '../merge/labels.js';
@@ -106,7 +106,7 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[], cl
   return {
     start: vma.start,
     end: vma.end,
-    size: Number(vma.end - vma.start),
+    size: sizeOf(vma),
     perms: vma.perms,
     offset: vma.offset,
     dev: vma.dev,

@@ -6,7 +6,7 @@
  */
 import type { PageAttribution } from '../../binding.js';
 import type { KsmStat } from '../../kernel/ksm-stat.js';
-import type { SmapsSummary } from '../../kernel/smaps.js';
+import { sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import type { Row } from './rows.js';
 import type { SharingBucket } from './types.js';
 
@@ -78,8 +78,7 @@ export function estimatedFigures(vma: SmapsSummary): RowFigures {
 export function metadataShares(rows: readonly Row[], metadataTotal: number | undefined): (row: Row) => number | undefined {
   const weightOf = (row: Row): number => {
     if (!row.vma.vmFlags.includes('mg')) return 0;
-    const vmaSize = Number(row.vma.end - row.vma.start);
-    return ((row.vma.anonymous ?? 0) * Number(row.end - row.start)) / vmaSize;
+    return ((row.vma.anonymous ?? 0) * sizeOf(row)) / sizeOf(row.vma);
   };
   const weightTotal = rows.reduce((sum, row) => sum + weightOf(row), 0);
   return (row) => (metadataTotal === undefined ? undefined : weightTotal > 0 ? (metadataTotal * weightOf(row)) / weightTotal : 0);

@@ -16,7 +16,7 @@ import { isSystemError } from '../../errors.js';
 import { readKsmStat } from '../../kernel/ksm-stat.js';
 import { rmapItemSize } from '../../kernel/rmap.js';
 import { readProcFileIfPresent } from '../../kernel/proc-read.js';
-import { parseSmaps, type SmapsSummary } from '../../kernel/smaps.js';
+import { parseSmaps, sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
 import { labelsOf } from '../../merge/published.js';
@@ -98,20 +98,20 @@ export async function profitOfTarget(
   deadlineMs: number | undefined,
   layoutReads = true,
 ): Promise<ProfitReport> {
-  // smaps and smaps_rollup walk the page tables separately: read them side by side.
-  const [{ vmas }, rollup, stat] = await Promise.all([
-    readSmaps(target, deadlineMs),
-    // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
-    target.kernelThread === true ? undefined : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs),
-    ksmStatOrUnreadable(target, deadlineMs),
-  ]);
+  // smaps and smaps_rollup walk the page tables separately: read them side by
+  // side, the rollup's walk going on through exact mode's page reads as well.
+  // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
+  const rollupRead = target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
+  // Awaited with the method below; failing meanwhile, it must not count as unhandled.
+  rollupRead.catch(() => {});
+  const [{ vmas }, stat] = await Promise.all([readSmaps(target, deadlineMs), ksmStatOrUnreadable(target, deadlineMs)]);
   const state = bindingState();
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
   const labels = labelsOf(target);
   const missing = missingFigures(vmas, stat);
   const reported = vmas.filter((vma) => (vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg'));
   const zeroPages = stat.zeroPages ?? 0;
-  const chosen = await chooseMethod(target, wantExact, reported, labels, zeroPages);
+  const [chosen, rollup] = await Promise.all([chooseMethod(target, wantExact, reported, labels, zeroPages), rollupRead]);
 
   const item = rmapItemSize(stat, pageSize);
   const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
@@ -125,7 +125,7 @@ export async function profitOfTarget(
     return {
       start: row.start,
       end: row.end,
-      size: Number(row.end - row.start),
+      size: sizeOf(row),
       kind: kinds.get(row.vma)!.kind,
       kindEvidence: kinds.get(row.vma)!.evidence,
       pathname: row.vma.pathname,

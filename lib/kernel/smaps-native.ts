@@ -1,0 +1,67 @@
+/**
+ * The addon's scan of smaps (native/smaps-scan.cc) as the VMAs smaps.ts
+ * scan() makes of the same bytes.
+ */
+import type { NativeSmapsScan } from '../binding.js';
+import { Summary, flagsOf, type SmapsScan, type SmapsSummary } from './smaps.js';
+
+/**
+ * The columns of the addon's scan (native/smaps-scan.h KSM_SMAPS_FIELDS), in
+ * its order: the reader uses that scan only when the addon's own list
+ * (smapsScanFields) is this one.
+ */
+export const NATIVE_SMAPS_FIELDS = [
+  'inode', 'perms', 'dev', 'pathname', 'vmFlags', 'size', 'rss', 'pss', 'sharedClean', 'sharedDirty',
+  'privateClean', 'privateDirty', 'anonymous', 'ksm', 'anonHugePages', 'swap',
+] as const;
+const NATIVE_COLUMNS = NATIVE_SMAPS_FIELDS.length;
+
+/**
+ * The addon's scan of kernel-layout smaps (lib/kernel/smaps-reader.ts) as
+ * the same VMAs scan() makes of the bytes: each distinct string decoded
+ * once, as scan() decodes it (pathname trimmed, UTF-8; VmFlags split).
+ */
+export function fromNativeScan(native: NativeSmapsScan): SmapsScan {
+  const { addresses, figures, text, spans } = native;
+  const u = new Uint8Array(text.buffer, text.byteOffset, text.byteLength);
+  const latin1: (string | undefined)[] = [];
+  const paths: (string | undefined)[] = [];
+  const flagLists: (string[] | undefined)[] = [];
+  const latin1Of = (id: number): string => (latin1[id] ??= text.toString('latin1', spans[2 * id], spans[2 * id + 1]));
+  const pathOf = (id: number): string => {
+    let path = paths[id];
+    if (path === undefined) {
+      const from = spans[2 * id]!;
+      let to = spans[2 * id + 1]!;
+      while (to > from && (u[to - 1] === 32 || u[to - 1] === 13) /* space, CR */) to--;
+      path = paths[id] = to > from ? text.toString('utf8', from, to) : '';
+    }
+    return path;
+  };
+  // The same bytes as doubles: +0 exactly where an address is 0 (most offsets), which needs no new BigInt.
+  const asDoubles = new Float64Array(addresses.buffer, addresses.byteOffset, addresses.length);
+  const count = addresses.length / 3;
+  const vmas: SmapsSummary[] = new Array<SmapsSummary>(count);
+  for (let v = 0, f = 0; v < count; v++, f += NATIVE_COLUMNS) {
+    const vma = new Summary(
+      addresses[3 * v]!, addresses[3 * v + 1]!, latin1Of(figures[f + 1]!), Object.is(asDoubles[3 * v + 2], 0) ? 0n : addresses[3 * v + 2]!,
+      latin1Of(figures[f + 2]!), figures[f]!, pathOf(figures[f + 3]!),
+    );
+    const flags = figures[f + 4]!;
+    if (flags >= 0) vma.vmFlags = (flagLists[flags] ??= flagsOf(u, text, spans[2 * flags]!, spans[2 * flags + 1]!)).slice();
+    let x = figures[f + 5]!;
+    if (x >= 0) vma.size = x;
+    if ((x = figures[f + 6]!) >= 0) vma.rss = x;
+    if ((x = figures[f + 7]!) >= 0) vma.pss = x;
+    if ((x = figures[f + 8]!) >= 0) vma.sharedClean = x;
+    if ((x = figures[f + 9]!) >= 0) vma.sharedDirty = x;
+    if ((x = figures[f + 10]!) >= 0) vma.privateClean = x;
+    if ((x = figures[f + 11]!) >= 0) vma.privateDirty = x;
+    if ((x = figures[f + 12]!) >= 0) vma.anonymous = x;
+    if ((x = figures[f + 13]!) >= 0) vma.ksm = x;
+    if ((x = figures[f + 14]!) >= 0) vma.anonHugePages = x;
+    if ((x = figures[f + 15]!) >= 0) vma.swap = x;
+    vmas[v] = vma;
+  }
+  return { vmas, skippedLines: 0 };
+}

@@ -1,0 +1,58 @@
+// /proc/PID/smaps in the kernel's own layout, scanned on the reader thread
+// that read it (procread.cc), so that regions() and profit() spend on the
+// event loop little more than making the VMA objects. A tight loop over
+// bytes, not a parser of its own: it takes the shapes the kernel prints
+// (fs/proc/task_mmu.c) and nothing else, and gives up on the first line out
+// of them; the caller then gets the bytes and lib/kernel/smaps.ts, which
+// defines the format for every input, scans them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ksm {
+
+// Per VMA, in this order, as doubles (-1: the kernel printed no such line).
+// lib/kernel/smaps-native.ts holds the same list (NATIVE_SMAPS_FIELDS) and uses
+// this scan only when smapsScanFields, exported from this list, equals it.
+#define KSM_SMAPS_FIELDS(X) \
+  X(inode)                  \
+  X(perms)                  \
+  X(dev)                    \
+  X(pathname)               \
+  X(vmFlags)                \
+  X(size)                   \
+  X(rss)                    \
+  X(pss)                    \
+  X(sharedClean)            \
+  X(sharedDirty)            \
+  X(privateClean)           \
+  X(privateDirty)           \
+  X(anonymous)              \
+  X(ksm)                    \
+  X(anonHugePages)          \
+  X(swap)
+
+#define KSM_SMAPS_FIELD_COUNT(name) +1
+constexpr size_t kSmapsFieldCount = 0 KSM_SMAPS_FIELDS(KSM_SMAPS_FIELD_COUNT);
+#undef KSM_SMAPS_FIELD_COUNT
+
+struct SmapsScan {
+  // start, end, offset per VMA.
+  std::vector<uint64_t> addresses;
+  // kSmapsFieldCount per VMA. perms, dev, pathname and vmFlags are indexes
+  // into `spans`: the raw bytes (perms and dev tokens, the rest of the header
+  // line after the inode and its spaces, VmFlags' text after the colon), each
+  // distinct one once.
+  std::vector<double> figures;
+  std::vector<char> text;
+  // [from, to) into `text`, two per distinct string.
+  std::vector<uint32_t> spans;
+};
+
+// True when every line had the kernel's shape and `out` holds every VMA;
+// false at the first line that did not (`out` is then partial).
+bool ScanSmaps(const char* data, size_t size, SmapsScan* out);
+
+}  // namespace ksm
