@@ -152,18 +152,16 @@ export interface NativeBinding {
   pageAttribution(pid: number, starts: BigUint64Array, ends: BigUint64Array, pagemapScan?: boolean): Promise<PageAttribution>;
   /**
    * A whole file read on a thread of its own (seq_files hand out a page per
-   * read; another process's files wait for its mmap lock). The promise keeps
-   * the event loop alive until it settles or the read is abandoned.
+   * read; another process's files wait for its mmap lock); with 'smaps',
+   * scanned on that thread where the bytes have the kernel's smaps layout
+   * (native/smaps-scan.h). Returns the read's id; its result comes back as
+   * deliver(id, error, result), the function of the environment's first call.
+   * The read keeps the event loop alive until delivered or abandoned.
    */
-  readProcFile(path: string): { promise: Promise<Buffer>; id: number };
-  /**
-   * The same, scanned on the reader thread where the bytes have the
-   * kernel's smaps layout (native/smaps-scan.h); the bytes where not.
-   */
-  readProcFile(path: string, scan: 'smaps'): { promise: Promise<Buffer | NativeSmapsScan>; id: number };
+  readProcFile(path: string, scan: 'smaps' | undefined, deliver: (id: number, error: Error | null, result: Buffer | NativeSmapsScan | undefined) => void): number;
   /** The names of NativeSmapsScan.figures' columns (NATIVE_SMAPS_FIELDS, lib/kernel/smaps-native.ts). */
   smapsScanFields?: string[];
-  /** Stop waiting for a read: it finishes in the kernel's time and its result is dropped. */
+  /** Stop waiting for a read: it finishes in the kernel's time and is still delivered; it no longer holds the event loop. */
   abandonRead(id: number): void;
   constants: AdviceConstants;
   /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */

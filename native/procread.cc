@@ -57,7 +57,6 @@ struct Job {
   std::vector<char> data;
   int err = 0;
   const char* syscall = "open";
-  napi_deferred deferred = nullptr;
   // readProcFile(path, 'smaps'): scanned here when it has the kernel's layout.
   bool scanSmaps = false;
   bool scanned = false;
@@ -163,14 +162,16 @@ class ProcReader {
   ProcReader(const ProcReader&) = delete;
   ProcReader& operator=(const ProcReader&) = delete;
 
-  // Starts a read; returns its id, or throws.
-  uint64_t Start(Napi::Env env, std::string path, bool scanSmaps, napi_value* promise) {
-    EnsureFunction(env);
+  // Starts a read whose result goes to `deliver(id, error, result)` (the
+  // function of the first call, for the environment's life); returns its id,
+  // or throws. No N-API handle is made per read: a read still in the kernel
+  // when the environment goes leaves nothing of it behind.
+  uint64_t Start(Napi::Env env, std::string path, bool scanSmaps, Napi::Function deliver) {
+    EnsureFunction(env, deliver);
     auto job = std::make_unique<Job>();
     job->id = ++last_id_;
     job->path = std::move(path);
     job->scanSmaps = scanSmaps;
-    NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &job->deferred, promise), 0);
     const uint64_t id = job->id;
     {
       std::lock_guard<std::mutex> lock(shared_->mutex);
@@ -179,8 +180,7 @@ class ProcReader {
           shared_->threads++;
         } else if (shared_->threads == 0) {
           // No thread to be had (RLIMIT_NPROC, memory): refuse as clone(2) would.
-          napi_reject_deferred(env, job->deferred, SystemError(env, EAGAIN, "pthread_create", job->path).Value());
-          return id;  // `job` frees it
+          throw SystemError(env, EAGAIN, "pthread_create", job->path);
         }
       }
       shared_->queue.push_back(job.release());  // a reader thread owns it now
@@ -198,28 +198,28 @@ class ProcReader {
     Let(env);
   }
 
-  // On the JS thread, from the thread-safe function: settle the promise.
-  void Deliver(Napi::Env env, std::unique_ptr<Job> job) {
+  // On the JS thread, from the thread-safe function: deliver(id, error, result).
+  void Deliver(Napi::Env env, napi_value deliver, std::unique_ptr<Job> job) {
     auto it = awaited_.find(job->id);
     if (it != awaited_.end()) {
       if (it->second) Let(env);
       awaited_.erase(it);
     }
     Napi::HandleScope scope(env);
-    if (job->err != 0) {
-      napi_reject_deferred(env, job->deferred, SystemError(env, job->err, job->syscall, job->path).Value());
-      return;
-    }
-    if (job->scanned) {
-      // Called from the thread-safe function's C callback: nothing may throw out of it.
-      try {
-        napi_resolve_deferred(env, job->deferred, ScanObject(env, job->scan));
-      } catch (const Napi::Error& error) {
-        napi_reject_deferred(env, job->deferred, error.Value());
+    napi_value args[3] = {Napi::Number::New(env, static_cast<double>(job->id)), env.Null(), env.Undefined()};
+    // Called from the thread-safe function's C callback: nothing may throw out of it.
+    try {
+      if (job->err != 0) {
+        args[1] = SystemError(env, job->err, job->syscall, job->path).Value();
+      } else if (job->scanned) {
+        args[2] = ScanObject(env, job->scan);
+      } else {
+        args[2] = Napi::Buffer<char>::Copy(env, job->data.data(), job->data.size());
       }
-      return;
+    } catch (const Napi::Error& error) {
+      args[1] = error.Value();
     }
-    napi_resolve_deferred(env, job->deferred, Napi::Buffer<char>::Copy(env, job->data.data(), job->data.size()));
+    napi_call_function(env, env.Undefined(), deliver, 3, args, nullptr);
   }
 
   // Environment teardown: no thread delivers from now on.
@@ -239,19 +239,19 @@ class ProcReader {
   }
 
  private:
-  static void CallJs(napi_env env, napi_value, void* context, void* data) {
+  static void CallJs(napi_env env, napi_value deliver, void* context, void* data) {
     std::unique_ptr<Job> job(static_cast<Job*>(data));
-    if (env == nullptr) return;  // torn down with the job still queued
-    static_cast<ProcReader*>(context)->Deliver(Napi::Env(env), std::move(job));
+    if (env == nullptr || deliver == nullptr) return;  // torn down with the job still queued
+    static_cast<ProcReader*>(context)->Deliver(Napi::Env(env), deliver, std::move(job));
   }
 
   static void Cleanup(void* arg) { static_cast<ProcReader*>(arg)->Close(); }
 
-  void EnsureFunction(Napi::Env env) {
+  void EnsureFunction(Napi::Env env, Napi::Function deliver) {
     if (hookAdded_) return;
     napi_value name = Napi::String::New(env, "node-ksm procread");
     napi_threadsafe_function tsfn;
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr,
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_threadsafe_function(env, deliver, nullptr, name, 0, 1, nullptr, nullptr,
                                                                   this, CallJs, &tsfn));
     // Idle, it must not keep the loop alive; Hold() refs it while a read is awaited.
     napi_unref_threadsafe_function(env, tsfn);
@@ -284,11 +284,11 @@ AddonData::~AddonData() = default;
 
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString() || (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsString())) {
-    throw Napi::TypeError::New(env, "readProcFile(path: string, scan?: 'smaps')");
+  if (info.Length() < 3 || !info[0].IsString() || !(info[1].IsUndefined() || info[1].IsString()) || !info[2].IsFunction()) {
+    throw Napi::TypeError::New(env, "readProcFile(path: string, scan: 'smaps' | undefined, deliver: (id, error, result) => void)");
   }
   bool scanSmaps = false;
-  if (info.Length() > 1 && info[1].IsString()) {
+  if (info[1].IsString()) {
     if (info[1].As<Napi::String>().Utf8Value() != "smaps") throw Napi::TypeError::New(env, "scan must be 'smaps'");
     scanSmaps = true;
   }
@@ -298,12 +298,8 @@ Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   }
   AddonData& data = DataOf(env);
   if (!data.procReader) data.procReader = std::make_unique<ProcReader>();
-  napi_value promise;
-  uint64_t id = data.procReader->Start(env, std::move(path), scanSmaps, &promise);
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("promise", Napi::Value(env, promise));
-  result.Set("id", Napi::Number::New(env, static_cast<double>(id)));
-  return result;
+  const uint64_t id = data.procReader->Start(env, std::move(path), scanSmaps, info[2].As<Napi::Function>());
+  return Napi::Number::New(env, static_cast<double>(id));
 }
 
 Napi::Value SmapsScanFields(Napi::Env env) {

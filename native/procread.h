@@ -7,23 +7,27 @@
 
 namespace ksm {
 
-// readProcFile(path[, 'smaps']) -> { promise: Promise<Buffer>, id: number }: the whole
-// file, read on a thread of its own (not the libuv pool, whose four threads
-// a few stuck reads would take from every fs call of the process), in one
-// go: /proc/PID/smaps is a seq_file that returns about a page per read(2),
-// 2,000 reads for a 10,000-VMA process. The promise keeps the event loop
-// alive until it settles or abandonRead(id).
-// With 'smaps', the reader thread also scans what it read (smaps-scan.h): the
-// promise then gives { addresses, figures, text, spans } where the bytes
-// had the kernel's layout, and the bytes (a Buffer) where they did not.
+// readProcFile(path, scan, deliver) -> id: the whole file, read on a thread
+// of its own (not the libuv pool, whose four threads a few stuck reads would
+// take from every fs call of the process), in one go: /proc/PID/smaps is a
+// seq_file that returns about a page per read(2), 2,000 reads for a
+// 10,000-VMA process. The result comes back on the JS thread as
+// deliver(id, error, result) (the function of the environment's first call);
+// until then the read keeps the event loop alive, unless abandonRead(id).
+// No promise or other N-API handle is made per read, so a read still in the
+// kernel when the environment is torn down leaves nothing behind.
+// With scan 'smaps', the reader thread also scans what it read
+// (smaps-scan.h): the result is then { addresses, figures, text, spans }
+// where the bytes had the kernel's layout, and the bytes (a Buffer) where
+// they did not.
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info);
 
 // smapsScanFields: the names of `figures`' columns, in their order.
 Napi::Value SmapsScanFields(Napi::Env env);
 
 // abandonRead(id): the caller stopped waiting (its deadline passed). The read
-// goes on until the kernel returns it, then its result is dropped; it no
-// longer keeps the event loop alive.
+// goes on until the kernel returns it, and is still delivered; it no longer
+// keeps the event loop alive.
 Napi::Value AbandonRead(const Napi::CallbackInfo& info);
 
 }  // namespace ksm

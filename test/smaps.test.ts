@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { bindingState } from '../lib/binding.js';
 import { allocMergeable, parseSmaps } from '../lib/index.js';
 import { scan } from '../lib/kernel/smaps.js';
+import { startSmapsRead } from '../lib/kernel/files.js';
 import { NATIVE_SMAPS_FIELDS, fromNativeScan } from '../lib/kernel/smaps-native.js';
 import { PAGE, addressOf, requireKsm } from './helpers/ksm.js';
 
@@ -101,7 +102,7 @@ describe('the reader thread\'s scan of smaps', () => {
     const file = path.join(tmp, String(files++));
     fs.writeFileSync(file, bytes);
     if (!state.loaded) throw new Error(state.reason);
-    const read = await state.binding.readProcFile(file, 'smaps').promise;
+    const read = await startSmapsRead(file, state.binding.smapsScanFields!).promise;
     const got = Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read);
     expect(got).toEqual(scan(bytes, false));
     return { native: !Buffer.isBuffer(read) };

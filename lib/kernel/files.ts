@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 
-import { bindingState, type NativeSmapsScan } from '../binding.js';
+import { bindingState, type NativeBinding, type NativeSmapsScan } from '../binding.js';
 import { isSystemError } from '../errors.js';
 
 /** The whole file as UTF-8 text; throws the system error. */
@@ -90,12 +90,30 @@ export interface PendingRead<T = Buffer> {
  */
 export function startRead(file: string): PendingRead {
   const state = bindingState();
-  if (state.loaded && typeof state.binding.abandonRead === 'function') {
-    const native = state.binding;
-    const { promise, id } = native.readProcFile(file);
-    return { promise, abandon: () => native.abandonRead(id) };
-  }
+  if (state.loaded && typeof state.binding.abandonRead === 'function') return nativeRead(state.binding, file, undefined) as PendingRead;
   return { promise: fs.promises.readFile(file), abandon: () => {} };
+}
+
+/** Reads the addon is doing for this environment, by id, until delivered. */
+const inFlight = new Map<number, { resolve(result: Buffer | NativeSmapsScan): void; reject(error: Error): void }>();
+
+function deliver(id: number, error: Error | null, result: Buffer | NativeSmapsScan | undefined): void {
+  const read = inFlight.get(id);
+  if (read === undefined) return;
+  inFlight.delete(id);
+  if (error !== null) read.reject(error);
+  else read.resolve(result!);
+}
+
+function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined): PendingRead<Buffer | NativeSmapsScan> {
+  let id: number;
+  try {
+    id = native.readProcFile(file, scan, deliver);
+  } catch (error) {
+    return { promise: Promise.reject(error as Error), abandon: () => {} };
+  }
+  const promise = new Promise<Buffer | NativeSmapsScan>((resolve, reject) => inFlight.set(id, { resolve, reject }));
+  return { promise, abandon: () => native.abandonRead(id) };
 }
 
 /**
@@ -107,9 +125,7 @@ export function startSmapsRead(file: string, fields: readonly string[]): Pending
   const state = bindingState();
   const scanFields = state.loaded ? state.binding.smapsScanFields : undefined;
   if (state.loaded && scanFields !== undefined && scanFields.length === fields.length && scanFields.every((name, i) => name === fields[i])) {
-    const native = state.binding;
-    const { promise, id } = native.readProcFile(file, 'smaps');
-    return { promise, abandon: () => native.abandonRead(id) };
+    return nativeRead(state.binding, file, 'smaps');
   }
   return startRead(file);
 }

@@ -81,9 +81,16 @@ export interface Holder {
 }
 
 /** Starts test/fixtures/NAME (a child using the built package) and waits for its `ready`. */
-export async function startFixture(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Holder & { ready: Record<string, unknown> }> {
+export async function startFixture(
+  name: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  options: { sanitized?: boolean } = {},
+): Promise<Holder & { ready: Record<string, unknown> }> {
   const child = fork(path.join(FIXTURES, name), args, {
-    env: { ...process.env, ...env },
+    // `sanitized: false`: a plain node even in the sanitized run, where what is
+    // under test is the fixture's memory layout (ASan replaces malloc).
+    env: { ...(options.sanitized === false ? unsanitizedEnv() : process.env), ...env },
     // Not the test worker's node flags (vitest's): a fixture is a plain node process.
     execArgv: [],
     serialization: 'advanced',
