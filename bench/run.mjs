@@ -8,7 +8,7 @@
 //   --quick   a smaller matrix (a few minutes)
 //   --smoke   tiny sizes, no global-knob windows: checks the harness works
 //   --only    suites by id: efficiency, merge-time, enable-merge, peer,
-//             alloc, thp, profit, estimate
+//             alloc, thp, profit, estimate, v8-heap
 //   --out     where to write the Markdown (default BENCHMARKS.md; '-' for none)
 //   --json    also write every raw figure as JSON
 //
@@ -49,7 +49,7 @@ function previous(mode) {
   }
 }
 
-const SUITES = ['efficiency', 'merge-time', 'enable-merge', 'peer', 'alloc', 'thp', 'external'];
+const SUITES = ['efficiency', 'merge-time', 'enable-merge', 'peer', 'alloc', 'thp', 'external', 'v8-heap'];
 
 async function main() {
   const availability = ksmAvailability();

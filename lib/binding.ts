@@ -76,6 +76,8 @@ export interface NativeBinding {
   madvise(view: View, advice: number, outward?: boolean): NativeRange;
   viewRange(view: View): NativeRange;
   pageSize(): number;
+  /** malloc_trim(0): true when memory went back to the kernel; null without glibc. */
+  trimMalloc(): boolean | null;
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
   /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */

@@ -1,0 +1,189 @@
+// Tables and summary rows of the v8-heap suite.
+import { median, mib, pct, ratio } from './stats.mjs';
+
+const KINDS = { code: 'code-heavy group (TypeScript)', http: 'HTTP server (cluster)' };
+const CLASSES = ['v8-old', 'v8-young', 'v8-large', 'v8-code', 'malloc-brk', 'malloc-arena', 'thread-stack', 'stack', 'file', 'other'];
+
+/** "median (min..max, n runs)" of a list, formatted. */
+function spread(values, format) {
+  const list = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
+  if (list.length === 0) return 'n/a';
+  if (list.length === 1) return format(list[0]);
+  return `${format(median(list))} (${format(Math.min(...list))}..${format(Math.max(...list))})`;
+}
+
+const share = (runs, phase) => runs.map((r) => r[phase].share);
+const fixed = (digits) => (v) => v.toFixed(digits);
+
+/** Per-repeat ratios a/b (same repeat index: run next to each other). */
+function pairRatios(a, b, pick) {
+  const out = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) out.push(pick(a[i]) / pick(b[i]));
+  return out;
+}
+
+export function issueTable(issue) {
+  const lines = [
+    '### The issue\'s table, reproduced',
+    '',
+    'Transpile workers, raw flags (no preload: Math.random() is whatever the flags make it), `enableMerge()` in each worker.',
+    '',
+    '| node flags | saved (exact, % of anonymous) | saved per group | Math.random() the same in every worker |',
+    '|---|---|---|---|',
+  ];
+  for (const row of issue) {
+    lines.push(
+      `| ${row.flags.map((f) => `\`${f.replace(/=\d+$/, '=S')}\``).join(' ') || '(none)'} | ${spread(row.runs.map((r) => r.saving.share), (v) => pct(v))} | ` +
+        `${spread(row.runs.map((r) => r.saving.netBytes), (v) => mib(v))} | ${row.runs.every((r) => r.sameRandom) ? 'yes' : 'no'} |`,
+    );
+  }
+  lines.push('', 'S: a random seed per group. Figures: median (min..max) over the runs.', '');
+  return lines;
+}
+
+export function mainTable(results, n) {
+  const lines = [];
+  for (const [kind, byLabel] of Object.entries(results)) {
+    lines.push(
+      `### ${KINDS[kind]}: saving and cost side by side`,
+      '',
+      '| group | saved after start-up | after traffic | anonymous per worker (start-up) | throughput | p99 latency | CPU per op | GC pause total / max | start-up CPU per worker |',
+      '|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const [label, runs] of Object.entries(byLabel)) {
+      const unit = runs[0].cost.unit;
+      lines.push(
+        `| ${label} | ${spread(share(runs, 'startup'), pct)} (${mib(median(runs.map((r) => r.startup.netBytes)))}) | ` +
+          `${spread(share(runs, 'traffic'), pct)} (${mib(median(runs.map((r) => r.traffic.netBytes)))}) | ` +
+          `${mib(median(runs.map((r) => r.startup.anonymous)) / n)} | ${spread(runs.map((r) => r.cost.throughput), fixed(0))} ${unit} | ` +
+          `${spread(runs.map((r) => r.cost.p99), fixed(2))} ms | ${spread(runs.map((r) => r.cost.cpuPerOpMs), fixed(3))} ms | ` +
+          `${spread(runs.map((r) => r.cost.gc.totalMs), fixed(0))} / ${spread(runs.map((r) => r.cost.gc.maxMs), fixed(1))} ms | ` +
+          `${spread(runs.map((r) => r.startupCpuMs), fixed(0))} ms |`,
+      );
+    }
+    const heaps = byLabel.heaps ?? [];
+    const plain = byLabel.plain ?? [];
+    lines.push(
+      '',
+      `heaps against plain, run by run: saving after traffic ${spread(pairRatios(heaps, plain, (r) => r.traffic.netBytes), (v) => ratio(v))}; ` +
+        `throughput ${spread(pairRatios(heaps, plain, (r) => r.cost.throughput), (v) => ratio(v, 3))}; ` +
+        `p99 ${spread(pairRatios(heaps, plain, (r) => r.cost.p99), (v) => ratio(v, 3))}; ` +
+        `CPU per op ${spread(pairRatios(heaps, plain, (r) => r.cost.cpuPerOpMs), (v) => ratio(v, 3))}.`,
+      '',
+    );
+  }
+  return lines;
+}
+
+function classRows(runs, phase) {
+  const out = {};
+  for (const name of CLASSES) {
+    const pick = (field) => median(runs.map((r) => r[phase].byKind[name]?.[field] ?? 0));
+    out[name] = { anonymous: pick('anonymous'), merged: pick('merged'), saved: pick('saved') };
+  }
+  return out;
+}
+
+export function whereTable(results) {
+  const lines = [
+    '### Where the merged pages are',
+    '',
+    'Per kind of mapping, summed over the group (medians): anonymous memory, bytes that map a KSM page (smaps `KSM`), and the fair-share saving ' +
+      '(profit exact rows). V8 pages are told apart by their chunk header (first words of each 256 KiB-aligned chunk: size and the ' +
+      'young-generation flags); the code range is the one anonymous executable mapping. Inside malloc\'s heap nothing tells which C++ ' +
+      'object, or free chunk, a page holds.',
+    '',
+  ];
+  for (const [kind, byLabel] of Object.entries(results)) {
+    for (const label of ['plain', 'heaps']) {
+      const runs = byLabel[label];
+      if (!runs) continue;
+      lines.push(`${KINDS[kind]}, ${label}:`, '', '| mapping | anonymous (start-up) | merged | saved | anonymous (after traffic) | merged | saved |', '|---|---|---|---|---|---|---|');
+      const start = classRows(runs, 'startup');
+      const after = classRows(runs, 'traffic');
+      for (const name of CLASSES) {
+        if (start[name].anonymous === 0 && after[name].anonymous === 0) continue;
+        lines.push(
+          `| ${name} | ${mib(start[name].anonymous)} | ${mib(start[name].merged)} | ${mib(start[name].saved)} | ` +
+            `${mib(after[name].anonymous)} | ${mib(after[name].merged)} | ${mib(after[name].saved)} |`,
+        );
+      }
+      const pointers = Math.max(...runs.map((r) => r.startup.heapPointers));
+      lines.push('', pointers > 1 ? `(V8 chunk headers named ${pointers} different heaps in one worker: the page kinds are a best guess.)` : '', '');
+    }
+  }
+  return lines;
+}
+
+export function servingTable(results) {
+  const lines = ['### What the serving switch keeps', '', '| group | kind | saved after start-up | after traffic | throughput / plain | p99 / plain |', '|---|---|---|---|---|---|'];
+  let any = false;
+  for (const [kind, byLabel] of Object.entries(results)) {
+    const plain = byLabel.plain ?? [];
+    for (const [label, runs] of Object.entries(byLabel)) {
+      if (!label.startsWith('heaps')) continue;
+      any = true;
+      lines.push(
+        `| ${label} | ${kind} | ${spread(share(runs, 'startup'), pct)} | ${spread(share(runs, 'traffic'), pct)} | ` +
+          `${spread(pairRatios(runs, plain, (r) => r.cost.throughput), (v) => ratio(v, 3))} | ${spread(pairRatios(runs, plain, (r) => r.cost.p99), (v) => ratio(v, 3))} |`,
+      );
+    }
+  }
+  return any ? [...lines, ''] : [];
+}
+
+function verdict(ok) {
+  return ok ? 'met' : 'not met';
+}
+
+/** The summary rows: the issue's goal, per group. */
+export function summaryRows(results, ctx) {
+  const rows = [];
+  for (const [kind, byLabel] of Object.entries(results)) {
+    const heaps = byLabel.heaps ?? [];
+    const plain = byLabel.plain ?? [];
+    if (heaps.length === 0 || plain.length === 0) continue;
+    const startShare = median(share(heaps, 'startup'));
+    const trafficRatio = median(pairRatios(heaps, plain, (r) => r.traffic.netBytes));
+    const throughput = median(pairRatios(heaps, plain, (r) => r.cost.throughput));
+    const p99 = median(pairRatios(heaps, plain, (r) => r.cost.p99));
+    const name = KINDS[kind];
+    rows.push(
+      {
+        figure: `${name}, N=${ctx.n}: saved after start-up, node-ksm/cluster`,
+        measured: `${pct(startShare)} of anonymous (${spread(share(heaps, 'startup'), pct)})`,
+        comparedWith: `plain enableMerge(): ${pct(median(share(plain, 'startup')))}`,
+        ratio: median(pairRatios(heaps, plain, (r) => r.startup.netBytes)),
+        target: kind === 'code' ? '>= 40% of anonymous' : '',
+        verdict: kind === 'code' ? verdict(startShare >= 0.4) : 'measured',
+      },
+      {
+        figure: `${name}, N=${ctx.n}: saved after divergent traffic`,
+        measured: `${pct(median(share(heaps, 'traffic')))} of anonymous (${mib(median(heaps.map((r) => r.traffic.netBytes)))})`,
+        comparedWith: `plain enableMerge(): ${pct(median(share(plain, 'traffic')))} (${mib(median(plain.map((r) => r.traffic.netBytes)))})`,
+        ratio: trafficRatio,
+        target: '>= 2x plain',
+        verdict: verdict(trafficRatio >= 2),
+      },
+      {
+        figure: `${name}, N=${ctx.n}: steady-state throughput`,
+        measured: `${median(heaps.map((r) => r.cost.throughput)).toFixed(0)} ${heaps[0].cost.unit}`,
+        comparedWith: `plain: ${median(plain.map((r) => r.cost.throughput)).toFixed(0)}`,
+        ratio: throughput,
+        target: '>= 0.95x plain',
+        verdict: verdict(throughput >= 0.95),
+        notes: `run by run: ${spread(pairRatios(heaps, plain, (r) => r.cost.throughput), (v) => ratio(v, 3))}`,
+      },
+      {
+        figure: `${name}, N=${ctx.n}: p99 latency`,
+        measured: `${median(heaps.map((r) => r.cost.p99)).toFixed(2)} ms`,
+        comparedWith: `plain: ${median(plain.map((r) => r.cost.p99)).toFixed(2)} ms`,
+        ratio: p99,
+        target: '<= 1.05x plain',
+        verdict: verdict(p99 <= 1.05),
+        notes: `run by run: ${spread(pairRatios(heaps, plain, (r) => r.cost.p99), (v) => ratio(v, 3))}`,
+      },
+    );
+  }
+  return rows;
+}

@@ -1,0 +1,59 @@
+// The small HTTP server of the v8-heap suite, one cluster worker: GET
+// /item/<id> builds (or finds) an item in a 5,000-entry cache and sends it
+// as JSON. The load generator asks for random ids: every worker ends up
+// holding different items.
+//   BENCH_HEAP: JSON { enableMerge }
+'use strict';
+const http = require('node:http');
+const path = require('node:path');
+
+const t0 = performance.now();
+const cpu0 = process.cpuUsage();
+const spec = JSON.parse(process.env.BENCH_HEAP ?? '{}');
+if (spec.enableMerge) require(path.join(__dirname, '..', '..', 'dist', 'index.js')).enableMerge();
+const { workerStats } = require('./heap-stats.cjs');
+
+const cache = new Map();
+let served = 0;
+
+function item(id) {
+  let found = cache.get(id);
+  if (found) return found;
+  const tags = [];
+  for (let i = 0; i < 8; i++) tags.push(`${id.slice(i % id.length)}-${i}`);
+  found = { id, created: Date.now(), tags, score: id.length * 31 + tags.length, owner: { name: `user-${id.slice(0, 6)}`, roles: ['reader', 'writer'] } };
+  cache.set(id, found);
+  if (cache.size > 5000) cache.delete(cache.keys().next().value);
+  return found;
+}
+
+const server = http.createServer((req, res) => {
+  served += 1;
+  const id = req.url.startsWith('/item/') ? req.url.slice(6) : 'none';
+  const body = JSON.stringify({ item: item(id), cached: cache.size, at: served });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+});
+
+const stats = workerStats();
+process.on('message', (message) => {
+  if (message?.cmd === 'stats-reset') {
+    stats.reset();
+    served = 0;
+    process.send({ cmd: 'stats-reset' });
+  } else if (message?.cmd === 'stats') {
+    const cpu = stats.read();
+    setImmediate(() => process.send({ cmd: 'stats', served, ...cpu, gcPauses: stats.read().gcPauses }));
+  }
+});
+server.listen(0, () => {
+  const cpu = process.cpuUsage(cpu0);
+  process.send({
+    cmd: 'ready',
+    pid: process.pid,
+    port: server.address().port,
+    startupMs: performance.now() - t0,
+    startupCpuMs: (cpu.user + cpu.system) / 1000,
+    random: Math.random(),
+  });
+});
