@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { FIXTURES, ROOT, rawKsmStat, requireKsm, runNode, startFixture, waitFullScans, type Holder } from './helpers/ksm.js';
-import { v8ChunkStarts, v8Hashes } from './helpers/v8-memory.js';
+import { runCli } from './helpers/cli.js';
+import { v8ChunkStarts, v8StringHashes, v8SymbolHashes } from './helpers/v8-memory.js';
+import type { StatusJson } from '../lib/cli/json.js';
 
 const requireCjs = createRequire(path.join(ROOT, 'package.json'));
 type Cluster = typeof import('../lib/cluster/index.js').default;
@@ -166,18 +168,18 @@ describe('node-ksm/cluster: workers', () => {
     expect(overlap(chunks[2]!, chunks[3]!)).toBeGreaterThan(0.8);
     expect(overlap(chunks[0]!, chunks[2]!)).toBeLessThan(0.1);
 
-    const hashes = [...one.pids, ...two.pids].map((pid) => v8Hashes(pid, name));
-    for (const found of hashes) {
-      expect(found.strings.size).toBe(1);
-      expect(found.symbols.size).toBeGreaterThanOrEqual(1);
-    }
-    const [a, b, c, d] = hashes.map((h) => [...h.strings][0]);
-    expect(a).toBe(b);
-    expect(c).toBe(d);
-    expect(a).not.toBe(c);
-    expect([...hashes[0]!.symbols]).toEqual([...hashes[1]!.symbols]);
-    expect([...hashes[2]!.symbols]).toEqual([...hashes[3]!.symbols]);
-    expect([...hashes[0]!.symbols].some((hash) => hashes[2]!.symbols.has(hash))).toBe(false);
+    // The same string hashes to the same value in siblings (the hash seed), and not across primaries.
+    const strings = [...one.pids, ...two.pids].map((pid) => [...v8StringHashes(pid, name)]);
+    for (const found of strings) expect(found).toHaveLength(1);
+    expect(strings[0]).toEqual(strings[1]);
+    expect(strings[2]).toEqual(strings[3]);
+    expect(strings[0]).not.toEqual(strings[2]);
+    // Symbol() created at the same point of the siblings' start-up draws the same hash.
+    const symbols = [...one.pids, ...two.pids].map((pid) => [...v8SymbolHashes(pid, `${name}/symbol`)]);
+    for (const found of symbols) expect(found).toHaveLength(1);
+    expect(symbols[0]).toEqual(symbols[1]);
+    expect(symbols[2]).toEqual(symbols[3]);
+    expect(symbols[0]).not.toEqual(symbols[2]);
 
     // A vm context seeds its Math.random() from the isolate's generator, which the siblings' seed started.
     const vmOne = (await one.ask<{ vm: number }>('randomness')).map((w) => w.vm);
@@ -187,12 +189,20 @@ describe('node-ksm/cluster: workers', () => {
     expect(vmOne[0]).not.toBe(vmTwo[0]);
   });
 
-  it('forkChild() starts mergeable siblings as cluster.fork() does', async (ctx) => {
+  it('forkChild() starts mergeable siblings as cluster.fork() does, and a `node -e` primary\'s script is not run again in them', async (ctx) => {
     requireKsm(ctx);
+    // child_process.fork() drops -e from process.execArgv; the mode's execArgv must too.
+    // The guard makes a child that runs the script again exit at once instead of forking on.
     const result = await runNode<Array<{ status: Record<string, boolean>; random: number; chunks: number[] }>>(`
+      if (process.env.NODE_KSM_EVAL_GUARD) process.exit(3);
+      process.env.NODE_KSM_EVAL_GUARD = '1';
       const cluster = require('node-ksm/cluster');
-      const spawn = () => new Promise((resolve) => cluster.forkChild(${JSON.stringify(path.join(FIXTURES, 'fork-child.cjs'))}).once('message', resolve));
-      Promise.all([spawn(), spawn()]).then((r) => console.log(JSON.stringify(r)));`);
+      const spawn = () => new Promise((resolve, reject) => {
+        const child = cluster.forkChild(${JSON.stringify(path.join(FIXTURES, 'fork-child.cjs'))});
+        child.once('message', resolve);
+        child.once('exit', (code) => reject(new Error('child exited ' + code + ' before reporting')));
+      });
+      Promise.all([spawn(), spawn()]).then((r) => console.log(JSON.stringify(r)), (e) => { console.error(e.message); process.exit(1); });`);
     expect(result.map((r) => r.status)).toEqual([
       { active: true, serving: true, ownRandom: true },
       { active: true, serving: true, ownRandom: true },
@@ -206,27 +216,17 @@ describe('node-ksm/cluster: workers', () => {
     requireKsm(ctx);
     if (process.arch !== 'x64' && process.arch !== 'arm64') return ctx.skip(`no syscall table for ${process.arch}`);
     const deny = path.join(FIXTURES, 'doctor', 'deny-prctl-merge.py');
-    const script = (requireMerge: boolean): string => `
-      const cluster = require('node-ksm/cluster');
-      const warnings = [];
-      process.on('warning', (w) => warnings.push(w.code));
-      try {
-        cluster.setupPrimary({ exec: ${JSON.stringify(path.join(FIXTURES, 'report-merge.cjs'))}, mergeableHeaps: { requireMerge: ${requireMerge} } });
-      } catch (error) {
-        console.log(JSON.stringify({ threw: error.code, message: error.message }));
-        process.exit(0);
-      }
-      const worker = cluster.fork();
-      worker.once('exit', () => setImmediate(() => console.log(JSON.stringify({ execArgv: cluster.settings.execArgv, warnings }))));`;
+    const primary = path.join(FIXTURES, 'cluster-primary.cjs');
     const { execFile } = await import('node:child_process');
     const run = (requireMerge: boolean): Promise<Record<string, unknown>> =>
       new Promise((resolve, reject) =>
-        execFile('python3', [deny, process.execPath, '-e', script(requireMerge)], { cwd: ROOT }, (error, stdout, stderr) =>
+        execFile('python3', [deny, process.execPath, primary, JSON.stringify({ requireMerge })], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) =>
           error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as Record<string, unknown>),
         ),
       );
     const plain = await run(false);
     expect(plain.warnings).toEqual(['KSM_MERGEABLE_HEAPS']);
+    expect(plain.status).toEqual({ active: false, serving: false, ownRandom: false });
     expect((plain.execArgv as string[]).some((arg) => /random.seed|predictable/.test(arg))).toBe(false);
     const strict = await run(true);
     expect(strict.threw).toBe('ERR_KSM_UNSUPPORTED');
@@ -252,5 +252,11 @@ describe('node-ksm/cluster: workers', () => {
     expect(heapsSaved - plainSaved).toBeGreaterThan(16 * 1024 * 1024);
     // The kernel's own count of pages mapping KSM pages says the same.
     expect(merging(heaps)).toBeGreaterThan(2 * merging(plain));
+    // And `node-ksm status` lists the workers with their fair shares.
+    const status = await runCli(['status', '--json', '--exact']);
+    const listed = new Map((JSON.parse(status.stdout) as StatusJson).processes.map((p) => [p.pid, p.savedBytes ?? 0]));
+    const shown = (app: App): number => app.pids.reduce((sum, pid) => sum + listed.get(pid)!, 0);
+    for (const pid of heaps.pids) expect(listed.get(pid), `worker ${pid} in node-ksm status`).toBeGreaterThan(0);
+    expect(shown(heaps)).toBeGreaterThan(2 * shown(plain));
   });
 });

@@ -1,10 +1,12 @@
 // The traffic of the v8-heap suite, and its cost figures: throughput, p99
 // latency, GC pauses, CPU time per operation.
-import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { percentile } from './heap.mjs';
 
-const require = createRequire(import.meta.url);
+const WORKERS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workers');
 
 function gcSummary(workers) {
   const pauses = workers.flatMap((w) => w.gcPauses);
@@ -16,8 +18,9 @@ function gcSummary(workers) {
   };
 }
 
-/** Code-heavy group: every worker transpiles random-key snippets for `ms`. */
-export async function codeTraffic(group, { ms }) {
+/** Code-heavy group: every worker transpiles random-key snippets, `warmupMs` then `ms` measured. */
+export async function codeTraffic(group, { warmupMs, ms }) {
+  if (warmupMs > 0) await group.request({ cmd: 'traffic', ms: warmupMs }, warmupMs + 180_000);
   const reply = await group.request({ cmd: 'traffic', ms }, ms + 180_000);
   const ops = reply.workers.reduce((sum, w) => sum + w.ops, 0);
   const cpuMs = reply.workers.reduce((sum, w) => sum + w.cpuMs, 0);
@@ -33,9 +36,15 @@ export async function codeTraffic(group, { ms }) {
   };
 }
 
+/** One autocannon run in a process of its own (groups load side by side). */
 function cannon(url, durationS) {
-  const autocannon = require('autocannon');
-  return autocannon({ url, connections: 32, duration: durationS, idReplacement: true });
+  return new Promise((resolve, reject) => {
+    const args = [path.join(WORKERS, 'heap-load.cjs'), JSON.stringify({ url, durationS, connections: 32 })];
+    execFile(process.execPath, args, { timeout: (durationS + 60) * 1000 }, (error, stdout, stderr) => {
+      if (error) return reject(new Error(`v8-heap load: ${error.message}\n${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').at(-1)));
+    });
+  });
 }
 
 /** HTTP group: autocannon on loopback, random ids; warm-up, then the measured window. */
@@ -50,9 +59,9 @@ export async function httpLoad(group, { warmupS, durationS }) {
   if (result.errors > 0 || result.non2xx > 0) throw new Error(`v8-heap http: ${result.errors} errors, ${result.non2xx} non-2xx responses`);
   return {
     unit: 'req/s',
-    throughput: result.requests.average,
-    p99: result.latency.p99,
-    p50: result.latency.p50,
+    throughput: result.requestsPerSecond,
+    p99: result.p99,
+    p50: result.p50,
     ops: served,
     cpuMs,
     cpuPerOpMs: cpuMs / served,

@@ -47,14 +47,15 @@ export function mainTable(results, n) {
     lines.push(
       `### ${KINDS[kind]}: saving and cost side by side`,
       '',
-      '| group | saved after start-up | after traffic | anonymous per worker (start-up) | throughput | p99 latency | CPU per op | GC pause total / max | start-up CPU per worker |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| group | saved after start-up | after traffic | group only: start-up / traffic | anonymous per worker (start-up) | throughput | p99 latency | CPU per op | GC pause total / max | start-up CPU per worker |',
+      '|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const [label, runs] of Object.entries(byLabel)) {
       const unit = runs[0].cost.unit;
       lines.push(
         `| ${label} | ${spread(share(runs, 'startup'), pct)} (${mib(median(runs.map((r) => r.startup.netBytes)))}) | ` +
           `${spread(share(runs, 'traffic'), pct)} (${mib(median(runs.map((r) => r.traffic.netBytes)))}) | ` +
+          `${mib(median(runs.map((r) => r.startup.groupOnly.profitBytes)))} / ${mib(median(runs.map((r) => r.traffic.groupOnly.profitBytes)))} | ` +
           `${mib(median(runs.map((r) => r.startup.anonymous)) / n)} | ${spread(runs.map((r) => r.cost.throughput), fixed(0))} ${unit} | ` +
           `${spread(runs.map((r) => r.cost.p99), fixed(2))} ms | ${spread(runs.map((r) => r.cost.cpuPerOpMs), fixed(3))} ms | ` +
           `${spread(runs.map((r) => r.cost.gc.totalMs), fixed(0))} / ${spread(runs.map((r) => r.cost.gc.maxMs), fixed(1))} ms | ` +
@@ -119,9 +120,10 @@ export function servingTable(results) {
   const lines = ['### What the serving switch keeps', '', '| group | kind | saved after start-up | after traffic | throughput / plain | p99 / plain |', '|---|---|---|---|---|---|'];
   let any = false;
   for (const [kind, byLabel] of Object.entries(results)) {
-    const plain = byLabel.plain ?? [];
     for (const [label, runs] of Object.entries(byLabel)) {
       if (!label.startsWith('heaps')) continue;
+      // Each set is compared with its own plain group.
+      const plain = (runs[0]?.set ?? 0) === 0 ? byLabel.plain ?? [] : byLabel[`plain (set ${runs[0].set + 1})`] ?? [];
       any = true;
       lines.push(
         `| ${label} | ${kind} | ${spread(share(runs, 'startup'), pct)} | ${spread(share(runs, 'traffic'), pct)} | ` +

@@ -27,46 +27,65 @@ export const ISSUE_FLAGS = [
   ['--random-seed=SEED', '--single-threaded'],
 ];
 
-/** The groups compared side by side: label -> spec for workers/heap-primary.cjs. */
-function groups(full, smoke) {
-  const out = smoke
-    ? { plain: { mode: 'plain' }, heaps: { mode: 'mergeable-heaps', heaps: {} } }
-    : { nothing: { mode: 'nothing' }, plain: { mode: 'plain' }, heaps: { mode: 'mergeable-heaps', heaps: {} } };
-  if (full) {
-    out['heaps, serving concurrent'] = { mode: 'mergeable-heaps', heaps: { serving: 'concurrent' } };
-    out['heaps, serving deterministic'] = { mode: 'mergeable-heaps', heaps: { serving: 'deterministic' } };
-    out['heaps, no malloc trim'] = { mode: 'mergeable-heaps', heaps: { trimMalloc: false } };
-  }
-  return out;
+/** The groups compared side by side (label -> spec for workers/heap-primary.cjs), in sets that run at once. */
+function sets(full, smoke) {
+  const plain = { mode: 'plain' };
+  const heaps = { mode: 'mergeable-heaps', heaps: {} };
+  if (smoke) return [{ plain, heaps }];
+  const main = { nothing: { mode: 'nothing' }, plain, heaps };
+  if (!full) return [main];
+  return [
+    main,
+    {
+      plain,
+      heaps,
+      'heaps, serving concurrent': { mode: 'mergeable-heaps', heaps: { serving: 'concurrent' } },
+      'heaps, serving deterministic': { mode: 'mergeable-heaps', heaps: { serving: 'deterministic' } },
+      'heaps, no malloc trim': { mode: 'mergeable-heaps', heaps: { trimMalloc: false } },
+    },
+  ];
 }
 
 const SCANS = 4;
 
-async function settle(ctx, spec) {
-  // Nothing mergeable in a `nothing` group: ksmd may sleep, full_scans stand still.
-  if (spec.mode === 'nothing') return;
+async function settle(ctx) {
   if (!(await waitFullScans(SCANS, ctx.timeoutMs))) throw new Error(`v8-heap: ${SCANS} full scans did not complete in ${ctx.timeoutMs} ms`);
 }
 
-/** One group: start, settle, measure; traffic; settle, measure again. */
-async function runGroup(ctx, ksm, kind, spec, load) {
-  const group = await startHeapGroup({ kind, n: ctx.n, work: kind === 'code' ? ctx.codeWork : undefined, ...spec }, { timeoutMs: ctx.timeoutMs });
+/**
+ * One set of groups, side by side: all start at once, settle, are measured;
+ * get their traffic at once (every group under the same load on the
+ * machine); settle, and are measured again.
+ */
+async function runSet(ctx, ksm, kind, set, load) {
+  const labels = Object.keys(set);
+  const started = await Promise.allSettled(
+    labels.map((label) => startHeapGroup({ kind, n: ctx.n, work: kind === 'code' ? ctx.codeWork : undefined, ...set[label] }, { timeoutMs: ctx.timeoutMs })),
+  );
+  const groups = started.filter((s) => s.status === 'fulfilled').map((s) => s.value);
   try {
-    await settle(ctx, spec);
-    const startup = await heapSaving(ksm, group.pids);
-    const cost = kind === 'code' ? await codeTraffic(group, load) : await httpLoad(group, load);
-    await settle(ctx, spec);
-    const traffic = await heapSaving(ksm, group.pids);
-    return {
-      startup,
-      traffic,
-      cost,
-      startupMs: median(group.workers.map((w) => w.startupMs)),
-      startupCpuMs: median(group.workers.map((w) => w.startupCpuMs)),
-      sameRandom: new Set(group.workers.map((w) => w.random)).size === 1,
-    };
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    await settle(ctx);
+    const startup = [];
+    for (const group of groups) startup.push(await heapSaving(ksm, group.pids));
+    const costs = await Promise.all(groups.map((group) => (kind === 'code' ? codeTraffic(group, load) : httpLoad(group, load))));
+    await settle(ctx);
+    const out = {};
+    for (let i = 0; i < groups.length; i++) {
+      const group = groups[i];
+      out[labels[i]] = {
+        startup: startup[i],
+        traffic: await heapSaving(ksm, group.pids),
+        cost: costs[i],
+        startupMs: median(group.workers.map((w) => w.startupMs)),
+        startupCpuMs: median(group.workers.map((w) => w.startupCpuMs)),
+        sameRandom: new Set(group.workers.map((w) => w.random)).size === 1,
+      };
+    }
+    return out;
   } finally {
-    await group.stop();
+    await Promise.all(groups.map((group) => group.stop()));
   }
 }
 
@@ -83,7 +102,7 @@ async function reproduceIssue(ctx, ksm, repeats) {
           const spec = { mode: 'flags', flags: flags.map((f) => f.replace('SEED', seed)), work: 'transpile' };
           const group = await startHeapGroup({ kind: 'code', n: ctx.n, ...spec }, { timeoutMs: ctx.timeoutMs });
           try {
-            await settle(ctx, spec);
+            await settle(ctx);
             return { saving: await heapSaving(ksm, group.pids), sameRandom: new Set(group.workers.map((w) => w.random)).size === 1 };
           } finally {
             await group.stop();
@@ -108,7 +127,7 @@ export async function run(ctx) {
     repeats: ctx.smoke ? 1 : ctx.quick ? 2 : 3,
     variantRepeats: 2,
     codeTrafficMs: ctx.smoke ? 1000 : ctx.quick ? 4000 : 10_000,
-    httpWarmupS: ctx.smoke ? 0.5 : 5,
+    warmupS: ctx.smoke ? 0.5 : 5,
     httpLoadS: ctx.smoke ? 2 : ctx.quick ? 8 : 15,
     timeoutMs: Math.max(ctx.timeoutMs, 300_000),
   };
@@ -116,21 +135,21 @@ export async function run(ctx) {
   return withKnobs({ pages_to_scan: 5000, sleep_millisecs: 20, smart_scan: 0 }, async () => {
     const issue = await reproduceIssue(local, ksm, ctx.smoke ? 1 : ctx.quick ? 1 : 2);
     const results = { code: {}, http: {} };
-    const labels = Object.entries(groups(full, ctx.smoke));
     for (const kind of ['code', 'http']) {
-      const load = kind === 'code' ? { ms: local.codeTrafficMs } : { warmupS: local.httpWarmupS, durationS: local.httpLoadS };
-      for (let i = 0; i < local.repeats; i++) {
-        // Rotate the order, so drift on a shared machine hits every group alike.
-        const order = labels.map((_, k) => labels[(k + i) % labels.length]);
-        for (const [label, spec] of order) {
-          const isVariant = !['nothing', 'plain', 'heaps'].includes(label);
-          if (isVariant && i >= local.variantRepeats) continue;
-          const result = await retryStopped(() => runGroup(local, ksm, kind, spec, load));
-          (results[kind][label] ??= []).push(result);
-          ctx.log(
-            `v8-heap ${kind} ${label}: start-up ${(result.startup.share * 100).toFixed(1)}%, after traffic ${(result.traffic.share * 100).toFixed(1)}%, ` +
-              `${result.cost.throughput.toFixed(1)} ${result.cost.unit}, p99 ${result.cost.p99.toFixed(2)} ms`,
-          );
+      const load = kind === 'code' ? { warmupMs: local.warmupS * 1000, ms: local.codeTrafficMs } : { warmupS: local.warmupS, durationS: local.httpLoadS };
+      for (const [index, set] of sets(full, ctx.smoke).entries()) {
+        const repeats = index === 0 ? local.repeats : local.variantRepeats;
+        for (let i = 0; i < repeats; i++) {
+          const result = await retryStopped(() => runSet(local, ksm, kind, set, load));
+          for (const [label, run] of Object.entries(result)) {
+            // The set's own plain run is what its variants are compared with.
+            const key = index === 0 || label.startsWith('heaps, ') ? label : `${label} (set ${index + 1})`;
+            (results[kind][key] ??= []).push({ ...run, set: index });
+            ctx.log(
+              `v8-heap ${kind} ${key}: start-up ${(run.startup.share * 100).toFixed(1)}%, after traffic ${(run.traffic.share * 100).toFixed(1)}%, ` +
+                `${run.cost.throughput.toFixed(1)} ${run.cost.unit}, p99 ${run.cost.p99.toFixed(2)} ms, CPU/op ${run.cost.cpuPerOpMs.toFixed(3)} ms`,
+            );
+          }
         }
       }
     }
@@ -138,14 +157,14 @@ export async function run(ctx) {
       rows: summaryRows(results, local),
       command: `npm run bench -- --only ${id}`,
       method: [
-        `${local.n} sibling workers per group, one primary process per group (so each mergeable-heaps group has its own seed), groups run one at a time ` +
-          'in rotating order. KSM at pages_to_scan 5000, sleep_millisecs 20, smart_scan 0 (the issue\'s settings). Saving: `profit(pid, { exact: true })` ' +
+        `${local.n} sibling workers per group, one primary process per group (so each mergeable-heaps group has its own seed); the groups of a set ` +
+          'run side by side (started together, loaded together), so drift on this shared machine hits them alike; ratios are taken within a set, run by run. KSM at pages_to_scan 5000, sleep_millisecs 20, smart_scan 0 (the issue\'s settings). Saving: `profit(pid, { exact: true })` ' +
           'summed over the workers (fair shares, zero pages, less rmap_item metadata), as a share of the workers\' anonymous memory (smaps `Anonymous`), ' +
           `after ${SCANS} full scans; "group only" counts a KSM page mapped k times by the group as k-1 pages (nothing outside the group moves it).`,
         `Code-heavy group: each worker requires typescript, transpiles a fixed snippet${local.codeWork === 'typecheck' ? ' and type-checks it against lib.d.ts (ts.createProgram)' : ''}; traffic: ` +
-          `${local.codeTrafficMs / 1000} s of transpiling snippets named after random keys (crypto) into a 5,000-entry cache. ` +
-          `HTTP group: node:cluster (or node-ksm/cluster) with ${local.n} workers serving JSON items from a 5,000-entry cache; autocannon on loopback, ` +
-          `32 connections, random ids, ${local.httpWarmupS} s warm-up then ${local.httpLoadS} s measured. GC pauses: perf_hooks \`gc\` entries in each worker; ` +
+          `${local.warmupS} s warm-up then ${local.codeTrafficMs / 1000} s measured of transpiling snippets of 1-8 functions named after random keys of 2-10 bytes (crypto) into a 5,000-entry cache. ` +
+          `HTTP group: node:cluster (or node-ksm/cluster) with ${local.n} workers serving JSON items (1-16 tags, by a hash of the id) from a 5,000-entry ` +
+          `cache; one autocannon process per group on loopback, 32 connections, a new id per request, ${local.warmupS} s warm-up then ${local.httpLoadS} s measured. GC pauses: perf_hooks \`gc\` entries in each worker; ` +
           'CPU: process.cpuUsage() of the workers over the measured window.',
       ],
       findings: [...issueTable(issue), ...mainTable(results, local.n), ...whereTable(results), ...servingTable(results)],

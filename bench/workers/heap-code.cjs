@@ -52,13 +52,23 @@ if (spec.work === 'typecheck') {
 const cache = new Map();
 const { randomBytes } = require('node:crypto');
 
+/** A snippet of 1-8 functions named after a random key of 2-10 bytes: a different shape every time. */
+function randomSnippet() {
+  const random = randomBytes(11);
+  const key = random.subarray(1, 2 + (random[0] % 9)).toString('hex');
+  const lines = [];
+  for (let i = 0; i <= random[0] % 8; i++) {
+    lines.push(`export function f${i}_${key}(x: string, n: number = ${i}): string { return x.repeat(n) + '${key}'; }`);
+  }
+  return { key, source: lines.join('\n') };
+}
+
 function traffic(ms) {
   const end = Date.now() + ms;
   const latencies = [];
   while (Date.now() < end) {
-    const key = randomBytes(6).toString('hex');
     const t = performance.now();
-    const source = `const k_${key} = ${latencies.length} as number;\nexport function f_${key}(x: string): string { return x + k_${key}; }\n`;
+    const { key, source } = randomSnippet();
     cache.set(key, ts.transpileModule(source, { compilerOptions }).outputText);
     if (cache.size > 5000) cache.delete(cache.keys().next().value);
     latencies.push(performance.now() - t);

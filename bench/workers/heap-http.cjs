@@ -16,11 +16,19 @@ const { workerStats } = require('./heap-stats.cjs');
 const cache = new Map();
 let served = 0;
 
+/** FNV-1a of the id: how many tags an item has, so items differ in shape as well as content. */
+function shape(id) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193) >>> 0;
+  return hash;
+}
+
 function item(id) {
   let found = cache.get(id);
   if (found) return found;
   const tags = [];
-  for (let i = 0; i < 8; i++) tags.push(`${id.slice(i % id.length)}-${i}`);
+  const count = 1 + (shape(id) % 16);
+  for (let i = 0; i < count; i++) tags.push(`${id.slice(i % id.length)}-${i}`);
   found = { id, created: Date.now(), tags, score: id.length * 31 + tags.length, owner: { name: `user-${id.slice(0, 6)}`, roles: ['reader', 'writer'] } };
   cache.set(id, found);
   if (cache.size > 5000) cache.delete(cache.keys().next().value);

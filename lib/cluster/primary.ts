@@ -73,7 +73,18 @@ export function modeEnv(options: ResolvedOptions): Record<string, string> {
   return { [CONFIG_ENV]: JSON.stringify(workerConfig(options)) };
 }
 
-/** `execArgv` with the mode's arguments first; the caller's own seed, --predictable or our preload dropped. */
+/**
+ * `execArgv` with the mode's arguments first; the caller's own seed,
+ * --predictable or our preload dropped. Taken from process.execArgv of a
+ * `node -e` primary, the eval switch goes, as child_process.fork() drops it
+ * for that array (else every child runs the primary's script again).
+ */
 export function withModeArgs(execArgv: readonly string[]): string[] {
-  return [...modeExecArgv(), ...stripModeArgs(execArgv)];
+  let own = execArgv;
+  const evalScript = (process as unknown as { _eval?: string })._eval;
+  if (execArgv === process.execArgv && evalScript !== undefined) {
+    const index = execArgv.lastIndexOf(evalScript);
+    if (index > 0) own = [...execArgv.slice(0, index - 1), ...execArgv.slice(index + 1)];
+  }
+  return [...modeExecArgv(), ...stripModeArgs(own)];
 }

@@ -42,51 +42,70 @@ function read(fd: number, region: Region): Buffer | undefined {
 const compressed = (process.config.variables as Record<string, unknown>).v8_enable_pointer_compression === 1;
 const MAP = compressed ? 4 : 8;
 
-export interface V8Hashes {
-  /** Computed raw_hash_field values of the strings holding exactly `text`. */
-  strings: Set<number>;
-  /** raw_hash_field values of the Symbols described by one of those strings. */
-  symbols: Set<number>;
+interface Found {
+  regions: Array<{ region: Region; data: Buffer | undefined }>;
+  /** raw_hash_field of each string equal to the text, and the string's address. */
+  strings: Array<{ field: number; address: number }>;
 }
 
-/** The hash fields of every V8 string equal to `text` (one-byte) and of the Symbols it describes. */
-export function v8Hashes(pid: number, text: string): V8Hashes {
+function findStrings(fd: number, pid: number, text: string): Found {
   const body = Buffer.from(text, 'latin1');
   const pattern = Buffer.alloc(4 + body.length);
   pattern.writeUInt32LE(body.length, 0);
   body.copy(pattern, 4);
-  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
-  const strings = new Set<number>();
-  const symbols = new Set<number>();
-  try {
-    const regions = heapRegions(pid).map((region) => ({ region, data: read(fd, region) }));
-    const addresses: number[] = [];
-    for (const { region, data } of regions) {
-      if (!data) continue;
-      for (let at = data.indexOf(pattern, 4); at >= 0; at = data.indexOf(pattern, at + 1)) {
-        const field = data.readUInt32LE(at - 4);
-        if ((field & 1) === 0 && field !== 0) strings.add(field);
-        addresses.push(region.start + at - 4 - MAP);
-      }
+  const regions = heapRegions(pid).map((region) => ({ region, data: read(fd, region) }));
+  const strings: Found['strings'] = [];
+  for (const { region, data } of regions) {
+    if (!data) continue;
+    for (let at = data.indexOf(pattern, 4); at >= 0; at = data.indexOf(pattern, at + 1)) {
+      strings.push({ field: data.readUInt32LE(at - 4), address: region.start + at - 4 - MAP });
     }
-    for (const address of addresses) {
+  }
+  return { regions, strings };
+}
+
+const computed = (field: number): boolean => field !== 0 && (field & 1) === 0;
+
+/** The computed raw_hash_field values of the V8 strings equal to `text` (one-byte): the string hash seed at work. */
+export function v8StringHashes(pid: number, text: string): Set<number> {
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    return new Set(findStrings(fd, pid, text).strings.map((s) => s.field).filter(computed));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The raw_hash_field values of the Symbols whose description is a string
+ * equal to `description`: a word pointing at that string, preceded by flags 0
+ * (a plain Symbol()) and a computed hash. Symbol hashes come from the
+ * isolate's random generator.
+ */
+export function v8SymbolHashes(pid: number, description: string): Set<number> {
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  const out = new Set<number>();
+  try {
+    const { regions, strings } = findStrings(fd, pid, description);
+    for (const { address } of strings) {
       const tagged = Buffer.alloc(MAP);
-      if (compressed) tagged.writeUInt32LE(((address + 1) >>> 0) & 0xffffffff, 0);
+      if (compressed) tagged.writeUInt32LE((address + 1) % 2 ** 32, 0);
       else tagged.writeBigUInt64LE(BigInt(address + 1), 0);
       for (const { data } of regions) {
         if (!data) continue;
-        // description sits after map, raw_hash_field and flags.
         for (let at = data.indexOf(tagged); at >= 0; at = data.indexOf(tagged, at + 1)) {
           if (at % MAP !== 0 || at < MAP + 8) continue;
           const field = data.readUInt32LE(at - 8);
-          if (field !== 0 && (field & 1) === 0) symbols.add(field);
+          const flags = data.readUInt32LE(at - 4);
+          const map = compressed ? data.readUInt32LE(at - 8 - MAP) : Number(data.readBigUInt64LE(at - 8 - MAP) & 0xffn);
+          if (flags === 0 && computed(field) && (map & 1) === 1) out.add(field);
         }
       }
     }
   } finally {
     fs.closeSync(fd);
   }
-  return { strings, symbols };
+  return out;
 }
 
 /** Start addresses of the V8 heap chunks (256 KiB-aligned private anonymous mappings) of a process. */
