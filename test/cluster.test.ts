@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { FIXTURES, ROOT, rawKsmStat, requireKsm, runNode, startFixture, waitFullScans, type Holder } from './helpers/ksm.js';
 import { runCli } from './helpers/cli.js';
-import { v8ChunkStarts, v8StringHashes, v8SymbolHashes } from './helpers/v8-memory.js';
+import { v8ChunkStarts, v8HeapKsm, v8StringHashes, v8SymbolHashes, type V8HeapKsm } from './helpers/v8-memory.js';
 import type { StatusJson } from '../lib/cli/json.js';
 
 const requireCjs = createRequire(path.join(ROOT, 'package.json'));
@@ -252,6 +252,22 @@ describe('node-ksm/cluster: workers', () => {
     expect(heapsSaved - plainSaved).toBeGreaterThan(16 * 1024 * 1024);
     // The kernel's own count of pages mapping KSM pages says the same.
     expect(merging(heaps)).toBeGreaterThan(2 * merging(plain));
+    // And it is the V8 heap itself that merges: smaps `KSM:` of the heap's chunks.
+    const heapKsm = (app: App): V8HeapKsm['heap'] =>
+      app.pids
+        .map((pid) => v8HeapKsm(pid).heap)
+        .reduce((a, b) => ({
+          anonymousBytes: a.anonymousBytes + b.anonymousBytes,
+          ksmBytes: a.ksmBytes + b.ksmBytes,
+          ksmDataBytes: a.ksmDataBytes + b.ksmDataBytes,
+        }));
+    const [heapsV8, plainV8] = [heapKsm(heaps), heapKsm(plain)];
+    const figures = JSON.stringify({ heapsSaved, plainSaved, heapsV8, plainV8 });
+    console.log(`cluster side by side: ${figures}`);
+    // Measured here: 97% of the chunks' pages against 40-45%, none of them all zeros.
+    expect(heapsV8.anonymousBytes, figures).toBeGreaterThan(3 * 8 * 1024 * 1024);
+    expect(heapsV8.ksmDataBytes / heapsV8.anonymousBytes, figures).toBeGreaterThan(0.6);
+    expect(heapsV8.ksmDataBytes, figures).toBeGreaterThan(2 * plainV8.ksmDataBytes);
     // And `node-ksm status` lists the workers with their fair shares.
     const status = await runCli(['status', '--json', '--exact']);
     const listed = new Map((JSON.parse(status.stdout) as StatusJson).processes.map((p) => [p.pid, p.savedBytes ?? 0]));

@@ -112,3 +112,93 @@ export function v8SymbolHashes(pid: number, description: string): Set<number> {
 export function v8ChunkStarts(pid: number): Set<number> {
   return new Set(heapRegions(pid).filter((r) => r.start % 0x40000 === 0 && (r.end - r.start) % 0x40000 === 0).map((r) => r.start));
 }
+
+/** Bytes of a process's V8 heap, and of it what maps a KSM page, from smaps (`Anonymous:`, `KSM:`). */
+export interface V8HeapKsm {
+  /**
+   * Chunks whose first words are a V8 chunk header (old, young, large object
+   * and read-only pages). `ksmDataBytes`: of `ksmBytes`, the pages that are
+   * not all zeros (read through pagemap and kpageflags): merged objects,
+   * not merged untouched-after-zeroing space.
+   */
+  heap: { anonymousBytes: number; ksmBytes: number; ksmDataBytes: number };
+  /** The one anonymous executable mapping: V8's code range. */
+  code: { anonymousBytes: number; ksmBytes: number };
+  /** Every other anonymous mapping (malloc, stacks, buffers). */
+  other: { anonymousBytes: number; ksmBytes: number };
+}
+
+/**
+ * The kernel's own count, per VMA, of a process's pages that map KSM pages,
+ * summed over the V8 heap's chunks. A chunk is a 256 KiB-aligned private
+ * anonymous writable VMA whose first word (BasicMemoryChunk::size_) is a
+ * page-multiple between 256 KiB and the VMA's size: malloc's arenas and
+ * mmap chunks start with other values.
+ */
+export function v8HeapKsm(pid: number): V8HeapKsm {
+  const out: V8HeapKsm = {
+    heap: { anonymousBytes: 0, ksmBytes: 0, ksmDataBytes: 0 },
+    code: { anonymousBytes: 0, ksmBytes: 0 },
+    other: { anonymousBytes: 0, ksmBytes: 0 },
+  };
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  const pagemap = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  const kpageflags = fs.openSync('/proc/kpageflags', 'r');
+  try {
+    let current: V8HeapKsm['other'] | undefined;
+    for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+      const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+      if (header) {
+        const start = Number.parseInt(header[1]!, 16);
+        const size = Number.parseInt(header[2]!, 16) - start;
+        const [perms, inode, name] = [header[3]!, header[4]!, header[5]!.trim()];
+        if (inode !== '0' || name !== '') current = name === '' || name.startsWith('[anon') ? out.other : undefined;
+        else if (perms.includes('x')) current = out.code;
+        else if (perms.startsWith('rw') && start % 0x40000 === 0 && isChunk(fd, start, size)) {
+          current = out.heap;
+          out.heap.ksmDataBytes += ksmDataBytes({ mem: fd, pagemap, kpageflags }, start, size);
+        } else current = out.other;
+        continue;
+      }
+      if (!current) continue;
+      const field = /^(Anonymous|KSM):\s+(\d+) kB/.exec(line);
+      if (field) current[field[1] === 'KSM' ? 'ksmBytes' : 'anonymousBytes'] += Number(field[2]) * 1024;
+    }
+  } finally {
+    for (const f of [fd, pagemap, kpageflags]) fs.closeSync(f);
+  }
+  return out;
+}
+
+const PAGE = 4096;
+const KPF_KSM = 1n << 21n;
+const PRESENT = 1n << 63n;
+const PFN_MASK = (1n << 55n) - 1n;
+
+/** Bytes of [start, start + size) that map a KSM page holding anything but zeros. */
+function ksmDataBytes(fds: { mem: number; pagemap: number; kpageflags: number }, start: number, size: number): number {
+  const entries = Buffer.alloc((size / PAGE) * 8);
+  fs.readSync(fds.pagemap, entries, 0, entries.length, (start / PAGE) * 8);
+  const flags = Buffer.alloc(8);
+  const page = Buffer.alloc(PAGE);
+  let bytes = 0;
+  for (let i = 0; i < size / PAGE; i++) {
+    const entry = entries.readBigUInt64LE(i * 8);
+    if ((entry & PRESENT) === 0n) continue;
+    if (fs.readSync(fds.kpageflags, flags, 0, 8, Number((entry & PFN_MASK) * 8n)) !== 8) continue;
+    if ((flags.readBigUInt64LE(0) & KPF_KSM) === 0n) continue;
+    if (fs.readSync(fds.mem, page, 0, PAGE, start + i * PAGE) === PAGE && page.some((b) => b !== 0)) bytes += PAGE;
+  }
+  return bytes;
+}
+
+function isChunk(fd: number, start: number, size: number): boolean {
+  const word = Buffer.alloc(8);
+  try {
+    if (fs.readSync(fd, word, 0, 8, start) !== 8) return false;
+  } catch {
+    return false; // not populated yet, or a guard
+  }
+  const chunkSize = Number(word.readBigUInt64LE(0));
+  return chunkSize >= 0x40000 && chunkSize <= size && chunkSize % 4096 === 0;
+}
