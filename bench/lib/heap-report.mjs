@@ -2,7 +2,7 @@
 import { median, mib, pct, ratio } from './stats.mjs';
 
 const KINDS = { code: 'code-heavy group (TypeScript)', http: 'HTTP server (cluster)' };
-const CLASSES = ['v8-old', 'v8-young', 'v8-large', 'v8-code', 'malloc-brk', 'malloc-arena', 'thread-stack', 'stack', 'file', 'other'];
+const CLASSES = ['v8-old', 'v8-young', 'v8-large', 'v8-code', 'v8-read-only', 'v8-shared', 'malloc-brk', 'malloc-arena', 'thread-stack', 'stack', 'file', 'other'];
 
 /** "median (min..max, n runs)" of a list, formatted. */
 function spread(values, format) {
@@ -90,8 +90,8 @@ export function whereTable(results) {
     '### Where the merged pages are',
     '',
     'Per kind of mapping, summed over the group (medians): anonymous memory, bytes that map a KSM page (smaps `KSM`), and the fair-share saving ' +
-      '(profit exact rows). V8 pages are told apart by their chunk header (first words of each 256 KiB-aligned chunk: size and the ' +
-      'young-generation flags); the code range is the one anonymous executable mapping. Inside malloc\'s heap nothing tells which C++ ' +
+      '(profit exact rows). V8 pages are told apart by their chunk header (first words of each 256 KiB-aligned chunk: its size, and the ' +
+      'space its owner_ pointer names, V8 11.3 layout); a VMA of adjacent chunks counts as the space of its first; the code range is the one anonymous executable mapping. Inside malloc\'s heap nothing tells which C++ ' +
       'object, or free chunk, a page holds.',
     '',
   ];
@@ -132,6 +132,46 @@ export function servingTable(results) {
     }
   }
   return any ? [...lines, ''] : [];
+}
+
+/** The price on the kernel side: KSM pages lost to the traffic per group, and the set-wide cow_ksm and ksmd CPU. */
+export function kernelTable(results) {
+  const lines = [
+    '### The price on the kernel side',
+    '',
+    'Per group: pages of its workers that map a KSM page (`ksm_merging_pages` summed) after start-up had settled, and right after the ' +
+      'traffic (before ksmd had its scans to merge again): the difference is pages the traffic wrote to (a CoW break) or freed. ' +
+      'Set-wide (every group of the set and anyone else on the machine, so one figure per set): `cow_ksm` of /proc/vmstat during the ' +
+      'traffic window, and ksmd\'s CPU time (utime + stime of its /proc/PID/stat) while start-up settled, during traffic and while it settled again.',
+    '',
+    '| group | kind | KSM-mapped pages after start-up | right after traffic | lost to traffic |',
+    '|---|---|---|---|---|',
+  ];
+  const sets = [];
+  for (const [kind, byLabel] of Object.entries(results)) {
+    for (const [label, runs] of Object.entries(byLabel)) {
+      if (!runs[0]?.kernel) continue;
+      const start = median(runs.map((r) => r.kernel.mergingStartup));
+      const after = median(runs.map((r) => r.kernel.mergingAfterTraffic));
+      lines.push(
+        `| ${label} | ${kind} | ${start.toFixed(0)} (${mib(start * 4096)}) | ${after.toFixed(0)} (${mib(after * 4096)}) | ` +
+          `${spread(runs.map((r) => 1 - r.kernel.mergingAfterTraffic / r.kernel.mergingStartup), pct)} |`,
+      );
+      if (label === 'plain' || label.startsWith('plain (set')) sets.push({ kind, label, runs });
+    }
+  }
+  lines.push('', '| set | kind | cow_ksm during traffic | ksmd CPU: start-up settle | traffic | settle again | ksmd CPU per full scan |', '|---|---|---|---|---|---|---|');
+  for (const { kind, label, runs } of sets) {
+    const k = runs.map((r) => r.kernel.set);
+    const perScan = k.map((x) => (x.startup.ksmdCpuMs + x.traffic.ksmdCpuMs + x.resettle.ksmdCpuMs) / Math.max(1, x.startup.fullScans + x.traffic.fullScans + x.resettle.fullScans));
+    lines.push(
+      `| ${label === 'plain' ? 1 : label.replace(/^plain \(set (\d+)\)$/, '$1')} | ${kind} | ${spread(k.map((x) => x.traffic.cowKsm), fixed(0))} | ` +
+        `${spread(k.map((x) => x.startup.ksmdCpuMs), fixed(0))} ms in ${spread(k.map((x) => x.startup.wallMs / 1000), fixed(1))} s | ` +
+        `${spread(k.map((x) => x.traffic.ksmdCpuMs), fixed(0))} ms in ${spread(k.map((x) => x.traffic.wallMs / 1000), fixed(1))} s | ` +
+        `${spread(k.map((x) => x.resettle.ksmdCpuMs), fixed(0))} ms in ${spread(k.map((x) => x.resettle.wallMs / 1000), fixed(1))} s | ${spread(perScan, fixed(0))} ms |`,
+    );
+  }
+  return [...lines, ''];
 }
 
 function verdict(ok) {

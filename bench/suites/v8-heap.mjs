@@ -7,10 +7,10 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
 import { withKnobs } from '../lib/knobs.mjs';
-import { waitFullScans } from '../lib/kernel.mjs';
+import { costDelta, kernelCost, ksmStat, waitFullScans } from '../lib/kernel.mjs';
 import { heapSaving, startHeapGroup } from '../lib/heap.mjs';
 import { median, retryStopped } from '../lib/stats.mjs';
-import { issueTable, mainTable, servingTable, summaryRows, whereTable } from '../lib/heap-report.mjs';
+import { issueTable, kernelTable, mainTable, servingTable, summaryRows, whereTable } from '../lib/heap-report.mjs';
 import { codeTraffic, httpLoad } from '../lib/heap-load.mjs';
 
 export const id = 'v8-heap';
@@ -59,6 +59,7 @@ async function settle(ctx) {
  */
 async function runSet(ctx, ksm, kind, set, load) {
   const labels = Object.keys(set);
+  const before = kernelCost();
   const started = await Promise.allSettled(
     labels.map((label) => startHeapGroup({ kind, n: ctx.n, work: kind === 'code' ? ctx.codeWork : undefined, ...set[label] }, { timeoutMs: ctx.timeoutMs })),
   );
@@ -67,10 +68,16 @@ async function runSet(ctx, ksm, kind, set, load) {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     await settle(ctx);
+    const settled = kernelCost();
     const startup = [];
     for (const group of groups) startup.push(await heapSaving(ksm, group.pids));
+    const mergingStartup = groups.map((group) => merging(group.pids));
+    const loaded = kernelCost();
     const costs = await Promise.all(groups.map((group) => (kind === 'code' ? codeTraffic(group, load) : httpLoad(group, load))));
+    const trafficEnd = kernelCost();
+    const mergingAfterTraffic = groups.map((group) => merging(group.pids));
     await settle(ctx);
+    const setCost = { startup: costDelta(before, settled), traffic: costDelta(loaded, trafficEnd), resettle: costDelta(trafficEnd, kernelCost()) };
     const out = {};
     for (let i = 0; i < groups.length; i++) {
       const group = groups[i];
@@ -81,12 +88,18 @@ async function runSet(ctx, ksm, kind, set, load) {
         startupMs: median(group.workers.map((w) => w.startupMs)),
         startupCpuMs: median(group.workers.map((w) => w.startupCpuMs)),
         sameRandom: new Set(group.workers.map((w) => w.random)).size === 1,
+        kernel: { mergingStartup: mergingStartup[i], mergingAfterTraffic: mergingAfterTraffic[i], set: setCost },
       };
     }
     return out;
   } finally {
     await Promise.all(groups.map((group) => group.stop()));
   }
+}
+
+/** Pages of the group's workers that map a KSM page now (ksm_stat). */
+function merging(pids) {
+  return pids.reduce((sum, pid) => sum + (Number(ksmStat(pid).ksm_merging_pages) || 0), 0);
 }
 
 /** The issue's table: transpile workers, raw flags, saving after four full scans. */
@@ -167,7 +180,7 @@ export async function run(ctx) {
           `cache; one autocannon process per group on loopback, 32 connections, a new id per request, ${local.warmupS} s warm-up then ${local.httpLoadS} s measured. GC pauses: perf_hooks \`gc\` entries in each worker; ` +
           'CPU: process.cpuUsage() of the workers over the measured window.',
       ],
-      findings: [...issueTable(issue), ...mainTable(results, local.n), ...whereTable(results), ...servingTable(results)],
+      findings: [...issueTable(issue), ...mainTable(results, local.n), ...whereTable(results), ...kernelTable(results), ...servingTable(results)],
       raw: { issue, results },
     };
   });
