@@ -229,3 +229,81 @@ export function summaryRows(results, ctx) {
   }
   return rows;
 }
+
+/** Share merged (smaps KSM / Anonymous) of some kinds of mapping, summed, median over runs. */
+function mergedShare(runs, phase, kinds) {
+  return median(
+    runs.map((r) => {
+      let anonymous = 0;
+      let merged = 0;
+      for (const kind of kinds) {
+        anonymous += r[phase].byKind[kind]?.anonymous ?? 0;
+        merged += r[phase].byKind[kind]?.merged ?? 0;
+      }
+      return anonymous > 0 ? merged / anonymous : undefined;
+    }).filter((v) => v !== undefined),
+  );
+}
+
+const V8_DATA = ['v8-old', 'v8-young', 'v8-large', 'v8-read-only'];
+
+/**
+ * The wall: what stays unmerged in mergeable-heap groups, and the cost
+ * that comes with the mode, from this run's figures. The "why" of each line
+ * is what V8 and the kernel do (flags.ts has the V8 side).
+ */
+export function wallTable(results) {
+  const lines = [
+    '### The wall: what does not merge, and why',
+    '',
+    'Share of each kind of mapping that maps a KSM page (smaps `KSM` / `Anonymous`, medians), heaps groups against plain, after start-up → after traffic.',
+    '',
+    '| group | mapping | plain | heaps | why it stops there |',
+    '|---|---|---|---|---|',
+  ];
+  const why = {
+    'v8-young':
+      'every scavenge copies the live objects to the other semispace and the next allocations overwrite the pages: each worker writes its own requests\' objects there, so the merged young pages of start-up are broken by the first collections (CoW) and never settle again',
+    'v8-old':
+      'what start-up promoted stays merged while nobody writes it; traffic promotes each worker\'s own objects (its cache entries) into fresh and partly filled pages, and marking/compaction rewrites mark bits and moves objects: those pages differ',
+    'v8-large': 'large objects (TypeScript\'s big arrays and strings) hold data, not layout: they merge in plain workers too',
+    'v8-code':
+      'small, and (not measured apart) likely because machine code embeds absolute addresses of what it uses, and which functions get optimized, and when, follows each worker\'s traffic',
+    'malloc-brk':
+      'C++ objects of V8 and Node (nothing in the heap tells which): glibc places them in the order of each process\'s frees and they hold per-process pointers (not measured apart); trimMalloc() gives free pages back, it does not make the rest alike',
+  };
+  for (const [kind, byLabel] of Object.entries(results)) {
+    const heaps = byLabel.heaps ?? [];
+    const plain = byLabel.plain ?? [];
+    if (heaps.length === 0 || plain.length === 0) continue;
+    for (const [name, kinds] of [['V8 heap (all spaces)', V8_DATA], ...Object.keys(why).map((k) => [k, [k]])]) {
+      const cellOf = (runs) => `${pct(mergedShare(runs, 'startup', kinds))} → ${pct(mergedShare(runs, 'traffic', kinds))}`;
+      lines.push(`| ${KINDS[kind]} | ${name} | ${cellOf(plain)} | ${cellOf(heaps)} | ${why[name] ?? 'sum of the chunks of every V8 space'} |`);
+    }
+  }
+  lines.push('');
+  const cost = [];
+  for (const [kind, byLabel] of Object.entries(results)) {
+    const heaps = byLabel.heaps ?? [];
+    const plain = byLabel.plain ?? [];
+    if (heaps.length === 0 || plain.length === 0) continue;
+    cost.push(
+      `- ${KINDS[kind]}: start-up CPU ${spread(pairRatios(heaps, plain, (r) => r.startupCpuMs), (v) => ratio(v))} of plain; CPU per operation ` +
+        `${spread(pairRatios(heaps, plain, (r) => r.cost.cpuPerOpMs), (v) => ratio(v))}; throughput ${spread(pairRatios(heaps, plain, (r) => r.cost.throughput), (v) => ratio(v))} ` +
+        `and p99 ${spread(pairRatios(heaps, plain, (r) => r.cost.p99), (v) => ratio(v))} side by side on 2 saturated cores.`,
+    );
+  }
+  lines.push(
+    'The price, and where it comes from:',
+    '',
+    ...cost,
+    '- Concurrent recompilation and concurrent/parallel marking cannot come back after start-up (V8 creates the compile dispatcher and ' +
+      'the marking worklists at isolate start; switching marking on later crashes the first major GC), so a worker in the mode optimizes ' +
+      'and marks on its main thread for life. With every core busy, plain workers also win CPU share through their helper threads: ' +
+      'side by side, throughput measures that share as much as the work per request, which CPU per operation isolates.',
+    '- `--random-seed` only fixes V8\'s own mmap hints: ASLR still moves the binary, libraries, stacks and malloc\'s brk heap (pointers into ' +
+      'them differ between siblings), and a hint the kernel cannot honour (a range already taken) puts a chunk elsewhere.',
+    '',
+  );
+  return lines;
+}

@@ -10,7 +10,7 @@ import { withKnobs } from '../lib/knobs.mjs';
 import { costDelta, kernelCost, ksmStat, waitFullScans } from '../lib/kernel.mjs';
 import { heapSaving, startHeapGroup } from '../lib/heap.mjs';
 import { median, retryStopped } from '../lib/stats.mjs';
-import { issueTable, kernelTable, mainTable, servingTable, summaryRows, whereTable } from '../lib/heap-report.mjs';
+import { issueTable, kernelTable, mainTable, servingTable, summaryRows, wallTable, whereTable } from '../lib/heap-report.mjs';
 import { codeTraffic, httpLoad } from '../lib/heap-load.mjs';
 
 export const id = 'v8-heap';
@@ -129,6 +129,12 @@ async function reproduceIssue(ctx, ksm, repeats) {
   return rows;
 }
 
+/** The tables of one run, from its raw figures (also what `bench/run.mjs --render` redraws). */
+export function findings(raw) {
+  const { issue, results, n = 4 } = raw;
+  return [...issueTable(issue), ...mainTable(results, n), ...whereTable(results), ...kernelTable(results), ...wallTable(results), ...servingTable(results)];
+}
+
 export async function run(ctx) {
   const require = createRequire(import.meta.url);
   const ksm = require(path.join(ctx.root, 'dist', 'index.js'));
@@ -180,8 +186,8 @@ export async function run(ctx) {
           `cache; one autocannon process per group on loopback, 32 connections, a new id per request, ${local.warmupS} s warm-up then ${local.httpLoadS} s measured. GC pauses: perf_hooks \`gc\` entries in each worker; ` +
           'CPU: process.cpuUsage() of the workers over the measured window.',
       ],
-      findings: [...issueTable(issue), ...mainTable(results, local.n), ...whereTable(results), ...kernelTable(results), ...servingTable(results)],
-      raw: { issue, results },
+      findings: findings({ issue, results, n: local.n }),
+      raw: { issue, results, n: local.n },
     };
   });
 }
