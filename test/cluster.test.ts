@@ -125,11 +125,13 @@ describe('node-ksm/cluster: workers', () => {
   it('puts each worker in the mode: merge-any on, the seed out of execArgv and /proc/PID/cmdline, serving once it listens', async (ctx) => {
     requireKsm(ctx);
     const app = await startApp('heaps', { work: 'none' });
-    for (const worker of await app.ask<{ status: Record<string, boolean>; execArgv: string[]; cmdline: string; ksmStat: string }>('status')) {
+    for (const worker of await app.ask<{ status: Record<string, boolean>; execArgv: string[]; cmdline: string; comm: string; ksmStat: string }>('status')) {
       expect(worker.status).toEqual({ active: true, serving: true, ownRandom: true });
       expect(/^ksm_merge_any:\s*yes$/m.test(worker.ksmStat)).toBe(true);
       expect(worker.execArgv.filter((arg) => /random.seed|predictable|preload/.test(arg))).toEqual([]);
       expect(worker.cmdline).not.toMatch(/random.seed=\d/);
+      // The title that hides the seed does not rename the process (ps, node-ksm status).
+      expect(worker.comm).toBe('node');
     }
     expect(app.ready.warnings).toEqual([]);
   });

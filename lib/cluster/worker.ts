@@ -11,6 +11,7 @@ import * as vm from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 
 import { bindingState } from '../binding.js';
+import { ownComm, setOwnComm } from '../kernel/comm.js';
 import { enableMerge } from '../merge/opt-in.js';
 import { SEED_MAX, STARTUP_ONLY_FLAGS, servingFlags, stripModeArgs } from './flags.js';
 import type { WorkerConfig } from './options.js';
@@ -62,8 +63,12 @@ function hideModeArgs(): void {
   const kept = stripModeArgs(process.execArgv);
   process.execArgv.splice(0, process.execArgv.length, ...kept);
   // /proc/PID/cmdline is readable by every local user: the seed tells V8's
-  // mmap hints and hash seed. The title overwrites argv's memory.
-  if (hidden) process.title = [process.argv0, ...kept, ...process.argv.slice(1)].join(' ');
+  // mmap hints and hash seed. The title overwrites argv's memory; it also
+  // renames the process, so its comm ("node") is put back.
+  if (!hidden) return;
+  const comm = ownComm();
+  process.title = [process.argv0, ...kept, ...process.argv.slice(1)].join(' ');
+  if (comm !== undefined) setOwnComm(comm);
 }
 
 /**
