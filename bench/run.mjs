@@ -8,9 +8,11 @@
 //   --quick   a smaller matrix (a few minutes)
 //   --smoke   tiny sizes, no global-knob windows: checks the harness works
 //   --only    suites by id: efficiency, merge-time, enable-merge, peer,
-//             alloc, thp, costs, node-workloads, profit, estimate
+//             alloc, thp, costs, node-workloads, profit, estimate, v8-heap
 //   --out     where to write the Markdown (default BENCHMARKS.md; '-' for none)
 //   --json    also write every raw figure as JSON
+//   --render  run nothing: redraw BENCHMARKS.md from bench/results.json
+//             (suites that export findings(raw) redraw their tables)
 //
 // BENCHMARKS.md is rendered from bench/results.json, kept beside it: a run
 // with --only replaces the sections it ran and keeps the others.
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string', default: path.join(ROOT, 'BENCHMARKS.md') },
     json: { type: 'string' },
+    render: { type: 'boolean', default: false },
   },
 });
 
@@ -49,9 +52,22 @@ function previous(mode) {
   }
 }
 
-const SUITES = ['efficiency', 'merge-time', 'enable-merge', 'peer', 'alloc', 'thp', 'costs', 'node-workloads', 'external'];
+const SUITES = ['efficiency', 'merge-time', 'enable-merge', 'peer', 'alloc', 'thp', 'costs', 'node-workloads', 'external', 'v8-heap'];
+
+/** --render: the last run's figures, tables redrawn by the suites' current code. */
+async function rerender() {
+  const report = JSON.parse(fs.readFileSync(RESULTS, 'utf8'));
+  for (const result of report.results) {
+    const suite = await import(`./suites/${result.id}.mjs`);
+    if (typeof suite.findings === 'function' && result.raw) result.findings = suite.findings(result.raw);
+  }
+  fs.writeFileSync(values.out, render(report));
+  if (path.resolve(values.out) === DEFAULT_OUT) fs.writeFileSync(RESULTS, `${toJson(report)}\n`);
+  console.error(`bench: redrew ${path.relative(process.cwd(), values.out) || values.out} from ${path.relative(process.cwd(), RESULTS)}`);
+}
 
 async function main() {
+  if (values.render) return rerender();
   const availability = ksmAvailability();
   if (!availability.available) {
     console.error(`bench: cannot run: ${availability.reason}`);

@@ -146,6 +146,8 @@ export interface NativeBinding {
   /** After PR_SET_MEMORY_MERGE: every record mergeable again, then every mark unmergeable. */
   reapplyAdvice(): void;
   pageSize(): number;
+  /** malloc_trim(0): true when memory went back to the kernel; null without glibc. */
+  trimMalloc(): boolean | null;
   setMemoryMerge(enabled: boolean): void;
   getMemoryMerge(): boolean;
   /** Exact KSM attribution of page-aligned [starts[i], ends[i]) of a process, on the libuv pool. */

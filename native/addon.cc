@@ -27,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("madvise", Napi::Function::New(env, ksm::Madvise, "madvise"));
   exports.Set("viewRange", Napi::Function::New(env, ksm::ViewRange, "viewRange"));
   exports.Set("pageSize", Napi::Function::New(env, ksm::PageSize, "pageSize"));
+  exports.Set("trimMalloc", Napi::Function::New(env, ksm::TrimMalloc, "trimMalloc"));
   exports.Set("setMemoryMerge",
               Napi::Function::New(env, ksm::SetMemoryMerge, "setMemoryMerge"));
   exports.Set("getMemoryMerge",

@@ -1,6 +1,9 @@
 #include "memory.h"
 
 #include <sys/mman.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -170,6 +173,15 @@ Napi::Value ViewRange(const Napi::CallbackInfo& info) {
 
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(SystemPageSize()));
+}
+
+Napi::Value TrimMalloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(env, malloc_trim(0) != 0);
+#else
+  return env.Null();
+#endif
 }
 
 Napi::Object AdviceConstants(Napi::Env env) {

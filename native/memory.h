@@ -21,6 +21,12 @@ Napi::Value ViewRange(const Napi::CallbackInfo& info);
 
 Napi::Value PageSize(const Napi::CallbackInfo& info);
 
+// trimMalloc(): malloc_trim(0) where the C library has it (glibc): free
+// memory inside malloc's arenas goes back to the kernel (MADV_DONTNEED on
+// whole free pages, the top of each heap trimmed). Returns true when memory
+// was released, false when none was, null where there is no malloc_trim.
+Napi::Value TrimMalloc(const Napi::CallbackInfo& info);
+
 // MADV_* values the binding accepts, from the system headers.
 Napi::Object AdviceConstants(Napi::Env env);
 

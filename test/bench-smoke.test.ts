@@ -53,7 +53,7 @@ describe('bench harness (--smoke)', () => {
 
     const report = JSON.parse(fs.readFileSync(json, 'utf8')) as Report;
     expect(report.mode).toBe('smoke');
-    expect(report.results.map((r) => r.id)).toEqual(['efficiency', 'merge-time', 'enable-merge', 'peer', 'alloc', 'thp', 'costs', 'node-workloads', 'external']);
+    expect(report.results.map((r) => r.id)).toEqual(['efficiency', 'merge-time', 'enable-merge', 'peer', 'alloc', 'thp', 'costs', 'node-workloads', 'external', 'v8-heap']);
     for (const result of report.results) {
       expect(result.error, result.id).toBeUndefined();
       expect(result.rows.length, result.id).toBeGreaterThan(0);
@@ -72,7 +72,7 @@ describe('bench harness (--smoke)', () => {
     expect(text).toContain(`Linux ${os.release()}`);
     const summary = text.slice(text.indexOf('## Summary'), text.indexOf('\n## ', text.indexOf('## Summary') + 1));
     const numbers = new Set([...summary.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1])));
-    expect([...numbers].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect([...numbers].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
   });
 });
 

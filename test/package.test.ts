@@ -48,6 +48,11 @@ const SHIPPED = [
   'dist/register.d.ts',
   'dist/register.mjs',
   'dist/register.d.mts',
+  'dist/cluster/entry.js',
+  'dist/cluster/entry.d.ts',
+  'dist/cluster/index.mjs',
+  'dist/cluster/index.d.mts',
+  'dist/cluster/preload.js',
   'native/addon.cc',
   `prebuilds/linux-${process.arch}/node-ksm.node`,
 ];
@@ -278,6 +283,20 @@ describe('npm pack, offline install without a compiler', () => {
     expect(strict.stderr).toContain('ERR_KSM_UNSUPPORTED');
   });
 
+  it('exports node-ksm/cluster from CommonJS and ESM: node:cluster itself, one copy, with the extras', async () => {
+    const script = `
+      const cjs = require('node-ksm/cluster');
+      import('node-ksm/cluster').then((esm) => console.log(JSON.stringify({
+        same: esm.default === cjs,
+        workers: cjs.workers === require('node:cluster').workers,
+        forkChild: esm.forkChild === cjs.forkChild && typeof cjs.forkChild,
+        status: cjs.workerStatus(),
+      })));`;
+    fs.writeFileSync(path.join(app, 'cluster.cjs'), script);
+    const result = must(await run(path.join(tmp, 'bin', 'node'), ['cluster.cjs'], { cwd: app, env }), 'cluster.cjs');
+    expect(JSON.parse(result.stdout)).toEqual({ same: true, workers: true, forkChild: 'function', status: { active: false, serving: false, ownRandom: false } });
+  });
+
   it('type-checks a consumer .mts and .cts against the installed types', async () => {
     fs.writeFileSync(
       path.join(app, 'consumer.mts'),
@@ -293,6 +312,13 @@ void buffer; void pages; void info;
 import { registration } from 'node-ksm/register';
 const outcome: 'enabled' | 'off' | 'unavailable' = registration.outcome;
 void outcome;
+import cluster, { startupComplete, type MergeableHeapsOptions } from 'node-ksm/cluster';
+const heaps: MergeableHeapsOptions = { serving: 'mergeable', startupTimeoutMs: 30_000 };
+if (cluster.isPrimary) cluster.setupPrimary({ mergeableHeaps: heaps });
+// @ts-expect-error not a serving mode
+cluster.setupPrimary({ mergeableHeaps: { serving: 'fast' } });
+const switched: boolean = startupComplete();
+void switched;
 `,
     );
     fs.writeFileSync(
@@ -307,6 +333,11 @@ void strict;
 // @ts-expect-error no such export
 ksm.notAnExport();
 void address;
+import cluster = require('node-ksm/cluster');
+const options: cluster.MergeableHeapsOptions = { trimMalloc: false };
+const child = cluster.forkChild('worker.js', { mergeableHeaps: options });
+const status: cluster.WorkerStatus = cluster.workerStatus();
+void child; void status;
 `,
     );
     fs.writeFileSync(

@@ -17,6 +17,48 @@ export function sysfsNumber(name) {
   return Number(fs.readFileSync(path.join(KSM, name), 'utf8').trim());
 }
 
+const CLK_TCK = 100; // USER_HZ: what /proc/PID/stat counts in on Linux
+
+/** ksmd's pid: the kernel thread named ksmd (found once). */
+let ksmdPid;
+function findKsmd() {
+  if (ksmdPid !== undefined) return ksmdPid;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/comm`, 'utf8').trim() === 'ksmd') return (ksmdPid = Number(name));
+    } catch {
+      /* gone */
+    }
+  }
+  return (ksmdPid = null);
+}
+
+/**
+ * The machine-wide price of KSM now: `cow_ksm` of /proc/vmstat (write faults
+ * that broke a KSM page), ksmd's CPU time (utime + stime of its
+ * /proc/PID/stat), and ksmd's full scans. Deltas between two readings are
+ * what a window cost, for everyone on the machine.
+ */
+export function kernelCost() {
+  const vmstat = fs.readFileSync('/proc/vmstat', 'utf8');
+  const cowKsm = Number(/^cow_ksm (\d+)$/m.exec(vmstat)?.[1] ?? NaN);
+  let ksmdCpuMs = NaN;
+  const pid = findKsmd();
+  if (pid !== null) {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime); fields[0] is field 3.
+    ksmdCpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  }
+  return { cowKsm, ksmdCpuMs, fullScans: sysfsNumber('full_scans'), at: performance.now() };
+}
+
+/** b - a of two kernelCost() readings. */
+export function costDelta(a, b) {
+  return { cowKsm: b.cowKsm - a.cowKsm, ksmdCpuMs: b.ksmdCpuMs - a.ksmdCpuMs, fullScans: b.fullScans - a.fullScans, wallMs: b.at - a.at };
+}
+
 /** /proc/PID/ksm_stat: key -> number (or 'yes'/'no'). */
 export function ksmStat(pid) {
   const out = {};

@@ -1,7 +1,7 @@
 // BENCHMARKS.md from one run's results.
 import { fmt } from './stats.mjs';
 
-const NUMBER = { efficiency: 1, 'merge-time': 2, 'enable-merge': 3, peer: 4, alloc: 5, thp: 6, profit: 7, estimate: 8, costs: 9, 'node-workloads': 10 };
+const NUMBER = { efficiency: 1, 'merge-time': 2, 'enable-merge': 3, peer: 4, alloc: 5, thp: 6, profit: 7, estimate: 8, costs: 9, 'node-workloads': 10, 'v8-heap': 11 };
 
 const cell = (value) => String(value ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
