@@ -19,6 +19,7 @@ void EstimateWorker::Group() {
   TrackMemory();
   const double total = static_cast<double>(entries_.size());
   size_t i = 0;
+  bool paused = false;
   while (i < entries_.size() && !Stopped()) {
     wave_refs_.clear();
     wave_runs_.clear();
@@ -44,6 +45,12 @@ void EstimateWorker::Group() {
       i = j;
     }
     if (!wave_refs_.empty()) ConfirmWave();
+    if (config_.confirm_pause_ms > 0 && !paused) {
+      paused = true;
+      last_progress_ns_ = 0;
+      Report(kPhaseConfirm, static_cast<double>(i), total);
+      Sleep(config_.confirm_pause_ms);
+    }
     Report(kPhaseConfirm, static_cast<double>(i), total);
   }
 }

@@ -83,6 +83,7 @@ struct EstimateConfig {
   size_t expected_pages = 0;
   size_t batch_pages = 64;   // pages per process_vm_readv call while sampling
   bool pagemap_scan = true;  // try PAGEMAP_SCAN (pagewalk.h)
+  double confirm_pause_ms = 0;
   PageHash hash = BestPageHash();
 };
 

@@ -44,6 +44,7 @@ EstimateConfig ParseOptions(Napi::Env env, Napi::Object options) {
     throw Napi::TypeError::New(env, "pagemapScan must be a boolean");
   }
   config.pagemap_scan = scan.IsUndefined() || scan.As<Napi::Boolean>().Value();
+  if (options.Has("confirmPauseMs")) config.confirm_pause_ms = NumberProperty(env, options, "confirmPauseMs", 0, 60000);
   // Optional, default 'auto'. Which one to use is the caller's choice; this
   // only carries it out.
   Napi::Value hash = options.Get("hash");
