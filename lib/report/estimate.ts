@@ -4,6 +4,8 @@
  * match byte for byte, and says per VMA what merging would save — before
  * KSM is switched on, or before a process calls enableMerge().
  */
+import * as os from 'node:os';
+
 import { PAGE_STAT, PAGE_STAT_COUNT, hashFor, pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
@@ -48,6 +50,13 @@ export interface EstimateOptions {
   useZeroPages?: boolean;
   /** Mappers per KSM page; default: the max_page_sharing knob (256). */
   maxPageSharing?: number;
+  /**
+   * Threads to hash and confirm on, at most 256. Default: every core on a
+   * machine of one or two (defaultEstimateThreads()), all but one beyond, so
+   * that the event loop and the rest of the machine keep a core. The work
+   * runs on the addon's own threads, never the libuv pool.
+   */
+  threads?: number;
   signal?: AbortSignal;
   /** Called from the event loop as the work goes on (at most every 50 ms per phase). */
   onProgress?: (progress: EstimateProgress) => void;
@@ -148,6 +157,8 @@ export interface EstimateResult extends EstimateCounts {
   pagesHashed: number;
   /** PFNs were visible in pagemap (CAP_SYS_ADMIN): zero-page mappings told apart exactly. */
   pfnVisible: boolean;
+  /** Threads the pages were hashed and confirmed on. */
+  threads: number;
   elapsedMs: number;
   timings: { pagemapMs: number; sampleMs: number; resampleMs: number; confirmMs: number };
 }
@@ -229,6 +240,15 @@ function checkTargets(targets: unknown, pids: unknown): number[] {
   if (unique.length === 0) throw outOfRange('targets', 'at least one pid', '[]');
   if (unique.length > 65536) throw outOfRange('targets', 'at most 65536 pids', unique.length);
   return unique;
+}
+
+/**
+ * Threads estimate() runs on unless told: every core of a machine with one
+ * or two, all but one on bigger ones (the cores this process may use).
+ */
+export function defaultEstimateThreads(): number {
+  const cores = os.availableParallelism();
+  return Math.min(256, cores <= 2 ? cores : cores - 1);
 }
 
 function checkNonNegative(name: string, value: unknown, max: number): number | undefined {
@@ -351,6 +371,7 @@ export async function estimate(
   const minRegionBytes = checkNonNegative('options.minRegionBytes', opts.minRegionBytes, Number.MAX_SAFE_INTEGER) ?? 0;
   const useZeroOption = checkBoolean('options.useZeroPages', opts.useZeroPages);
   const maxSharingOption = optionalNumber('options.maxPageSharing', opts.maxPageSharing, { integer: true, min: 2, max: 1e9 });
+  const threads = optionalNumber('options.threads', opts.threads, { integer: true, min: 1, max: 256 }) ?? defaultEstimateThreads();
   const signal = checkSignal(opts.signal);
   const onProgress = checkFunction('options.onProgress', opts.onProgress);
   const native = requireKsm();
@@ -370,7 +391,7 @@ export async function estimate(
 
   let progressError: unknown;
   const handle = native.estimatePages(
-    plans.map((p) => ({ pid: p.pid, ranges: p.ranges, readable: p.readable })),
+    plans.map((p) => ({ pid: p.pid, ranges: p.ranges, readable: p.readable, expectedPages: p.expectedPages })),
     {
       intervalMs,
       maxPageSharing,
@@ -378,6 +399,7 @@ export async function estimate(
       batchPages: BATCH_PAGES,
       pagemapScan: pagemapScanEnabled(),
       hash: hashFor(),
+      threads,
     },
     onProgress === undefined
       ? undefined
@@ -517,6 +539,7 @@ function assemble(
     memoryBytes: raw.memoryBytes,
     pagesHashed: raw.pagesHashed,
     pfnVisible: raw.pfnVisible,
+    threads: raw.threads,
     elapsedMs: config.elapsedMs,
     timings: {
       pagemapMs: raw.timings.pagemapNs / 1e6,

@@ -146,6 +146,10 @@ const TABLE: Record<string, Param[]> = {
       optional: true,
       outOfRange: [[1, 'an integer from 2 to 1000000000'], [1.5, 'an integer from 2 to 1000000000'], [1e9 + 1, 'an integer from 2 to 1000000000'], [NaN, 'an integer from 2 to 1000000000']],
     }),
+    p('options.threads', 'number', (bad) => api.estimate(undefined, { threads: bad } as never), {
+      optional: true,
+      outOfRange: [[0, 'an integer from 1 to 256'], [1.5, 'an integer from 1 to 256'], [257, 'an integer from 1 to 256'], [NaN, 'an integer from 1 to 256']],
+    }),
     p('options.signal', 'AbortSignal', (bad) => api.estimate(undefined, { signal: bad } as never), { optional: true }),
     p('options.onProgress', 'function', (bad) => api.estimate(undefined, { onProgress: bad } as never), { optional: true }),
   ],
