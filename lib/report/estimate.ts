@@ -8,6 +8,7 @@ import * as os from 'node:os';
 
 import { PAGE_STAT, PAGE_STAT_COUNT, hashFor, pagemapScanEnabled, type NativeEstimateResult } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
+import { allTargets, countSkipped, topLists, type EstimateAll, type EstimateSkipped } from './estimate-all.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
 import type { SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
@@ -57,6 +58,15 @@ export interface EstimateOptions {
    * runs on the addon's own threads, never the libuv pool.
    */
   threads?: number;
+  /**
+   * The whole machine: every process the caller may read (no targets then).
+   * Kernel threads and the processes it may not read are left out and
+   * listed (`all.skipped`); `all.topProcesses` / `all.topVmas` say where the
+   * duplicates are.
+   */
+  all?: boolean;
+  /** With `all`: entries in each top list (default 20). */
+  top?: number;
   signal?: AbortSignal;
   /** Called from the event loop as the work goes on (at most every 50 ms per phase). */
   onProgress?: (progress: EstimateProgress) => void;
@@ -161,6 +171,8 @@ export interface EstimateResult extends EstimateCounts {
   threads: number;
   elapsedMs: number;
   timings: { pagemapMs: number; sampleMs: number; resampleMs: number; confirmMs: number };
+  /** With `all: true` only: what was listed, what was left out and why, the top lists. */
+  all?: EstimateAll;
 }
 
 const COUNT_FIELDS = [
@@ -249,6 +261,13 @@ function checkTargets(targets: unknown, pids: unknown): number[] {
 export function defaultEstimateThreads(): number {
   const cores = os.availableParallelism();
   return Math.min(256, cores <= 2 ? cores : cores - 1);
+}
+
+/** An object literal (not an array, view, signal...): estimate({ all: true }). */
+function isPlainObject(value: unknown): value is EstimateOptions {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 function checkNonNegative(name: string, value: unknown, max: number): number | undefined {
@@ -360,12 +379,23 @@ function nativeError(error: unknown): unknown {
  * @throws SystemError EACCES/EPERM (with a hint) without ptrace rights over a target.
  * @throws AbortError (code ABORT_ERR) when `signal` aborts.
  */
+export async function estimate(options: EstimateOptions & { all: true }): Promise<EstimateResult & { all: EstimateAll }>;
+export async function estimate(targets?: number | number[] | 'self', options?: EstimateOptions): Promise<EstimateResult>;
 export async function estimate(
-  targets?: number | number[] | 'self',
+  targetsOrOptions?: number | number[] | 'self' | EstimateOptions,
   options?: EstimateOptions,
 ): Promise<EstimateResult> {
-  const opts = checkOptions<EstimateOptions>(options);
-  const pids = checkTargets(targets, opts.pids);
+  // estimate({ all: true }): the options come first when there are no targets.
+  const optionsFirst = isPlainObject(targetsOrOptions);
+  if (optionsFirst && options !== undefined) throw invalidType('targets', "a pid, an array of pids or 'self'", targetsOrOptions);
+  const targets = optionsFirst ? undefined : (targetsOrOptions as number | number[] | 'self' | undefined);
+  const opts = checkOptions<EstimateOptions>(optionsFirst ? targetsOrOptions : options);
+  const all = checkBoolean('options.all', opts.all) ?? false;
+  if (all && (targets !== undefined || opts.pids !== undefined)) {
+    throw invalidType('targets', 'absent with options.all (every process is a target)', targets ?? opts.pids);
+  }
+  const top = optionalNumber('options.top', opts.top, { integer: true, min: 0, max: 1e6 }) ?? 20;
+  const pids = all ? [] : checkTargets(targets, opts.pids);
   const intervalMs = checkNonNegative('options.intervalMs', opts.intervalMs, 86_400_000) ?? 0;
   const onlyMergeable = checkBoolean('options.onlyMergeable', opts.onlyMergeable) ?? false;
   const minRegionBytes = checkNonNegative('options.minRegionBytes', opts.minRegionBytes, Number.MAX_SAFE_INTEGER) ?? 0;
@@ -384,9 +414,18 @@ export async function estimate(
   const page = native.pageSize();
 
   // A thread id names its process: each process is estimated once.
-  const resolved = distinctTargets('/', pids);
   const plans: Plan[] = [];
-  for (const target of resolved) plans.push(plan(target.pid, await readVmas(target), onlyMergeable, minRegionBytes, page));
+  let resolved: ProcessTarget[];
+  let machine: Awaited<ReturnType<typeof allTargets>> | undefined;
+  if (all) {
+    machine = await allTargets('/');
+    if (signal?.aborted) throw abortError(signal);
+    resolved = machine.targets.map((t) => t.target);
+    for (const t of machine.targets) plans.push(plan(t.target.pid, t.vmas, onlyMergeable, minRegionBytes, page));
+  } else {
+    resolved = distinctTargets('/', pids);
+    for (const target of resolved) plans.push(plan(target.pid, await readVmas(target), onlyMergeable, minRegionBytes, page));
+  }
   const mergeAny = await Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
 
   let progressError: unknown;
@@ -400,6 +439,7 @@ export async function estimate(
       pagemapScan: pagemapScanEnabled(),
       hash: hashFor(),
       threads,
+      skipRefused: all,
     },
     onProgress === undefined
       ? undefined
@@ -426,13 +466,30 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
-  return assemble(raw, plans, mergeAny, {
+  const result = assemble(raw, plans, mergeAny, {
     page,
     useZeroPages,
     maxPageSharing,
     intervalMs,
     elapsedMs: performance.now() - started,
   });
+  if (machine === undefined) return result;
+  // Those that refused process_vm_readv (ptrace rights) join the skipped list.
+  const skipped: EstimateSkipped[] = [...machine.skipped];
+  const refused = new Set(raw.targets.filter((t) => t.refused).map((t) => t.pid));
+  for (const pid of refused) {
+    skipped.push({ pid, comm: machine.comms.get(pid), reason: 'not allowed', detail: `EPERM: process_vm_readv or pagemap refused (${PTRACE_HINT})` });
+  }
+  skipped.sort((a, b) => a.pid - b.pid);
+  result.processes = result.processes.filter((p) => !refused.has(p.pid));
+  result.all = {
+    listed: machine.listed,
+    estimated: result.processes.length,
+    skippedCounts: countSkipped(skipped),
+    skipped,
+    ...topLists(result.processes, machine.comms, top),
+  };
+  return result;
 }
 
 function assemble(
