@@ -136,7 +136,11 @@ struct Link {
 // JS thread; freed when the function is finalized.
 struct JsSide {
   napi_env env = nullptr;
-  napi_deferred deferred = nullptr;
+  // The promise's resolve and reject, as references: a napi_deferred left
+  // unsettled when the environment goes (a worker terminated mid-estimate)
+  // can never be freed, while references are deleted in Finalize.
+  napi_ref resolve = nullptr;
+  napi_ref reject = nullptr;
   napi_ref on_progress = nullptr;
   napi_ref sentinel = nullptr;  // held until the promise settles
   napi_threadsafe_function tsfn = nullptr;
@@ -170,6 +174,8 @@ void Teardown(void* arg) {
 void Finalize(napi_env env, void* data, void*) {
   JsSide* js = static_cast<JsSide*>(data);
   if (js->hooked) napi_remove_env_cleanup_hook(env, Teardown, js);
+  if (js->resolve != nullptr) napi_delete_reference(env, js->resolve);
+  if (js->reject != nullptr) napi_delete_reference(env, js->reject);
   if (js->on_progress != nullptr) napi_delete_reference(env, js->on_progress);
   if (js->sentinel != nullptr) napi_delete_reference(env, js->sentinel);
   delete js;
@@ -200,10 +206,35 @@ napi_status MakeSentinel(napi_env env, const std::shared_ptr<StopSignal>& stop, 
   return napi_create_reference(env, buffer, 1, out);
 }
 
+// Calls the promise's resolve (or reject) once, and lets go of both.
+void SettlePromise(Napi::Env env, JsSide* js, bool ok, napi_value value) {
+  napi_value fn = nullptr;
+  napi_ref ref = ok ? js->resolve : js->reject;
+  if (ref != nullptr && napi_get_reference_value(env, ref, &fn) == napi_ok && fn != nullptr) {
+    Napi::Function(env, fn).Call({value});
+  }
+  for (napi_ref* r : {&js->resolve, &js->reject}) {
+    if (*r != nullptr) napi_delete_reference(env, *r);
+    *r = nullptr;
+  }
+}
+
+// new Promise((resolve, reject) => ...), keeping references to both.
+napi_status MakePromise(Napi::Env env, JsSide* js, napi_value* out) {
+  Napi::Function executor = Napi::Function::New(env, [js](const Napi::CallbackInfo& cb) {
+    napi_create_reference(cb.Env(), cb[0], 1, &js->resolve);
+    napi_create_reference(cb.Env(), cb[1], 1, &js->reject);
+    return cb.Env().Undefined();
+  });
+  Napi::Value ctor = env.Global().Get("Promise");
+  if (!ctor.IsFunction()) return napi_function_expected;
+  *out = ctor.As<Napi::Function>().New({executor});
+  return js->resolve != nullptr && js->reject != nullptr ? napi_ok : napi_generic_failure;
+}
+
 void Settle(Napi::Env env, JsSide* js, const EstimateWorker& worker) {
-  if (worker.failed()) napi_reject_deferred(env, js->deferred, worker.Error(env).Value());
-  else napi_resolve_deferred(env, js->deferred, worker.Result(env));
-  js->deferred = nullptr;
+  if (worker.failed()) SettlePromise(env, js, false, worker.Error(env).Value());
+  else SettlePromise(env, js, true, worker.Result(env));
   napi_threadsafe_function tsfn;
   {
     std::lock_guard<std::mutex> lock(js->link->mutex);
@@ -273,7 +304,7 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
   js->env = env;
   js->link = link;
   napi_value promise;
-  napi_status status = napi_create_promise(env, &js->deferred, &promise);
+  napi_status status = MakePromise(env, js, &promise);
   if (status == napi_ok && !on_progress.IsEmpty()) status = napi_create_reference(env, on_progress, 1, &js->on_progress);
   if (status == napi_ok) status = MakeSentinel(env, stop, &js->sentinel);
   napi_threadsafe_function tsfn = nullptr;
@@ -284,6 +315,8 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
   if (status != napi_ok) {
     if (js->on_progress != nullptr) napi_delete_reference(env, js->on_progress);
     if (js->sentinel != nullptr) napi_delete_reference(env, js->sentinel);
+    if (js->resolve != nullptr) napi_delete_reference(env, js->resolve);
+    if (js->reject != nullptr) napi_delete_reference(env, js->reject);
     delete js;
     NAPI_THROW_IF_FAILED(env, status, Napi::Value());
   }
@@ -306,8 +339,7 @@ Napi::Value EstimatePages(const Napi::CallbackInfo& info) {
   });
   if (!started) {
     // No thread to be had (RLIMIT_NPROC, memory): refuse as clone(2) would.
-    napi_reject_deferred(env, js->deferred, SystemError(env, EAGAIN, "pthread_create").Value());
-    js->deferred = nullptr;
+    SettlePromise(env, js, false, SystemError(env, EAGAIN, "pthread_create").Value());
     napi_remove_env_cleanup_hook(env, Teardown, js);
     Teardown(js);
   }
