@@ -71,19 +71,21 @@ describe('estimate() when its environment is torn down', () => {
     expect(result.exitMs!).toBeLessThan(3000);
   });
 
-  it('worker.terminate() during the sample of 1 GiB does not wait for the sample', async (ctx) => {
+  it('worker.terminate() during the sample of 1 GiB (one thread) does not wait for the sample', async (ctx) => {
     requireKsm(ctx);
     const result = await run('worker-terminate-sample');
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
     const last = result.lines.at(-1)!;
     expect(last).toMatchObject({ scenario: 'worker-terminate-sample', code: 1 });
     // Terminating a worker that holds 1 GiB costs unmapping it (idleTerminateMs,
-    // measured once its estimate is over); the estimate stopped at once adds
-    // less than half of what its sample takes when left alone.
+    // measured once its estimate is over, and as noisy): the estimate adds
+    // less than its sample takes when left alone.
     expect(last.sampleMs as number).toBeGreaterThan(0);
-    expect((last.terminateMs as number) - (last.idleTerminateMs as number)).toBeLessThan((last.sampleMs as number) / 2);
-    // And its threads are gone as soon as the worker is (not a sample later).
+    expect((last.terminateMs as number) - (last.idleTerminateMs as number)).toBeLessThan(last.sampleMs as number);
+    // Its thread (watched while terminate() runs) is gone less than half a
+    // sample after terminate() returns: stopped, not left to finish.
     expect(last.threadsBefore as number).toBeGreaterThanOrEqual(1);
-    expect((last.threadsGoneMs as number) - (last.idleTerminateMs as number)).toBeLessThan((last.sampleMs as number) / 2);
+    expect(last.threadsGoneMs).toBeTypeOf('number');
+    expect((last.threadsGoneMs as number) - (last.terminateMs as number)).toBeLessThan((last.sampleMs as number) / 2);
   });
 });
