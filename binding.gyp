@@ -42,6 +42,7 @@
             "native/estimate-confirm.cc",
             "native/estimate-pagemap.cc",
             "native/estimate-sample.cc",
+            "native/estimate-threads.cc",
             "native/estimate-worker.cc",
             "native/hash.cc",
             "native/memory.cc",

@@ -2,6 +2,9 @@
 //   speed    - pages hashed per second on one core, as a ratio to this
 //              machine's sequential read bandwidth measured here, and to the
 //              obvious JavaScript approach (a crypto hash per page);
+//   threads  - threads=1 against threads=2 (all cores) side by side, and the
+//              event loop's delay while an estimate runs;
+//   whole machine - estimate({ all: true }) here: time, memory;
 //   accuracy - 4 workers with a known layout are estimated, then merged by
 //              KSM for real, and the prediction is compared with what merged
 //              (pagemap + kpageflags, page by page; needs root and run=1).
@@ -12,6 +15,8 @@
 import { fork } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,7 +71,7 @@ async function speed() {
   readOnce();
   const child = await startChild({ pages, sharedSeed: 1, zero: 0, volatile: 0, everyMs: 0 });
   // Only the big VMA counts (minRegionBytes): this process's buffer, the child's.
-  const opts = { minRegionBytes: size / 2 };
+  const opts = { minRegionBytes: size / 2, threads: 1 };
   const rows = [];
   let selfResult;
   try {
@@ -245,6 +250,118 @@ async function accuracy() {
   }
 }
 
-const report = { speed: await speed(), accuracy: await accuracy() };
+// threads=1 against threads=2 (every core here), side by side in each
+// round, on a child's memory (the process_vm_readv copy path every real
+// estimate takes); and the event loop's delay during an estimate against
+// an idle window of the same length.
+async function threads() {
+  const size = mib * 1024 * 1024;
+  const pages = size / PAGE;
+  const many = Math.max(2, Math.min(os.availableParallelism(), 256));
+  const child = await startChild({ pages, sharedSeed: 1, zero: 0, volatile: 0, everyMs: 0 });
+  const opts = { minRegionBytes: size / 2 };
+  const rounds = smoke ? 1 : 5;
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const rows = [];
+  let delay;
+  try {
+    for (let i = 0; i < rounds; i++) {
+      // Alternate which goes first, so that neither always runs on a warm cache.
+      const order = i % 2 === 0 ? [1, many] : [many, 1];
+      const row = {};
+      for (const n of order) {
+        const r = await ksm.estimate(child.pid, { ...opts, threads: n });
+        const t = r.timings;
+        row[n] = {
+          sample: r.pagesHashed / (t.sampleMs / 1e3),
+          whole: r.pagesHashed / (r.elapsedMs / 1e3),
+          elapsedMs: r.elapsedMs,
+          threads: r.threads,
+          // Where the time goes: the native phases, and the rest (smaps read and planning in JS, one thread).
+          pagemapMs: t.pagemapMs,
+          sampleMs: t.sampleMs,
+          confirmMs: t.confirmMs,
+          otherMs: r.elapsedMs - t.pagemapMs - t.sampleMs - t.resampleMs - t.confirmMs,
+        };
+      }
+      rows.push(row);
+    }
+    delay = await loopDelay(child.pid, opts);
+  } finally {
+    child.kill();
+  }
+  const pick = (n, key) => median(rows.map((r) => r[n][key]));
+  const result = {
+    mib,
+    rounds,
+    threads: many,
+    one: Object.fromEntries(['sample', 'whole', 'elapsedMs', 'pagemapMs', 'sampleMs', 'confirmMs', 'otherMs'].map((k) => [k === 'sample' ? 'samplePagesPerSec' : k === 'whole' ? 'wholePagesPerSec' : k, pick(1, k)])),
+    many: Object.fromEntries(['sample', 'whole', 'elapsedMs', 'pagemapMs', 'sampleMs', 'confirmMs', 'otherMs'].map((k) => [k === 'sample' ? 'samplePagesPerSec' : k === 'whole' ? 'wholePagesPerSec' : k, pick(many, k)])),
+    sampleRatio: median(rows.map((r) => r[many].sample / r[1].sample)),
+    wholeRatio: median(rows.map((r) => r[many].whole / r[1].whole)),
+    wholeRatioMin: Math.min(...rows.map((r) => r[many].whole / r[1].whole)),
+    wholeRatioMax: Math.max(...rows.map((r) => r[many].whole / r[1].whole)),
+    delay,
+  };
+  log(`estimate(child, ${mib} MiB), threads 1 against ${many}, median of ${rounds} rounds side by side:`);
+  log(`  threads=1:  sample ${(result.one.samplePagesPerSec / 1e6).toFixed(2)} M pages/s, whole call ${(result.one.wholePagesPerSec / 1e6).toFixed(2)} M pages/s (${result.one.elapsedMs.toFixed(0)} ms)`);
+  log(`  threads=${many}:  sample ${(result.many.samplePagesPerSec / 1e6).toFixed(2)} M pages/s, whole call ${(result.many.wholePagesPerSec / 1e6).toFixed(2)} M pages/s (${result.many.elapsedMs.toFixed(0)} ms)`);
+  for (const [label, f] of [['1', result.one], [String(many), result.many]]) {
+    log(`  threads=${label} phases (median ms): pagemap ${f.pagemapMs.toFixed(1)}, sample ${f.sampleMs.toFixed(1)}, confirm ${f.confirmMs.toFixed(1)}, smaps + planning in JS ${f.otherMs.toFixed(1)}`);
+  }
+  log(`  ratio: sample ${result.sampleRatio.toFixed(2)}x, whole call ${result.wholeRatio.toFixed(2)}x (min ${result.wholeRatioMin.toFixed(2)}, max ${result.wholeRatioMax.toFixed(2)})`);
+  log(`event loop delay (monitorEventLoopDelay, 10 ms resolution), ${delay.estimateMs.toFixed(0)} ms estimate at threads=${many} against idle:`);
+  log(`  during: p50 ${delay.during.p50.toFixed(2)} ms, p99 ${delay.during.p99.toFixed(2)} ms, max ${delay.during.max.toFixed(2)} ms; idle: p50 ${delay.idle.p50.toFixed(2)} ms, p99 ${delay.idle.p99.toFixed(2)} ms, max ${delay.idle.max.toFixed(2)} ms`);
+  return result;
+}
+
+async function loopDelay(pid, opts) {
+  const ms = (ns) => ns / 1e6;
+  const summary = (h) => ({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), count: h.count });
+  // Timers keep the loop busy at 1 ms, as a server's loop would be.
+  const tick = setInterval(() => {}, 1);
+  try {
+    const during = monitorEventLoopDelay({ resolution: 10 });
+    during.enable();
+    const t0 = performance.now();
+    await ksm.estimate(pid, opts);
+    const estimateMs = performance.now() - t0;
+    during.disable();
+    const idle = monitorEventLoopDelay({ resolution: 10 });
+    idle.enable();
+    await new Promise((resolve) => setTimeout(resolve, estimateMs));
+    idle.disable();
+    return { estimateMs, during: summary(during), idle: summary(idle) };
+  } finally {
+    clearInterval(tick);
+  }
+}
+
+// estimate({ all: true }) on this machine as it is, in a fresh process:
+// wall time, the estimator's own memory and the process's peak RSS.
+async function wholeMachine() {
+  if (smoke) return { skipped: 'not run in --smoke' };
+  const script = `
+    const ksm = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))});
+    const rssBefore = process.memoryUsage().rss;
+    const t0 = performance.now();
+    ksm.estimate({ all: true }).then((r) => {
+      const ms = performance.now() - t0;
+      console.log(JSON.stringify({ ms, listed: r.all.listed, estimated: r.all.estimated, skipped: r.all.skippedCounts,
+        pagesHashed: r.pagesHashed, memoryBytes: r.memoryBytes, threads: r.threads, predictedSavedBytes: r.predictedSavedBytes,
+        rssBefore, maxRssBytes: process.resourceUsage().maxRSS * 1024, timings: r.timings }));
+    });`;
+  const { execFileSync } = await import('node:child_process');
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', maxBuffer: 1 << 26 })));
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const result = { runs: runs.length, ms: median(runs.map((r) => r.ms)), msMin: Math.min(...runs.map((r) => r.ms)), msMax: Math.max(...runs.map((r) => r.ms)), maxRssBytes: median(runs.map((r) => r.maxRssBytes)), ...runs.at(-1), msAll: runs.map((r) => r.ms) };
+  result.ms = median(runs.map((r) => r.ms));
+  log(`estimate({ all: true }) on this machine, median of ${runs.length} fresh processes: ${result.ms.toFixed(0)} ms (${result.msMin.toFixed(0)}..${result.msMax.toFixed(0)}), ` +
+    `${result.estimated} of ${result.listed} processes, ${result.pagesHashed} pages hashed on ${result.threads} threads, estimator memory ${(result.memoryBytes / 2 ** 20).toFixed(1)} MiB, peak RSS ${(result.maxRssBytes / 2 ** 20).toFixed(1)} MiB`);
+  return result;
+}
+
+const report = { speed: await speed(), threads: await threads(), wholeMachine: await wholeMachine(), accuracy: await accuracy() };
 if (report.accuracy.skipped) log(`accuracy: skipped, ${report.accuracy.skipped}`);
 if (json) console.log(JSON.stringify(report, null, 2));

@@ -29,6 +29,8 @@ export interface NativeEstimateTarget {
   ranges: BigUint64Array;
   /** Per range: 1 to read its pages, 0 to only count the present ones. */
   readable: Uint8Array;
+  /** Pages its pagemap pass will likely find (to size its list once). */
+  expectedPages?: number;
 }
 
 /**
@@ -89,9 +91,11 @@ export type HashImplementation = 'avx2' | 'scalar';
 export interface NativeEstimateResult {
   cancelled: boolean;
   /** Per target: `stats` holds PAGE_STAT_COUNT figures per range (PAGE_STAT_FIELDS' order). */
-  targets: Array<{ pid: number; exited: boolean; stats: Float64Array }>;
+  targets: Array<{ pid: number; exited: boolean; refused: boolean; stats: Float64Array }>;
   /** Which page hash ran (hashFor(): the best the CPU has, or scalar when forced). */
   hashImplementation: HashImplementation;
+  /** Threads that hashed and confirmed (fewer than asked when the system had no more). */
+  threads: number;
   pfnVisible: boolean;
   /** pagemap entries read (with PAGEMAP_SCAN: only inside populated runs). */
   pagemapEntries: number;
@@ -166,7 +170,11 @@ export interface NativeBinding {
   /** Stop waiting for a read: it finishes in the kernel's time and is still delivered; it no longer holds the event loop. */
   abandonRead(id: number): void;
   constants: AdviceConstants;
-  /** Hashes the targets' touched anonymous pages on the libuv pool (estimate). */
+  /**
+   * Hashes the targets' touched anonymous pages on threads of its own
+   * (estimate); cancel() or the environment's teardown stops it within a
+   * batch, and ends the wait between the two samples.
+   */
   estimatePages(
     targets: NativeEstimateTarget[],
     options: {
@@ -177,6 +185,12 @@ export interface NativeBinding {
       pagemapScan?: boolean;
       /** 'auto' (default): the fastest hash the CPU runs; 'scalar': the portable one. */
       hash?: 'auto' | 'scalar';
+      /** Leave out a target that refuses pagemap / process_vm_readv (refused: true) instead of failing. */
+      skipRefused?: boolean;
+      /** Threads to hash and confirm on (1 .. 256, default 1). */
+      threads?: number;
+      /** Test hook: hold the confirm phase this long after its first wave. */
+      confirmPauseMs?: number;
     },
     onProgress?: (phase: string, done: number, total: number) => void,
   ): { promise: Promise<NativeEstimateResult>; cancel(): void };

@@ -62,6 +62,13 @@ export {
   type EstimateProcess,
   type EstimateResult,
 } from './report/estimate.js';
+export {
+  type EstimateAll,
+  type EstimateSkipped,
+  type EstimateSkipReason,
+  type EstimateTopProcess,
+  type EstimateTopVma,
+} from './report/estimate-all.js';
 
 // Why nothing merges, and the fix.
 export {

@@ -12,15 +12,35 @@
 #endif
 
 #if defined(__linux__)
+#include <dlfcn.h>
+
 namespace ksm {
 AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 }  // namespace ksm
+
+namespace {
+
+// Threads of ours can outlive the environment that started them: a read of
+// a process whose memory map is locked returns when the lock is released,
+// and a stopped estimate finishes its batch. Node unloads an addon when the
+// last environment that loaded it goes (a worker that alone used it), which
+// would unmap the code they run. One more reference, never dropped, keeps it
+// loaded for the life of the process.
+void KeepLoaded() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&KeepLoaded), &info) != 0 && info.dli_fname != nullptr) {
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+
+}  // namespace
 #endif
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if defined(__linux__)
+  KeepLoaded();
   env.SetInstanceData<ksm::AddonData>(new ksm::AddonData());
   exports.Set("supported", Napi::Boolean::New(env, true));
   exports.Set("alloc", Napi::Function::New(env, ksm::Alloc, "alloc"));

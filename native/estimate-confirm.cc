@@ -1,140 +1,204 @@
 // The confirm phase: entries sorted by hash, each run of equal hashes
-// compared byte for byte, and every class of identical pages recorded.
+// compared byte for byte, every class of identical pages written down; then
+// the classes are counted over the targets that are still there, so that a
+// process that exits meanwhile takes its pages out of every class it was in.
 #include <algorithm>
 #include <cstring>
 
+#include "estimate-threads.h"
 #include "estimate-worker.h"
 
 namespace ksm {
 
-// Sorts by hash, then confirms each run of equal hashes byte for byte:
-// a class of k identical pages saves k - ceil(k / max_page_sharing).
-// Small runs are gathered into waves of up to kWavePages pages, read with
-// one process_vm_readv per target and compared in memory; a run larger
-// than a wave is streamed against its representative (ConfirmRun).
-void EstimateWorker::Group() {
-  std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-    return a.hash != b.hash ? a.hash < b.hash : a.ref < b.ref;
+namespace {
+
+bool ByHash(const Entry& a, const Entry& b) {
+  return a.hash != b.hash ? a.hash < b.hash : a.ref < b.ref;
+}
+
+}  // namespace
+
+// Sorts entries_ by hash, then ref. With several threads: an in-place
+// partition into buckets by the hash's top bits (hashes are uniform, and a
+// run of equal hashes never spans two buckets), each bucket sorted on its
+// own thread; the buckets, cut at run boundaries, are the confirm work items.
+void EstimateWorker::SortByHash() {
+  const size_t n = entries_.size();
+  const size_t buckets = lanes_.size() == 1 ? 1 : lanes_.size() * 8;
+  auto bucket_of = [&](uint64_t hash) {
+    return static_cast<size_t>((static_cast<unsigned __int128>(hash) * buckets) >> 64);
+  };
+  std::vector<size_t> start(buckets + 1, 0);
+  for (const Entry& e : entries_) start[bucket_of(e.hash) + 1]++;
+  for (size_t b = 0; b < buckets; b++) start[b + 1] += start[b];
+  if (buckets > 1) {
+    std::vector<size_t> next(start.begin(), start.end() - 1);
+    for (size_t b = 0; b < buckets; b++) {
+      while (next[b] < start[b + 1]) {
+        const size_t k = bucket_of(entries_[next[b]].hash);
+        if (k == b) next[b]++;
+        else std::swap(entries_[next[b]], entries_[next[k]++]);
+      }
+    }
+  }
+  crew_->ForEach(buckets, [&](size_t, size_t b) {
+    std::sort(entries_.begin() + static_cast<ptrdiff_t>(start[b]), entries_.begin() + static_cast<ptrdiff_t>(start[b + 1]), ByHash);
   });
+  chunks_.clear();
+  for (size_t b = 0; b < buckets; b++) {
+    size_t p = start[b];
+    while (p < start[b + 1]) {
+      size_t q = std::min(start[b + 1], p + kConfirmChunk);
+      while (q < start[b + 1] && entries_[q].hash == entries_[q - 1].hash) q++;
+      chunks_.push_back({p, q});
+      p = q;
+    }
+  }
+  chunk_written_.assign(chunks_.size(), 0);
+  (void)n;
   TrackMemory();
+}
+
+void EstimateWorker::Confirm() {
+  done_.store(0, std::memory_order_relaxed);
+  crew_->ForEach(chunks_.size(), [&](size_t lane, size_t c) {
+    Lane& l = lanes_[lane];
+    l.written = chunks_[c].first;
+    if (!Stopped()) ConfirmChunk(l, chunks_[c].first, chunks_[c].second);
+    chunk_written_[c] = l.written;
+    l.TrackMemory();
+  });
+  Report(kPhaseConfirm, static_cast<double>(entries_.size()), static_cast<double>(entries_.size()), true);
+}
+
+// Confirms each run of equal hashes in [begin, end): a run is a class of
+// identical pages unless bytes differ. Small runs are gathered into waves of
+// up to kWavePages pages, read with one process_vm_readv per target and
+// compared in memory; a run larger than a wave is streamed against its
+// representative (ConfirmRun).
+void EstimateWorker::ConfirmChunk(Lane& lane, size_t begin, size_t end) {
   const double total = static_cast<double>(entries_.size());
-  size_t i = 0;
-  while (i < entries_.size() && !Stopped()) {
-    wave_refs_.clear();
-    wave_runs_.clear();
-    while (i < entries_.size()) {
+  size_t i = begin;
+  while (i < end && !Stopped()) {
+    const size_t wave_start = i;
+    lane.wave_refs.clear();
+    lane.wave_runs.clear();
+    while (i < end) {
       size_t j = i + 1;
-      while (j < entries_.size() && entries_[j].hash == entries_[i].hash) j++;
+      while (j < end && entries_[j].hash == entries_[i].hash) j++;
       const size_t len = j - i;
       if (len < 2) {
         i = j;
         continue;
       }
       if (len > kWavePages) {
-        if (!wave_refs_.empty()) break;  // finish the wave first
-        pending_.clear();
-        for (size_t k = i; k < j; k++) pending_.push_back(entries_[k].ref & ~kFlagMask);
-        ConfirmRun();
+        if (!lane.wave_refs.empty()) break;  // finish the wave first
+        lane.pending.clear();
+        for (size_t k = i; k < j; k++) lane.pending.push_back(entries_[k].ref & ~kFlagMask);
+        ConfirmRun(lane);
         i = j;
         continue;
       }
-      if (wave_refs_.size() + len > kWavePages) break;
-      wave_runs_.push_back({wave_refs_.size(), len});
-      for (size_t k = i; k < j; k++) wave_refs_.push_back(entries_[k].ref & ~kFlagMask);
+      if (lane.wave_refs.size() + len > kWavePages) break;
+      lane.wave_runs.push_back({lane.wave_refs.size(), len});
+      for (size_t k = i; k < j; k++) lane.wave_refs.push_back(entries_[k].ref & ~kFlagMask);
       i = j;
     }
-    if (!wave_refs_.empty()) ConfirmWave();
-    Report(kPhaseConfirm, static_cast<double>(i), total);
+    if (!lane.wave_refs.empty()) ConfirmWave(lane);
+    const double done = static_cast<double>(done_.fetch_add(i - wave_start, std::memory_order_relaxed) + (i - wave_start));
+    if (config_.confirm_pause_ms > 0 && !paused_.exchange(true)) {
+      Report(kPhaseConfirm, done, total, true);
+      stop_->Wait(config_.confirm_pause_ms);
+    }
+    Report(kPhaseConfirm, done, total);
   }
 }
 
-void EstimateWorker::ConfirmWave() {
-  const size_t n = wave_refs_.size();
+void EstimateWorker::ConfirmWave(Lane& lane) {
+  const std::vector<uint64_t>& refs = lane.wave_refs;
+  const size_t n = refs.size();
   // Read order: by target then address, so each target is one call.
-  wave_order_.resize(n);
-  for (size_t k = 0; k < n; k++) wave_order_[k] = static_cast<uint32_t>(k);
-  std::sort(wave_order_.begin(), wave_order_.end(),
-            [&](uint32_t x, uint32_t y) { return wave_refs_[x] < wave_refs_[y]; });
-  wave_ok_.assign(n, 0);
+  lane.wave_order.resize(n);
+  for (size_t k = 0; k < n; k++) lane.wave_order[k] = static_cast<uint32_t>(k);
+  std::sort(lane.wave_order.begin(), lane.wave_order.end(), [&](uint32_t x, uint32_t y) { return refs[x] < refs[y]; });
+  lane.wave_ok.assign(n, 0);
   size_t a = 0;
   while (a < n) {
-    uint32_t t = TargetOf(wave_refs_[wave_order_[a]]);
+    const uint32_t t = TargetOf(refs[lane.wave_order[a]]);
     size_t b = a;
-    while (b < n && TargetOf(wave_refs_[wave_order_[b]]) == t) b++;
-    Target& target = targets_[t];
+    while (b < n && TargetOf(refs[lane.wave_order[b]]) == t) b++;
     const size_t base = a;
-    if (!target.exited) {
+    if (!Exited(t)) {
       int err = ReadPages(
-          target.pid, b - a, [&](size_t k) { return AddressOf(wave_refs_[wave_order_[base + k]]); },
+          lane, targets_[t].pid, b - a, [&](size_t k) { return AddressOf(refs[lane.wave_order[base + k]]); },
           [&](size_t k, const uint8_t* page) {
             if (page == nullptr) return;  // gone meanwhile: no twin
-            const uint32_t slot = wave_order_[base + k];
-            std::memcpy(wave_ + slot * page_, page, page_);
-            wave_ok_[slot] = 1;
+            const uint32_t slot = lane.wave_order[base + k];
+            std::memcpy(lane.wave + slot * page_, page, page_);
+            lane.wave_ok[slot] = 1;
           });
-      ReadEnded(target, err);
+      ReadEnded(t, err);
     }
     a = b;
   }
-  for (const auto& run : wave_runs_) {
-    rest_.clear();
+  for (const auto& run : lane.wave_runs) {
+    lane.rest.clear();
     for (size_t s = run.first; s < run.first + run.second; s++) {
-      if (wave_ok_[s] != 0) rest_.push_back(s);
+      if (lane.wave_ok[s] != 0) lane.rest.push_back(s);
     }
-    while (rest_.size() >= 2) {
-      const uint8_t* rep = wave_ + rest_[0] * page_;
-      members_.clear();
-      pending_.clear();
-      for (uint64_t s : rest_) {
-        if (s == rest_[0] || std::memcmp(wave_ + s * page_, rep, page_) == 0) {
-          members_.push_back(wave_refs_[s]);
+    while (lane.rest.size() >= 2) {
+      const uint8_t* rep = lane.wave + lane.rest[0] * page_;
+      lane.members.clear();
+      lane.pending.clear();
+      for (uint64_t s : lane.rest) {
+        if (s == lane.rest[0] || std::memcmp(lane.wave + s * page_, rep, page_) == 0) {
+          lane.members.push_back(refs[s]);
         } else {
-          pending_.push_back(s);
+          lane.pending.push_back(s);
         }
       }
-      if (!pending_.empty()) hash_collisions_++;
-      if (members_.size() >= 2) Record();
-      rest_.swap(pending_);
+      if (!lane.pending.empty()) lane.hash_collisions++;
+      if (lane.members.size() >= 2) Record(lane);
+      lane.rest.swap(lane.pending);
     }
   }
 }
 
-void EstimateWorker::ConfirmRun() {
-  while (pending_.size() >= 2 && !Stopped()) {
-    members_.clear();
-    rest_.clear();
-    // pending_ is sorted by ref, so by target: each target's slice is read
+void EstimateWorker::ConfirmRun(Lane& lane) {
+  while (lane.pending.size() >= 2 && !Stopped()) {
+    lane.members.clear();
+    lane.rest.clear();
+    // pending is sorted by ref, so by target: each target's slice is read
     // in batches. The first page is the representative, read in the same
     // call as the pages after it (most classes are pairs: one syscall).
     bool have_rep = false;
     bool rep_lost = false;
     size_t a = 0;
-    while (a < pending_.size()) {
-      uint32_t t = TargetOf(pending_[a]);
+    while (a < lane.pending.size()) {
+      const uint32_t t = TargetOf(lane.pending[a]);
       size_t b = a;
-      while (b < pending_.size() && TargetOf(pending_[b]) == t) b++;
-      Target& target = targets_[t];
+      while (b < lane.pending.size() && TargetOf(lane.pending[b]) == t) b++;
       const size_t base = a;
-      if (!target.exited) {
+      if (!Exited(t)) {
         int err = ReadPages(
-            target.pid, b - a, [&](size_t k) { return AddressOf(pending_[base + k]); },
+            lane, targets_[t].pid, b - a, [&](size_t k) { return AddressOf(lane.pending[base + k]); },
             [&](size_t k, const uint8_t* page) {
-              const uint64_t ref = pending_[base + k];
+              const uint64_t ref = lane.pending[base + k];
               if (base + k == 0) {
                 if (page == nullptr) {
                   rep_lost = true;
                 } else {
-                  std::memcpy(rep_, page, page_);
+                  std::memcpy(lane.rep, page, page_);
                   have_rep = true;
-                  members_.push_back(ref);
+                  lane.members.push_back(ref);
                 }
                 return;
               }
               if (page == nullptr) return;  // gone meanwhile: no twin
-              if (have_rep && std::memcmp(page, rep_, page_) == 0) members_.push_back(ref);
-              else rest_.push_back(ref);
+              if (have_rep && std::memcmp(page, lane.rep, page_) == 0) lane.members.push_back(ref);
+              else lane.rest.push_back(ref);
             });
-        ReadEnded(target, err);
+        ReadEnded(t, err);
         if (base == 0 && !have_rep) rep_lost = true;
       } else if (base == 0) {
         rep_lost = true;
@@ -143,20 +207,49 @@ void EstimateWorker::ConfirmRun() {
     }
     if (rep_lost) {
       // The representative could not be read: the others try again without it.
-      members_.clear();
-    } else if (!rest_.empty()) {
-      hash_collisions_++;
+      lane.members.clear();
+    } else if (!lane.rest.empty()) {
+      lane.hash_collisions++;
     }
-    if (members_.size() >= 2) Record();
-    pending_.swap(rest_);
-    TrackMemory();
+    if (lane.members.size() >= 2) Record(lane);
+    lane.pending.swap(lane.rest);
+    lane.TrackMemory();
   }
 }
 
-// One class of identical pages, members sorted by ref (target, address).
-void EstimateWorker::Record() {
+// One class of identical pages (lane.members, sorted by ref), written down
+// in place: entries before the wave being confirmed are done with, and a
+// chunk's classes never hold more members than the entries it has read.
+void EstimateWorker::Record(Lane& lane) {
+  const size_t k = lane.members.size();
+  Entry* out = entries_.data() + lane.written;
+  for (size_t m = 0; m < k; m++) out[m] = Entry{m == 0 ? k : 0, lane.members[m]};
+  lane.written += k;
+}
+
+// Counts every class over the targets still there at the end: a class
+// with a member in a process that exited is the class of the others.
+void EstimateWorker::Account() {
+  std::vector<uint64_t>& live = lanes_[0].members;
+  size_t seen = 0;
+  for (size_t c = 0; c < chunks_.size(); c++) {
+    size_t p = chunks_[c].first;
+    const size_t end = chunk_written_[c];
+    while (p < end) {
+      const size_t k = static_cast<size_t>(entries_[p].hash);
+      live.clear();
+      for (size_t m = p; m < p + k; m++) {
+        if (!Exited(TargetOf(entries_[m].ref))) live.push_back(entries_[m].ref);
+      }
+      if (live.size() >= 2) AccountClass(live.data(), live.size());
+      p += k;
+      if ((++seen & 65535) == 0 && Stopped()) return;
+    }
+  }
+}
+
+void EstimateWorker::AccountClass(const uint64_t* members, size_t k) {
   const size_t sharing = config_.max_page_sharing;
-  const size_t k = members_.size();
   const size_t copies = (k + sharing - 1) / sharing;
   const double share = static_cast<double>(k - copies) / static_cast<double>(k);
   classes_++;
@@ -165,16 +258,16 @@ void EstimateWorker::Record() {
   sharing_pages_ += k - copies;
   size_t a = 0;
   while (a < k) {
-    uint32_t t = TargetOf(members_[a]);
+    const uint32_t t = TargetOf(members[a]);
     size_t b = a;
-    while (b < k && TargetOf(members_[b]) == t) b++;
+    while (b < k && TargetOf(members[b]) == t) b++;
     Target& target = targets_[t];
     const size_t in_process = b - a;
     size_t c = a;
     while (c < b) {
-      size_t r = target.RangeOf(AddressOf(members_[c]));
+      const size_t r = target.RangeOf(AddressOf(members[c]));
       size_t d = c;
-      while (d < b && target.RangeOf(AddressOf(members_[d])) == r) d++;
+      while (d < b && target.RangeOf(AddressOf(members[d])) == r) d++;
       const double n = static_cast<double>(d - c);
       PageStats& stats = target.stats[r];
       stats.duplicatePages += n;

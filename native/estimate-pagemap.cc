@@ -31,22 +31,21 @@ void EstimateWorker::FindZeroPfn() {
 }
 
 // Reads /proc/PID/pagemap for target t's ranges: counts what is not a
-// candidate, and adds an entry for every page to read.
+// candidate, and adds an entry for every page to read. One thread per
+// target: its stats and entries are its own.
 void EstimateWorker::PagemapPass(uint32_t t) {
   Target& target = targets_[t];
-  target.first = entries_.size();
   std::string path = "/proc/" + std::to_string(target.pid) + "/pagemap";
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT || err == ESRCH) target.exited = true;
-    else Fail(err, "open", target.pid);
-    target.end = entries_.size();
+    Ended(t, errno, "open");
     return;
   }
+  if (target.expected_pages > 0) target.entries.reserve(target.expected_pages + target.expected_pages / 64 + 64);
   const bool pfn_visible = zero_pfn_ != 0;
+  std::vector<Entry>& entries = target.entries;
   PagemapWalker walker(fd, page_, config_.pagemap_scan);
-  for (size_t r = 0; r < target.RangeCount() && !Stopped() && !target.exited; r++) {
+  for (size_t r = 0; r < target.RangeCount() && !Stopped() && !Exited(t); r++) {
     const uint64_t start = target.ranges[r * 2] >> page_shift_;
     const uint64_t end = target.ranges[r * 2 + 1] >> page_shift_;
     const bool readable = target.readable[r] != 0;
@@ -76,23 +75,24 @@ void EstimateWorker::PagemapPass(uint32_t t) {
         // Without PFNs a page mapped once is surely an anonymous page of
         // its own; one mapped more than once may be the zero page.
         if (!pfn_visible && (pm & kPmExclusive) == 0) ref |= kFlagMaybeZeroMap;
-        entries_.push_back(Entry{0, ref});
+        entries.push_back(Entry{0, ref});
       }
-      Report(kPhasePagemap, static_cast<double>(t), static_cast<double>(targets_.size()));
-      return !Cancelled();
+      return !Stopped();
     });
     if (err == PagemapWalker::kEnded || err == ESRCH) {
       // The mm is gone: the process exited.
-      target.exited = true;
+      MarkExited(t);
     } else if (err != 0) {
       Fail(err, walker.failed_syscall(), target.pid);
     }
   }
+  close(fd);
+  const double done = static_cast<double>(done_.fetch_add(1, std::memory_order_relaxed) + 1);
+  Report(kPhasePagemap, done, static_cast<double>(targets_.size()));
+  std::lock_guard<std::mutex> lock(mutex_);
   if (!walker.scanning()) pagemap_scan_used_ = false;
   pagemap_entries_ += walker.entries_read();
   pagemap_scans_ += walker.scan_calls();
-  close(fd);
-  target.end = entries_.size();
 }
 
 }  // namespace ksm

@@ -1,107 +1,138 @@
 // The sample phase: every page found by the pagemap pass is read and hashed;
 // with an interval, read and hashed again to find the ones that change. Then
-// each range's figures are tallied.
+// each range's figures are tallied, and the pages that may have a twin are
+// gathered for the confirm phase.
 #include <algorithm>
 
+#include "estimate-threads.h"
 #include "estimate-worker.h"
 
 namespace ksm {
 
 // Marks a target gone, or the whole estimate failed, after ReadPages.
-void EstimateWorker::ReadEnded(Target& target, int err) {
+void EstimateWorker::ReadEnded(uint32_t t, int err) {
   if (err == 0 || err == ECANCELED) return;
-  if (err == ESRCH) target.exited = true;
-  else Fail(err, "process_vm_readv", target.pid);
+  Ended(t, err, "process_vm_readv");
 }
 
 // Hashes every entry (first sample), or re-hashes and marks the ones that
-// changed (second sample).
+// changed (second sample), in chunks spread over the threads: one target's
+// pages are read by several threads at once (the kernel takes its mmap lock
+// for reading only).
 void EstimateWorker::Sample(bool again) {
   const Phase phase = again ? kPhaseResample : kPhaseSample;
-  const PageHashFn hash_page = config_.hash.fn;
-  const double total = static_cast<double>(entries_.size());
-  double done = 0;
-  for (Target& target : targets_) {
-    if (Stopped()) return;
-    if (target.exited) continue;
-    Entry* base = entries_.data() + target.first;
-    // The entries still to read in the second sample: not skipped.
-    std::vector<uint32_t>& live = live_;
-    live.clear();
-    size_t n = target.end - target.first;
-    if (again) {
-      for (size_t i = 0; i < n; i++) {
-        if ((base[i].ref & kFlagSkip) == 0) live.push_back(static_cast<uint32_t>(i));
-      }
-      TrackMemory();
-    }
-    size_t count = again ? live.size() : n;
-    auto index = [&](size_t i) { return again ? live[i] : i; };
-    int err = ReadPages(
-        target.pid, count, [&](size_t i) { return AddressOf(base[index(i)].ref); },
-        [&](size_t i, const uint8_t* page) {
-          Entry& entry = base[index(i)];
-          if (page == nullptr) {
-            entry.ref |= again ? kFlagVolatile : kFlagSkip;
-            return;
-          }
-          bool zero = false;
-          uint64_t hash = hash_page(page, page_, &zero);
-          if (!again) {
-            entry.hash = hash;
-            if (zero) entry.ref |= kFlagZero;
-            pages_hashed_++;
-          } else if (hash != entry.hash) {
-            entry.ref |= kFlagVolatile;
-          }
-          if (((i + 1) & 4095) == 0) Report(phase, done + static_cast<double>(i + 1), total);
-        });
-    ReadEnded(target, err);
-    done += static_cast<double>(n);
+  struct Chunk {
+    uint32_t target;
+    size_t begin;
+    size_t end;
+  };
+  std::vector<Chunk> chunks;
+  size_t total = 0;
+  for (uint32_t t = 0; t < targets_.size(); t++) {
+    const size_t n = targets_[t].entries.size();
+    total += n;
+    for (size_t begin = 0; begin < n; begin += kChunkPages) chunks.push_back({t, begin, std::min(n, begin + kChunkPages)});
   }
-  Report(phase, total, total);
-  live_.clear();
-  live_.shrink_to_fit();
+  done_.store(0, std::memory_order_relaxed);
+  crew_->ForEach(chunks.size(), [&](size_t lane, size_t c) {
+    const Chunk& chunk = chunks[c];
+    if (!Stopped() && !Exited(chunk.target)) SampleChunk(lanes_[lane], chunk.target, chunk.begin, chunk.end, again);
+    const double done = static_cast<double>(done_.fetch_add(chunk.end - chunk.begin, std::memory_order_relaxed) +
+                                            (chunk.end - chunk.begin));
+    Report(phase, done, static_cast<double>(total));
+  });
+  Report(phase, static_cast<double>(total), static_cast<double>(total), true);
+  for (Lane& lane : lanes_) {
+    lane.live.clear();
+    lane.live.shrink_to_fit();
+  }
 }
 
-// Per-range counts of what each entry turned out to be; the entries that can
-// merge with a twin stay for Group().
-void EstimateWorker::Tally() {
-  for (Target& target : targets_) {
-    if (target.exited) continue;
-    size_t r = 0;
-    for (size_t i = target.first; i < target.end; i++) {
-      Entry& entry = entries_[i];
-      uint64_t address = AddressOf(entry.ref);
-      while (r + 1 < target.RangeCount() && target.ranges[r * 2 + 1] <= address) r++;
-      PageStats& stats = target.stats[r];
-      const uint64_t flags = entry.ref & kFlagMask;
-      if ((flags & kFlagSkip) != 0) {
-        stats.unreadablePages += 1;
-        continue;
-      }
-      if ((flags & kFlagMaybeZeroMap) != 0 && (flags & kFlagZero) != 0) {
-        // Zero content, mapped more than once, PFNs hidden: counted as the
-        // shared zero page, which is what a never-written read gives.
-        stats.zeroPageMapped += 1;
-        entry.ref |= kFlagSkip;
-        continue;
-      }
-      stats.candidatePages += 1;
-      if ((flags & kFlagVolatile) != 0) {
-        stats.volatilePages += 1;
-        continue;
-      }
-      if ((flags & kFlagZero) != 0) stats.zeroPages += 1;
+void EstimateWorker::SampleChunk(Lane& lane, uint32_t t, size_t begin, size_t end, bool again) {
+  const PageHashFn hash_page = config_.hash.fn;
+  Entry* base = targets_[t].entries.data() + begin;
+  const size_t n = end - begin;
+  // The entries still to read in the second sample: not skipped.
+  std::vector<uint32_t>& live = lane.live;
+  live.clear();
+  if (again) {
+    for (size_t i = 0; i < n; i++) {
+      if ((base[i].ref & kFlagSkip) == 0) live.push_back(static_cast<uint32_t>(i));
     }
+    lane.TrackMemory();
   }
-  // Only stable, non-zero pages of live processes look for twins.
-  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                [&](const Entry& e) {
-                                  return (e.ref & (kFlagSkip | kFlagVolatile | kFlagZero)) != 0 ||
-                                         targets_[TargetOf(e.ref)].exited;
-                                }),
-                 entries_.end());
+  const size_t count = again ? live.size() : n;
+  auto index = [&](size_t i) { return again ? live[i] : i; };
+  int err = ReadPages(
+      lane, targets_[t].pid, count, [&](size_t i) { return AddressOf(base[index(i)].ref); },
+      [&](size_t i, const uint8_t* page) {
+        Entry& entry = base[index(i)];
+        if (page == nullptr) {
+          entry.ref |= again ? kFlagVolatile : kFlagSkip;
+          return;
+        }
+        bool zero = false;
+        uint64_t hash = hash_page(page, page_, &zero);
+        if (!again) {
+          entry.hash = hash;
+          if (zero) entry.ref |= kFlagZero;
+          lane.pages_hashed++;
+        } else if (hash != entry.hash) {
+          entry.ref |= kFlagVolatile;
+        }
+      });
+  ReadEnded(t, err);
+}
+
+// Per-range counts of what each of target t's entries turned out to be;
+// the ones that can merge with a twin are marked to stay.
+void EstimateWorker::Tally(uint32_t t) {
+  Target& target = targets_[t];
+  if (Exited(t)) return;
+  size_t r = 0;
+  for (size_t i = 0; i < target.entries.size(); i++) {
+    if ((i & 65535) == 65535 && Stopped()) return;
+    Entry& entry = target.entries[i];
+    uint64_t address = AddressOf(entry.ref);
+    while (r + 1 < target.RangeCount() && target.ranges[r * 2 + 1] <= address) r++;
+    PageStats& stats = target.stats[r];
+    const uint64_t flags = entry.ref & kFlagMask;
+    if ((flags & kFlagSkip) != 0) {
+      stats.unreadablePages += 1;
+      continue;
+    }
+    if ((flags & kFlagMaybeZeroMap) != 0 && (flags & kFlagZero) != 0) {
+      // Zero content, mapped more than once, PFNs hidden: counted as the
+      // shared zero page, which is what a never-written read gives.
+      stats.zeroPageMapped += 1;
+      entry.ref |= kFlagSkip;
+      continue;
+    }
+    stats.candidatePages += 1;
+    if ((flags & kFlagVolatile) != 0) {
+      stats.volatilePages += 1;
+      continue;
+    }
+    if ((flags & kFlagZero) != 0) stats.zeroPages += 1;
+  }
+}
+
+// Only stable, non-zero pages of live processes look for twins: they move
+// into one list, target after target, each target's own list freed as it
+// goes (so the two are never both whole).
+void EstimateWorker::Gather() {
+  auto stays = [](const Entry& e) { return (e.ref & (kFlagSkip | kFlagVolatile | kFlagZero)) == 0; };
+  size_t count = 0;
+  for (uint32_t t = 0; t < targets_.size(); t++) {
+    if (!Exited(t)) count += static_cast<size_t>(std::count_if(targets_[t].entries.begin(), targets_[t].entries.end(), stays));
+  }
+  entries_.reserve(count);
+  TrackMemory();
+  for (uint32_t t = 0; t < targets_.size(); t++) {
+    std::vector<Entry>& own = targets_[t].entries;
+    if (!Exited(t)) std::copy_if(own.begin(), own.end(), std::back_inserter(entries_), stays);
+    own = std::vector<Entry>();
+  }
 }
 
 }  // namespace ksm

@@ -6,13 +6,12 @@
 #include <exception>
 
 #include "errors.h"
+#include "estimate-threads.h"
 #include "pagewalk.h"
 
 namespace ksm {
 
 namespace {
-
-constexpr const char* kPhaseNames[] = {"pagemap", "sample", "resample", "confirm"};
 
 uint64_t NowNs() {
   timespec ts;
@@ -23,103 +22,120 @@ uint64_t NowNs() {
 
 }  // namespace
 
-EstimateWorker::EstimateWorker(Napi::Env env, std::vector<Target> targets,
-                               const EstimateConfig& config,
-                               std::shared_ptr<std::atomic<bool>> cancelled,
-                               Napi::Function on_progress)
-    : Napi::AsyncProgressWorker<Progress>(env, "node-ksm:estimate"),
-      deferred_(Napi::Promise::Deferred::New(env)),
-      targets_(std::move(targets)),
+void Lane::TrackMemory() {
+  size_t bytes = (pending.capacity() + rest.capacity() + members.capacity() + wave_refs.capacity()) *
+                     sizeof(uint64_t) +
+                 (live.capacity() + wave_order.capacity()) * sizeof(uint32_t) +
+                 wave_runs.capacity() * sizeof(std::pair<size_t, size_t>) + wave_ok.capacity();
+  memory = std::max(memory, bytes);
+}
+
+EstimateWorker::EstimateWorker(std::vector<Target> targets, const EstimateConfig& config,
+                               std::shared_ptr<StopSignal> stop)
+    : targets_(std::move(targets)),
+      exited_(new std::atomic<bool>[targets_.size()]),
+      refused_(new std::atomic<bool>[targets_.size()]),
       config_(config),
-      cancelled_(std::move(cancelled)) {
+      stop_(std::move(stop)) {
+  for (size_t t = 0; t < targets_.size(); t++) {
+    exited_[t].store(false, std::memory_order_relaxed);
+    refused_[t].store(false, std::memory_order_relaxed);
+  }
   page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   page_shift_ = static_cast<unsigned>(__builtin_ctzl(page_));
-  if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
 }
 
-void EstimateWorker::Execute(const ExecutionProgress& progress) {
-  progress_ = &progress;
-  try {
-    Run();
-  } catch (const std::exception&) {
-    // Only allocation can throw here (vectors growing).
-    Fail(ENOMEM, "malloc", 0);
-  }
-  progress_ = nullptr;
-}
-
-void EstimateWorker::OnProgress(const Progress* data, size_t count) {
-  if (on_progress_.IsEmpty() || data == nullptr || count == 0) return;
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  on_progress_.Call({Napi::String::New(env, kPhaseNames[data->phase]),
-                     Napi::Number::New(env, data->done),
-                     Napi::Number::New(env, data->total)});
-}
-
-void EstimateWorker::OnOK() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  on_progress_.Reset();
-  if (err_ != 0) {
-    Napi::Error error = SystemError(env, err_, syscall_);
-    error.Set("pid", Napi::Number::New(env, err_pid_));
-    deferred_.Reject(error.Value());
-    return;
-  }
-  deferred_.Resolve(Result(env));
-}
-
-void EstimateWorker::OnError(const Napi::Error& error) {
-  on_progress_.Reset();
-  deferred_.Reject(error.Value());
-}
+EstimateWorker::~EstimateWorker() = default;
 
 void EstimateWorker::Fail(int err, const char* syscall, pid_t pid) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (err_ != 0) return;
   err_ = err;
   syscall_ = syscall;
   err_pid_ = pid;
+  failed_.store(true, std::memory_order_relaxed);
 }
 
-void EstimateWorker::Report(Phase phase, double done, double total) {
-  uint64_t now = NowNs();
-  if (progress_ == nullptr) return;
-  if (done < total && now - last_progress_ns_ < 50000000ull) return;
-  last_progress_ns_ = now;
-  Progress p{phase, done, total};
-  progress_->Send(&p, 1);
+void EstimateWorker::Ended(uint32_t t, int err, const char* syscall) {
+  if (err == ENOENT || err == ESRCH) MarkExited(t);
+  else if ((err == EPERM || err == EACCES) && config_.skip_refused) MarkRefused(t);
+  else Fail(err, syscall, targets_[t].pid);
+}
+
+void EstimateWorker::Report(Phase phase, double done, double total, bool force) {
+  if (!progress_) return;
+  const uint64_t now = NowNs();
+  uint64_t last = last_progress_ns_.load(std::memory_order_relaxed);
+  if (!force && done < total && now - last < 50000000ull) return;
+  // One thread reports; the others skip this turn.
+  if (!last_progress_ns_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  progress_(Progress{phase, std::min(done, total), total});
 }
 
 void EstimateWorker::TrackMemory() {
   size_t bytes = entries_.capacity() * sizeof(Entry) + scratch_.size() +
-                 PagemapWalker::kFootprint +
-                 (pending_.capacity() + rest_.capacity() + members_.capacity()) *
-                     sizeof(uint64_t) +
-                 live_.capacity() * sizeof(uint32_t) +
-                 wave_refs_.capacity() * sizeof(uint64_t) +
-                 wave_runs_.capacity() * sizeof(std::pair<size_t, size_t>) +
-                 wave_order_.capacity() * sizeof(uint32_t) + wave_ok_.capacity();
+                 lanes_.size() * PagemapWalker::kFootprint +
+                 chunks_.capacity() * sizeof(std::pair<size_t, size_t>) +
+                 chunk_written_.capacity() * sizeof(size_t);
+  for (const Target& target : targets_) bytes += target.entries.capacity() * sizeof(Entry);
+  for (const Lane& lane : lanes_) bytes += lane.memory;
   peak_memory_ = std::max(peak_memory_, bytes);
 }
 
-void EstimateWorker::Run() {
-  // Read batches, the confirm wave, and one representative page.
-  const size_t batch_bytes = std::max(config_.batch_pages, kWavePages) * page_;
-  if (!scratch_.Map(batch_bytes + kWavePages * page_ + page_)) {
-    Fail(errno, "mmap", 0);
-    return;
+void EstimateWorker::Run(ProgressSink progress) {
+  progress_ = std::move(progress);
+  try {
+    if (Prepare()) Phases();
+  } catch (const std::exception&) {
+    // Only allocation can throw here (vectors growing, a thread's state).
+    Fail(ENOMEM, "malloc", 0);
   }
-  buffer_ = scratch_.data();
-  wave_ = scratch_.data() + batch_bytes;
-  rep_ = wave_ + kWavePages * page_;
-  FindZeroPfn();
-  const size_t expected = config_.expected_pages;
-  if (expected > 0) entries_.reserve(expected + expected / 64 + 1024);
-  TrackMemory();
+  crew_.reset();  // joins the helpers
+  scratch_.Release();
+  entries_ = std::vector<Entry>();
+  for (Target& target : targets_) {
+    target.entries = std::vector<Entry>();
+    if (Exited(static_cast<uint32_t>(&target - targets_.data()))) {
+      std::fill(target.stats.begin(), target.stats.end(), PageStats{});
+    }
+  }
+  for (const Lane& lane : lanes_) {
+    pages_hashed_ += lane.pages_hashed;
+    bytes_read_ += lane.bytes_read;
+    hash_collisions_ += lane.hash_collisions;
+  }
+  lanes_.clear();
+  progress_ = nullptr;
+}
 
+// Threads, and their buffers on one scratch mapping: per lane the read
+// batches, a confirm wave and one representative page.
+bool EstimateWorker::Prepare() {
+  crew_ = std::make_unique<Crew>(std::max<size_t>(1, std::min(config_.threads, kMaxThreads)));
+  threads_used_ = crew_->size();
+  lanes_.resize(threads_used_);
+  const size_t batch_bytes = std::max(config_.batch_pages, kWavePages) * page_;
+  const size_t per_lane = batch_bytes + kWavePages * page_ + page_;
+  if (!scratch_.Map(per_lane * lanes_.size())) {
+    Fail(errno, "mmap", 0);
+    return false;
+  }
+  for (size_t i = 0; i < lanes_.size(); i++) {
+    Lane& lane = lanes_[i];
+    lane.buffer = scratch_.data() + i * per_lane;
+    lane.wave = lane.buffer + batch_bytes;
+    lane.rep = lane.wave + kWavePages * page_;
+  }
+  FindZeroPfn();
+  return true;
+}
+
+void EstimateWorker::Phases() {
   uint64_t t0 = NowNs();
-  for (uint32_t t = 0; t < targets_.size() && !Stopped(); t++) PagemapPass(t);
+  crew_->ForEach(targets_.size(), [&](size_t, size_t t) {
+    if (!Stopped()) PagemapPass(static_cast<uint32_t>(t));
+  });
+  Report(kPhasePagemap, static_cast<double>(targets_.size()), static_cast<double>(targets_.size()));
   TrackMemory();
   uint64_t t1 = NowNs();
   pagemap_ns_ = t1 - t0;
@@ -131,7 +147,7 @@ void EstimateWorker::Run() {
   if (Stopped()) return;
 
   if (config_.interval_ms > 0) {
-    Sleep(config_.interval_ms);
+    stop_->Wait(config_.interval_ms);
     if (Stopped()) return;
     uint64_t t3 = NowNs();
     Sample(true);
@@ -139,30 +155,29 @@ void EstimateWorker::Run() {
     if (Stopped()) return;
   }
 
-  Tally();
   uint64_t t4 = NowNs();
-  Group();
+  crew_->ForEach(targets_.size(), [&](size_t, size_t t) {
+    if (!Stopped()) Tally(static_cast<uint32_t>(t));
+  });
+  if (Stopped()) return;
+  Gather();
+  if (Stopped()) return;
+  SortByHash();
+  if (Stopped()) return;
+  Confirm();
+  if (Stopped()) return;
+  Account();
   confirm_ns_ = NowNs() - t4;
   TrackMemory();
-  scratch_.Release();
-  for (Target& target : targets_) {
-    if (target.exited) std::fill(target.stats.begin(), target.stats.end(), PageStats{});
-  }
 }
 
-void EstimateWorker::Sleep(double ms) {
-  uint64_t until = NowNs() + static_cast<uint64_t>(ms * 1e6);
-  while (!Cancelled()) {
-    uint64_t now = NowNs();
-    if (now >= until) break;
-    uint64_t step = std::min<uint64_t>(until - now, 10000000ull);
-    timespec ts{static_cast<time_t>(step / 1000000000ull),
-                static_cast<long>(step % 1000000000ull)};
-    nanosleep(&ts, nullptr);
-  }
+Napi::Error EstimateWorker::Error(Napi::Env env) const {
+  Napi::Error error = SystemError(env, err_, syscall_);
+  error.Set("pid", Napi::Number::New(env, err_pid_));
+  return error;
 }
 
-Napi::Value EstimateWorker::Result(Napi::Env env) {
+Napi::Value EstimateWorker::Result(Napi::Env env) const {
   auto number = [&](uint64_t value) { return Napi::Number::New(env, static_cast<double>(value)); };
   Napi::Object result = Napi::Object::New(env);
   result.Set("cancelled", Napi::Boolean::New(env, Cancelled()));
@@ -171,7 +186,8 @@ Napi::Value EstimateWorker::Result(Napi::Env env) {
     const Target& target = targets_[t];
     Napi::Object item = Napi::Object::New(env);
     item.Set("pid", Napi::Number::New(env, target.pid));
-    item.Set("exited", Napi::Boolean::New(env, target.exited));
+    item.Set("exited", Napi::Boolean::New(env, Exited(t) && !Refused(t)));
+    item.Set("refused", Napi::Boolean::New(env, Refused(t)));
     // Range after range, each its kPageStatCount figures in pageStatFields' order.
     Napi::Float64Array stats = Napi::Float64Array::New(env, target.stats.size() * kPageStatCount);
     for (size_t r = 0; r < target.stats.size(); r++) target.stats[r].CopyTo(stats.Data() + r * kPageStatCount);
@@ -184,6 +200,7 @@ Napi::Value EstimateWorker::Result(Napi::Env env) {
   result.Set("pagemapScans", number(pagemap_scans_));
   result.Set("pagemapScan", Napi::Boolean::New(env, config_.pagemap_scan && pagemap_scan_used_));
   result.Set("hashImplementation", Napi::String::New(env, config_.hash.name));
+  result.Set("threads", number(threads_used_));
   result.Set("pagesHashed", number(pages_hashed_));
   result.Set("bytesRead", number(bytes_read_));
   result.Set("memoryBytes", number(peak_memory_));

@@ -1,9 +1,14 @@
 // The estimate worker: hashes the touched private anonymous pages of
-// processes on the libuv pool, in phases, one file each:
+// processes on threads of its own (estimate-threads.h), in phases, one file
+// each:
 //   estimate-pagemap.cc  which pages are there (pagemap, nothing faulted in)
 //   estimate-sample.cc   read and hash them, once or twice; tally per range
-//   estimate-confirm.cc  sort by hash, confirm twins byte for byte
+//   estimate-confirm.cc  sort by hash, confirm twins byte for byte, count
+//                        the classes over the targets still there
 //   estimate-worker.cc   the run, progress, memory, the result for JS
+// Every loop checks for cancellation (a cancel() or the environment going)
+// between batches, and the interval between the samples is a wait that a
+// cancellation ends.
 #pragma once
 
 #include <napi.h>
@@ -13,9 +18,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -25,8 +33,12 @@
 
 namespace ksm {
 
+class Crew;
+
 // An entry is 16 bytes: the hash and a reference packed as
 // target (16 bits) | page number (44 bits: 56-bit user space) | flags (4).
+// After the confirm phase an entry holds a class member instead: the first
+// member of a class has the class size in `hash`, the others 0.
 constexpr uint64_t kFlagZero = 1;          // every byte zero
 constexpr uint64_t kFlagVolatile = 2;      // changed between the samples
 constexpr uint64_t kFlagSkip = 4;          // unreadable, or not a candidate
@@ -35,6 +47,7 @@ constexpr uint64_t kFlagMask = 15;
 constexpr int kTargetShift = 48;
 constexpr uint64_t kPageNumberMask = (1ull << 44) - 1;
 constexpr size_t kMaxTargets = 1u << 16;
+constexpr size_t kMaxThreads = 256;
 
 struct Entry {
   uint64_t hash;
@@ -59,9 +72,8 @@ struct Target {
   std::vector<uint64_t> ranges;  // start, end pairs
   std::vector<uint8_t> readable;
   std::vector<PageStats> stats;  // one per range
-  bool exited = false;
-  size_t first = 0;              // entries [first, end) after the pagemap pass
-  size_t end = 0;
+  size_t expected_pages = 0;     // entries to reserve for the pagemap pass
+  std::vector<Entry> entries;    // its pages, from the pagemap pass to the tally
 
   size_t RangeCount() const { return ranges.size() / 2; }
   // The range holding `address`; ranges are sorted and disjoint.
@@ -80,37 +92,104 @@ struct Target {
 struct EstimateConfig {
   double interval_ms = 0;
   size_t max_page_sharing = 256;
-  size_t expected_pages = 0;
   size_t batch_pages = 64;   // pages per process_vm_readv call while sampling
+  size_t threads = 1;        // threads hashing and confirming at once
+  size_t expected_pages = 0; // all targets' pages (Target::expected_pages each)
   bool pagemap_scan = true;  // try PAGEMAP_SCAN (pagewalk.h)
+  bool skip_refused = false; // a target we may not read is left out, not an error
+  double confirm_pause_ms = 0;  // test hook: hold after the first confirm wave
   PageHash hash = BestPageHash();
 };
 
-class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
+// How an estimate is stopped early: cancel() from JS, or its environment
+// being torn down. Shared by the worker and whoever may stop it.
+class StopSignal {
  public:
-  EstimateWorker(Napi::Env env, std::vector<Target> targets, const EstimateConfig& config,
-                 std::shared_ptr<std::atomic<bool>> cancelled, Napi::Function on_progress);
+  void Cancel() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      cancelled_.store(true, std::memory_order_relaxed);
+    }
+    wake_.notify_all();
+  }
+  bool Cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  // Waits `ms`, or less when cancelled meanwhile.
+  void Wait(double ms) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait_for(lock, std::chrono::duration<double, std::milli>(ms), [&] { return Cancelled(); });
+  }
 
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> cancelled_{false};
+};
 
- protected:
-  void Execute(const ExecutionProgress& progress) override;
-  void OnProgress(const Progress* data, size_t count) override;
-  void OnOK() override;
-  void OnError(const Napi::Error& error) override;
+// One thread's working set: its read buffer and confirm waves (slices of
+// the worker's scratch mapping), its lists, its counts.
+struct Lane {
+  uint8_t* buffer = nullptr;  // read batches
+  uint8_t* wave = nullptr;    // pages of a confirm wave
+  uint8_t* rep = nullptr;     // a large run's representative
+  std::vector<uint64_t> pending;
+  std::vector<uint64_t> rest;
+  std::vector<uint64_t> members;
+  std::vector<uint32_t> live;
+  std::vector<uint64_t> wave_refs;
+  std::vector<std::pair<size_t, size_t>> wave_runs;  // offset, length
+  std::vector<uint32_t> wave_order;
+  std::vector<uint8_t> wave_ok;
+  size_t written = 0;  // where the next class member goes (confirm)
+  uint64_t pages_hashed = 0;
+  uint64_t bytes_read = 0;
+  uint64_t hash_collisions = 0;
+  size_t memory = 0;  // its lists at their largest, in bytes
+
+  void TrackMemory();
+};
+
+class EstimateWorker {
+ public:
+  using ProgressSink = std::function<void(const Progress&)>;
+
+  EstimateWorker(std::vector<Target> targets, const EstimateConfig& config,
+                 std::shared_ptr<StopSignal> stop);
+  ~EstimateWorker();
+  EstimateWorker(const EstimateWorker&) = delete;
+  EstimateWorker& operator=(const EstimateWorker&) = delete;
+
+  // The whole estimate, on the calling thread (and the helpers it starts).
+  // `progress` is called from any of them, at most every 50 ms per phase.
+  void Run(ProgressSink progress);
+
+  // On the JS thread, after Run(): the result, or the error that ended it.
+  bool failed() const { return err_ != 0; }
+  Napi::Error Error(Napi::Env env) const;
+  Napi::Value Result(Napi::Env env) const;
 
  private:
   static constexpr size_t kWavePages = 64;
   static constexpr size_t kMaxIov = 1024;  // IOV_MAX
+  static constexpr size_t kChunkPages = 8192;     // sample work item
+  static constexpr size_t kConfirmChunk = 16384;  // confirm work item (entries)
 
-  bool Cancelled() const { return cancelled_->load(std::memory_order_relaxed); }
-  bool Stopped() const { return err_ != 0 || Cancelled(); }
+  bool Cancelled() const { return stop_->Cancelled(); }
+  bool Stopped() const { return failed_.load(std::memory_order_relaxed) || Cancelled(); }
+  bool Exited(uint32_t t) const { return exited_[t].load(std::memory_order_relaxed); }
+  void MarkExited(uint32_t t) { exited_[t].store(true, std::memory_order_relaxed); }
+  // Left out like a target that exited, and said so apart.
+  void MarkRefused(uint32_t t) {
+    refused_[t].store(true, std::memory_order_relaxed);
+    MarkExited(t);
+  }
+  bool Refused(uint32_t t) const { return refused_[t].load(std::memory_order_relaxed); }
+  // errno of reading target t: gone, refused (with skip_refused) or a failure.
+  void Ended(uint32_t t, int err, const char* syscall);
   void Fail(int err, const char* syscall, pid_t pid);
-  void Report(Phase phase, double done, double total);
+  void Report(Phase phase, double done, double total, bool force = false);
   void TrackMemory();
-  void Run();
-  void Sleep(double ms);
-  Napi::Value Result(Napi::Env env);
+  bool Prepare();
+  void Phases();
 
   uint64_t AddressOf(uint64_t ref) const {
     return ((ref >> 4) & kPageNumberMask) << page_shift_;
@@ -122,45 +201,50 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
 
   // estimate-sample.cc
   template <typename Address, typename Visit>
-  int ReadPages(pid_t pid, size_t n, Address address, Visit visit);
-  void ReadEnded(Target& target, int err);
+  int ReadPages(Lane& lane, pid_t pid, size_t n, Address address, Visit visit);
+  void ReadEnded(uint32_t t, int err);
   void Sample(bool again);
-  void Tally();
+  void SampleChunk(Lane& lane, uint32_t t, size_t begin, size_t end, bool again);
+  void Tally(uint32_t t);
+  void Gather();
 
   // estimate-confirm.cc
-  void Group();
-  void ConfirmWave();
-  void ConfirmRun();
-  void Record();
+  void SortByHash();
+  void Confirm();
+  void ConfirmChunk(Lane& lane, size_t begin, size_t end);
+  void ConfirmWave(Lane& lane);
+  void ConfirmRun(Lane& lane);
+  void Record(Lane& lane);
+  void Account();
+  void AccountClass(const uint64_t* members, size_t k);
 
-  Napi::Promise::Deferred deferred_;
-  Napi::FunctionReference on_progress_;
   std::vector<Target> targets_;
+  std::unique_ptr<std::atomic<bool>[]> exited_;
+  std::unique_ptr<std::atomic<bool>[]> refused_;
   const EstimateConfig config_;
-  std::shared_ptr<std::atomic<bool>> cancelled_;
-  const ExecutionProgress* progress_ = nullptr;
+  std::shared_ptr<StopSignal> stop_;
+  ProgressSink progress_;
+  std::unique_ptr<Crew> crew_;
+  std::vector<Lane> lanes_;
   size_t page_ = 4096;
   unsigned page_shift_ = 12;
   uint64_t zero_pfn_ = 0;
 
   std::vector<Entry> entries_;
+  // Confirm work items over entries_ (begin, end), and how far each one's
+  // class members reach once confirmed.
+  std::vector<std::pair<size_t, size_t>> chunks_;
+  std::vector<size_t> chunk_written_;
   Scratch scratch_;
-  uint8_t* buffer_ = nullptr;  // read batches
-  uint8_t* wave_ = nullptr;    // pages of a confirm wave
-  uint8_t* rep_ = nullptr;     // a large run's representative
-  std::vector<uint64_t> pending_;
-  std::vector<uint64_t> rest_;
-  std::vector<uint64_t> members_;
-  std::vector<uint32_t> live_;
-  std::vector<uint64_t> wave_refs_;
-  std::vector<std::pair<size_t, size_t>> wave_runs_;  // offset, length
-  std::vector<uint32_t> wave_order_;
-  std::vector<uint8_t> wave_ok_;
 
+  std::mutex mutex_;  // err_, syscall_, err_pid_ and the pagemap counts
+  std::atomic<bool> failed_{false};
   int err_ = 0;
   const char* syscall_ = "";
   pid_t err_pid_ = 0;
-  uint64_t last_progress_ns_ = 0;
+  std::atomic<uint64_t> last_progress_ns_{0};
+  std::atomic<uint64_t> done_{0};  // pages (or entries) done in this phase
+  std::atomic<bool> paused_{false};
   uint64_t pagemap_entries_ = 0;
   uint64_t pagemap_scans_ = 0;
   bool pagemap_scan_used_ = true;  // every target's ranges went through PAGEMAP_SCAN
@@ -175,6 +259,7 @@ class EstimateWorker : public Napi::AsyncProgressWorker<Progress> {
   uint64_t sample_ns_ = 0;
   uint64_t resample_ns_ = 0;
   uint64_t confirm_ns_ = 0;
+  size_t threads_used_ = 1;
 };
 
 // Errors a single page can give process_vm_readv without the process being
@@ -185,15 +270,16 @@ inline bool IsPageError(int err) {
 
 // Reads the pages `address(i)`, i in [0, n), of one process in batches
 // through process_vm_readv (never a raw pointer: memory unmapped meanwhile
-// is an EFAULT, not a SIGSEGV) and calls visit(i, page or nullptr).
-// Returns 0, or the errno that ended it (ESRCH: the process exited).
+// is an EFAULT, not a SIGSEGV) into the lane's buffer and calls
+// visit(i, page or nullptr). Returns 0, or the errno that ended it (ESRCH:
+// the process exited; ECANCELED: the estimate was stopped).
 // A template in the header: the sample and confirm phases both inline it.
 template <typename Address, typename Visit>
-int EstimateWorker::ReadPages(pid_t pid, size_t n, Address address, Visit visit) {
+int EstimateWorker::ReadPages(Lane& lane, pid_t pid, size_t n, Address address, Visit visit) {
   iovec remote[kMaxIov];
   size_t i = 0;
   while (i < n) {
-    if (Cancelled()) return ECANCELED;
+    if (Stopped()) return ECANCELED;
     size_t count = std::min(config_.batch_pages, n - i);
     size_t iovs = 0;
     for (size_t j = 0; j < count; j++) {
@@ -211,7 +297,7 @@ int EstimateWorker::ReadPages(pid_t pid, size_t n, Address address, Visit visit)
       remote[iovs].iov_len = page_;
       iovs++;
     }
-    iovec local{buffer_, count * page_};
+    iovec local{lane.buffer, count * page_};
     ssize_t got = process_vm_readv(pid, &local, 1, remote, iovs, 0);
     if (got < 0) {
       int err = errno;
@@ -222,8 +308,8 @@ int EstimateWorker::ReadPages(pid_t pid, size_t n, Address address, Visit visit)
       continue;
     }
     size_t done = static_cast<size_t>(got) / page_;
-    bytes_read_ += static_cast<uint64_t>(done) * page_;
-    for (size_t j = 0; j < done; j++) visit(i + j, buffer_ + j * page_);
+    lane.bytes_read += static_cast<uint64_t>(done) * page_;
+    for (size_t j = 0; j < done; j++) visit(i + j, lane.buffer + j * page_);
     if (done == 0) {
       visit(i, nullptr);
       done = 1;

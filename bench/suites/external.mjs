@@ -52,6 +52,43 @@ function adaptEstimate(report) {
       verdict: 'measured',
     },
   ];
+  const threads = report.threads;
+  if (threads && typeof threads.wholeRatio === 'number') {
+    const copy = speed.kernelCopy?.pagesPerSec;
+    rows.push({
+      figure: `estimate(child, ${threads.mib} MiB): threads=${threads.threads} against threads=1, side by side`,
+      measured: `${num(threads.many.wholePagesPerSec / 1e6)} M pages/s whole call (sample ${num(threads.many.samplePagesPerSec / 1e6)})`,
+      comparedWith: `threads=1: ${num(threads.one.wholePagesPerSec / 1e6)} M pages/s (sample ${num(threads.one.samplePagesPerSec / 1e6)})`,
+      ratio: threads.wholeRatio,
+      target: '>= 1.7x on 2 cores',
+      verdict: threads.wholeRatio >= 1.7 ? 'met' : `missed: ${num(threads.wholeRatio)}x`,
+      notes: `median of ${threads.rounds} rounds, ${num(threads.wholeRatioMin)}x..${num(threads.wholeRatioMax)}x; sample phase ${num(threads.sampleRatio)}x; ` +
+        `median ms threads=1 / ${threads.threads}: pagemap ${num(threads.one.pagemapMs, 1)} / ${num(threads.many.pagemapMs, 1)}, sample ${num(threads.one.sampleMs, 1)} / ${num(threads.many.sampleMs, 1)}, ` +
+        `confirm ${num(threads.one.confirmMs, 1)} / ${num(threads.many.confirmMs, 1)}, smaps + planning in JS ${num(threads.one.otherMs, 1)} / ${num(threads.many.otherMs, 1)}; ` +
+        `process_vm_readv copy alone on one core: ${num((copy ?? NaN) / 1e6)} M pages/s`,
+    });
+    const d = threads.delay;
+    rows.push({
+      figure: `event-loop delay during estimate(child) at threads=${threads.threads} (monitorEventLoopDelay, 10 ms resolution)`,
+      measured: `p50 ${num(d.during.p50)} ms, p99 ${num(d.during.p99)} ms, max ${num(d.during.max)} ms`,
+      comparedWith: `idle loop, same length (${num(d.estimateMs, 0)} ms): p50 ${num(d.idle.p50)}, p99 ${num(d.idle.p99)}, max ${num(d.idle.max)} ms`,
+      ratio: d.during.p99 / d.idle.p99,
+      target: '',
+      verdict: 'measured',
+    });
+  }
+  const machine = report.wholeMachine;
+  if (machine && typeof machine.ms === 'number') {
+    rows.push({
+      figure: `estimate({ all: true }) / \`node-ksm estimate --all\` on this machine (${machine.estimated} of ${machine.listed} processes, ${num(machine.pagesHashed / 1e3, 0)} k pages)`,
+      measured: `${num(machine.ms / 1e3)} s, peak RSS ${num(machine.maxRssBytes / 2 ** 20, 1)} MiB`,
+      comparedWith: `estimator's own memory ${num(machine.memoryBytes / 2 ** 20, 1)} MiB (${num(machine.memoryBytes / machine.pagesHashed, 1)} B per page hashed)`,
+      ratio: undefined,
+      target: '',
+      verdict: 'measured',
+      notes: `median of ${machine.runs} fresh processes (${num(machine.msMin / 1e3)}..${num(machine.msMax / 1e3)} s) on ${machine.threads} threads; left out: ${Object.entries(machine.skipped ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ')}`,
+    });
+  }
   const accuracy = report.accuracy;
   if (accuracy && typeof accuracy.errorOfCandidates === 'number') {
     rows.push({

@@ -4,8 +4,11 @@
  * match byte for byte, and says per VMA what merging would save — before
  * KSM is switched on, or before a process calls enableMerge().
  */
+import * as os from 'node:os';
+
 import { PAGE_STAT, PAGE_STAT_COUNT, PAGE_STAT_FIELDS, hashFor, pagemapScanEnabled, type NativeEstimateResult, type PageStatField } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
+import { allTargets, countSkipped, topLists, type EstimateAll, type EstimateSkipped } from './estimate-all.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
 import type { SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
@@ -51,6 +54,22 @@ export interface EstimateOptions {
   useZeroPages?: boolean;
   /** Mappers per KSM page; default: the max_page_sharing knob (256). */
   maxPageSharing?: number;
+  /**
+   * Threads to hash and confirm on, at most 256. Default: every core on a
+   * machine of one or two (defaultEstimateThreads()), all but one beyond, so
+   * that the event loop and the rest of the machine keep a core. The work
+   * runs on the addon's own threads, never the libuv pool.
+   */
+  threads?: number;
+  /**
+   * The whole machine: every process the caller may read (no targets then).
+   * Kernel threads and the processes it may not read are left out and
+   * listed (`all.skipped`); `all.topProcesses` / `all.topVmas` say where the
+   * duplicates are.
+   */
+  all?: boolean;
+  /** With `all`: entries in each top list (default 20). */
+  top?: number;
   signal?: AbortSignal;
   /** Called from the event loop as the work goes on (at most every 50 ms per phase). */
   onProgress?: (progress: EstimateProgress) => void;
@@ -157,8 +176,12 @@ export interface EstimateResult extends EstimateCounts {
   pagesHashed: number;
   /** PFNs were visible in pagemap (CAP_SYS_ADMIN): zero-page mappings told apart exactly. */
   pfnVisible: boolean;
+  /** Threads the pages were hashed and confirmed on. */
+  threads: number;
   elapsedMs: number;
   timings: { pagemapMs: number; sampleMs: number; resampleMs: number; confirmMs: number };
+  /** With `all: true` only: what was listed, what was left out and why, the top lists. */
+  all?: EstimateAll;
 }
 
 /** The per-range counts that add up per VMA and process (savedPages is a fraction, summed apart). */
@@ -226,6 +249,22 @@ function checkTargets(targets: unknown, pids: unknown): number[] {
   if (unique.length === 0) throw outOfRange('targets', 'at least one pid', '[]');
   if (unique.length > 65536) throw outOfRange('targets', 'at most 65536 pids', unique.length);
   return unique;
+}
+
+/**
+ * Threads estimate() runs on unless told: every core of a machine with one
+ * or two, all but one on bigger ones (the cores this process may use).
+ */
+export function defaultEstimateThreads(): number {
+  const cores = os.availableParallelism();
+  return Math.min(256, cores <= 2 ? cores : cores - 1);
+}
+
+/** An object literal (not an array, view, signal...): estimate({ all: true }). */
+function isPlainObject(value: unknown): value is EstimateOptions {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 function checkNonNegative(name: string, value: unknown, max: number): number | undefined {
@@ -337,17 +376,29 @@ function nativeError(error: unknown): unknown {
  * @throws SystemError EACCES/EPERM (with a hint) without ptrace rights over a target.
  * @throws AbortError (code ABORT_ERR) when `signal` aborts.
  */
+export async function estimate(options: EstimateOptions & { all: true }): Promise<EstimateResult & { all: EstimateAll }>;
+export async function estimate(targets?: number | number[] | 'self', options?: EstimateOptions): Promise<EstimateResult>;
 export async function estimate(
-  targets?: number | number[] | 'self',
+  targetsOrOptions?: number | number[] | 'self' | EstimateOptions,
   options?: EstimateOptions,
 ): Promise<EstimateResult> {
-  const opts = checkOptions<EstimateOptions>(options);
-  const pids = checkTargets(targets, opts.pids);
+  // estimate({ all: true }): the options come first when there are no targets.
+  const optionsFirst = isPlainObject(targetsOrOptions);
+  if (optionsFirst && options !== undefined) throw invalidType('targets', "a pid, an array of pids or 'self'", targetsOrOptions);
+  const targets = optionsFirst ? undefined : (targetsOrOptions as number | number[] | 'self' | undefined);
+  const opts = checkOptions<EstimateOptions>(optionsFirst ? targetsOrOptions : options);
+  const all = checkBoolean('options.all', opts.all) ?? false;
+  if (all && (targets !== undefined || opts.pids !== undefined)) {
+    throw invalidType('targets', 'absent with options.all (every process is a target)', targets ?? opts.pids);
+  }
+  const top = optionalNumber('options.top', opts.top, { integer: true, min: 0, max: 1e6 }) ?? 20;
+  const pids = all ? [] : checkTargets(targets, opts.pids);
   const intervalMs = checkNonNegative('options.intervalMs', opts.intervalMs, 86_400_000) ?? 0;
   const onlyMergeable = checkBoolean('options.onlyMergeable', opts.onlyMergeable) ?? false;
   const minRegionBytes = checkNonNegative('options.minRegionBytes', opts.minRegionBytes, Number.MAX_SAFE_INTEGER) ?? 0;
   const useZeroOption = checkBoolean('options.useZeroPages', opts.useZeroPages);
   const maxSharingOption = optionalNumber('options.maxPageSharing', opts.maxPageSharing, { integer: true, min: 2, max: 1e9 });
+  const threads = optionalNumber('options.threads', opts.threads, { integer: true, min: 1, max: 256 }) ?? defaultEstimateThreads();
   const signal = checkSignal(opts.signal);
   const onProgress = checkFunction('options.onProgress', opts.onProgress);
   const native = requireKsm();
@@ -360,19 +411,32 @@ export async function estimate(
   const page = native.pageSize();
 
   // A thread id names its process: each process is estimated once.
-  const resolved = distinctTargets('/', pids);
   const plans: Plan[] = [];
   const names: VmaNames[] = [];
-  for (const target of resolved) {
-    const vmas = await readVmas(target);
-    plans.push(plan(target.pid, vmas, onlyMergeable, minRegionBytes, page));
-    names.push({ kinds: await kindsOf(target, vmas), labels: labelsOf(target) });
+  let resolved: ProcessTarget[];
+  let machine: Awaited<ReturnType<typeof allTargets>> | undefined;
+  if (all) {
+    machine = await allTargets('/');
+    if (signal?.aborted) throw abortError(signal);
+    resolved = machine.targets.map((t) => t.target);
+    for (const t of machine.targets) {
+      plans.push(plan(t.target.pid, t.vmas, onlyMergeable, minRegionBytes, page));
+      // Every process of the machine: its kinds from the layout alone, no thread or memory reads.
+      names.push({ kinds: await kindsOf(t.target, t.vmas, undefined, false), labels: labelsOf(t.target) });
+    }
+  } else {
+    resolved = distinctTargets('/', pids);
+    for (const target of resolved) {
+      const vmas = await readVmas(target);
+      plans.push(plan(target.pid, vmas, onlyMergeable, minRegionBytes, page));
+      names.push({ kinds: await kindsOf(target, vmas), labels: labelsOf(target) });
+    }
   }
   const mergeAny = await Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
 
   let progressError: unknown;
   const handle = native.estimatePages(
-    plans.map((p) => ({ pid: p.pid, ranges: p.ranges, readable: p.readable })),
+    plans.map((p) => ({ pid: p.pid, ranges: p.ranges, readable: p.readable, expectedPages: p.expectedPages })),
     {
       intervalMs,
       maxPageSharing,
@@ -380,6 +444,8 @@ export async function estimate(
       batchPages: BATCH_PAGES,
       pagemapScan: pagemapScanEnabled(),
       hash: hashFor(),
+      threads,
+      skipRefused: all,
     },
     onProgress === undefined
       ? undefined
@@ -406,13 +472,30 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
-  return assemble(raw, plans, names, mergeAny, {
+  const result = assemble(raw, plans, names, mergeAny, {
     page,
     useZeroPages,
     maxPageSharing,
     intervalMs,
     elapsedMs: performance.now() - started,
   });
+  if (machine === undefined) return result;
+  // Those that refused process_vm_readv (ptrace rights) join the skipped list.
+  const skipped: EstimateSkipped[] = [...machine.skipped];
+  const refused = new Set(raw.targets.filter((t) => t.refused).map((t) => t.pid));
+  for (const pid of refused) {
+    skipped.push({ pid, comm: machine.comms.get(pid), reason: 'not allowed', detail: `EPERM: process_vm_readv or pagemap refused (${PTRACE_HINT})` });
+  }
+  skipped.sort((a, b) => a.pid - b.pid);
+  result.processes = result.processes.filter((p) => !refused.has(p.pid));
+  result.all = {
+    listed: machine.listed,
+    estimated: result.processes.length,
+    skippedCounts: countSkipped(skipped),
+    skipped,
+    ...topLists(result.processes, machine.comms, top),
+  };
+  return result;
 }
 
 /** What each VMA of a target is, and the labels inside it. */
@@ -535,6 +618,7 @@ function assemble(
     memoryBytes: raw.memoryBytes,
     pagesHashed: raw.pagesHashed,
     pfnVisible: raw.pfnVisible,
+    threads: raw.threads,
     elapsedMs: config.elapsedMs,
     timings: {
       pagemapMs: raw.timings.pagemapNs / 1e6,

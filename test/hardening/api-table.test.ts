@@ -138,7 +138,8 @@ const TABLE: Record<string, Param[]> = {
     p('targets', 'number', (bad) => api.estimate(bad as never), {
       optional: true,
       // 'self' is the one string it takes: any other (the kind's 'x') is of the wrong type.
-      alsoAccepts: ['array'],
+      // An object literal is the options (estimate({ all: true })).
+      alsoAccepts: ['array', 'object'],
       expected: "a pid, an array of pids or 'self'",
       outOfRange: [...PID_RANGE, [[], 'at least one pid']],
     }),
@@ -159,6 +160,15 @@ const TABLE: Record<string, Param[]> = {
     p('options.maxPageSharing', 'number', (bad) => api.estimate(undefined, { maxPageSharing: bad } as never), {
       optional: true,
       outOfRange: [[1, 'an integer from 2 to 1000000000'], [1.5, 'an integer from 2 to 1000000000'], [1e9 + 1, 'an integer from 2 to 1000000000'], [NaN, 'an integer from 2 to 1000000000']],
+    }),
+    p('options.threads', 'number', (bad) => api.estimate(undefined, { threads: bad } as never), {
+      optional: true,
+      outOfRange: [[0, 'an integer from 1 to 256'], [1.5, 'an integer from 1 to 256'], [257, 'an integer from 1 to 256'], [NaN, 'an integer from 1 to 256']],
+    }),
+    p('options.all', 'boolean', (bad) => api.estimate(undefined, { all: bad } as never), { optional: true }),
+    p('options.top', 'number', (bad) => api.estimate({ all: true, top: bad } as never), {
+      optional: true,
+      outOfRange: [[-1, 'an integer from 0 to 1000000'], [1.5, 'an integer from 0 to 1000000'], [NaN, 'an integer from 0 to 1000000']],
     }),
     p('options.signal', 'AbortSignal', (bad) => api.estimate(undefined, { signal: bad } as never), { optional: true }),
     p('options.onProgress', 'function', (bad) => api.estimate(undefined, { onProgress: bad } as never), { optional: true }),

@@ -1,0 +1,101 @@
+/**
+ * estimate() on several threads: the same figures as on one, to the last
+ * fraction of a page, on a layout large enough that every phase is split
+ * (several sample chunks per target, several sort buckets and confirm
+ * chunks, classes larger than a confirm wave); and the threads option checked.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+
+import nodeGypBuild from 'node-gyp-build';
+
+import { type NativeBinding, type NativeEstimateResult } from '../lib/binding.js';
+import { estimate, type EstimateResult, type EstimateVma } from '../lib/index.js';
+import { defaultEstimateThreads } from '../lib/report/estimate.js';
+import { ROOT, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+
+const native = nodeGypBuild(ROOT) as NativeBinding;
+
+let holders: Holder[] = [];
+afterEach(async () => {
+  await Promise.all(holders.map((holder) => holder.kill()));
+  holders = [];
+});
+
+type Worker = Holder & { start: bigint; end: bigint };
+
+async function worker(segments: Array<Record<string, unknown>>): Promise<Worker> {
+  const holder = await startFixture('estimate-worker.cjs', [JSON.stringify({ mergeable: true, segments })]);
+  holders.push(holder);
+  return Object.assign(holder, { start: holder.ready.start as bigint, end: holder.ready.end as bigint });
+}
+
+/** Three children: shared seq pages, a pair-only seq, large same-page classes, unique and zero pages. */
+async function layout(): Promise<Worker[]> {
+  const seed = Math.floor(Math.random() * 1e9);
+  const common = [
+    { kind: 'seq', pages: 9000, seed },
+    { kind: 'same', pages: 200, seed: seed + 1 },
+    { kind: 'unique', pages: 1500 },
+    { kind: 'zero', pages: 300 },
+  ];
+  return Promise.all([
+    worker([...common, { kind: 'seq', pages: 700, seed: seed + 2 }]),
+    worker([...common, { kind: 'seq', pages: 700, seed: seed + 2 }]),
+    worker([...common, { kind: 'seq', pages: 700, seed: seed + 3 }]),
+  ]);
+}
+
+function runNative(workers: Worker[], threads: number): Promise<NativeEstimateResult> {
+  return native.estimatePages(
+    workers.map((w) => ({ pid: w.pid, ranges: BigUint64Array.of(w.start, w.end), readable: Uint8Array.of(1) })),
+    { intervalMs: 0, maxPageSharing: 256, expectedPages: 0, batchPages: 64, threads },
+  ).promise;
+}
+
+/** Everything but how it ran (threads, time, memory). */
+function figures(result: NativeEstimateResult): unknown {
+  const { timings: _t, threads: _n, memoryBytes: _m, ...rest } = result as NativeEstimateResult & { memoryBytes?: number };
+  return { ...rest, targets: result.targets.map((t) => ({ pid: t.pid, exited: t.exited, stats: Array.from(t.stats) })) };
+}
+
+function vmaOf(result: EstimateResult, w: Worker): EstimateVma {
+  const vma = result.processes.find((p) => p.pid === w.pid)?.vmas.find((v) => v.start === w.start && v.end === w.end);
+  expect(vma).toBeDefined();
+  return vma!;
+}
+
+describe('estimate() on several threads', () => {
+  it('gives the one-thread figures exactly, phase split or not', async (ctx) => {
+    requireKsm(ctx);
+    const workers = await layout();
+    const one = await runNative(workers, 1);
+    expect(one.threads).toBe(1);
+    expect(one.targets.every((t) => !t.exited)).toBe(true);
+    // The layout is what the test means: classes bigger than a wave, many pairs and triples.
+    expect(one.classes).toBeGreaterThan(9000);
+    for (const threads of [2, 3, 8]) {
+      const many = await runNative(workers, threads);
+      expect(many.threads).toBe(threads);
+      expect(figures(many)).toEqual(figures(one));
+    }
+
+    // Through the public API: the option, the figures of each child's buffer.
+    const serial = await estimate(workers.map((w) => w.pid), { threads: 1, useZeroPages: true, maxPageSharing: 256 });
+    const parallel = await estimate(workers.map((w) => w.pid), { threads: 2, useZeroPages: true, maxPageSharing: 256 });
+    expect([serial.threads, parallel.threads]).toEqual([1, 2]);
+    for (const w of workers) expect(vmaOf(parallel, w)).toEqual(vmaOf(serial, w));
+    // seq 3 copies (2/3 each), same 600 copies keep ceil(600 / 256) = 3 (597/600 each), zero 1 each, pair seq 1/2 (two of three).
+    const first = vmaOf(parallel, workers[0]!);
+    expect(first.predictedSavedPages).toBeCloseTo((9000 * 2) / 3 + (200 * 597) / 600 + 300 + 700 / 2, 6);
+  });
+
+  it('threads: an integer from 1 to 256, TypeError / RangeError otherwise; the default leaves a core on big machines', async () => {
+    await expect(estimate('self', { threads: 0 })).rejects.toThrow(RangeError);
+    await expect(estimate('self', { threads: 257 })).rejects.toThrow(RangeError);
+    await expect(estimate('self', { threads: 1.5 })).rejects.toThrow(RangeError);
+    await expect(estimate('self', { threads: '2' as unknown as number })).rejects.toThrow(TypeError);
+    const threads = defaultEstimateThreads();
+    expect(threads).toBeGreaterThanOrEqual(1);
+    expect(threads).toBeLessThanOrEqual(256);
+  });
+});
