@@ -219,6 +219,8 @@ describe('npm pack, offline install without a compiler', () => {
       cwd: app,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // A group of its own: npx runs the exporter as a child, and both must go.
+      detached: true,
     });
     try {
       let out = '';
@@ -236,7 +238,7 @@ describe('npm pack, offline install without a compiler', () => {
       expect(text).toMatch(/^ksm_pages_sharing 7$/m);
       expect(fs.existsSync(path.join(app, 'node_modules', 'prom-client', 'package.json'))).toBe(true);
     } finally {
-      child.kill('SIGTERM');
+      process.kill(-child.pid!, 'SIGTERM');
     }
   });
 
