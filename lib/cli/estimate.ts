@@ -153,21 +153,25 @@ export async function runEstimateCommand(pidTexts: string[], o: EstimateCliOptio
     );
     out.push('');
   }
-  out.push(
-    `${c.bold('predicted saving')} ${c.green(formatBytes(report.predictedSavedBytes))} ` +
-      `(pages_sharing ${formatCount(report.predictedPagesSharing)}, zero pages ${formatCount(report.predictedZeroPages)}, ` +
-      `use_zero_pages ${report.useZeroPages ? 'on' : 'off'})`,
-  );
-  out.push(
-    c.dim(
-      `${formatCount(report.pagesHashed)} pages hashed in ${(report.elapsedMs / 1000).toFixed(2)} s, ` +
-        `estimator memory ${formatBytes(report.memoryBytes)}${report.intervalMs > 0 ? `, volatile pages from two samples ${report.intervalMs} ms apart` : ''}`,
-    ),
-  );
+  out.push(...totalLines(report, c));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
 /** --all as text: the totals, who was left out, the top processes and mappings. */
+/** The closing lines of either text report: the predicted saving, and what the estimate cost. */
+function totalLines(report: EstimateResult, c: ReturnType<typeof colors>): string[] {
+  const interval = report.intervalMs > 0 ? `, volatile pages from two samples ${report.intervalMs} ms apart` : '';
+  return [
+    `${c.bold('predicted saving')} ${c.green(formatBytes(report.predictedSavedBytes))} ` +
+      `(pages_sharing ${formatCount(report.predictedPagesSharing)}, zero pages ${formatCount(report.predictedZeroPages)}, ` +
+      `use_zero_pages ${report.useZeroPages ? 'on' : 'off'})`,
+    c.dim(
+      `${formatCount(report.pagesHashed)} pages hashed on ${report.threads} threads in ${(report.elapsedMs / 1000).toFixed(2)} s, ` +
+        `estimator memory ${formatBytes(report.memoryBytes)}${interval}`,
+    ),
+  ];
+}
+
 function printAll(report: EstimateResult, all: EstimateAll, o: EstimateCliOptions): void {
   const c = colors(o);
   const out: string[] = [];
@@ -212,17 +216,7 @@ function printAll(report: EstimateResult, all: EstimateAll, o: EstimateCliOption
     out.push(table(['PID', 'COMM', 'WHY'], named.map((s) => [String(s.pid), s.comm ?? '?', s.reason]), ['right', 'left', 'left']));
   }
   out.push('');
-  out.push(
-    `${c.bold('predicted saving')} ${c.green(formatBytes(report.predictedSavedBytes))} ` +
-      `(pages_sharing ${formatCount(report.predictedPagesSharing)}, zero pages ${formatCount(report.predictedZeroPages)}, ` +
-      `use_zero_pages ${report.useZeroPages ? 'on' : 'off'})`,
-  );
-  out.push(
-    c.dim(
-      `${formatCount(report.pagesHashed)} pages hashed on ${report.threads} threads in ${(report.elapsedMs / 1000).toFixed(2)} s, ` +
-        `estimator memory ${formatBytes(report.memoryBytes)}`,
-    ),
-  );
+  out.push(...totalLines(report, c));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
