@@ -82,7 +82,7 @@ export interface Facts {
   thpEnabled: string | undefined;
   prctl: PrctlState;
   stat: KsmStat;
-  vmas: SmapsVma[];
+  vmas: SmapsSummary[];
   /** Fields of the target's status that matter here. */
   status: { ppid: number | undefined; seccomp: number | undefined; seccompFilters: number | undefined; noNewPrivs: number | undefined };
   /** The parent's ksm_merge_any, where readable. */
@@ -296,7 +296,13 @@ export async function collect(target: ProcessTarget, options: CollectOptions = {
   const ksm = ksmOrUndefined(root);
   const firstCosts = root === '/' && churnWindowMs > 0 && ksm !== undefined ? costReading(root, ksm) : undefined;
   const stat = await targetKsmStat(target);
-  const vmas: SmapsVma[] = (await readSmapsAllFields(target, self ? undefined : SMAPS_DEADLINE_MS)).vmas;
+  const state = bindingState();
+  // On this machine the addon scans smaps on its reader thread (the summary
+  // fields are all the rules read); a fixture tree is parsed whole, its
+  // KernelPageSize standing in for the page size.
+  const live = root === '/' && state.loaded;
+  const deadline = self ? undefined : SMAPS_DEADLINE_MS;
+  const vmas: SmapsSummary[] = live ? (await readSmaps(target, deadline)).vmas : (await readSmapsAllFields(target, deadline)).vmas;
   const status = readProcStatusIfReadable(root, target.dir);
   const ppid = status?.ppid;
   let parentMergeAny: boolean | undefined;
@@ -308,11 +314,9 @@ export async function collect(target: ProcessTarget, options: CollectOptions = {
     }
   }
 
-  const state = bindingState();
-  const pageSize =
-    root === '/' && state.loaded
-      ? state.binding.pageSize()
-      : vmas.find((vma) => vma.fields.KernelPageSize !== undefined)?.fields.KernelPageSize ?? 4096;
+  const pageSize = live
+    ? state.binding.pageSize()
+    : (vmas as SmapsVma[]).find((vma) => vma.fields.KernelPageSize !== undefined)?.fields.KernelPageSize ?? 4096;
   const numa = numaNodes(root);
   const processPages = Math.floor(candidateBytes(vmas) / pageSize);
   return {

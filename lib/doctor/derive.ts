@@ -6,7 +6,7 @@
  */
 import { procFile } from '../kernel/names.js';
 import { rmapItemSize, type RmapItemSize } from '../kernel/rmap.js';
-import type { SmapsSummary, SmapsVma } from '../kernel/smaps.js';
+import type { SmapsSummary } from '../kernel/smaps.js';
 import type { Facts } from './collect.js';
 
 /** This process's pages as ksmd tracks them (ksm_stat), where the kernel prints rmap_items and merging pages. */
@@ -39,7 +39,7 @@ export interface Derived {
   /** The target's files, as evidence names them (the process's smaps by its pid). */
   source: { smaps: string; ksmStat: string; status: string };
   /** VMAs with VM_MERGEABLE (`mg`): what ksmd scans. */
-  mergeable: SmapsVma[];
+  mergeable: SmapsSummary[];
   /** Merge-any (prctl): ksm_stat's word, else whether this process called enableMerge(). */
   mergeAny: boolean;
   /** Merge-any, or at least one mergeable VMA. */
@@ -49,9 +49,9 @@ export interface Derived {
   /** Resident anonymous bytes in mergeable VMAs (Rss where smaps has no Anonymous line). */
   mergeableResident: number;
   /** Every overlap of a labelled range with a VMA: labels in their order, then VMAs by address. */
-  labelled: Array<{ label: string; vma: SmapsVma }>;
+  labelled: Array<{ label: string; vma: SmapsSummary }>;
   /** The first label overlapping each labelled VMA. */
-  labelOf: ReadonlyMap<SmapsVma, string>;
+  labelOf: ReadonlyMap<SmapsSummary, string>;
   /** PR_SET_MEMORY_MERGE cannot be used: the kernel lacks it, or this process's seccomp/LSM refuses it. */
   prctlRefused: boolean;
   /** The scan-time advisor (6.8+) exists here / is the mode in force. */
@@ -105,7 +105,7 @@ export function derive(facts: Facts): Derived {
   const mergeable = facts.vmas.filter((vma) => vma.vmFlags.includes('mg'));
   const mergeAny = facts.stat.mergeAny ?? facts.enableMergeCalled ?? false;
   const labelled = labelOverlaps(facts);
-  const labelOf = new Map<SmapsVma, string>();
+  const labelOf = new Map<SmapsSummary, string>();
   for (const { label, vma } of labelled) if (!labelOf.has(vma)) labelOf.set(vma, label);
   const rmapItem = rmapItemSize(facts.stat, facts.pageSize);
   return {
@@ -117,7 +117,7 @@ export function derive(facts: Facts): Derived {
     mergeable,
     mergeAny,
     mergingOn: mergeAny || mergeable.length > 0,
-    anonymousBytes: facts.vmas.reduce((sum, vma) => sum + (vma.fields.Anonymous ?? 0), 0),
+    anonymousBytes: facts.vmas.reduce((sum, vma) => sum + (vma.anonymous ?? 0), 0),
     mergeableResident: mergeable.reduce((sum, vma) => sum + residentAnonymous(vma), 0),
     labelled,
     labelOf,

@@ -1,6 +1,6 @@
 /** How a finding is written: its constructors, the files it cites, and figures in words. */
 import { KSM_DIR } from '../kernel/names.js';
-import type { SmapsVma } from '../kernel/smaps.js';
+import type { SmapsSummary } from '../kernel/smaps.js';
 import type { Evidence, Finding, FindingCode, Fix, Severity } from './types.js';
 
 /** Where every KSM knob and counter lives, as evidence names it. */
@@ -38,6 +38,6 @@ export function hex(value: bigint): string {
 }
 
 /** `0x7f..-0x7f.. /path`: a VMA as the messages and evidence keys name it. */
-export function vmaName(vma: SmapsVma): string {
+export function vmaName(vma: SmapsSummary): string {
   return `${hex(vma.start)}-${hex(vma.end)}${vma.pathname ? ` ${vma.pathname}` : ''}`;
 }

@@ -6,6 +6,7 @@
  */
 import * as os from 'node:os';
 
+import { yieldToLoop } from '../concurrency.js';
 import { PAGE_STAT, PAGE_STAT_COUNT, PAGE_STAT_FIELDS, hashFor, pagemapScanEnabled, type NativeEstimateResult, type PageStatField } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
 import { allTargets, countSkipped, topLists, type EstimateAll, type EstimateSkipped } from './estimate-all.js';
@@ -472,7 +473,7 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
-  const result = assemble(raw, plans, names, mergeAny, {
+  const result = await assemble(raw, plans, names, mergeAny, {
     page,
     useZeroPages,
     maxPageSharing,
@@ -509,13 +510,16 @@ function labelIn(names: VmaNames | undefined, vma: SmapsSummary): string | undef
   return inside.length === 0 ? undefined : [...new Set(inside)].join(', ');
 }
 
-function assemble(
+/** VMAs assembled between two turns of the event loop (a process may have tens of thousands). */
+const VMAS_PER_SLICE = 2048;
+
+async function assemble(
   raw: NativeEstimateResult,
   plans: Plan[],
   names: VmaNames[],
   mergeAny: Array<boolean | undefined>,
   config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number },
-): EstimateResult {
+): Promise<EstimateResult> {
   const { page, useZeroPages, maxPageSharing } = config;
   // Range r's figures are stats[r * PAGE_STAT_COUNT + PAGE_STAT.<name>].
   const at = (stats: Float64Array, range: number, field: number): number => stats[range * PAGE_STAT_COUNT + field] ?? 0;
@@ -539,6 +543,7 @@ function assemble(
 
   const processes: EstimateProcess[] = [];
   const total = emptyCounts();
+  let assembled = 0;
   for (const [t, p] of plans.entries()) {
     const target = raw.targets[t]!;
     const proc: EstimateProcess = {
@@ -553,7 +558,9 @@ function assemble(
       vmas: [],
       share: 0,
     };
-    p.vmas.forEach((vma, v) => {
+    for (let v = 0; v < p.vmas.length; v++) {
+      if (++assembled % VMAS_PER_SLICE === 0) await yieldToLoop();
+      const vma = p.vmas[v]!;
       const r = p.range[v]!;
       const counts = emptyCounts();
       if (r >= 0) {
@@ -586,7 +593,7 @@ function assemble(
         share: 0,
         ...counts,
       });
-    });
+    }
     addCounts(total, proc);
     processes.push(proc);
   }

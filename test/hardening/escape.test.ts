@@ -107,7 +107,7 @@ describe('another process\'s strings in the CLI', () => {
   it('regions, estimate and doctor print the mapping path escaped; --json keeps it exact', async (ctx) => {
     requireKsm(ctx);
     const escapedFile = file.replace(HOSTILE, ESCAPED);
-    const commands = [['regions', String(pid)], ['estimate', String(pid), '--all'], ['doctor', '--pid', String(pid)]];
+    const commands = [['regions', String(pid)], ['estimate', String(pid), '--all-vmas'], ['doctor', '--pid', String(pid)]];
     // doctor exits 1 on an error finding; what it prints is the point here.
     const codes = (await shown(commands, escapedFile)).map(({ code: _code, ...rest }) => rest);
     expect(codes).toEqual(commands.map((args) => ({ args: args.join(' '), stderr: '', controls: [], escaped: true })));
@@ -115,7 +115,7 @@ describe('another process\'s strings in the CLI', () => {
     noControls(regions.stdout);
     const paths = (JSON.parse(regions.stdout) as { report: { regions: Array<{ pathname: string }> } }).report.regions.map((r) => r.pathname);
     expect(paths).toContain(file);
-    const estimate = await runCli(['estimate', String(pid), '--all', '--json']);
+    const estimate = await runCli(['estimate', String(pid), '--all-vmas', '--json']);
     const vmas = (JSON.parse(estimate.stdout) as { report: { processes: Array<{ vmas: Array<{ pathname: string }> }> } }).report.processes[0]!.vmas;
     expect(vmas.map((v) => v.pathname)).toContain(file);
     const doctor = await runCli(['doctor', '--pid', String(pid), '--json']);

@@ -3,7 +3,7 @@
  * advice the kernel ignored (VM_MERGEABLE left unset), or advised mappings
  * with no page in them yet (ksmd skips a VMA without an anon_vma).
  */
-import type { SmapsVma } from '../../kernel/smaps.js';
+import type { SmapsSummary } from '../../kernel/smaps.js';
 import { anonymousLike, whyNotMergeable } from '../../kernel/vma.js';
 import { residentAnonymous } from '../derive.js';
 import { MAX_LISTED, ev, finding, mib, vmaName } from '../finding.js';
@@ -33,10 +33,10 @@ export const nothingMergeable: FactsRule = {
     evidence.push(ev(source.smaps, 'VMAs with mg', 0));
     evidence.push(ev(source.smaps, 'Anonymous (sum)', derived.anonymousBytes, 'bytes'));
     const largest = vmas
-      .filter((vma) => (vma.fields.Anonymous ?? 0) > 0)
-      .sort((a, b) => (b.fields.Anonymous ?? 0) - (a.fields.Anonymous ?? 0))
+      .filter((vma) => (vma.anonymous ?? 0) > 0)
+      .sort((a, b) => (b.anonymous ?? 0) - (a.anonymous ?? 0))
       .slice(0, LARGEST_LISTED);
-    for (const vma of largest) evidence.push(ev(source.smaps, `${vmaName(vma)} Anonymous`, vma.fields.Anonymous ?? 0, 'bytes'));
+    for (const vma of largest) evidence.push(ev(source.smaps, `${vmaName(vma)} Anonymous`, vma.anonymous ?? 0, 'bytes'));
     const enableFix: Fix = {
       summary:
         'Opt the whole process in at start-up: V8 heap, malloc and jemalloc arenas become candidates (for a systemd service, ' +
@@ -70,21 +70,21 @@ export const notMergeable: FactsRule = {
   check(facts, derived) {
     // Labelled buffers first, in label order, then what merge-any should have covered;
     // not where markSensitive() took the advice back on purpose.
-    const sensitive = (vma: SmapsVma): boolean => facts.sensitive.some((r) => r.start <= vma.start && r.end >= vma.end);
-    const listed: Array<{ vma: SmapsVma; label: string | undefined }> = derived.labelled.filter(
+    const sensitive = (vma: SmapsSummary): boolean => facts.sensitive.some((r) => r.start <= vma.start && r.end >= vma.end);
+    const listed: Array<{ vma: SmapsSummary; label: string | undefined }> = derived.labelled.filter(
       ({ vma }) => !vma.vmFlags.includes('mg') && !sensitive(vma),
     );
     if (derived.mergeAny) {
       for (const vma of facts.vmas) {
         if (vma.vmFlags.includes('mg') || !anonymousLike(vma)) continue;
-        if ((vma.fields.Rss ?? 0) < NOT_MERGEABLE_MIN_BYTES) continue;
+        if ((vma.rss ?? 0) < NOT_MERGEABLE_MIN_BYTES) continue;
         if (listed.some((entry) => entry.vma === vma)) continue;
         listed.push({ vma, label: undefined });
       }
     }
     if (listed.length === 0) return [];
     const explicit = listed.some((entry) => entry.label !== undefined);
-    const bytes = listed.reduce((sum, entry) => sum + (entry.vma.fields.Rss ?? 0), 0);
+    const bytes = listed.reduce((sum, entry) => sum + (entry.vma.rss ?? 0), 0);
     const first = listed[0]!;
     return [
       finding(
@@ -94,7 +94,7 @@ export const notMergeable: FactsRule = {
           `(first: ${vmaName(first.vma)}${first.label ? ` "${first.label}"` : ''}: ${whyNotMergeable(first.vma)})`,
         listed.slice(0, MAX_LISTED).flatMap(({ vma, label }) => [
           ev(derived.source.smaps, `${vmaName(vma)}${label ? ` "${label}"` : ''} VmFlags`, vma.vmFlags.join(' ')),
-          ev(derived.source.smaps, `${vmaName(vma)} Rss`, vma.fields.Rss ?? 0, 'bytes'),
+          ev(derived.source.smaps, `${vmaName(vma)} Rss`, vma.rss ?? 0, 'bytes'),
         ]),
         {
           summary:

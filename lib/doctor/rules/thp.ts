@@ -11,9 +11,9 @@ export const thpInMergeable: FactsRule = {
     description: 'AnonHugePages inside mergeable mappings',
   },
   check(facts, derived) {
-    const huge = derived.mergeable.filter((vma) => (vma.fields.AnonHugePages ?? 0) > 0);
+    const huge = derived.mergeable.filter((vma) => (vma.anonHugePages ?? 0) > 0);
     if (huge.length === 0) return [];
-    const bytes = huge.reduce((sum, vma) => sum + (vma.fields.AnonHugePages ?? 0), 0);
+    const bytes = huge.reduce((sum, vma) => sum + (vma.anonHugePages ?? 0), 0);
     const mode = facts.thpEnabled;
     return [
       finding(
@@ -25,7 +25,7 @@ export const thpInMergeable: FactsRule = {
           ...(mode !== undefined ? [ev(THP_ENABLED_FILE, 'enabled', mode)] : []),
           ...huge
             .slice(0, MAX_LISTED)
-            .map((vma) => ev(derived.source.smaps, `${vmaName(vma)} AnonHugePages`, vma.fields.AnonHugePages ?? 0, 'bytes')),
+            .map((vma) => ev(derived.source.smaps, `${vmaName(vma)} AnonHugePages`, vma.anonHugePages ?? 0, 'bytes')),
         ],
         mode === 'always'
           ? {
