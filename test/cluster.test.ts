@@ -31,7 +31,9 @@ afterEach(async () => {
 });
 
 async function startApp(mode: 'heaps' | 'plain', options: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<App> {
-  const holder = await startFixture('cluster-app.cjs', [mode, JSON.stringify({ workers: 2, ...options })], env);
+  // Plain node even in the sanitized run: the workers' heap layout is what is
+  // under test, and a sanitized node's allocator and reservations are ASan's.
+  const holder = await startFixture('cluster-app.cjs', [mode, JSON.stringify({ workers: 2, ...options })], env, { sanitized: false });
   const ready = holder.ready as App['ready'];
   const app: App = {
     ...holder,
