@@ -66,7 +66,7 @@ const MERGE_ANY_OFF = ['ksm_merge_any: no', 'ksm_mergeable: yes'];
 describe('ksmd', () => {
   it('KSM_STOPPED at run=2 says ksmd is unmerging, and the ratio rules wait for it', async () => {
     const findings = await doctorOn('busy', { 'sys/kernel/mm/ksm/run': '2\n' });
-    const entry = only(findings, 'KSM_STOPPED');
+    const entry = findingOf(findings, 'KSM_STOPPED');
     expect(entry.message).toMatch(/^ksmd is unmerging every page and scanning nothing \(run = 2\)/);
     expect(entry.evidence).toEqual([{ source: `${KSM}/run`, key: 'run', value: 2 }]);
     expect(entry.fix?.commands).toEqual([`echo 1 > ${KSM}/run`]);
@@ -81,7 +81,7 @@ describe('scan', () => {
 
   it('ADVISOR_AVAILABLE: the fix aims the advisor, then switches it on, in the order setKnobs() writes', async () => {
     const findings = await doctorOn('numa', advisorOff);
-    const entry = only(findings, 'ADVISOR_AVAILABLE');
+    const entry = findingOf(findings, 'ADVISOR_AVAILABLE');
     expect(entry.severity).toBe('info');
     expect(evidence(entry, 'advisor_mode')).toBe('none');
     expect(evidence(entry, 'advisor_target_scan_time')).toBe(120);
@@ -111,7 +111,7 @@ describe('scan', () => {
       { ...advisorOff, 'sys/kernel/mm/ksm/pages_to_scan': '100\n', 'sys/kernel/mm/ksm/sleep_millisecs': '20\n', 'sys/kernel/mm/ksm/advisor_max_pages_to_scan': '200\n' },
       { targetScanTimeSec: 1, maxScanTimeSec: 2 },
     );
-    const entry = only(findings, 'SCAN_TOO_SLOW');
+    const entry = findingOf(findings, 'SCAN_TOO_SLOW');
     expect(evidence(entry, 'candidate pages (the larger of the two)')).toBe(14740);
     expect(evidence(entry, 'full scan time')).toBe(2.9);
     // ceil(14740 x 20 / (1000 x 1))
@@ -125,7 +125,7 @@ describe('prctl', () => {
   it('PRCTL_UNSUPPORTED is information for a process that has mergeable memory anyway', async () => {
     const smaps = fs.readFileSync(path.join(TREES, 'kernel-6.1/proc/self/smaps'), 'utf8').replace('VmFlags: rd wr mr mw me ac\n', 'VmFlags: rd wr mr mw me ac mg\n');
     const findings = await doctorOn('kernel-6.1', { 'proc/self/smaps': smaps });
-    expect(only(findings, 'PRCTL_UNSUPPORTED').severity).toBe('info');
+    expect(findingOf(findings, 'PRCTL_UNSUPPORTED').severity).toBe('info');
     expect(codes(findings)).not.toContain('NOTHING_MERGEABLE');
   });
 });
@@ -137,7 +137,7 @@ describe('mergeable', () => {
     const shared = [...smaps.matchAll(/^([0-9a-f]+)-[0-9a-f]+ rw-s /gm)].map((match) => match[1]!);
     expect(shared).toHaveLength(4);
     const findings = await doctorOn('numa', { 'proc/self/smaps': smaps, 'proc/self/ksm_stat': ksmStat(['ksm_rmap_items 0', 'ksm_merge_any: yes', 'ksm_mergeable: yes']) });
-    const entry = only(findings, 'NOT_MERGEABLE');
+    const entry = findingOf(findings, 'NOT_MERGEABLE');
     // Nothing of ours is labelled: merge-any's leftovers are information.
     expect(entry.severity).toBe('info');
     expect(entry.message).toMatch(/^4 mapping\(s\) with 4\.0 MiB resident/);
@@ -151,13 +151,13 @@ describe('mergeable', () => {
   const empty = vma('7f1000000000-7f1002000000', 'rw-p', '', { rss: 0, anonymous: 0 }, 'rd wr mr mw me ac mg');
 
   it('UNTOUCHED_REGION: a warning when nothing mergeable is resident, information beside memory that is', async () => {
-    const alone = only(await doctorOn('numa', { 'proc/self/smaps': empty }), 'UNTOUCHED_REGION');
+    const alone = findingOf(await doctorOn('numa', { 'proc/self/smaps': empty }), 'UNTOUCHED_REGION');
     expect(alone.severity).toBe('warn');
     expect(alone.message).toMatch(/^1 mergeable mapping\(s\), 32 MiB in all, have never been written/);
     expect(evidence(alone, '0x7f1000000000-0x7f1002000000 Size')).toBe(32 * MiB);
     expect(evidence(alone, '0x7f1000000000-0x7f1002000000 Anonymous')).toBe(0);
     expect(alone.fix?.call).toBe('buffer.set(data)');
-    const beside = only(await doctorOn('numa', { 'proc/self/smaps': heap + empty }), 'UNTOUCHED_REGION');
+    const beside = findingOf(await doctorOn('numa', { 'proc/self/smaps': heap + empty }), 'UNTOUCHED_REGION');
     expect(beside.severity).toBe('info');
   });
 
@@ -181,7 +181,7 @@ describe('efficiency', () => {
 
   it('METADATA_EXCEEDS_SAVING costs rmap_items at the size ksm_stat solves for, and says so', async () => {
     // ksm_process_profit = 100 x 4096 - 100000 x 64
-    const entry = only(await doctorOn('numa', tracked(100_000, 100, 100 * 4096 - 100_000 * 64)), 'METADATA_EXCEEDS_SAVING');
+    const entry = findingOf(await doctorOn('numa', tracked(100_000, 100, 100 * 4096 - 100_000 * 64)), 'METADATA_EXCEEDS_SAVING');
     expect(evidence(entry, 'rmap_item size')).toBe(64);
     expect(evidence(entry, 'rmap_item size from')).toBe('ksm_stat');
     expect(evidence(entry, 'metadata (ksm_rmap_items x 64)')).toBe(6_400_000);
@@ -191,7 +191,7 @@ describe('efficiency', () => {
   });
 
   it('METADATA_EXCEEDS_SAVING without ksm_process_profit: the size is assumed, and said to be', async () => {
-    const entry = only(await doctorOn('numa', tracked(100_000, 100, undefined)), 'METADATA_EXCEEDS_SAVING');
+    const entry = findingOf(await doctorOn('numa', tracked(100_000, 100, undefined)), 'METADATA_EXCEEDS_SAVING');
     expect(evidence(entry, 'rmap_item size from')).toBe('assumed');
     const size = Number(evidence(entry, 'rmap_item size'));
     expect([32, 64]).toContain(size);
@@ -203,7 +203,7 @@ describe('efficiency', () => {
     // At 64 B, 10000 rmap_items (640000 B) would cost more than 100 merged pages save (409600 B); at 32 B they do not.
     const findings = await doctorOn('numa', { ...tracked(10_000, 100, 100 * 4096 - 10_000 * 32), 'sys/kernel/mm/ksm/smart_scan': '0\n' });
     expect(codes(findings)).not.toContain('METADATA_EXCEEDS_SAVING');
-    const entry = only(findings, 'HIGH_UNSHARED');
+    const entry = findingOf(findings, 'HIGH_UNSHARED');
     expect(evidence(entry, 'unmerged tracked pages (rmap_items - merging - zero)')).toBe(9900);
     // smart_scan off: letting ksmd skip what keeps failing is the other way.
     expect(entry.alternatives.map((fix) => fix.commands)).toEqual([[`echo 1 > ${KSM}/smart_scan`]]);
@@ -211,7 +211,7 @@ describe('efficiency', () => {
 
   it('VOLATILE_PAGES is information when most tracked pages are not this process’s', async () => {
     // 100000 volatile of 114740 tracked; the process holds 10240 of them.
-    const entry = only(await doctorOn('numa', { 'sys/kernel/mm/ksm/pages_volatile': '100000\n' }), 'VOLATILE_PAGES');
+    const entry = findingOf(await doctorOn('numa', { 'sys/kernel/mm/ksm/pages_volatile': '100000\n' }), 'VOLATILE_PAGES');
     expect(entry.severity).toBe('info');
     expect(entry.message).toContain('100000 of the 114740 pages');
     expect(entry.message).toContain("10240 of the tracked pages are this process's, so the churn may be elsewhere");
@@ -220,7 +220,7 @@ describe('efficiency', () => {
 
 describe('thp', () => {
   it('THP_IN_MERGEABLE under THP madvise: the fix is in the process, not the machine', async () => {
-    const entry = only(await doctorOn('busy', { 'sys/kernel/mm/transparent_hugepage/enabled': 'always [madvise] never\n' }), 'THP_IN_MERGEABLE');
+    const entry = findingOf(await doctorOn('busy', { 'sys/kernel/mm/transparent_hugepage/enabled': 'always [madvise] never\n' }), 'THP_IN_MERGEABLE');
     expect(evidence(entry, 'enabled')).toBe('madvise');
     expect(entry.message).toMatch(/^4096 MiB of mergeable memory sits in transparent huge pages \(THP madvise\)/);
     expect(entry.fix?.commands).toEqual([]);
@@ -233,7 +233,7 @@ describe('inheritance', () => {
 
   it("MERGE_ANY_INHERITED from outside: the parent's ksm_stat has merge-any too", async () => {
     const parent = { 'proc/1/ksm_stat': ksmStat(['ksm_rmap_items 0', 'ksm_merge_any: yes', 'ksm_mergeable: yes']) };
-    const entry = only(await doctorOn('numa', { ...mergeAny, ...parent }), 'MERGE_ANY_INHERITED');
+    const entry = findingOf(await doctorOn('numa', { ...mergeAny, ...parent }), 'MERGE_ANY_INHERITED');
     expect(entry.severity).toBe('info');
     expect(entry.evidence).toEqual([
       { source: '/proc/self/ksm_stat', key: 'ksm_merge_any', value: true },
@@ -252,7 +252,7 @@ describe('inheritance', () => {
 
 describe('security', () => {
   it('SIDE_CHANNEL_RISK for mergeable buffers in a process that handles secrets: unmark them', async () => {
-    const entry = only(await doctorOn('numa', {}, { handlesSecrets: true }), 'SIDE_CHANNEL_RISK');
+    const entry = findingOf(await doctorOn('numa', {}, { handlesSecrets: true }), 'SIDE_CHANNEL_RISK');
     expect(entry.severity).toBe('warn');
     expect(evidence(entry, 'handlesSecrets')).toBe(true);
     expect(evidence(entry, 'VMAs with mg')).toBe(1);
@@ -272,11 +272,11 @@ describe('environment', () => {
   it('NOT_ROOT and SYSFS_READ_ONLY are information when no knob fix is pending', async () => {
     const mountinfo = '23 27 0:22 / /sys ro,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs ro\n';
     const findings = await doctorOn('numa', { 'proc/self/status': uid1000, 'proc/self/mountinfo': mountinfo });
-    const root = only(findings, 'NOT_ROOT');
+    const root = findingOf(findings, 'NOT_ROOT');
     expect(root.severity).toBe('info');
     expect(root.message).toBe('doctor() runs as uid 1000: KSM knobs need root to change');
     expect(root.fix).toEqual({ summary: 'Run knob changes and machine-wide reports as root', commands: [] });
-    const ro = only(findings, 'SYSFS_READ_ONLY');
+    const ro = findingOf(findings, 'SYSFS_READ_ONLY');
     expect(ro.severity).toBe('info');
     expect(ro.fix).toEqual({ summary: 'Knobs are set on the host; nothing needs changing now', commands: [] });
   });
@@ -288,11 +288,11 @@ describe('environment', () => {
       { targetScanTimeSec: 1, maxScanTimeSec: 2 },
     );
     expect(codes(findings).slice(0, 2)).toEqual(['KSM_STOPPED', 'SCAN_TOO_SLOW']);
-    const pending = [...only(findings, 'KSM_STOPPED').fix!.commands, ...only(findings, 'SCAN_TOO_SLOW').fix!.commands];
+    const pending = [...findingOf(findings, 'KSM_STOPPED').fix!.commands, ...findingOf(findings, 'SCAN_TOO_SLOW').fix!.commands];
     expect(pending).toHaveLength(2);
-    expect(only(findings, 'SYSFS_READ_ONLY').fix?.commands).toEqual(pending);
-    expect(only(findings, 'NOT_ROOT').fix?.commands).toEqual(pending.map((command) => `sudo sh -c '${command}'`));
-    expect(only(findings, 'NOT_ROOT').severity).toBe('warn');
+    expect(findingOf(findings, 'SYSFS_READ_ONLY').fix?.commands).toEqual(pending);
+    expect(findingOf(findings, 'NOT_ROOT').fix?.commands).toEqual(pending.map((command) => `sudo sh -c '${command}'`));
+    expect(findingOf(findings, 'NOT_ROOT').severity).toBe('warn');
   });
 });
 
