@@ -11,7 +11,7 @@ import type { Derived } from '../lib/doctor/derive.js';
 import type { KsmFacts, RuleOptions } from '../lib/doctor/rule.js';
 import { ksmChurn } from '../lib/doctor/rules/churn.js';
 import { mergeAnyLost } from '../lib/doctor/rules/inheritance.js';
-import { evidence, only } from './helpers/doctor.js';
+import { evidence, findingOf } from './helpers/doctor.js';
 import { rawKsmStat, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
 
 describe('MERGE_ANY_LOST on real children of a merge-any parent', () => {
@@ -37,7 +37,7 @@ describe('MERGE_ANY_LOST on real children of a merge-any parent', () => {
     requireKsm(ctx);
     expect(rawKsmStat(parent.pid).ksm_merge_any).toBe('yes');
     expect(rawKsmStat(pids.lost).ksm_merge_any).toBe('no');
-    const lost = only(await doctor({ pid: pids.lost, churnWindowMs: 0 }), 'MERGE_ANY_LOST');
+    const lost = findingOf(await doctor({ pid: pids.lost, churnWindowMs: 0 }), 'MERGE_ANY_LOST');
     expect(lost.severity).toBe('warn');
     expect(evidence(lost, 'PPid')).toBe(parent.pid);
     expect(lost.evidence.find((e) => e.source === `/proc/${parent.pid}/ksm_stat`)?.value).toBe(true);

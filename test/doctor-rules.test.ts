@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 
 import { doctor, setKnobs, type DoctorOptions, type Finding, type FindingCode } from '../lib/index.js';
 import { RULES } from '../lib/doctor/rules/index.js';
-import { evidence, only } from './helpers/doctor.js';
+import { evidence, findingOf } from './helpers/doctor.js';
 import { FIXTURES, ROOT } from './helpers/ksm.js';
 
 const TREES = path.join(FIXTURES, 'doctor');

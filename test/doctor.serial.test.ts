@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { doctor, pageSize, waitForMerge } from '../lib/index.js';
-import { evidence, only, problems } from './helpers/doctor.js';
+import { evidence, findingOf, problems } from './helpers/doctor.js';
 import { needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, type Holder } from './helpers/ksm.js';
 import { thpForMadvise } from './helpers/thp.js';
 
@@ -50,7 +50,7 @@ describe('doctor() with global knobs changed (serial)', () => {
       expect(sysfsNumber('run')).toBe(0);
       return doctor();
     });
-    const entry = only(findings, 'KSM_STOPPED');
+    const entry = findingOf(findings, 'KSM_STOPPED');
     expect(entry.severity).toBe('error');
     expect(entry.evidence).toContainEqual({ source: `${KSM}/run`, key: 'run', value: 0 });
     expect(entry.fix?.commands).toEqual([`echo 1 > ${KSM}/run`]);
@@ -71,7 +71,7 @@ describe('doctor() with global knobs changed (serial)', () => {
     const findings = await withKnobs({ pages_to_scan: '100', sleep_millisecs: '20' }, () =>
       doctor({ pid: holder.pid, targetScanTimeSec: 0.5, maxScanTimeSec: 1 }),
     );
-    const entry = only(findings, 'SCAN_TOO_SLOW');
+    const entry = findingOf(findings, 'SCAN_TOO_SLOW');
     expect(entry.severity).toBe('warn');
     expect(evidence(entry, 'pages_to_scan')).toBe(100);
     expect(evidence(entry, 'sleep_millisecs')).toBe(20);
@@ -104,7 +104,7 @@ describe('doctor() with global knobs changed (serial)', () => {
       .filter((match) => BigInt(`0x${match[1]}`) < end && BigInt(`0x${match[2]}`) > start)
       .reduce((sum, match) => sum + Number(match[3]) * 1024, 0);
     needs(ctx, huge > 0, 'a huge page for a MADV_HUGEPAGE mapping (the kernel assembled none, even compacting)');
-    const entry = only(await doctor({ pid: holder.pid }), 'THP_IN_MERGEABLE');
+    const entry = findingOf(await doctor({ pid: holder.pid }), 'THP_IN_MERGEABLE');
     expect(entry.severity).toBe('warn');
     expect(evidence(entry, 'enabled')).toBe(enabled);
     const listed = entry.evidence.filter((item) => item.key.endsWith('AnonHugePages')).reduce((sum, item) => sum + Number(item.value), 0);
@@ -136,7 +136,7 @@ describe('doctor() with global knobs changed (serial)', () => {
       for (const entry of before.filter((item) => item.severity !== 'info')) {
         for (const command of entry.fix!.commands) execFileSync('sh', ['-c', command]);
       }
-      const scan = only(before, 'SCAN_TOO_SLOW');
+      const scan = findingOf(before, 'SCAN_TOO_SLOW');
       expect(sysfsNumber('run')).toBe(1);
       expect(sysfsNumber('pages_to_scan')).toBe(scan.fix!.knobs!.pagesToScan);
 
@@ -148,7 +148,7 @@ describe('doctor() with global knobs changed (serial)', () => {
       }
       const after = await doctor(options);
       expect(problems(after)).toEqual([]);
-      const merging = only(after, 'MERGING');
+      const merging = findingOf(after, 'MERGING');
       // The twin buffers' pages map KSM pages, read back from the kernel raw.
       const raw = Number(rawKsmStat(pid).ksm_merging_pages);
       expect(raw).toBeGreaterThanOrEqual(pages);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { doctor, pageSize, type Finding, type FindingCode } from '../lib/index.js';
-import { evidence, only, problems } from './helpers/doctor.js';
+import { evidence, findingOf, problems } from './helpers/doctor.js';
 import { packageForNobody } from './helpers/nobody.js';
 import { FIXTURES, ROOT, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';
 
@@ -74,7 +74,7 @@ describe('doctor() on fixture trees of other machines', () => {
   it('KSM_NOT_BUILT: no /sys/kernel/mm/ksm is the one finding, with the check to run', async () => {
     const findings = await doctor({ root: path.join(TREES, 'no-ksm') });
     expect(findings).toHaveLength(1);
-    const entry = only(findings, 'KSM_NOT_BUILT');
+    const entry = findingOf(findings, 'KSM_NOT_BUILT');
     expect(entry.severity).toBe('error');
     expect(evidence(entry, 'osrelease')).toBe('6.1.0-18-cloud-amd64');
     expect(entry.fix?.commands).toEqual(['grep CONFIG_KSM= /boot/config-$(uname -r)']);
@@ -82,12 +82,12 @@ describe('doctor() on fixture trees of other machines', () => {
 
   it('PRCTL_UNSUPPORTED on 6.1: enableMerge() cannot work, so the fix is allocMergeable()', async () => {
     const findings = await doctor({ root: path.join(TREES, 'kernel-6.1') });
-    const prctl = only(findings, 'PRCTL_UNSUPPORTED');
+    const prctl = findingOf(findings, 'PRCTL_UNSUPPORTED');
     // Nothing in the process is mergeable: the missing prctl leaves it with no way in.
     expect(prctl.severity).toBe('warn');
     expect(evidence(prctl, 'osrelease')).toBe('6.1.0-18-amd64');
     expect(prctl.fix?.call).toBe('allocMergeable(size)');
-    const nothing = only(findings, 'NOTHING_MERGEABLE');
+    const nothing = findingOf(findings, 'NOTHING_MERGEABLE');
     expect(nothing.fix?.call).toBe('allocMergeable(size)');
     expect(evidence(nothing, 'Anonymous (sum)')).toBe(50 * MiB);
     // 6.1 has no advisor and no general_profit: nothing is said about them.
@@ -97,8 +97,8 @@ describe('doctor() on fixture trees of other machines', () => {
 
   it('SYSFS_READ_ONLY in a container: the stopped KSM is named and the fix is for the host', async () => {
     const findings = await doctor({ root: path.join(TREES, 'readonly-sys') });
-    expect(only(findings, 'KSM_STOPPED').fix?.knobs).toEqual({ run: 1 });
-    const ro = only(findings, 'SYSFS_READ_ONLY');
+    expect(findingOf(findings, 'KSM_STOPPED').fix?.knobs).toEqual({ run: 1 });
+    const ro = findingOf(findings, 'SYSFS_READ_ONLY');
     expect(ro.severity).toBe('warn');
     expect(evidence(ro, '/sys mount options')).toBe('ro,nosuid,nodev,noexec,relatime');
     expect(ro.fix?.commands).toEqual(['echo 1 > /sys/kernel/mm/ksm/run']);
@@ -108,7 +108,7 @@ describe('doctor() on fixture trees of other machines', () => {
   it('NUMA_CROSS_NODE on two nodes with merge_across_nodes=1, and MERGING for a process that merges', async () => {
     const findings = await doctor({ root: path.join(TREES, 'numa') });
     expect(problems(findings)).toEqual([]);
-    const numa = only(findings, 'NUMA_CROSS_NODE');
+    const numa = findingOf(findings, 'NUMA_CROSS_NODE');
     expect(evidence(numa, 'nodes')).toBe(2);
     expect(evidence(numa, 'distance')).toBe('10 21');
     expect(numa.fix?.commands).toEqual([
@@ -116,27 +116,27 @@ describe('doctor() on fixture trees of other machines', () => {
       'echo 0 > /sys/kernel/mm/ksm/merge_across_nodes',
       'echo 1 > /sys/kernel/mm/ksm/run',
     ]);
-    expect(evidence(only(findings, 'MERGING'), 'ksm_merging_pages')).toBe(9000);
+    expect(evidence(findingOf(findings, 'MERGING'), 'ksm_merging_pages')).toBe(9000);
   });
 
   it('a big churning host: SCAN_TOO_SLOW under a capped advisor, HIGH_UNSHARED, VOLATILE_PAGES, THP, NOT_ROOT', async () => {
     const findings = await doctor({ root: path.join(TREES, 'busy') });
     // 12 GiB of mergeable heap = 3145728 pages; advisor max 2000 pages per 100 ms = 20000 pages/s.
-    const scan = only(findings, 'SCAN_TOO_SLOW');
+    const scan = findingOf(findings, 'SCAN_TOO_SLOW');
     expect(evidence(scan, 'candidate pages (the larger of the two)')).toBe(3145728);
     // ceil(3145728 x 100 / (1000 x 120))
     expect(scan.fix?.knobs).toEqual({ advisorMaxPagesToScan: 2622, advisorTargetScanTimeSec: 120 });
-    const unshared = only(findings, 'HIGH_UNSHARED');
+    const unshared = findingOf(findings, 'HIGH_UNSHARED');
     expect(evidence(unshared, 'unmerged tracked pages (rmap_items - merging - zero)')).toBe(3145728 - 200000);
     expect(find(findings, 'METADATA_EXCEEDS_SAVING')).toBeUndefined();
     // The process holds every page KSM tracks there: the churn is its own, a warning.
-    const volatile = only(findings, 'VOLATILE_PAGES');
+    const volatile = findingOf(findings, 'VOLATILE_PAGES');
     expect(volatile.severity).toBe('warn');
     expect(evidence(volatile, 'pages_volatile')).toBe(2045728);
-    const thp = only(findings, 'THP_IN_MERGEABLE');
+    const thp = findingOf(findings, 'THP_IN_MERGEABLE');
     expect(thp.fix?.commands).toEqual(['echo madvise > /sys/kernel/mm/transparent_hugepage/enabled']);
     // uid 1000 cannot apply the knob fix: NOT_ROOT says so, with the commands under sudo.
-    const root = only(findings, 'NOT_ROOT');
+    const root = findingOf(findings, 'NOT_ROOT');
     expect(root.severity).toBe('warn');
     expect(root.fix?.commands).toEqual(scan.fix!.commands.map((command) => `sudo sh -c '${command}'`));
   });
@@ -149,7 +149,7 @@ describe('doctor() on fixture trees of other machines', () => {
       fs.cpSync(path.join(TREES, 'busy'), tree, { recursive: true });
       fs.writeFileSync(path.join(tree, 'sys/kernel/mm/ksm/advisor_max_pages_to_scan'), '30000\n');
       fs.writeFileSync(path.join(tree, 'sys/kernel/mm/ksm/advisor_target_scan_time'), '600\n');
-      const entry = only(await doctor({ root: tree }), 'SCAN_TOO_SLOW');
+      const entry = findingOf(await doctor({ root: tree }), 'SCAN_TOO_SLOW');
       expect(evidence(entry, 'full scan time under the advisor')).toBe(600);
       expect(entry.fix?.knobs).toEqual({ advisorTargetScanTimeSec: 120 });
       expect(entry.fix?.commands).toEqual(['echo 120 > /sys/kernel/mm/ksm/advisor_target_scan_time']);
@@ -171,7 +171,7 @@ describe('doctor() on fixture trees of other machines', () => {
       fs.writeFileSync(path.join(tree, 'proc/777/ksm_stat'), 'ksm_rmap_items 0\nksm_merge_any: yes\nksm_mergeable: yes\n');
       execFileSync('mkfifo', [stuck]);
       // Without the deadline this call would not return until the test's timeout.
-      const entry = only(await doctor({ root: tree, targetScanTimeSec: 0.001, maxScanTimeSec: 0.001 }), 'SCAN_TOO_SLOW');
+      const entry = findingOf(await doctor({ root: tree, targetScanTimeSec: 0.001, maxScanTimeSec: 0.001 }), 'SCAN_TOO_SLOW');
       expect(evidence(entry, 'processes skipped (smaps did not answer in 2 s: mmap_lock held)')).toBe(1);
     } finally {
       // Release the read still waiting in the threadpool.
@@ -186,7 +186,7 @@ describe('doctor() on real processes', () => {
   it('NOTHING_MERGEABLE for a process that neither advised memory nor turned merge-any on', async (ctx) => {
     requireKsm(ctx);
     expect(rawKsmStat('self').ksm_mergeable).toBe('no');
-    const entry = only(await doctor(), 'NOTHING_MERGEABLE');
+    const entry = findingOf(await doctor(), 'NOTHING_MERGEABLE');
     expect(entry.severity).toBe('warn');
     expect(entry.fix?.call).toBe('enableMerge()');
     expect(entry.fix?.persist).toEqual(['[Service] MemoryKSM=yes']);
@@ -200,7 +200,7 @@ describe('doctor() on real processes', () => {
     const raw = rawSmapsRange(holder.pid, start, end);
     expect(raw.flags.every((flags) => flags.includes('mg'))).toBe(true);
     const findings = await doctor({ pid: holder.pid });
-    const entry = only(findings, 'UNTOUCHED_REGION');
+    const entry = findingOf(findings, 'UNTOUCHED_REGION');
     // Nothing mergeable is resident anywhere in the process: nothing will merge.
     expect(entry.severity).toBe('warn');
     const size = entry.evidence.find((item) => item.key.endsWith('Size') && item.key.includes(start.toString(16)));
@@ -218,7 +218,7 @@ describe('doctor() on real processes', () => {
     const merging = Number(raw.ksm_merging_pages);
     expect(rmap).toBeGreaterThanOrEqual((16 * MiB) / pageSize());
     expect(rmap).toBeGreaterThan(64 * merging);
-    const entry = only(await doctor({ pid: holder.pid }), 'METADATA_EXCEEDS_SAVING');
+    const entry = findingOf(await doctor({ pid: holder.pid }), 'METADATA_EXCEEDS_SAVING');
     expect(entry.severity).toBe('warn');
     expect(evidence(entry, 'ksm_rmap_items')).toBeGreaterThanOrEqual((16 * MiB) / pageSize());
     expect(evidence(entry, 'metadata (ksm_rmap_items x 64)')).toBe(64 * Number(evidence(entry, 'ksm_rmap_items')));
@@ -231,11 +231,11 @@ describe('doctor() on real processes', () => {
     const { pid, findings: own } = await parent.send<{ pid: number; findings: Finding[] }>({ cmd: 'child', spec: {} });
     expect(rawKsmStat(pid).ksm_merge_any).toBe('yes');
     // In the child itself: it knows it never called enableMerge().
-    const inherited = only(own, 'MERGE_ANY_INHERITED');
+    const inherited = findingOf(own, 'MERGE_ANY_INHERITED');
     expect(evidence(inherited, 'enableMerge() called in this process')).toBe(false);
     expect(inherited.fix?.call).toBe('disableMerge()');
     // From outside: the parent's ksm_merge_any says where it came from.
-    const outside = only(await doctor({ pid }), 'MERGE_ANY_INHERITED');
+    const outside = findingOf(await doctor({ pid }), 'MERGE_ANY_INHERITED');
     expect(outside.evidence).toContainEqual({ source: `/proc/${parent.pid}/ksm_stat`, key: 'ksm_merge_any', value: true });
     // The parent turned it on itself.
     const { findings: parentFindings } = await parent.send<{ findings: Finding[] }>({ cmd: 'doctor', options: {} });
@@ -246,7 +246,7 @@ describe('doctor() on real processes', () => {
     requireKsm(ctx);
     const holder = await service({ enableMerge: true });
     const { findings } = await holder.send<{ findings: Finding[] }>({ cmd: 'doctor', options: { handlesSecrets: true } });
-    const entry = only(findings, 'SIDE_CHANNEL_RISK');
+    const entry = findingOf(findings, 'SIDE_CHANNEL_RISK');
     expect(entry.severity).toBe('warn');
     expect(evidence(entry, 'ksm_merge_any')).toBe(true);
     expect(entry.fix?.call).toBe('disableMerge()');
@@ -259,7 +259,7 @@ describe('doctor() on real processes', () => {
     const holder = await service({ size: 4 * pageSize(), fill: 'same' });
     await holder.send({ cmd: 'sensitive', label: 'session keys', remerge: true });
     const { findings } = await holder.send<{ findings: Finding[] }>({ cmd: 'doctor', options: {} });
-    const entry = only(findings, 'SIDE_CHANNEL_RISK');
+    const entry = findingOf(findings, 'SIDE_CHANNEL_RISK');
     expect(entry.severity).toBe('error');
     expect(entry.message).toContain('"session keys"');
     expect(entry.fix?.call).toBe('markSensitive(view)');
@@ -279,7 +279,7 @@ describe('doctor() on real processes', () => {
     });
     const [start] = line.trim().split(' ');
     expect(rawKsmStat(child.pid!).ksm_merge_any).toBe('yes');
-    const entry = only(await doctor({ pid: child.pid! }), 'NOT_MERGEABLE');
+    const entry = findingOf(await doctor({ pid: child.pid! }), 'NOT_MERGEABLE');
     expect(entry.message).toContain(`0x${start}`);
     expect(entry.message).toContain('shared mapping');
     const flags = entry.evidence.find((item) => item.key.startsWith(`0x${start}`) && item.key.endsWith('VmFlags'));
@@ -291,19 +291,19 @@ describe('doctor() on real processes', () => {
     requireKsm(ctx);
     needs(ctx, process.arch === 'x64' || process.arch === 'arm64', `a seccomp syscall table for ${process.arch} (deny-prctl-merge.py has x64 and arm64)`);
     const findings = doctorIn([path.join(TREES, 'deny-prctl-merge.py'), process.execPath]);
-    const entry = only(findings, 'PRCTL_BLOCKED');
+    const entry = findingOf(findings, 'PRCTL_BLOCKED');
     expect(entry.severity).toBe('warn');
     expect(evidence(entry, 'result')).toBe('prctl(PR_GET_MEMORY_MERGE) failed with EPERM');
     expect(evidence(entry, 'Seccomp')).toBe(2);
     // With prctl refused, the way in is madvise.
-    expect(only(findings, 'NOTHING_MERGEABLE').fix?.call).toBe('allocMergeable(size)');
+    expect(findingOf(findings, 'NOTHING_MERGEABLE').fix?.call).toBe('allocMergeable(size)');
   });
 
   it('NOT_ROOT: doctor() as an unprivileged user', (ctx) => {
     requireKsm(ctx);
     const pkg = packageForNobody(ctx);
     const findings = doctorIn([], { uid: pkg.as.uid, gid: pkg.as.gid, env: pkg.env }, pkg.dist);
-    const entry = only(findings, 'NOT_ROOT');
+    const entry = findingOf(findings, 'NOT_ROOT');
     expect(evidence(entry, 'Uid (effective)')).toBe(65534);
     expect(evidence(entry, 'access(W_OK)')).toBe('EACCES');
   });
@@ -323,7 +323,7 @@ describe('doctor() on real processes', () => {
     } finally {
       expect(hostMount()).toBe(before);
     }
-    const entry = only(findings, 'SYSFS_READ_ONLY');
+    const entry = findingOf(findings, 'SYSFS_READ_ONLY');
     expect(evidence(entry, '/sys mount options')).toMatch(/^ro,/);
     expect(evidence(entry, 'access(W_OK)')).toBe('EROFS');
   });
@@ -346,7 +346,7 @@ describe('doctor() on real processes', () => {
         if (sysfsNumber('run') === 1) findings = await doctor({ pid: holder.pid });
       }
       expect(problems(findings)).toEqual([]);
-      const merging = only(findings, 'MERGING');
+      const merging = findingOf(findings, 'MERGING');
       expect(evidence(merging, 'ksm_merging_pages')).toBeGreaterThanOrEqual((16 * MiB) / pageSize());
     }
   });

@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import type { Finding, FindingCode } from '../../lib/index.js';
 
 /** The one finding with `code`; fails, listing every code, unless there is exactly one. */
-export function only(findings: Finding[], code: FindingCode): Finding {
+export function findingOf(findings: Finding[], code: FindingCode): Finding {
   const matches = findings.filter((entry) => entry.code === code);
   expect(matches.map((entry) => entry.code), JSON.stringify(findings.map((f) => f.code))).toEqual([code]);
   return matches[0]!;
