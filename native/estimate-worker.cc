@@ -72,12 +72,14 @@ void EstimateWorker::Report(Phase phase, double done, double total, bool force) 
   progress_(Progress{phase, std::min(done, total), total});
 }
 
-void EstimateWorker::TrackMemory() {
-  size_t bytes = entries_.capacity() * sizeof(Entry) + scratch_.size() +
+void EstimateWorker::TrackMemory(size_t extra) {
+  size_t bytes = extra + entries_.capacity() * sizeof(Entry) + scratch_.size() +
+                 pieces_.capacity() * sizeof(PagemapPiece) + items_.capacity() * sizeof(PagemapItem) +
                  lanes_.size() * PagemapWalker::kFootprint +
                  chunks_.capacity() * sizeof(std::pair<size_t, size_t>) +
                  chunk_written_.capacity() * sizeof(size_t);
   for (const Target& target : targets_) bytes += target.entries.capacity() * sizeof(Entry);
+  for (const PagemapItem& item : items_) bytes += item.entries.capacity() * sizeof(Entry);
   for (const Lane& lane : lanes_) bytes += lane.memory;
   peak_memory_ = std::max(peak_memory_, bytes);
 }
@@ -132,9 +134,7 @@ bool EstimateWorker::Prepare() {
 
 void EstimateWorker::Phases() {
   uint64_t t0 = NowNs();
-  crew_->ForEach(targets_.size(), [&](size_t, size_t t) {
-    if (!Stopped()) PagemapPass(static_cast<uint32_t>(t));
-  });
+  PagemapPhase();
   Report(kPhasePagemap, static_cast<double>(targets_.size()), static_cast<double>(targets_.size()));
   TrackMemory();
   uint64_t t1 = NowNs();

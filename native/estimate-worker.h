@@ -125,6 +125,25 @@ class StopSignal {
   std::atomic<bool> cancelled_{false};
 };
 
+// A piece of one range for the pagemap pass, with its own counts (pieces of
+// one range are walked on different threads and added up afterwards).
+struct PagemapPiece {
+  uint32_t range = 0;
+  uint64_t start_vpn = 0;
+  uint64_t end_vpn = 0;
+  PageStats stats;
+};
+
+// A pagemap work item: consecutive pieces of one target, at most about
+// kPagemapItemPages of address space, and the entries it found, in address
+// order (the items of a target are joined in order afterwards).
+struct PagemapItem {
+  uint32_t target = 0;
+  size_t first_piece = 0;
+  size_t end_piece = 0;
+  std::vector<Entry> entries;
+};
+
 // One thread's working set: its read buffer and confirm waves (slices of
 // the worker's scratch mapping), its lists, its counts.
 struct Lane {
@@ -172,6 +191,11 @@ class EstimateWorker {
   static constexpr size_t kMaxIov = 1024;  // IOV_MAX
   static constexpr size_t kChunkPages = 8192;     // sample work item
   static constexpr size_t kConfirmChunk = 16384;  // confirm work item (entries)
+  // Pagemap work item: 64 MiB of address space; a larger range is cut into
+  // at most kPagemapSplit pieces per thread (a sparse reservation of
+  // terabytes is walked quickly by PAGEMAP_SCAN, not cut into millions).
+  static constexpr size_t kPagemapItemPages = 16384;
+  static constexpr size_t kPagemapSplit = 4;
 
   bool Cancelled() const { return stop_->Cancelled(); }
   bool Stopped() const { return failed_.load(std::memory_order_relaxed) || Cancelled(); }
@@ -187,7 +211,8 @@ class EstimateWorker {
   void Ended(uint32_t t, int err, const char* syscall);
   void Fail(int err, const char* syscall, pid_t pid);
   void Report(Phase phase, double done, double total, bool force = false);
-  void TrackMemory();
+  // The peak of what the estimate holds, now plus `extra` bytes about to be.
+  void TrackMemory(size_t extra = 0);
   bool Prepare();
   void Phases();
 
@@ -197,7 +222,10 @@ class EstimateWorker {
 
   // estimate-pagemap.cc
   void FindZeroPfn();
-  void PagemapPass(uint32_t t);
+  void PagemapPhase();
+  void PlanPagemap();
+  void PagemapWalk(PagemapItem& item);
+  void JoinPagemap();
 
   // estimate-sample.cc
   template <typename Address, typename Visit>
@@ -229,6 +257,10 @@ class EstimateWorker {
   size_t page_ = 4096;
   unsigned page_shift_ = 12;
   uint64_t zero_pfn_ = 0;
+
+  std::vector<PagemapPiece> pieces_;
+  std::vector<PagemapItem> items_;
+  std::unique_ptr<std::atomic<size_t>[]> items_left_;  // per target, until its pagemap is read
 
   std::vector<Entry> entries_;
   // Confirm work items over entries_ (begin, end), and how far each one's

@@ -30,6 +30,13 @@ struct PageStats {
   KSM_PAGE_STATS(KSM_PAGE_STAT_FIELD)
 #undef KSM_PAGE_STAT_FIELD
 
+  // Adds another range's (or a piece of this range's) figures to these.
+  void Add(const PageStats& other) {
+#define KSM_PAGE_STAT_ADD(name) name += other.name;
+    KSM_PAGE_STATS(KSM_PAGE_STAT_ADD)
+#undef KSM_PAGE_STAT_ADD
+  }
+
   // Writes the figures to out[0 .. kPageStatCount), in the list's order.
   void CopyTo(double* out) const {
     size_t i = 0;

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import nodeGypBuild from 'node-gyp-build';
 
-import { type NativeBinding, type NativeEstimateResult } from '../lib/binding.js';
+import { PAGE_STAT, PAGE_STAT_COUNT, PAGE_STAT_FIELDS, type NativeBinding, type NativeEstimateResult } from '../lib/binding.js';
 import { estimate, type EstimateResult, type EstimateVma } from '../lib/index.js';
 import { defaultEstimateThreads } from '../lib/report/estimate.js';
 import { ROOT, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
@@ -90,6 +90,52 @@ describe('estimate() on several threads', () => {
     // seq 3 copies (2/3 each), same 600 copies keep ceil(600 / 256) = 3 (597/600 each), zero 1 each, pair seq 1/2 (two of three).
     const first = vmaOf(parallel, workers[0]!);
     expect(first.predictedSavedPages).toBeCloseTo((9000 * 2) / 3 + (200 * 597) / 600 + 300 + 700 / 2, 6);
+  });
+
+  it('reads one large range on every thread: cut into pieces or given as many ranges, the same pages counted once', async (ctx) => {
+    requireKsm(ctx);
+    // 40,000 pages (156 MiB): more than two 64 MiB pagemap work items, so the
+    // one range is cut into pieces read on different threads and joined.
+    const seed = Math.floor(Math.random() * 1e9);
+    const w = await worker([
+      { kind: 'seq', pages: 20000, seed },
+      { kind: 'same', pages: 5000, seed: seed + 1 },
+      { kind: 'unique', pages: 10000 },
+      { kind: 'zero', pages: 5000 },
+    ]);
+    const page = BigInt(native.pageSize());
+    const one = (threads: number, ranges: BigUint64Array) => native.estimatePages(
+      [{ pid: w.pid, ranges, readable: new Uint8Array(ranges.length / 2).fill(1) }],
+      { intervalMs: 0, maxPageSharing: 256, expectedPages: 0, batchPages: 64, threads },
+    ).promise;
+    const whole = BigUint64Array.of(w.start, w.end);
+    // The same pages as eleven ranges of uneven lengths: small ones share a work item.
+    const cuts = [0n, 1n, 7n, 300n, 301n, 9000n, 16384n, 16385n, 25000n, 32768n, 39999n, 40000n];
+    const several = BigUint64Array.from(cuts.slice(0, -1).flatMap((c, i) => [w.start + c * page, w.start + cuts[i + 1]! * page]));
+    const serial = await one(1, whole);
+    const stats = (r: NativeEstimateResult, range: number): number[] =>
+      Array.from(r.targets[0]!.stats.subarray(range * PAGE_STAT_COUNT, (range + 1) * PAGE_STAT_COUNT));
+    const total = stats(serial, 0);
+    // Read back independently of how the pages were cut: the layout itself.
+    expect(total[PAGE_STAT.presentPages]).toBe(40000);
+    expect(total[PAGE_STAT.candidatePages]).toBe(40000);
+    expect(total[PAGE_STAT.zeroPages]).toBe(5000);
+    expect(total[PAGE_STAT.duplicatePages]).toBe(5000);
+    for (const threads of [2, 3, 8]) {
+      const parallel = await one(threads, whole);
+      expect(parallel.threads).toBe(threads);
+      expect(figures(parallel)).toEqual(figures(serial));
+      const cut = await one(threads, several);
+      const summed = new Array<number>(PAGE_STAT_COUNT).fill(0);
+      for (let r = 0; r < cuts.length - 1; r++) stats(cut, r).forEach((x, f) => (summed[f]! += x));
+      // Pages per range as cut: every range's present pages are its length.
+      for (let r = 0; r < cuts.length - 1; r++) expect(stats(cut, r)[PAGE_STAT.presentPages]).toBe(Number(cuts[r + 1]! - cuts[r]!));
+      for (const field of PAGE_STAT_FIELDS) {
+        if (field === 'savedPages' || field === 'twinInVma') continue; // per range by definition
+        expect([field, summed[PAGE_STAT[field]]]).toEqual([field, total[PAGE_STAT[field]]]);
+      }
+      expect(summed[PAGE_STAT.savedPages]).toBeCloseTo(total[PAGE_STAT.savedPages]!, 6);
+    }
   });
 
   it('threads: an integer from 1 to 256, TypeError / RangeError otherwise; the default leaves a core on big machines', async () => {
