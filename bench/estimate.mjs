@@ -10,7 +10,7 @@
 //              (pagemap + kpageflags, page by page; needs root and run=1).
 // The in-place hash and the bandwidth baselines come from the bench's own
 // addon (bench/native, built on first use by bench/lib/addon.mjs).
-// Usage: npm run build && node bench/estimate.mjs [--mib 512] [--json] [--smoke]
+// Usage: npm run build && node bench/estimate.mjs [--mib 512] [--json] [--smoke] [--part speed,threads,whole,accuracy]
 //   --smoke: 8 MiB, one round, no accuracy run: checks the script works.
 import { fork } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -282,8 +282,14 @@ async function threads() {
           sampleMs: t.sampleMs,
           confirmMs: t.confirmMs,
           otherMs: r.elapsedMs - t.pagemapMs - t.sampleMs - t.resampleMs - t.confirmMs,
+          nativeMs: t.pagemapMs + t.sampleMs + t.resampleMs + t.confirmMs,
         };
       }
+      // The part no thread count shortens: the kernel printing the child's
+      // smaps (one walk of its page tables, on one thread), read raw.
+      const s0 = performance.now();
+      fs.readFileSync(`/proc/${child.pid}/smaps`);
+      row.smapsMs = performance.now() - s0;
       rows.push(row);
     }
     delay = await loopDelay(child.pid, opts);
@@ -295,9 +301,14 @@ async function threads() {
     mib,
     rounds,
     threads: many,
-    one: Object.fromEntries(['sample', 'whole', 'elapsedMs', 'pagemapMs', 'sampleMs', 'confirmMs', 'otherMs'].map((k) => [k === 'sample' ? 'samplePagesPerSec' : k === 'whole' ? 'wholePagesPerSec' : k, pick(1, k)])),
-    many: Object.fromEntries(['sample', 'whole', 'elapsedMs', 'pagemapMs', 'sampleMs', 'confirmMs', 'otherMs'].map((k) => [k === 'sample' ? 'samplePagesPerSec' : k === 'whole' ? 'wholePagesPerSec' : k, pick(many, k)])),
+    one: Object.fromEntries(['sample', 'whole', 'elapsedMs', 'pagemapMs', 'sampleMs', 'confirmMs', 'otherMs', 'nativeMs'].map((k) => [k === 'sample' ? 'samplePagesPerSec' : k === 'whole' ? 'wholePagesPerSec' : k, pick(1, k)])),
+    many: Object.fromEntries(['sample', 'whole', 'elapsedMs', 'pagemapMs', 'sampleMs', 'confirmMs', 'otherMs', 'nativeMs'].map((k) => [k === 'sample' ? 'samplePagesPerSec' : k === 'whole' ? 'wholePagesPerSec' : k, pick(many, k)])),
     sampleRatio: median(rows.map((r) => r[many].sample / r[1].sample)),
+    // The native phases (pagemap, sample, confirm): what the threads share.
+    nativeRatio: median(rows.map((r) => r[1].nativeMs / r[many].nativeMs)),
+    smapsMs: median(rows.map((r) => r.smapsMs)),
+    // The whole call's ratio if the native phases scaled perfectly and the rest stayed as measured.
+    wholeRatioBound: median(rows.map((r) => r[1].elapsedMs / (r[many].otherMs + r[1].nativeMs / many))),
     wholeRatio: median(rows.map((r) => r[many].whole / r[1].whole)),
     wholeRatioMin: Math.min(...rows.map((r) => r[many].whole / r[1].whole)),
     wholeRatioMax: Math.max(...rows.map((r) => r[many].whole / r[1].whole)),
@@ -309,7 +320,8 @@ async function threads() {
   for (const [label, f] of [['1', result.one], [String(many), result.many]]) {
     log(`  threads=${label} phases (median ms): pagemap ${f.pagemapMs.toFixed(1)}, sample ${f.sampleMs.toFixed(1)}, confirm ${f.confirmMs.toFixed(1)}, smaps + planning in JS ${f.otherMs.toFixed(1)}`);
   }
-  log(`  ratio: sample ${result.sampleRatio.toFixed(2)}x, whole call ${result.wholeRatio.toFixed(2)}x (min ${result.wholeRatioMin.toFixed(2)}, max ${result.wholeRatioMax.toFixed(2)})`);
+  log(`  ratio: sample ${result.sampleRatio.toFixed(2)}x, native phases ${result.nativeRatio.toFixed(2)}x, whole call ${result.wholeRatio.toFixed(2)}x (min ${result.wholeRatioMin.toFixed(2)}, max ${result.wholeRatioMax.toFixed(2)})`);
+  log(`  the child's smaps read raw (fs.readFileSync, one kernel walk): ${result.smapsMs.toFixed(1)} ms; whole call if the native phases scaled perfectly: ${result.wholeRatioBound.toFixed(2)}x`);
   log(`event loop delay (monitorEventLoopDelay, 10 ms resolution), ${delay.estimateMs.toFixed(0)} ms estimate at threads=${many} against idle:`);
   log(`  during: p50 ${delay.during.p50.toFixed(2)} ms, p99 ${delay.during.p99.toFixed(2)} ms, max ${delay.during.max.toFixed(2)} ms; idle: p50 ${delay.idle.p50.toFixed(2)} ms, p99 ${delay.idle.p99.toFixed(2)} ms, max ${delay.idle.max.toFixed(2)} ms`);
   return result;
@@ -362,6 +374,14 @@ async function wholeMachine() {
   return result;
 }
 
-const report = { speed: await speed(), threads: await threads(), wholeMachine: await wholeMachine(), accuracy: await accuracy() };
-if (report.accuracy.skipped) log(`accuracy: skipped, ${report.accuracy.skipped}`);
+// --part speed,threads,whole,accuracy: only those parts (default: all).
+const partArg = args.indexOf('--part') >= 0 ? args[args.indexOf('--part') + 1] ?? '' : 'speed,threads,whole,accuracy';
+const parts = new Set(partArg.split(','));
+const report = {
+  speed: parts.has('speed') ? await speed() : undefined,
+  threads: parts.has('threads') ? await threads() : undefined,
+  wholeMachine: parts.has('whole') ? await wholeMachine() : undefined,
+  accuracy: parts.has('accuracy') ? await accuracy() : undefined,
+};
+if (report.accuracy?.skipped) log(`accuracy: skipped, ${report.accuracy.skipped}`);
 if (json) console.log(JSON.stringify(report, null, 2));

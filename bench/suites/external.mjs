@@ -65,8 +65,23 @@ function adaptEstimate(report) {
       notes: `median of ${threads.rounds} rounds, ${num(threads.wholeRatioMin)}x..${num(threads.wholeRatioMax)}x; sample phase ${num(threads.sampleRatio)}x; ` +
         `median ms threads=1 / ${threads.threads}: pagemap ${num(threads.one.pagemapMs, 1)} / ${num(threads.many.pagemapMs, 1)}, sample ${num(threads.one.sampleMs, 1)} / ${num(threads.many.sampleMs, 1)}, ` +
         `confirm ${num(threads.one.confirmMs, 1)} / ${num(threads.many.confirmMs, 1)}, smaps + planning in JS ${num(threads.one.otherMs, 1)} / ${num(threads.many.otherMs, 1)}; ` +
-        `process_vm_readv copy alone on one core: ${num((copy ?? NaN) / 1e6)} M pages/s`,
+        `process_vm_readv copy alone on one core: ${num((copy ?? NaN) / 1e6)} M pages/s` +
+        (typeof threads.nativeRatio === 'number'
+          ? `; the child's smaps read raw (one kernel walk, on one thread whatever the threads): ${num(threads.smapsMs, 1)} ms; ` +
+            `whole call if the native phases scaled perfectly: ${num(threads.wholeRatioBound)}x`
+          : ''),
     });
+    if (typeof threads.nativeRatio === 'number') {
+      rows.push({
+        figure: `estimate(child, ${threads.mib} MiB), its native phases (pagemap, sample, confirm): threads=${threads.threads} against threads=1`,
+        measured: `${num(threads.many.nativeMs, 1)} ms`,
+        comparedWith: `threads=1: ${num(threads.one.nativeMs, 1)} ms`,
+        ratio: threads.nativeRatio,
+        target: '>= 1.7x on 2 cores',
+        verdict: threads.nativeRatio >= 1.7 ? 'met' : `missed: ${num(threads.nativeRatio)}x`,
+        notes: 'what the threads share; the smaps read and the JS planning before them run once whatever the threads',
+      });
+    }
     const d = threads.delay;
     rows.push({
       figure: `event-loop delay during estimate(child) at threads=${threads.threads} (monitorEventLoopDelay, 10 ms resolution)`,

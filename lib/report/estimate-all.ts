@@ -60,7 +60,7 @@ export interface EstimateAll {
 
 /** Per process, how long its smaps may take (a process whose mmap lock is held is left out). */
 export const ALL_DEADLINE_MS = 5_000;
-const READ_CONCURRENCY = 8;
+export const READ_CONCURRENCY = 8;
 
 function detailOf(error: unknown): string {
   if (isSystemError(error)) return `${error.code ?? ''}: ${error.message}`;

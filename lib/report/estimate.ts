@@ -6,10 +6,10 @@
  */
 import * as os from 'node:os';
 
-import { yieldToLoop } from '../concurrency.js';
+import { mapLimit, yieldToLoop } from '../concurrency.js';
 import { PAGE_STAT, PAGE_STAT_COUNT, PAGE_STAT_FIELDS, hashFor, pagemapScanEnabled, type NativeEstimateResult, type PageStatField } from '../binding.js';
 import { abortError, isSystemError, withHint } from '../errors.js';
-import { allTargets, countSkipped, topLists, type EstimateAll, type EstimateSkipped } from './estimate-all.js';
+import { READ_CONCURRENCY, allTargets, countSkipped, topLists, type EstimateAll, type EstimateSkipped } from './estimate-all.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
 import type { SmapsSummary } from '../kernel/smaps.js';
 import { readSmaps } from '../kernel/smaps-reader.js';
@@ -427,11 +427,17 @@ export async function estimate(
     }
   } else {
     resolved = distinctTargets('/', pids);
-    for (const target of resolved) {
+    // Each smaps read is the kernel walking that process's page tables on one
+    // thread: several targets are read side by side (on the reader threads).
+    const read = await mapLimit(resolved, READ_CONCURRENCY, async (target) => {
       const vmas = await readVmas(target);
+      return { vmas, kinds: await kindsOf(target, vmas) };
+    });
+    read.forEach(({ vmas, kinds }, i) => {
+      const target = resolved[i]!;
       plans.push(plan(target.pid, vmas, onlyMergeable, minRegionBytes, page));
-      names.push({ kinds: await kindsOf(target, vmas), labels: labelsOf(target) });
-    }
+      names.push({ kinds, labels: labelsOf(target) });
+    });
   }
   const mergeAny = await Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
 
