@@ -101,6 +101,18 @@ async function speed() {
   } finally {
     child.kill();
   }
+  // The copy alone at each batch size, each paired with a read just before:
+  // whether the wall is the kernel's copy itself or the batch we chose.
+  const copyByBatch = {};
+  for (const batch of smoke ? [64] : [16, 64, 256, 1024]) {
+    const ofRead = [];
+    for (let i = 0; i < (smoke ? 1 : 3); i++) {
+      const read = readOnce();
+      const v = bench.vmReadBandwidth(buffer, batch);
+      ofRead.push(v.bytes / v.nanoseconds / read);
+    }
+    copyByBatch[batch] = median(ofRead);
+  }
   const readGBs = median(rows.map((r) => r.read));
   const inPlacePagesPerSec = median(rows.map((r) => r.inPlace));
   const scalarPagesPerSec = median(rows.map((r) => r.inPlaceScalar));
@@ -135,7 +147,7 @@ async function speed() {
     // The portable hash on the same memory (what a CPU without AVX2 runs).
     hashInPlaceScalar: { pagesPerSec: scalarPagesPerSec, GBs: gbs(scalarPagesPerSec), ofRead: ratio('inPlaceScalar', 'readScalar'), ofBest: scalarPagesPerSec / inPlacePagesPerSec },
     // process_vm_readv alone (64 pages a call, no hashing): the kernel's copy path.
-    kernelCopy: { pagesPerSec: copyPagesPerSec, GBs: gbs(copyPagesPerSec), ofRead: ratio('copy', 'readCopy') },
+    kernelCopy: { pagesPerSec: copyPagesPerSec, GBs: gbs(copyPagesPerSec), ofRead: ratio('copy', 'readCopy'), ofReadByBatch: copyByBatch },
     estimateSelf: {
       samplePagesPerSec: selfSample,
       GBs: gbs(selfSample),
@@ -162,6 +174,7 @@ async function speed() {
   log(`page hash in place (no copy):      ${(inPlacePagesPerSec / 1e6).toFixed(2)} M pages/s = ${result.hashInPlace.GBs.toFixed(2)} GB/s = ${(result.hashInPlace.ofRead * 100).toFixed(0)}% of read`);
   log(`scalar page hash in place:         ${(scalarPagesPerSec / 1e6).toFixed(2)} M pages/s = ${result.hashInPlaceScalar.GBs.toFixed(2)} GB/s = ${(result.hashInPlaceScalar.ofRead * 100).toFixed(0)}% of read (${result.hashInPlace.implementation} is ${(1 / result.hashInPlaceScalar.ofBest).toFixed(2)}x it)`);
   log(`process_vm_readv copy alone:      ${(copyPagesPerSec / 1e6).toFixed(2)} M pages/s = ${result.kernelCopy.GBs.toFixed(2)} GB/s = ${(result.kernelCopy.ofRead * 100).toFixed(0)}% of read`);
+  log(`  by pages per call: ${Object.entries(copyByBatch).map(([b, r]) => `${b}: ${(r * 100).toFixed(0)}%`).join(', ')} of read`);
   log(`estimate('self') sample phase:     ${(selfSample / 1e6).toFixed(2)} M pages/s = ${result.estimateSelf.GBs.toFixed(2)} GB/s = ${(result.estimateSelf.ofRead * 100).toFixed(0)}% of read (whole call ${(selfWhole / 1e6).toFixed(2)} M pages/s)`);
   log(`estimate(child) sample phase:      ${(childSample / 1e6).toFixed(2)} M pages/s = ${result.estimateChild.GBs.toFixed(2)} GB/s = ${(result.estimateChild.ofRead * 100).toFixed(0)}% of read (whole call ${(childWhole / 1e6).toFixed(2)} M pages/s)`);
   for (const [k, v] of Object.entries(result.js)) log(`JavaScript crypto ${k} per page:     ${(v.pagesPerSec / 1e6).toFixed(3)} M pages/s = ${v.GBs.toFixed(2)} GB/s`);

@@ -52,6 +52,19 @@ function adaptEstimate(report) {
       verdict: 'measured',
     },
   ];
+  const byBatch = speed.kernelCopy?.ofReadByBatch;
+  if (byBatch) {
+    const best = Math.max(...Object.values(byBatch));
+    rows.push({
+      figure: 'process_vm_readv copy alone (no hash), one core, by pages per call: the wall under the per-thread rate',
+      measured: Object.entries(byBatch).map(([b, r]) => `${b} pages ${pct(r)}`).join(', '),
+      comparedWith: 'sequential read on one core, paired run by run',
+      ratio: `best ${pct(best)} of read`,
+      target: '',
+      verdict: best < 0.5 ? 'the copy is the wall: below 50% at every batch size' : 'measured',
+      notes: `estimate('self') samples at ${pct(self.ofKernelCopy)} of the copy alone at its batch (64 pages)`,
+    });
+  }
   const threads = report.threads;
   if (threads && typeof threads.wholeRatio === 'number') {
     const copy = speed.kernelCopy?.pagesPerSec;
