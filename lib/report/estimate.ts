@@ -93,32 +93,27 @@ async function planTargets(
   pids: number[] | undefined,
   config: { onlyMergeable: boolean; minRegionBytes: number; page: number },
   signal: AbortSignal | undefined,
-): Promise<{ plans: Plan[]; names: VmaNames[]; resolved: ProcessTarget[]; machine: AllTargets | undefined }> {
+): Promise<{ plans: Plan[]; names: Promise<VmaNames[]>; resolved: ProcessTarget[]; machine: AllTargets | undefined }> {
   const { onlyMergeable, minRegionBytes, page } = config;
-  const plans: Plan[] = [];
-  const names: VmaNames[] = [];
   if (pids === undefined) {
     const machine = await allTargets('/');
     if (signal?.aborted) throw abortError(signal);
-    for (const t of machine.targets) {
-      plans.push(plan(t.target.pid, t.vmas, onlyMergeable, minRegionBytes, page));
-      // Every process of the machine: its kinds from the layout alone, no thread or memory reads.
-      names.push({ kinds: await kindsOf(t.target, t.vmas, undefined, false), labels: labelsOf(t.target) });
-    }
-    return { plans, names, resolved: machine.targets.map((t) => t.target), machine };
+    const targets = machine.targets;
+    const plans = targets.map((t) => plan(t.target.pid, t.vmas, onlyMergeable, minRegionBytes, page));
+    // Every process of the machine: its kinds from the layout alone, no thread or memory reads.
+    const names = Promise.all(targets.map(async (t) => ({ kinds: await kindsOf(t.target, t.vmas, undefined, false), labels: labelsOf(t.target) })));
+    names.catch(() => {}); // awaited after the estimate; failing meanwhile is not unhandled
+    return { plans, names, resolved: targets.map((t) => t.target), machine };
   }
   // A thread id names its process: each process is estimated once.
   const resolved = distinctTargets('/', pids);
   // Each smaps read is the kernel walking that process's page tables on one
   // thread: several targets are read side by side (on the reader threads).
-  const read = await mapLimit(resolved, READ_CONCURRENCY, async (target) => {
-    const vmas = await readVmas(target);
-    return { vmas, kinds: await kindsOf(target, vmas) };
-  });
-  read.forEach(({ vmas, kinds }, i) => {
-    plans.push(plan(resolved[i]!.pid, vmas, onlyMergeable, minRegionBytes, page));
-    names.push({ kinds, labels: labelsOf(resolved[i]!) });
-  });
+  const vmasOf = await mapLimit(resolved, READ_CONCURRENCY, (target) => readVmas(target));
+  const plans = vmasOf.map((vmas, i) => plan(resolved[i]!.pid, vmas, onlyMergeable, minRegionBytes, page));
+  // Node's kinds (thread stacks, malloc headers) are read while the pages are hashed.
+  const names = mapLimit(resolved, READ_CONCURRENCY, async (target, i) => ({ kinds: await kindsOf(target, vmasOf[i]!), labels: labelsOf(target) }));
+  names.catch(() => {});
   return { plans, names, resolved, machine: undefined };
 }
 
@@ -173,8 +168,9 @@ export async function estimate(
   const maxPageSharing = maxSharingOption ?? stat?.maxPageSharing ?? 256;
   const page = native.pageSize();
 
-  const { plans, names, resolved, machine } = await planTargets(all ? undefined : pids, { onlyMergeable, minRegionBytes, page }, signal);
-  const mergeAny = await Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
+  const { plans, names: naming, resolved, machine } = await planTargets(all ? undefined : pids, { onlyMergeable, minRegionBytes, page }, signal);
+  // Only the result needs them: read while the pages are hashed.
+  const mergeAnyRead = Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
 
   let progressError: unknown;
   const handle = native.estimatePages(
@@ -214,6 +210,7 @@ export async function estimate(
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
+  const [names, mergeAny] = await Promise.all([naming, mergeAnyRead]);
   const result = await assemble(raw, plans, names, mergeAny, {
     page,
     useZeroPages,
