@@ -21,7 +21,9 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { benchAddon } from './lib/addon.mjs';
+import { Worker } from 'node:worker_threads';
+
+import { BENCH_ADDON, benchAddon } from './lib/addon.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -277,6 +279,7 @@ async function threads() {
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const rows = [];
   let delay;
+  let copy;
   try {
     for (let i = 0; i < rounds; i++) {
       // Alternate which goes first, so that neither always runs on a warm cache.
@@ -306,6 +309,7 @@ async function threads() {
       rows.push(row);
     }
     delay = await loopDelay(child.pid, opts);
+    copy = await copyOnThreads(many, smoke ? 8 : 256, smoke ? 1 : 3);
   } finally {
     child.kill();
   }
@@ -326,6 +330,7 @@ async function threads() {
     wholeRatioMin: Math.min(...rows.map((r) => r[many].whole / r[1].whole)),
     wholeRatioMax: Math.max(...rows.map((r) => r[many].whole / r[1].whole)),
     delay,
+    copy,
   };
   log(`estimate(child, ${mib} MiB), threads 1 against ${many}, median of ${rounds} rounds side by side:`);
   log(`  threads=1:  sample ${(result.one.samplePagesPerSec / 1e6).toFixed(2)} M pages/s, whole call ${(result.one.wholePagesPerSec / 1e6).toFixed(2)} M pages/s (${result.one.elapsedMs.toFixed(0)} ms)`);
@@ -335,9 +340,44 @@ async function threads() {
   }
   log(`  ratio: sample ${result.sampleRatio.toFixed(2)}x, native phases ${result.nativeRatio.toFixed(2)}x, whole call ${result.wholeRatio.toFixed(2)}x (min ${result.wholeRatioMin.toFixed(2)}, max ${result.wholeRatioMax.toFixed(2)})`);
   log(`  the child's smaps read raw (fs.readFileSync, one kernel walk): ${result.smapsMs.toFixed(1)} ms; whole call if the native phases scaled perfectly: ${result.wholeRatioBound.toFixed(2)}x`);
+  log(`  process_vm_readv copy alone on ${many} threads at once against one (each its own ${copy.mibEach} MiB, 64 pages a call): ${copy.ratio.toFixed(2)}x (${copy.ratios.map((r) => r.toFixed(2)).join(', ')})`);
   log(`event loop delay (monitorEventLoopDelay, 10 ms resolution), ${delay.estimateMs.toFixed(0)} ms estimate at threads=${many} against idle:`);
   log(`  during: p50 ${delay.during.p50.toFixed(2)} ms, p99 ${delay.during.p99.toFixed(2)} ms, max ${delay.during.max.toFixed(2)} ms; idle: p50 ${delay.idle.p50.toFixed(2)} ms, p99 ${delay.idle.p99.toFixed(2)} ms, max ${delay.idle.max.toFixed(2)} ms`);
   return result;
+}
+
+// The copy alone (bench addon's vmReadBandwidth, no hash) on `many` worker
+// threads started together against one thread: how far the kernel's copy
+// itself scales over the cores, the ceiling of the sample phase's ratio.
+async function copyOnThreads(many, mibEach, rounds) {
+  const once = async (n) => {
+    const flag = new SharedArrayBuffer(4);
+    const workers = Array.from({ length: n }, () => new Worker(new URL('./workers/copy-thread.mjs', import.meta.url), {
+      workerData: { addon: BENCH_ADDON, bytes: mibEach * 2 ** 20, batchPages: 64, flag },
+    }));
+    try {
+      const results = workers.map((w) => new Promise((resolve, reject) => {
+        w.on('error', reject);
+        w.on('message', (m) => {
+          if (!m.ready) resolve(m);
+        });
+      }));
+      await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
+      Atomics.store(new Int32Array(flag), 0, 1);
+      Atomics.notify(new Int32Array(flag), 0);
+      const done = await Promise.all(results);
+      return done.reduce((sum, r) => sum + r.bytes / r.nanoseconds, 0);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  };
+  const ratios = [];
+  for (let i = 0; i < rounds; i++) {
+    const one = await once(1);
+    ratios.push((await once(many)) / one);
+  }
+  const sorted = [...ratios].sort((a, b) => a - b);
+  return { mibEach, ratio: sorted[Math.floor(sorted.length / 2)], ratios };
 }
 
 async function loopDelay(pid, opts) {

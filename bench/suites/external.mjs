@@ -92,7 +92,8 @@ function adaptEstimate(report) {
         ratio: threads.nativeRatio,
         target: '>= 1.7x on 2 cores',
         verdict: threads.nativeRatio >= 1.7 ? 'met' : `missed: ${num(threads.nativeRatio)}x`,
-        notes: 'what the threads share; the smaps read and the JS planning before them run once whatever the threads',
+        notes: 'what the threads share; the smaps read and the JS planning before them run once whatever the threads' +
+          (threads.copy ? `; the process_vm_readv copy alone on ${threads.threads} threads at once: ${num(threads.copy.ratio)}x one thread's (median of ${threads.copy.ratios.length})` : ''),
       });
     }
     const d = threads.delay;
