@@ -189,13 +189,13 @@ class EstimateWorker {
  private:
   static constexpr size_t kWavePages = 64;
   static constexpr size_t kMaxIov = 1024;  // IOV_MAX
-  static constexpr size_t kChunkPages = 8192;     // sample work item
+  static constexpr size_t kChunkPages = 2048;     // sample work item
   static constexpr size_t kConfirmChunk = 16384;  // confirm work item (entries)
-  // Pagemap work item: 64 MiB of address space; a larger range is cut into
+  // Pagemap work item: 16 MiB of address space; a larger range is cut into
   // at most kPagemapSplit pieces per thread (a sparse reservation of
   // terabytes is walked quickly by PAGEMAP_SCAN, not cut into millions).
-  static constexpr size_t kPagemapItemPages = 16384;
-  static constexpr size_t kPagemapSplit = 4;
+  static constexpr size_t kPagemapItemPages = 4096;
+  static constexpr size_t kPagemapSplit = 16;
 
   bool Cancelled() const { return stop_->Cancelled(); }
   bool Stopped() const { return failed_.load(std::memory_order_relaxed) || Cancelled(); }
