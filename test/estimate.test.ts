@@ -693,10 +693,11 @@ describe.for(hashPaths())('estimate() of a sparse 64 GiB mapping ($name)', (hash
     const scanned = await estimateRanges(sparse.pid, ranges, true);
     expect(scanned.pagemapScan).toBe(kernelHasPagemapScan());
     if (scanned.pagemapScan) {
-      // Runs of present pages only, a few ioctls for 16 Mi pages.
+      // Runs of present pages only, a few ioctls for 16 Mi pages: the range
+      // is read in at most 16 pieces per thread, each one ioctl or a few.
       expect(scanned.pagemapEntries).toBe(present);
       expect(scanned.pagemapScans).toBeGreaterThan(0);
-      expect(scanned.pagemapScans).toBeLessThan(10);
+      expect(scanned.pagemapScans).toBeLessThan(16 * scanned.threads + 10);
     }
     expect(scanned.targets[0]!.exited).toBe(false);
     expect(Array.from(scanned.targets[0]!.stats)).toEqual(Array.from(linear.targets[0]!.stats));
