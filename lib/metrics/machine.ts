@@ -191,8 +191,11 @@ function registerProcesses(r: Resolved, read: () => Promise<Reading>, withShare:
  * CPU time, counts of merging, mergeable and unreadable processes, and per
  * cgroup `ksm_cgroup_{processes,merging_pages,metadata_bytes,merged_bytes,
  * saved_bytes,memory_bytes,anon_bytes}{cgroup,unit,pod_uid,container_id}`;
- * with `perProcess`, `ksm_process_*{pid,comm}`. What `node-ksm exporter`
- * serves; reading other processes needs root.
+ * with `perProcess`, `ksm_process_*{pid,comm}`; and what each reader of the
+ * scrape cost, `ksm_scrape_reader_{duration_seconds,success,items}{reader}`
+ * (a reader that fails is reported there and leaves its figures out; the
+ * scrape still answers). What `node-ksm exporter` serves; reading other
+ * processes needs root.
  */
 export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void {
   const r = resolve(options);
