@@ -234,6 +234,9 @@ rows.push({
 for (const row of rows.slice(-2)) console.log(`${row.figure}: ${row.measured} | ${row.comparedWith}`);
 console.log(JSON.stringify({
   rows,
+  processes,
+  sizes: measured.map(({ bytes, shape, ms, elapsedMs, timings, memoryBytes, maxRssBytes, vmHwmBytes, pagesHashed, threads, holders, expectedSavedBytes, predictedHolderBytes }) => (
+    { bytes, shape, ms, elapsedMs, timings, memoryBytes, maxRssBytes, vmHwmBytes, pagesHashed, threads, holders, expectedSavedBytes, predictedHolderBytes })),
   method: [
     `\`node bench/estimate-synthetic.mjs --gib ${totalBytes / GiB} --processes ${processes}\`: ${processes} python holders (bench/workers/synthetic.py), each one private anonymous mapping (MADV_NOHUGEPAGE, never MADV_MERGEABLE), every page written: half the pages identical across the holders, an eighth zero pages, the rest random.`,
     `Each size is timed in ${runs} fresh node processes running estimate({ all: true, useZeroPages: true }) (the whole machine: the holders and every other process); the figure is the median. Peak RSS: process.resourceUsage().maxRSS of that process.`,
