@@ -94,7 +94,12 @@ async function readMachine(root: string, withShare: boolean, exact: boolean | un
 function machineReader(root: string, withShare: boolean, exact: boolean | undefined, log: ReaderLog): () => Promise<Reading> {
   let last: { at: number; reading: Promise<Reading> } | undefined;
   let mounts: Promise<CgroupMounts> | undefined;
-  const mountsOnce = (): Promise<CgroupMounts> => (mounts ??= cgroupMounts(root));
+  // Read once; a failed read is tried again at the next scrape, not kept.
+  const mountsOnce = (): Promise<CgroupMounts> =>
+    (mounts ??= cgroupMounts(root).catch((error: unknown) => {
+      mounts = undefined;
+      throw error;
+    }));
   return () => {
     const now = Date.now();
     if (last === undefined || now - last.at >= 500) last = { at: now, reading: readMachine(root, withShare, exact, log, mountsOnce) };

@@ -110,7 +110,7 @@ export function registerReaderMetrics(client: Client, registry: Registry, prefix
       'sysfs and costs run while the process readers wait on the thread pool, so the sum may exceed the scrape',
     (run) => run.seconds,
   );
-  gauge('ksm_scrape_reader_success', 'Whether each reader of the last scrape succeeded: 1 yes, 0 it failed (the figures it feeds are left out)', (run) =>
+  gauge('ksm_scrape_reader_success', 'Whether each reader of the last scrape succeeded: 1 yes, 0 it failed (what it feeds is empty in that scrape, which still answers)', (run) =>
     run.ok ? 1 : 0,
   );
   gauge(

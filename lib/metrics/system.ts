@@ -86,7 +86,15 @@ function sysfsReader(root: string, log: ReaderLog): () => SystemStat | undefined
   return () => {
     const now = Date.now();
     if (last !== undefined && now - last.at < 500) return last.stat;
-    last = { at: now, stat: log.time('sysfs', read, sysfsOutcome) };
+    let stat: SystemStat | undefined;
+    try {
+      stat = log.time('sysfs', read, sysfsOutcome);
+    } catch (error) {
+      // Logged as a failed reader; after the first reading the scrape keeps the last values and answers.
+      if (last === undefined) throw error;
+      stat = last.stat;
+    }
+    last = { at: now, stat };
     return last.stat;
   };
 }
