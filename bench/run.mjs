@@ -8,7 +8,8 @@
 //   --quick   a smaller matrix (a few minutes)
 //   --smoke   tiny sizes, no global-knob windows: checks the harness works
 //   --only    suites by id: efficiency, merge-time, enable-merge, peer,
-//             alloc, thp, costs, node-workloads, profit, estimate, v8-heap
+//             alloc, thp, costs, node-workloads, profit, scrape, estimate,
+//             estimate-synthetic, v8-heap
 //   --out     where to write the Markdown (default BENCHMARKS.md; '-' for none)
 //   --json    also write every raw figure as JSON
 //   --render  run nothing: redraw BENCHMARKS.md from bench/results.json
@@ -78,15 +79,17 @@ async function main() {
     process.exit(2);
   }
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  /** The scripts bench/suites/external.mjs runs, selectable by name. */
+  const EXTERNAL = ['profit', 'scrape', 'estimate', 'estimate-synthetic'];
   const selected = SUITES.filter((id) => {
     if (!only) return true;
-    if (id === 'external') return only.includes('profit') || only.includes('estimate') || only.includes('external');
+    if (id === 'external') return EXTERNAL.some((name) => only.includes(name)) || only.includes('external');
     return only.includes(id);
   });
   if (only) {
-    const unknown = only.filter((id) => !SUITES.includes(id) && id !== 'profit' && id !== 'estimate');
+    const unknown = only.filter((id) => !SUITES.includes(id) && !EXTERNAL.includes(id));
     if (unknown.length > 0) {
-      console.error(`bench: unknown suite(s) ${unknown.join(', ')}; known: ${SUITES.join(', ')}, profit, estimate`);
+      console.error(`bench: unknown suite(s) ${unknown.join(', ')}; known: ${[...SUITES, ...EXTERNAL].join(', ')}`);
       process.exit(2);
     }
   }

@@ -3,7 +3,8 @@
 // trees (each process: 40 VMAs of smaps, a pod or unit cgroup), and at 10
 // and 100 real merging processes (python holders of the same 4 MiB; exact
 // fair shares as root). Each scrape is an HTTP GET of /metrics from a
-// running exporter, spaced past its 500 ms reuse window.
+// running exporter, spaced past its 500 ms reuse window; the share of each
+// reader comes from the ksm_scrape_reader_duration_seconds series it serves.
 //
 //   node bench/scrape.mjs [--quick | --smoke] [--runs 9] [--json]
 //
@@ -81,11 +82,19 @@ function startExporter({ global = [], exporter = [] }) {
   });
 }
 
-/** Median wall time of RUNS scrapes (after one warm-up), and the series of the last. */
+/** ksm_scrape_reader_duration_seconds{reader} of one scrape's text, in ms by reader. */
+function readerTimes(text) {
+  const times = {};
+  for (const m of text.matchAll(/^ksm_scrape_reader_duration_seconds\{reader="([a-z_]+)"\} (\S+)$/gm)) times[m[1]] = Number(m[2]) * 1000;
+  return times;
+}
+
+/** Median wall time of RUNS scrapes (after one warm-up), the series of the last, and the median ms and share of each reader. */
 async function measure(args) {
   const { child, url } = await startExporter(args);
   try {
     const times = [];
+    const byReader = {};
     let series = 0;
     for (let i = 0; i <= RUNS; i++) {
       await sleep(600); // past the exporter's per-scrape reuse window
@@ -95,9 +104,15 @@ async function measure(args) {
       const ms = performance.now() - t0;
       if (response.status !== 200) throw new Error(`scrape answered ${response.status}`);
       series = text.split('\n').filter((line) => line !== '' && !line.startsWith('#')).length;
-      if (i > 0) times.push(ms);
+      if (i === 0) continue;
+      times.push(ms);
+      // The reader series describe the scrape that carried them: share of that scrape's wall time.
+      for (const [reader, readerMs] of Object.entries(readerTimes(text))) (byReader[reader] ??= []).push({ ms: readerMs, share: readerMs / ms });
     }
-    return { ms: median(times), min: Math.min(...times), max: Math.max(...times), series };
+    const readers = Object.fromEntries(
+      Object.entries(byReader).map(([reader, list]) => [reader, { ms: median(list.map((r) => r.ms)), share: median(list.map((r) => r.share)) }]),
+    );
+    return { ms: median(times), min: Math.min(...times), max: Math.max(...times), series, readers };
   } finally {
     child.kill('SIGTERM');
   }
@@ -105,6 +120,27 @@ async function measure(args) {
 
 const rows = [];
 const fmt = (r) => `${r.ms.toFixed(0)} ms (${r.min.toFixed(0)}-${r.max.toFixed(0)})`;
+const pct = (share) => `${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`;
+/** "processes 41 ms 55%, fair_share ..." : median per reader, in the order a scrape runs them. */
+const readerLine = (r) =>
+  ['sysfs', 'costs', 'processes', 'fair_share', 'cgroups']
+    .filter((reader) => r.readers[reader] !== undefined)
+    .map((reader) => `${reader} ${r.readers[reader].ms.toFixed(1)} ms ${pct(r.readers[reader].share)}`)
+    .join(', ') + `; rest ${pct(rest(r))} (exposition and HTTP: the scrape less the chain processes, fair_share, cgroups)`;
+/** The readers of /proc run one after another; what the scrape spent besides them. */
+const rest = (r) => Math.max(0, 1 - ['processes', 'fair_share', 'cgroups'].reduce((sum, reader) => sum + (r.readers[reader]?.share ?? 0), 0));
+/** The reader rows of one configuration, for BENCHMARKS.md. */
+function readerRow(label, r) {
+  return {
+    figure: `share of one scrape per reader, ${label}`,
+    measured: readerLine(r),
+    comparedWith: `scrape ${r.ms.toFixed(0)} ms (median)`,
+    ratio: '',
+    target: 'the share spent in each reader (readers overlap: the shares may sum past 100%)',
+    verdict: 'measured',
+    readers: r.readers,
+  };
+}
 
 for (const n of FIXTURE_SIZES) {
   const root = fixtureTree(n);
@@ -119,6 +155,7 @@ for (const n of FIXTURE_SIZES) {
       target: '< 10 s (Prometheus scrape timeout)',
       verdict: groups.ms < 10_000 ? 'met' : 'missed',
     });
+    rows.push(readerRow(`${n} fixture processes`, groups));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -147,6 +184,8 @@ if (REAL_SIZES.length > 0) {
             target: n === 100 ? '< 1 s (DESIGN.md); < 10 s scrape timeout' : '',
             verdict: n === 100 ? (exact.ms < 1000 ? 'met' : exact.ms < 10_000 ? 'under the timeout, over 1 s' : 'missed') : 'measured',
           });
+          rows.push(readerRow(`${n} real merging processes (exact shares)`, exact));
+          rows.push(readerRow(`${n} real merging processes (--no-fair-share)`, estimated));
         } finally {
           await group.stop();
         }
@@ -164,5 +203,6 @@ console.log(JSON.stringify({
     `Each figure is the median (min-max) of ${RUNS} HTTP scrapes of a running \`node-ksm exporter\`, 600 ms apart (past its reuse window), after one warm-up.`,
     'Fixture trees: every process 40 VMAs (4 with KSM pages), in pods of four containers or in a unit; the whole /proc read per scrape.',
     'Real: python holders of the same 4 MiB (bench/workers/holder.py), merged before measuring; the exporter as root reads exact shares (pagemap + kpageflags).',
+    "Per reader: the exporter's own ksm_scrape_reader_duration_seconds{reader} of each timed scrape, over that scrape's wall time (client side), median over the runs. sysfs and costs run while processes, fair_share and cgroups (one after another) wait on the thread pool, so the shares overlap.",
   ],
 }));

@@ -9,21 +9,24 @@ import type * as PromClient from 'prom-client';
 import { VMSTAT_FILE } from '../kernel/names.js';
 import { readKsmCosts, type KsmCosts } from '../report/costs.js';
 import { kernelCounter } from './prom-client.js';
+import type { ReaderLog, ReaderOutcome } from './readers.js';
 
 type Registry = PromClient.Registry;
 
 /** One reading per scrape: the three collect callbacks run back to back. */
-function costsReader(root: string): () => KsmCosts {
+function costsReader(root: string, log: ReaderLog): () => KsmCosts {
   let last: KsmCosts | undefined;
+  // Counters found; a kernel without them is a reader with nothing to read, not a failure.
+  const outcome = (c: KsmCosts): ReaderOutcome => ({ items: [c.cowKsm, c.ksmSwpinCopy, c.ksmdCpuSeconds].filter((v) => v !== undefined).length, ok: true });
   return () => {
-    if (last === undefined || performance.now() - last.atMs > 500) last = readKsmCosts(root);
+    if (last === undefined || performance.now() - last.atMs > 500) last = log.time('costs', () => readKsmCosts(root), outcome);
     return last;
   };
 }
 
 /** Registers the cost counters this kernel has (a counter it lacks is left out, never shown as 0). */
-export function registerCostMetrics(client: typeof PromClient, registry: Registry, prefix: string, root: string): void {
-  const read = costsReader(root);
+export function registerCostMetrics(client: typeof PromClient, registry: Registry, prefix: string, root: string, log: ReaderLog): void {
+  const read = costsReader(root, log);
   const first = read();
   const counter = (name: string, help: string, value: (costs: KsmCosts) => number | undefined): void => {
     if (value(first) !== undefined) kernelCounter(client, registry, prefix + name, help, () => value(read()));

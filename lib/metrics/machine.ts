@@ -8,8 +8,10 @@
 
 import { KsmUnsupportedError } from '../errors.js';
 import { cgroupMounts, type CgroupMounts } from '../kernel/cgroup.js';
-import { ksmProcesses } from '../report/processes.js';
-import { collectShares, groupShares, type GroupProfit, type ShareRow } from '../report/groups.js';
+import type { KsmStat } from '../kernel/ksm-stat.js';
+import { ksmProcesses, type KsmProcessList } from '../report/processes.js';
+import { groupShares, sharesOf, type GroupProfit, type ShareRow } from '../report/groups.js';
+import { readerLog, registerReaderMetrics, type ReaderLog } from './readers.js';
 import { checkBoolean, checkOptions, optionalNumber } from '../validate.js';
 import { registerSystem, resolve, type CommonMetricsOptions, type Resolved } from './system.js';
 
@@ -43,41 +45,64 @@ function checkMaxGroups(value: unknown): number {
   return optionalNumber('options.maxGroups', value, { integer: true, min: 0, max: 100_000 }) ?? 500;
 }
 
+const EMPTY: Omit<Reading, 'groups'> = { rows: [], mergeable: 0, unreadable: 0, stalled: 0 };
+const mergeableOf = (stats: Array<{ stat: KsmStat }>): number => stats.filter((p) => p.stat.mergeAny === true || p.stat.mergeable === true).length;
+
+/** The readers of a scrape, each timed into `log`: processes, then fair_share, then cgroups. */
+async function readMachine(root: string, withShare: boolean, exact: boolean | undefined, log: ReaderLog, mounts: () => Promise<CgroupMounts>): Promise<Reading> {
+  let list: KsmProcessList | undefined;
+  try {
+    list = await log.timeAsync(
+      'processes',
+      () => ksmProcesses({ root, candidates: true }).catch((error: unknown) => {
+        if (error instanceof KsmUnsupportedError) return undefined; // no KSM accounting: nothing to read
+        throw error;
+      }),
+      (l) => ({ items: l?.processes.length ?? 0, ok: true }),
+    );
+  } catch {
+    list = undefined; // the failure is in ksm_scrape_reader_success; the readers after it had nothing to read
+  }
+  let reading: Omit<Reading, 'groups'> = EMPTY;
+  if (list !== undefined && !withShare) {
+    const rows = list.processes.filter((p) => p.merging).map((p) => ({ pid: p.pid, comm: p.comm, stat: p.stat, share: undefined }));
+    reading = { rows, mergeable: mergeableOf(list.processes), unreadable: list.unreadable.length, stalled: list.stalled.length };
+  } else if (withShare) {
+    const listed = list;
+    const collected =
+      listed === undefined
+        ? log.skip('fair_share')
+        : await log.timeAsync('fair_share', () => sharesOf(listed, exact === undefined ? { root } : { root, exact }), (c) => ({
+            items: c.rows.filter((row) => row.share !== undefined).length,
+            ok: true,
+          }));
+    if (collected !== undefined) {
+      const { rows, candidates, unreadable, stalled } = collected;
+      reading = { rows, mergeable: mergeableOf([...rows, ...candidates]), unreadable: unreadable.length, stalled: stalled.length };
+    }
+  }
+  let groups: GroupProfit[] = [];
+  try {
+    groups = await log.timeAsync('cgroups', async () => groupShares(reading.rows, 'cgroup', root, await mounts()), (g) => ({ items: g.length, ok: true }));
+  } catch {
+    groups = []; // reported as a failed cgroups reader: no cgroup series this scrape
+  }
+  return { ...reading, groups };
+}
+
 /** One reading per scrape: the collect callbacks of a scrape run back to back. */
-function machineReader(root: string, withShare: boolean, exact: boolean | undefined): () => Promise<Reading> {
+function machineReader(root: string, withShare: boolean, exact: boolean | undefined, log: ReaderLog): () => Promise<Reading> {
   let last: { at: number; reading: Promise<Reading> } | undefined;
   let mounts: Promise<CgroupMounts> | undefined;
-  const read = async (): Promise<Reading> => {
-    mounts ??= cgroupMounts(root);
-    let rows: ShareRow[];
-    let mergeable: number;
-    let unreadable: number;
-    let stalled: number;
-    try {
-      if (withShare) {
-        const options: { root: string; exact?: boolean; candidates: boolean } = { root, candidates: true };
-        if (exact !== undefined) options.exact = exact;
-        const collected = await collectShares(options);
-        rows = collected.rows;
-        unreadable = collected.unreadable.length;
-        stalled = collected.stalled.length;
-        mergeable = [...rows, ...collected.candidates].filter((p) => p.stat.mergeAny === true || p.stat.mergeable === true).length;
-      } else {
-        const list = await ksmProcesses({ root, candidates: true });
-        rows = list.processes.filter((p) => p.merging).map((p) => ({ pid: p.pid, comm: p.comm, stat: p.stat, share: undefined }));
-        unreadable = list.unreadable.length;
-        stalled = list.stalled.length;
-        mergeable = list.processes.filter((p) => p.stat.mergeAny === true || p.stat.mergeable === true).length;
-      }
-    } catch (error) {
-      if (!(error instanceof KsmUnsupportedError)) throw error;
-      return { rows: [], mergeable: 0, unreadable: 0, stalled: 0, groups: [] };
-    }
-    return { rows, mergeable, unreadable, stalled, groups: await groupShares(rows, 'cgroup', root, await mounts) };
-  };
+  // Read once; a failed read is tried again at the next scrape, not kept.
+  const mountsOnce = (): Promise<CgroupMounts> =>
+    (mounts ??= cgroupMounts(root).catch((error: unknown) => {
+      mounts = undefined;
+      throw error;
+    }));
   return () => {
     const now = Date.now();
-    if (last === undefined || now - last.at >= 500) last = { at: now, reading: read() };
+    if (last === undefined || now - last.at >= 500) last = { at: now, reading: readMachine(root, withShare, exact, log, mountsOnce) };
     return last.reading;
   };
 }
@@ -171,8 +196,11 @@ function registerProcesses(r: Resolved, read: () => Promise<Reading>, withShare:
  * CPU time, counts of merging, mergeable and unreadable processes, and per
  * cgroup `ksm_cgroup_{processes,merging_pages,metadata_bytes,merged_bytes,
  * saved_bytes,memory_bytes,anon_bytes}{cgroup,unit,pod_uid,container_id}`;
- * with `perProcess`, `ksm_process_*{pid,comm}`. What `node-ksm exporter`
- * serves; reading other processes needs root.
+ * with `perProcess`, `ksm_process_*{pid,comm}`; and what each reader of the
+ * scrape cost, `ksm_scrape_reader_{duration_seconds,success,items}{reader}`
+ * (a reader that fails is reported there and leaves its figures out; the
+ * scrape still answers). What `node-ksm exporter` serves; reading other
+ * processes needs root.
  */
 export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void {
   const r = resolve(options);
@@ -183,7 +211,8 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
   const maxGroups = checkMaxGroups(opts.maxGroups);
   registerSystem(r);
   const { client, registry, prefix, root } = r;
-  const read = machineReader(root, withShare, exact);
+  const log = readerLog(registry, prefix);
+  const read = machineReader(root, withShare, exact, log);
 
   const count = (name: string, help: string, value: (reading: Reading) => number): void => {
     new client.Gauge({
@@ -205,4 +234,5 @@ export function collectMachineKsmMetrics(options?: MachineMetricsOptions): void 
   );
   registerGroups(r, read, withShare, maxGroups);
   if (perProcess) registerProcesses(r, read, withShare);
+  registerReaderMetrics(client, registry, prefix, log, read);
 }

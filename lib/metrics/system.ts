@@ -13,6 +13,7 @@ import { KSM_DIR } from '../kernel/names.js';
 import { registerCostMetrics } from './costs.js';
 import { checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 import { applicationPromClient, clientOfRegistry, kernelCounter, type Client } from './prom-client.js';
+import { readerLog, type ReaderLog, type ReaderOutcome } from './readers.js';
 
 /**
  * A prom-client Registry, described by what we use of it so that the
@@ -60,24 +61,41 @@ export function resolve(options: CommonMetricsOptions | undefined): Resolved {
   return { client, registry: opts.register as Registry, prefix, root };
 }
 
+/** The files of a reading that held a value (0: no KSM sysfs), and whether every one could be read. */
+function sysfsOutcome(stat: SystemStat | undefined): ReaderOutcome {
+  if (stat === undefined) return { items: 0, ok: true };
+  const meta = new Set(['runState', 'advisorModes', 'missing', 'unknown', 'unreadable']);
+  const items = Object.entries(stat).filter(([key, value]) => !meta.has(key) && value !== undefined).length;
+  return { items, ok: Object.keys(stat.unreadable).length === 0 };
+}
+
 /**
  * One reading of the KSM sysfs counters per scrape: the collect callbacks of a
  * scrape run back to back, so a reading younger than 500 ms is reused.
  */
-function sysfsReader(root: string): () => SystemStat | undefined {
+function sysfsReader(root: string, log: ReaderLog): () => SystemStat | undefined {
   let last: { at: number; stat: SystemStat | undefined } | undefined;
+  const read = (): SystemStat | undefined => {
+    try {
+      return systemStat({ root });
+    } catch (error) {
+      if (!(error instanceof KsmUnsupportedError)) throw error;
+      return undefined; // no CONFIG_KSM: the metrics are absent, the scrape still works
+    }
+  };
   return () => {
     const now = Date.now();
     if (last !== undefined && now - last.at < 500) return last.stat;
     let stat: SystemStat | undefined;
     try {
-      stat = systemStat({ root });
+      stat = log.time('sysfs', read, sysfsOutcome);
     } catch (error) {
-      if (!(error instanceof KsmUnsupportedError)) throw error;
-      stat = undefined; // no CONFIG_KSM: the metrics are absent, the scrape still works
+      // Logged as a failed reader; after the first reading the scrape keeps the last values and answers.
+      if (last === undefined) throw error;
+      stat = last.stat;
     }
     last = { at: now, stat };
-    return stat;
+    return last.stat;
   };
 }
 
@@ -99,7 +117,8 @@ export function registerSystem(r: Resolved): void {
   systemRegistered.set(r.registry, done);
 
   const { client, registry, prefix } = r;
-  const read = sysfsReader(r.root);
+  const log = readerLog(registry, prefix);
+  const read = sysfsReader(r.root, log);
   // prom-client prints an unlabelled metric even when never set (as 0), so
   // only what this kernel has is registered: a machine does not gain
   // CONFIG_KSM or a sysfs file at runtime. A failed read keeps the last value.
@@ -159,6 +178,6 @@ export function registerSystem(r: Resolved): void {
   counter('ksm_full_scans_total', 'Full scans of all mergeable memory (full_scans)', (s) => s.fullScans);
   counter('ksm_pages_scanned_total', 'Pages ksmd scanned (pages_scanned)', (s) => s.pagesScanned);
   counter('ksm_pages_skipped_total', 'Pages smart_scan skipped (pages_skipped)', (s) => s.pagesSkipped);
-  registerCostMetrics(client, registry, prefix, r.root);
+  registerCostMetrics(client, registry, prefix, r.root, log);
 }
 

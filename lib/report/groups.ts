@@ -14,7 +14,7 @@ import { systemStat } from '../kernel/sysfs.js';
 import { pageSize } from '../merge/buffers.js';
 import { checkBoolean, checkOptions, checkRoot, invalidType, outOfRange, type RootOption } from '../validate.js';
 import { parseCgroupName, type CgroupName, type ContainerRuntime, type PodQosClass } from './cgroup-names.js';
-import { fairShare, ksmProcesses, type FairShare } from './processes.js';
+import { fairShare, ksmProcesses, type FairShare, type KsmProcessList } from './processes.js';
 import type { ProfitMethod } from './profit/types.js';
 
 export type GroupBy = 'cgroup' | 'unit' | 'pod' | 'container';
@@ -114,7 +114,11 @@ function errorCode(error: unknown): string {
  * that left meanwhile is dropped.
  */
 export async function collectShares(options: { root: string; exact?: boolean; candidates?: boolean }): Promise<ShareCollection> {
-  const list = await ksmProcesses({ root: options.root, candidates: options.candidates === true });
+  return sharesOf(await ksmProcesses({ root: options.root, candidates: options.candidates === true }), options);
+}
+
+/** collectShares() for a listing already made (the exporter times the two apart). */
+export async function sharesOf(list: KsmProcessList, options: { root: string; exact?: boolean }): Promise<ShareCollection> {
   const rows: ShareRow[] = [];
   const candidates: ShareCollection['candidates'] = [];
   const unreadable = [...list.unreadable];
