@@ -86,7 +86,7 @@ describe.runIf(state.loaded)('malloc chunks told in the addon', () => {
   });
 
   it('are the chunks the read-at-a-time walk tells, the big Buffer among them', async () => {
-    const target = resolveTarget(child.pid);
+    const target = resolveTarget(child.pid, undefined);
     const candidates = (await readSmaps(target)).vmas.filter(mallocChunkCandidate);
     expect(candidates.length).toBeGreaterThan(0);
     const byAddon = await readMallocChunksNative(target, candidates, PAGE, 4096, 10_000);
