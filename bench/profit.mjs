@@ -206,13 +206,19 @@ if (process.getuid?.() === 0 && fs.existsSync(`${KSM}/run`) && fs.readFileSync(`
     const estimated = [];
     const raw = [];
     const reads = [];
+    const allReads = [];
     let frames;
     for (let i = 0; i < Math.min(RUNS, 7) + 1; i++) {
       const e = await time(() => profit(pid, { exact: true }));
       const s = await time(() => profit(pid, { exact: false }));
       const a = await time(() => addon.pageAttribution(pid, starts, ends));
       const r = await time(() => { frames = exactReadsRaw(pid, walked); });
+      const all = await time(async () => {
+        profitFilesRaw(pid);
+        await addon.pageAttribution(pid, starts, ends);
+      });
       if (i === 0) continue;
+      allReads.push(all);
       exact.push(e);
       estimated.push(s);
       reads.push(a);
@@ -228,7 +234,13 @@ if (process.getuid?.() === 0 && fs.existsSync(`${KSM}/run`) && fs.readFileSync(`
         ratio: undefined,
       },
       { what: 'the same reads raw from JavaScript (fs.readSync, same windows)', ms: median(raw), ratio: undefined },
+      {
+        what: 'every read it makes: smaps + smaps_rollup + ksm_stat (fs.readFileSync) + the addon\'s page reads, one after another',
+        ms: median(allReads),
+        ratio: undefined,
+      },
       { what: 'profit(pid, { exact: true }) / its reads alone', ms: undefined, ratio: median(exact) / median(reads) },
+      { what: 'profit(pid, { exact: true }) / every read it makes', ms: undefined, ratio: median(exact) / median(allReads) },
       { what: 'exact mode, extra cost per GiB merged', ms: perGiB, ratio: undefined },
     );
   } finally {

@@ -44,6 +44,8 @@ export async function readMallocChunksNative(
       const headers = await read.promise;
       const next: Walk[] = [];
       for (let i = 0; i < walks.length; i++) {
+        // Most candidates are no chunk: IS_MMAPPED (2) alone of the size's low bits, told without a BigInt.
+        if ((headers[i * HEADER_BYTES + 8]! & 7) !== 2) continue;
         const w = walks[i]!;
         const size = mmappedChunkSize(headers.subarray(i * HEADER_BYTES, (i + 1) * HEADER_BYTES), w.vma.end - w.at, pageSize);
         if (size === undefined) continue;
