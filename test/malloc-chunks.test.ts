@@ -95,6 +95,12 @@ describe.runIf(state.loaded)('malloc chunks told in the addon', () => {
     // The Buffer's chunk header is a page below its labelled bytes (node-kinds.test.ts reads it raw).
     const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
     expect([...byAddon!.keys()].some((start) => candidates.some((v) => v.start === start && start <= header && header < v.end))).toBe(true);
+    // Batched (process_vm_readv, where the directory names a pid) and through mem a read each: the same bytes.
+    const starts = BigUint64Array.from(candidates, (v) => v.start);
+    const batched = await startHeaderRead(`/proc/${child.pid}`, starts)!.promise;
+    const oneByOne = await startHeaderRead(`/proc/${child.pid}/.`, starts)!.promise;
+    expect(batched.equals(oneByOne)).toBe(true);
+    expect(batched.some((byte) => byte !== 0)).toBe(true);
     // A walk that may take one chunk per VMA tells only the VMAs holding exactly one.
     const one = await readMallocChunksNative(target, candidates, PAGE, 1, 10_000);
     expect(one).toEqual(new Map([...byPool].filter(([, chunks]) => chunks === 1)));
