@@ -1,9 +1,10 @@
 /**
  * What classifyVmas() needs beyond smaps, read from the process: its
  * threads' stack pointers (/proc/PID/task/TID/syscall) and the malloc chunk
- * headers at the start of its candidate VMAs (/proc/PID/mem, 16 bytes per
- * chunk, never printed; only from pages pagemap shows present, so the read
- * never faults a page in). Both need ptrace access to the process (root, or
+ * headers at the start of its candidate VMAs (16 bytes per chunk, never
+ * printed; only from pages pagemap shows present, so the read never faults
+ * a page in), all of them in one job of the addon (malloc-chunks.ts), or
+ * through the libuv pool without it. Both need ptrace access to the process (root, or
  * the same uid under Yama's ptrace_scope 0); without it that kind is simply
  * not given. Memory reads wait for the process's mmap lock: they stop at the
  * deadline and what was read by then is used.
