@@ -247,14 +247,15 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
     const ends = V8_CODE_RANGE_SIZES.map(() => runStart);
     for (let i = runStart; i <= runEnd; i++) {
       let found: { last: number; size: bigint } | undefined;
-      V8_CODE_RANGE_SIZES.forEach((size, s) => {
+      for (let s = 0; s < V8_CODE_RANGE_SIZES.length; s++) {
+        const size = V8_CODE_RANGE_SIZES[s]!;
         const target = vmas[i]!.start + size;
         let j = Math.max(ends[s]!, i);
         while (j < runEnd && vmas[j]!.end < target) j++;
         ends[s] = j;
         // The nearest end wins, as a walk from the start would meet it first.
         if (vmas[j]!.end === target && execBefore[j + 1 - runStart]! - execBefore[i - runStart]! > 0 && (found === undefined || j < found.last)) found = { last: j, size };
-      });
+      }
       if (found !== undefined) {
         ranges.push({ first: i, ...found });
         i = found.last;
