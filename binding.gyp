@@ -47,6 +47,7 @@
             "native/hash.cc",
             "native/memory.cc",
             "native/pagewalk.cc",
+            "native/header-read.cc",
             "native/procread.cc",
             "native/smaps-scan.cc",
             "native/process.cc",

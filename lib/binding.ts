@@ -165,6 +165,13 @@ export interface NativeBinding {
    * The read keeps the event loop alive until delivered or abandoned.
    */
   readProcFile(path: string, scan: 'smaps' | undefined, deliver: (id: number, error: Error | null, result: Buffer | NativeSmapsScan | undefined) => void): number;
+  /**
+   * 16 bytes at each address of the process whose proc directory is `dir`, through its
+   * mem file, only where its pagemap shows the page present (zeros
+   * elsewhere), on a reader thread; delivered like readProcFile (the same
+   * function) as a Buffer of 16 bytes per address (native/header-read.h).
+   */
+  readPresentHeaders?(dir: string, addresses: BigUint64Array, deliver: (id: number, error: Error | null, result: Buffer | NativeSmapsScan | undefined) => void): number;
   /** The names of NativeSmapsScan.figures' columns (NATIVE_SMAPS_FIELDS, lib/kernel/smaps-native.ts). */
   smapsScanFields?: string[];
   /** Stop waiting for a read: it finishes in the kernel's time and is still delivered; it no longer holds the event loop. */

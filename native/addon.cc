@@ -56,6 +56,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, ksm::PageAttribution, "pageAttribution"));
   exports.Set("readProcFile",
               Napi::Function::New(env, ksm::ReadProcFile, "readProcFile"));
+  exports.Set("readPresentHeaders",
+              Napi::Function::New(env, ksm::ReadPresentHeadersAsync, "readPresentHeaders"));
   exports.Set("abandonRead",
               Napi::Function::New(env, ksm::AbandonRead, "abandonRead"));
   exports.Set("constants", ksm::AdviceConstants(env));

@@ -17,6 +17,7 @@
 
 #include "addon-data.h"
 #include "errors.h"
+#include "header-read.h"
 #include "smaps-scan.h"
 
 namespace ksm {
@@ -61,6 +62,9 @@ struct Job {
   bool scanSmaps = false;
   bool scanned = false;
   SmapsScan scan;
+  // readPresentHeaders(dir, addresses): `path` is /proc/PID, `data` the headers.
+  bool readHeaders = false;
+  std::vector<uint64_t> addresses;
 };
 
 // The file whole, in 64 KiB reads (seq_files hand out a page or so per read).
@@ -88,6 +92,25 @@ void ReadWhole(Job* job) {
   job->data.resize(job->err == 0 ? size : 0);
 }
 
+// The job's read, on its reader thread.
+void Run(Job* job) {
+  if (job->readHeaders) {
+    Failure failure;
+    if (!ReadPresentHeaders(job->path, job->addresses, &job->data, &failure)) {
+      job->err = failure.err;
+      job->path = failure.path;  // open is the only call that fails it
+      job->data.clear();
+    }
+    return;
+  }
+  ReadWhole(job);
+  if (job->scanSmaps && job->err == 0) {
+    job->scanned = ScanSmaps(job->data.data(), job->data.size(), &job->scan);
+    if (job->scanned) std::vector<char>().swap(job->data);
+    else job->scan = SmapsScan();
+  }
+}
+
 void* ReaderThread(void* arg) {
   std::shared_ptr<Shared> shared(*static_cast<std::shared_ptr<Shared>*>(arg));
   delete static_cast<std::shared_ptr<Shared>*>(arg);
@@ -100,12 +123,7 @@ void* ReaderThread(void* arg) {
     std::unique_ptr<Job> job(shared->queue.front());
     shared->queue.pop_front();
     lock.unlock();
-    ReadWhole(job.get());
-    if (job->scanSmaps && job->err == 0) {
-      job->scanned = ScanSmaps(job->data.data(), job->data.size(), &job->scan);
-      if (job->scanned) std::vector<char>().swap(job->data);
-      else job->scan = SmapsScan();
-    }
+    Run(job.get());
     lock.lock();
     if (!shared->alive) break;  // the environment is gone: drop the result
     if (napi_call_threadsafe_function(shared->tsfn, job.get(), napi_tsfn_nonblocking) == napi_ok) {
@@ -166,12 +184,9 @@ class ProcReader {
   // function of the first call, for the environment's life); returns its id,
   // or throws. No N-API handle is made per read: a read still in the kernel
   // when the environment goes leaves nothing of it behind.
-  uint64_t Start(Napi::Env env, std::string path, bool scanSmaps, Napi::Function deliver) {
+  uint64_t Start(Napi::Env env, std::unique_ptr<Job> job, Napi::Function deliver) {
     EnsureFunction(env, deliver);
-    auto job = std::make_unique<Job>();
     job->id = ++last_id_;
-    job->path = std::move(path);
-    job->scanSmaps = scanSmaps;
     const uint64_t id = job->id;
     {
       std::lock_guard<std::mutex> lock(shared_->mutex);
@@ -282,6 +297,20 @@ class ProcReader {
 AddonData::AddonData() = default;
 AddonData::~AddonData() = default;
 
+namespace {
+
+// One job's result buffer stays small: 16 MiB of headers at most.
+constexpr size_t kMaxHeaders = 1 << 20;
+
+Napi::Value StartJob(Napi::Env env, std::unique_ptr<Job> job, Napi::Function deliver) {
+  AddonData& data = DataOf(env);
+  if (!data.procReader) data.procReader = std::make_unique<ProcReader>();
+  const uint64_t id = data.procReader->Start(env, std::move(job), deliver);
+  return Napi::Number::New(env, static_cast<double>(id));
+}
+
+}  // namespace
+
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !(info[1].IsUndefined() || info[1].IsString()) || !info[2].IsFunction()) {
@@ -296,10 +325,29 @@ Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   if (path.empty() || path.find('\0') != std::string::npos) {
     throw Napi::TypeError::New(env, "path must be a non-empty string without NUL bytes");
   }
-  AddonData& data = DataOf(env);
-  if (!data.procReader) data.procReader = std::make_unique<ProcReader>();
-  const uint64_t id = data.procReader->Start(env, std::move(path), scanSmaps, info[2].As<Napi::Function>());
-  return Napi::Number::New(env, static_cast<double>(id));
+  auto job = std::make_unique<Job>();
+  job->path = std::move(path);
+  job->scanSmaps = scanSmaps;
+  return StartJob(env, std::move(job), info[2].As<Napi::Function>());
+}
+
+Napi::Value ReadPresentHeadersAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsTypedArray() || !info[2].IsFunction() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array) {
+    throw Napi::TypeError::New(env, "readPresentHeaders(dir: string, addresses: BigUint64Array, deliver: (id, error, result) => void)");
+  }
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  if (dir.empty() || dir.find('\0') != std::string::npos) {
+    throw Napi::TypeError::New(env, "dir must be a non-empty string without NUL bytes");
+  }
+  Napi::TypedArrayOf<uint64_t> addresses = info[1].As<Napi::TypedArrayOf<uint64_t>>();
+  if (addresses.ElementLength() > kMaxHeaders) throw Napi::RangeError::New(env, "at most 1,048,576 addresses");
+  auto job = std::make_unique<Job>();
+  job->path = std::move(dir);
+  job->readHeaders = true;
+  job->addresses.assign(addresses.Data(), addresses.Data() + addresses.ElementLength());
+  return StartJob(env, std::move(job), info[2].As<Napi::Function>());
 }
 
 Napi::Value SmapsScanFields(Napi::Env env) {

@@ -22,6 +22,13 @@ namespace ksm {
 // they did not.
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info);
 
+// readPresentHeaders(dir, addresses, deliver) -> id: header-read.h's
+// ReadPresentHeaders on a reader thread, delivered like readProcFile (the
+// same function): a Buffer of 16 bytes per address, zeros where the page was
+// not present or the read failed; the error of opening dir/pagemap or
+// dir/mem otherwise.
+Napi::Value ReadPresentHeadersAsync(const Napi::CallbackInfo& info);
+
 // smapsScanFields: the names of `figures`' columns, in their order.
 Napi::Value SmapsScanFields(Napi::Env env);
 

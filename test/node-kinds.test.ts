@@ -228,6 +228,22 @@ describe('the layout rules on made-up maps', () => {
     expect(classifyVmas([stack])[0]!.kind).toBe('anonymous');
   });
 
+  it('each stack names its threads in the order read, at every edge of every VMA; a list out of address order too', () => {
+    const page = 4096n;
+    const list = Array.from({ length: 9 }, (_, i) => vma(base + BigInt(i) * 4n * page, base + BigInt(i) * 4n * page + 3n * page, i === 4 ? 'r--p' : 'rw-p'));
+    // Threads at a start, in a gap between VMAs, at an end (outside), two in one VMA (9 read before 3), one in a read-only VMA.
+    const sp = new Map<number, bigint>([[7, list[2]!.start], [8, list[2]!.end], [9, list[6]!.end - 8n], [3, list[6]!.start + 8n], [5, list[4]!.start], [1, list[8]!.end - 1n]]);
+    const evidence = (vmas: LayoutVma[]): Array<string | undefined> => classifyVmas(vmas, { stackPointers: sp }).map((c) => (c.kind === 'thread-stack' ? c.evidence : c.kind));
+    const sorted = evidence(list);
+    expect(sorted).toEqual(list.map((_, i) =>
+      i === 2 ? 'holds the stack pointer of thread 7 (task/7/syscall)'
+        : i === 6 ? 'holds the stack pointer of thread 9, 3 (task/9/syscall)'
+          : i === 8 ? 'holds the stack pointer of thread 1 (task/1/syscall)'
+            : 'anonymous'));
+    const reversed = [...list].reverse();
+    expect(evidence(reversed)).toEqual([...sorted].reverse());
+  });
+
   it('reads the stack pointer of task/TID/syscall', () => {
     expect(parseSyscallStackPointer('202 0x1 0x189 0x0 0x0 0x0 0xffffffff 0x7f890d93bc70 0x7f890e1c3f16\n')).toBe(0x7f890d93bc70n);
     expect(parseSyscallStackPointer('-1 0x7ffc0000 0x400000\n')).toBe(0x7ffc0000n);

@@ -195,6 +195,19 @@ function adaptProfit(stdout, label) {
         notes: raw ? `the same reads made raw from JavaScript (fs.readSync, the addon's windows): ${num(raw.ms, 1)} ms` : undefined,
       });
     }
+    // Exact mode also reads smaps, smaps_rollup and ksm_stat: against every read it makes.
+    const every = find('every read it makes');
+    const everyRatio = find('profit(pid, { exact: true }) / every read it makes')?.ratio;
+    if (every && typeof everyRatio === 'number') {
+      rows.push({
+        figure: `profit(pid, { exact: true }) against every read it makes, ${exact.what.replace(/^.*\), /, '')}`,
+        measured: `${num(exact.ms, 1)} ms`,
+        comparedWith: `smaps + smaps_rollup + ksm_stat (fs.readFileSync) + the addon's page reads, one after another: ${num(every.ms, 1)} ms`,
+        ratio: everyRatio,
+        target: '<= 1.5x',
+        verdict: everyRatio <= 1.5 ? 'met' : `missed: ${num(everyRatio)}x`,
+      });
+    }
   }
   return rows;
 }

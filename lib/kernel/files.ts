@@ -106,9 +106,14 @@ function deliver(id: number, error: Error | null, result: Buffer | NativeSmapsSc
 }
 
 function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined): PendingRead<Buffer | NativeSmapsScan> {
+  return nativeStart(native, () => native.readProcFile(file, scan, deliver));
+}
+
+/** A job of the addon's reader threads, `begin` starting it with deliver(). */
+function nativeStart(native: NativeBinding, begin: () => number): PendingRead<Buffer | NativeSmapsScan> {
   let id: number;
   try {
-    id = native.readProcFile(file, scan, deliver);
+    id = begin();
   } catch (error) {
     return { promise: Promise.reject(error as Error), abandon: () => {} };
   }
@@ -128,6 +133,18 @@ export function startSmapsRead(file: string, fields: readonly string[]): Pending
     return nativeRead(state.binding, file, 'smaps');
   }
   return startRead(file);
+}
+
+/**
+ * 16 bytes at each of `addresses` in the process of `dir` (/proc/PID), read
+ * on the addon's reader thread where pagemap shows the page present, zeros
+ * elsewhere (native/header-read.h); undefined where the addon cannot.
+ */
+export function startHeaderRead(dir: string, addresses: BigUint64Array): PendingRead | undefined {
+  const state = bindingState();
+  if (!state.loaded || typeof state.binding.readPresentHeaders !== 'function') return undefined;
+  const native = state.binding;
+  return nativeStart(native, () => native.readPresentHeaders!(dir, addresses, deliver)) as PendingRead;
 }
 
 /** Synchronous positional reads of a file held open for the callback. */

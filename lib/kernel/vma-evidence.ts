@@ -1,9 +1,10 @@
 /**
  * What classifyVmas() needs beyond smaps, read from the process: its
  * threads' stack pointers (/proc/PID/task/TID/syscall) and the malloc chunk
- * headers at the start of its candidate VMAs (/proc/PID/mem, 16 bytes per
- * chunk, never printed; only from pages pagemap shows present, so the read
- * never faults a page in). Both need ptrace access to the process (root, or
+ * headers at the start of its candidate VMAs (16 bytes per chunk, never
+ * printed; only from pages pagemap shows present, so the read never faults
+ * a page in), all of them in one job of the addon (malloc-chunks.ts), or
+ * through the libuv pool without it. Both need ptrace access to the process (root, or
  * the same uid under Yama's ptrace_scope 0); without it that kind is simply
  * not given. Memory reads wait for the process's mmap lock: they stop at the
  * deadline and what was read by then is used.
@@ -11,6 +12,7 @@
 import * as fs from 'node:fs';
 
 import { listDirectory, readTextOrUndefined } from './files.js';
+import { readMallocChunksNative } from './malloc-chunks.js';
 import { procPath } from './paths.js';
 import { isStuck, withDeadline } from './proc-read.js';
 import type { ProcessTarget } from './target.js';
@@ -81,17 +83,28 @@ async function tiledChunks(
   return at === end ? chunks : 0;
 }
 
-/** The VMAs (by start) that glibc mmapped chunks tile exactly. */
+/** The VMAs (by start) that glibc mmapped chunks tile exactly: in the addon (malloc-chunks.ts), or here a read at a time. */
 export async function readMallocChunks(
   target: ProcessTarget,
   vmas: readonly LayoutVma[],
   pageSize: number,
   deadlineMs = DEFAULT_DEADLINE_MS,
 ): Promise<Map<bigint, number>> {
-  const out = new Map<bigint, number>();
-  if (target.kernelThread === true || isStuck(target)) return out;
+  if (target.kernelThread === true || isStuck(target)) return new Map();
   const candidates = vmas.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
-  if (candidates.length === 0) return out;
+  if (candidates.length === 0) return new Map();
+  return (await readMallocChunksNative(target, candidates, pageSize, MAX_CHUNKS_PER_VMA, deadlineMs)) ??
+    readMallocChunksByPool(target, candidates, pageSize, deadlineMs);
+}
+
+/** readMallocChunks() without the addon: a pagemap and a mem read per header, through the libuv pool. */
+export async function readMallocChunksByPool(
+  target: ProcessTarget,
+  candidates: readonly LayoutVma[],
+  pageSize: number,
+  deadlineMs = DEFAULT_DEADLINE_MS,
+): Promise<Map<bigint, number>> {
+  const out = new Map<bigint, number>();
   let handle: fs.promises.FileHandle;
   let pagemap: fs.promises.FileHandle;
   try {

@@ -247,14 +247,15 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
     const ends = V8_CODE_RANGE_SIZES.map(() => runStart);
     for (let i = runStart; i <= runEnd; i++) {
       let found: { last: number; size: bigint } | undefined;
-      V8_CODE_RANGE_SIZES.forEach((size, s) => {
+      for (let s = 0; s < V8_CODE_RANGE_SIZES.length; s++) {
+        const size = V8_CODE_RANGE_SIZES[s]!;
         const target = vmas[i]!.start + size;
         let j = Math.max(ends[s]!, i);
         while (j < runEnd && vmas[j]!.end < target) j++;
         ends[s] = j;
         // The nearest end wins, as a walk from the start would meet it first.
         if (vmas[j]!.end === target && execBefore[j + 1 - runStart]! - execBefore[i - runStart]! > 0 && (found === undefined || j < found.last)) found = { last: j, size };
-      });
+      }
       if (found !== undefined) {
         ranges.push({ first: i, ...found });
         i = found.last;
@@ -265,10 +266,45 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
   return ranges;
 }
 
-function stackEvidence(vma: LayoutVma, stackPointers: ReadonlyMap<number, bigint> | undefined): string | undefined {
-  if (stackPointers === undefined || !vma.perms.startsWith('rw')) return undefined;
+/**
+ * The threads whose stack pointer lies in each VMA, by VMA index, in the
+ * order the pointers were read: one binary search per thread rather than a
+ * look at every thread per VMA.
+ */
+function threadsByVma(vmas: readonly LayoutVma[], stackPointers: ReadonlyMap<number, bigint> | undefined): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  if (stackPointers === undefined) return out;
+  for (const [tid, sp] of stackPointers) {
+    let low = 0;
+    let high = vmas.length; // the first VMA ending above sp
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (vmas[mid]!.end <= sp) low = mid + 1;
+      else high = mid;
+    }
+    if (low < vmas.length && vmas[low]!.start <= sp) {
+      const list = out.get(low);
+      if (list === undefined) out.set(low, [tid]);
+      else list.push(tid);
+    }
+  }
+  return out;
+}
+
+function inAddressOrder(vmas: readonly LayoutVma[]): boolean {
+  for (let i = 1; i < vmas.length; i++) if (vmas[i]!.start < vmas[i - 1]!.end) return false;
+  return true;
+}
+
+/** The threads whose stack pointer lies in `vma`: made-up lists out of address order. */
+function threadsAt(vma: LayoutVma, stackPointers: ReadonlyMap<number, bigint> | undefined): number[] | undefined {
+  if (stackPointers === undefined) return undefined;
   const threads = [...stackPointers].filter(([, sp]) => sp >= vma.start && sp < vma.end).map(([tid]) => tid);
-  if (threads.length === 0) return undefined;
+  return threads.length === 0 ? undefined : threads;
+}
+
+function stackEvidence(vma: LayoutVma, threads: readonly number[] | undefined): string | undefined {
+  if (threads === undefined || !vma.perms.startsWith('rw')) return undefined;
   return `holds the stack pointer of thread ${threads.join(', ')} (task/${threads[0]}/syscall)`;
 }
 
@@ -292,13 +328,15 @@ export function classifyVmas(vmas: readonly LayoutVma[], facts: LayoutFacts = {}
       if (kind === 'anonymous' || kind === 'jit-code') out[i] = { kind: 'v8-code-range', anonName: undefined, evidence };
     }
   }
+  // smaps lists VMAs by address, none overlapping: the search needs that order.
+  const threads = inAddressOrder(vmas) ? threadsByVma(vmas, facts.stackPointers) : undefined;
   vmas.forEach((vma, i) => {
     if (out[i]!.kind !== 'anonymous') return;
     const arena = arenaEvidence(vmas, i);
     if (arena !== undefined) return void (out[i] = { kind: 'malloc-arena', anonName: undefined, evidence: arena });
     const wasm = wasmEvidence(vmas, i);
     if (wasm !== undefined) return void (out[i] = { kind: 'wasm-memory', anonName: undefined, evidence: wasm });
-    const stack = stackEvidence(vma, facts.stackPointers);
+    const stack = stackEvidence(vma, threads !== undefined ? threads.get(i) : threadsAt(vma, facts.stackPointers));
     if (stack !== undefined) return void (out[i] = { kind: 'thread-stack', anonName: undefined, evidence: stack });
     const chunks = facts.mallocChunks?.get(vma.start);
     if (chunks !== undefined && chunks > 0) {

@@ -11,19 +11,29 @@ import { readLayoutFacts } from '../kernel/vma-evidence.js';
 import { classifyVmas, type Classified } from '../kernel/vma.js';
 
 /**
- * Each VMA's classification, by the VMA object. `reads` false: from the
+ * Each VMA's classification, in the order of `vmas`. `reads` false: from the
  * layout alone (no stack pointers, no chunk headers), for callers that only
  * need the figures of many processes.
  */
+export async function classifiedInOrder(
+  target: ProcessTarget,
+  vmas: readonly SmapsSummary[],
+  deadlineMs?: number,
+  reads = true,
+): Promise<Classified[]> {
+  const state = bindingState();
+  const pageSize = state.loaded ? state.binding.pageSize() : 4096;
+  const facts = reads ? await readLayoutFacts(target, vmas, pageSize, deadlineMs) : {};
+  return classifyVmas(vmas, facts);
+}
+
+/** The same, by the VMA object. */
 export async function kindsOf(
   target: ProcessTarget,
   vmas: readonly SmapsSummary[],
   deadlineMs?: number,
   reads = true,
 ): Promise<Map<SmapsSummary, Classified>> {
-  const state = bindingState();
-  const pageSize = state.loaded ? state.binding.pageSize() : 4096;
-  const facts = reads ? await readLayoutFacts(target, vmas, pageSize, deadlineMs) : {};
-  const classified = classifyVmas(vmas, facts);
+  const classified = await classifiedInOrder(target, vmas, deadlineMs, reads);
   return new Map(vmas.map((vma, i) => [vma, classified[i]!]));
 }

@@ -16,7 +16,7 @@ import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
 import { regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import type { RootOption } from '../validate.js';
-import { kindsOf } from './kinds.js';
+import { classifiedInOrder } from './kinds.js';
 
 export { regionKind };
 
@@ -144,6 +144,6 @@ export async function regions(pid?: number, options?: RootOption): Promise<Regio
   const target = resolveTarget(pid, options);
   const { vmas, skippedLines } = await readSmaps(target);
   const labels = labelsOf(target);
-  const kinds = await kindsOf(target, vmas);
-  return { pid: target.pid, regions: vmas.map((vma) => toRegion(vma, labels, kinds.get(vma))), skippedLines };
+  const kinds = await classifiedInOrder(target, vmas);
+  return { pid: target.pid, regions: vmas.map((vma, i) => toRegion(vma, labels, kinds[i])), skippedLines };
 }

@@ -21,7 +21,7 @@ import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
 import { labelsOf } from '../../merge/published.js';
 import { checkBoolean, checkOptions } from '../../validate.js';
-import { kindsOf } from '../kinds.js';
+import { classifiedInOrder } from '../kinds.js';
 import {
   estimatedFigures,
   exactFigures,
@@ -109,14 +109,23 @@ export async function profitOfTarget(
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
   const labels = labelsOf(target);
   const missing = missingFigures(vmas, stat);
-  const reported = vmas.filter((vma) => (vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg'));
+  const reportedAt: number[] = [];
+  vmas.forEach((vma, i) => {
+    if ((vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg')) reportedAt.push(i);
+  });
+  const reported = reportedAt.map((i) => vmas[i]!);
   const zeroPages = stat.zeroPages ?? 0;
-  const [chosen, rollup] = await Promise.all([chooseMethod(target, wantExact, reported, labels, zeroPages), rollupRead]);
+  // The layout's reads (stack pointers, malloc headers) go on beside exact mode's page reads.
+  const [chosen, rollup, classified] = await Promise.all([
+    chooseMethod(target, wantExact, reported, labels, zeroPages),
+    rollupRead,
+    classifiedInOrder(target, vmas, deadlineMs, layoutReads),
+  ]);
+  const kinds = new Map(reportedAt.map((i) => [vmas[i]!, classified[i]!]));
 
   const item = rmapItemSize(stat, pageSize);
   const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
   const metadataOf = metadataShares(chosen.rows, metadataTotal);
-  const kinds = await kindsOf(target, vmas, deadlineMs, layoutReads);
   const regions: RegionProfit[] = chosen.rows.map((row) => {
     const figures = chosen.exact === undefined
       ? estimatedFigures(row.vma)

@@ -1,0 +1,117 @@
+#include "header-read.h"
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace ksm {
+
+namespace {
+
+// pagemap entries read at once: neighbouring VMAs' pages share one read.
+constexpr uint64_t kWindowEntries = 512;
+constexpr uint64_t kPresent = 1ULL << 63;
+
+ssize_t PreadFull(int fd, void* buffer, size_t size, uint64_t offset) {
+  for (;;) {
+    ssize_t n = pread(fd, buffer, size, static_cast<off_t>(offset));
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
+// One pagemap window, reloaded when a page falls outside it.
+class PagemapWindow {
+ public:
+  explicit PagemapWindow(int fd) : fd_(fd) {}
+  bool Present(uint64_t page) {
+    if (!(page >= first_ && page < first_ + count_)) Load(page);
+    return page >= first_ && page < first_ + count_ && (entries_[page - first_] & kPresent) != 0;
+  }
+
+ private:
+  void Load(uint64_t page) {
+    first_ = page;
+    count_ = 0;
+    // pagemap offsets are page * 8: past 2^60 pages there is no entry to read.
+    if (page > (UINT64_MAX >> 4)) return;
+    ssize_t n = PreadFull(fd_, entries_, sizeof(entries_), page * 8);
+    if (n > 0) count_ = static_cast<uint64_t>(n) / 8;
+  }
+  int fd_;
+  uint64_t first_ = 0;
+  uint64_t count_ = 0;
+  uint64_t entries_[kWindowEntries] = {};
+};
+
+// iovecs per process_vm_readv (UIO_MAXIOV).
+constexpr size_t kBatch = 1024;
+
+// The process of a /proc/PID directory, 0 where its name is no pid.
+pid_t PidOf(const std::string& dir) {
+  const size_t slash = dir.rfind('/');
+  const char* name = dir.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+  char* end = nullptr;
+  const long pid = strtol(name, &end, 10);
+  return end != name && *end == '\0' && pid > 0 && pid <= 0x3fffffff ? static_cast<pid_t>(pid) : 0;
+}
+
+// The headers at `at` (indexes into addresses/out) with one process_vm_readv
+// per batch: one system call instead of one mem read each. An address that
+// fails (unmapped meanwhile) is skipped and stays zeros. False where the
+// call is refused (a seccomp policy, EPERM): the caller reads through mem.
+bool ReadBatched(pid_t pid, const std::vector<uint64_t>& addresses, const std::vector<size_t>& at, std::vector<char>* out) {
+  // On the heap: reader threads have small stacks.
+  std::vector<iovec> local(kBatch);
+  std::vector<iovec> remote(kBatch);
+  for (size_t from = 0; from < at.size();) {
+    const size_t count = std::min(kBatch, at.size() - from);
+    for (size_t k = 0; k < count; k++) {
+      local[k] = {out->data() + at[from + k] * kHeaderBytes, kHeaderBytes};
+      remote[k] = {reinterpret_cast<void*>(static_cast<uintptr_t>(addresses[at[from + k]])), kHeaderBytes};
+    }
+    ssize_t n = process_vm_readv(pid, local.data(), count, remote.data(), count, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EFAULT) n = 0;  // the first one failed
+    if (n < 0) return false;  // the caller reads every present header again
+    // Whole headers read; the one cut short (or failed) is left zeros and skipped.
+    const size_t whole = static_cast<size_t>(n) / kHeaderBytes;
+    if (whole < count) memset(out->data() + at[from + whole] * kHeaderBytes, 0, kHeaderBytes);
+    from += std::min(count, whole + 1);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ReadPresentHeaders(const std::string& dir, const std::vector<uint64_t>& addresses, std::vector<char>* out,
+                        Failure* failure) {
+  Fd pagemap;
+  Fd mem;
+  if (!pagemap.Open(dir + "/pagemap", failure) || !mem.Open(dir + "/mem", failure)) return false;
+  const long pageSize = sysconf(_SC_PAGESIZE);
+  const uint64_t page = pageSize > 0 ? static_cast<uint64_t>(pageSize) : 4096;
+  out->assign(addresses.size() * kHeaderBytes, 0);
+  PagemapWindow window(pagemap.get());
+  std::vector<size_t> present;
+  for (size_t i = 0; i < addresses.size(); i++) {
+    const uint64_t address = addresses[i];
+    // The header must lie in one page, and mem offsets are signed.
+    if (address > static_cast<uint64_t>(INT64_MAX) || address % page > page - kHeaderBytes) continue;
+    if (window.Present(address / page)) present.push_back(i);
+  }
+  const pid_t pid = PidOf(dir);
+  if (pid != 0 && ReadBatched(pid, addresses, present, out)) return true;
+  for (size_t i : present) {
+    char* at = out->data() + i * kHeaderBytes;
+    if (PreadFull(mem.get(), at, kHeaderBytes, addresses[i]) != static_cast<ssize_t>(kHeaderBytes)) {
+      memset(at, 0, kHeaderBytes);
+    }
+  }
+  return true;
+}
+
+}  // namespace ksm

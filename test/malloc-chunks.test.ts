@@ -1,0 +1,108 @@
+/**
+ * The addon's batch read of chunk headers (native/header-read.cc) and the
+ * walk built on it (lib/kernel/malloc-chunks.ts): the bytes are mem's own
+ * where pagemap shows the page present, read raw here; an absent page stays
+ * absent; and the walk tells the same chunks as the read-at-a-time walk
+ * through the libuv pool on a real Node process.
+ */
+import * as fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { bindingState, type NativeBinding } from '../lib/binding.js';
+import { startHeaderRead } from '../lib/kernel/files.js';
+import { readMallocChunksNative } from '../lib/kernel/malloc-chunks.js';
+import { readSmaps } from '../lib/kernel/smaps-reader.js';
+import { resolveTarget } from '../lib/kernel/target.js';
+import { readMallocChunksByPool } from '../lib/kernel/vma-evidence.js';
+import { mallocChunkCandidate } from '../lib/kernel/vma.js';
+import { addressOf, startFixture, unusedPid, type Holder } from './helpers/ksm.js';
+
+const state = bindingState();
+const native = state.loaded ? state.binding : (undefined as unknown as NativeBinding);
+const PAGE = state.loaded ? native.pageSize() : 4096;
+
+/** PM_PRESENT of the page at `address` in this process, read raw. */
+function presentRaw(address: bigint): boolean {
+  const entry = Buffer.alloc(8);
+  const fd = fs.openSync('/proc/self/pagemap', 'r');
+  try {
+    fs.readSync(fd, entry, 0, 8, Number((address / BigInt(PAGE)) * 8n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return (entry.readBigUInt64LE(0) >> 63n) === 1n;
+}
+
+function memRaw(pid: number, address: bigint): Buffer {
+  const out = Buffer.alloc(16);
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    expect(fs.readSync(fd, out, 0, 16, Number(address))).toBe(16);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
+}
+
+describe.runIf(state.loaded)("the addon's header read", () => {
+  it("gives mem's 16 bytes where the page is present, zeros where it is absent, unmapped or split by a page end", async () => {
+    const buffer = native.alloc(3 * PAGE, []);
+    const base = addressOf(buffer);
+    for (let i = 0; i < 16; i++) buffer[i] = i + 1;
+    buffer.fill(0xab, 2 * PAGE, 2 * PAGE + 64);
+    expect(presentRaw(base + BigInt(PAGE))).toBe(false);
+    const addresses = [base, base + BigInt(PAGE), base + 2n * BigInt(PAGE) + 8n, BigInt(PAGE), base + 2n * BigInt(PAGE) + BigInt(PAGE - 8)];
+    const headers = await startHeaderRead(`/proc/${process.pid}`, BigUint64Array.from(addresses))!.promise;
+    expect(headers.length).toBe(16 * addresses.length);
+    expect(headers.subarray(0, 16)).toEqual(memRaw(process.pid, base));
+    expect([...headers.subarray(0, 16)]).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect([...headers.subarray(16, 32)]).toEqual(new Array(16).fill(0));
+    // Still absent: the read faulted nothing in.
+    expect(presentRaw(base + BigInt(PAGE))).toBe(false);
+    expect(headers.subarray(32, 48)).toEqual(memRaw(process.pid, base + 2n * BigInt(PAGE) + 8n));
+    expect([...headers.subarray(32, 48)]).toEqual(new Array(16).fill(0xab));
+    // Page 1 of the address space is never mapped; a header across a page end is no header.
+    expect([...headers.subarray(48, 80)]).toEqual(new Array(32).fill(0));
+  });
+
+  it('fails as open(2) does for a process that is gone, and refuses bad arguments', async () => {
+    const pid = unusedPid();
+    await expect(startHeaderRead(`/proc/${pid}`, new BigUint64Array([4096n]))!.promise).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+    const deliver = (): void => {};
+    expect(() => native.readPresentHeaders!('/proc/self', new Uint32Array(2) as unknown as BigUint64Array, deliver)).toThrow(TypeError);
+    expect(() => native.readPresentHeaders!('', new BigUint64Array(1), deliver)).toThrow(TypeError);
+    expect(() => native.readPresentHeaders!('/proc/self', new BigUint64Array((1 << 20) + 1), deliver)).toThrow(RangeError);
+  });
+});
+
+describe.runIf(state.loaded)('malloc chunks told in the addon', () => {
+  let child: Holder & { ready: Record<string, unknown> };
+  beforeAll(async () => {
+    // Unsanitized in the sanitized run too: ASan's allocator maps no glibc chunks.
+    child = await startFixture('node-memory.cjs', [], {}, { sanitized: false });
+  });
+  afterAll(async () => {
+    await child?.kill();
+  });
+
+  it('are the chunks the read-at-a-time walk tells, the big Buffer among them', async () => {
+    const target = resolveTarget(child.pid, undefined);
+    const candidates = (await readSmaps(target)).vmas.filter(mallocChunkCandidate);
+    expect(candidates.length).toBeGreaterThan(0);
+    const byAddon = await readMallocChunksNative(target, candidates, PAGE, 4096, 10_000);
+    const byPool = await readMallocChunksByPool(target, candidates, PAGE, 10_000);
+    expect(byAddon).toEqual(byPool);
+    // The Buffer's chunk header is a page below its labelled bytes (node-kinds.test.ts reads it raw).
+    const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
+    expect([...byAddon!.keys()].some((start) => candidates.some((v) => v.start === start && start <= header && header < v.end))).toBe(true);
+    // Batched (process_vm_readv, where the directory names a pid) and through mem a read each: the same bytes.
+    const starts = BigUint64Array.from(candidates, (v) => v.start);
+    const batched = await startHeaderRead(`/proc/${child.pid}`, starts)!.promise;
+    const oneByOne = await startHeaderRead(`/proc/${child.pid}/.`, starts)!.promise;
+    expect(batched.equals(oneByOne)).toBe(true);
+    expect(batched.some((byte) => byte !== 0)).toBe(true);
+    // A walk that may take one chunk per VMA tells only the VMAs holding exactly one.
+    const one = await readMallocChunksNative(target, candidates, PAGE, 1, 10_000);
+    expect(one).toEqual(new Map([...byPool].filter(([, chunks]) => chunks === 1)));
+  });
+});
