@@ -133,7 +133,7 @@ function exactReadsRaw(pid, ranges) {
   const child = await start({ vmas: Number(values.vmas) });
   const smaps = `/proc/${child.pid}/smaps`;
   const size = fs.readFileSync(smaps).length;
-  const t = { read: [], readSync: [], readAll: [], readThread: [], regions: [], profit: [] };
+  const t = { read: [], readSync: [], readAll: [], readThread: [], regions: [], profit: [], regionsBare: [], profitBare: [] };
   const c = { readSync: [], regions: [], profit: [] };
   for (let i = 0; i < RUNS + 2; i++) {
     // Interleaved, so load on this shared machine hits all alike.
@@ -143,6 +143,9 @@ function exactReadsRaw(pid, ranges) {
     const read = await time(() => fs.promises.readFile(smaps));
     const reg = await time(() => regions(child.pid));
     const est = await time(() => profit(child.pid, { exact: false }));
+    // Without the reads Node's kinds need (thread stacks, malloc chunk headers): the /proc reads alone.
+    const regBare = await time(() => regions(child.pid, { layoutReads: false }));
+    const estBare = await time(() => profit(child.pid, { exact: false, layoutReads: false }));
     const cpuRead = await cpu(() => fs.readFileSync(smaps));
     const cpuRegions = await cpu(() => regions(child.pid));
     const cpuProfit = await cpu(() => profit(child.pid, { exact: false }));
@@ -156,6 +159,8 @@ function exactReadsRaw(pid, ranges) {
     t.readThread.push(readThread);
     t.regions.push(reg);
     t.profit.push(est);
+    t.regionsBare.push(regBare);
+    t.profitBare.push(estBare);
   }
   const vmas = (await regions(child.pid)).regions.length;
   // The kernel's own cost: a synchronous read loop, nothing else.
@@ -167,6 +172,8 @@ function exactReadsRaw(pid, ranges) {
     { what: 'read smaps + smaps_rollup + ksm_stat (what profit reads), fs.readFileSync', ms: median(t.readAll), ratio: median(t.readAll) / base },
     { what: 'regions(pid)', ms: median(t.regions), ratio: median(t.regions) / base },
     { what: 'profit(pid, { exact: false })', ms: median(t.profit), ratio: median(t.profit) / base },
+    { what: 'regions(pid, { layoutReads: false })', ms: median(t.regionsBare), ratio: median(t.regionsBare) / base },
+    { what: 'profit(pid, { exact: false, layoutReads: false })', ms: median(t.profitBare), ratio: median(t.profitBare) / base },
     { what: 'CPU time: read smaps, fs.readFileSync', ms: median(c.readSync), ratio: 1 },
     { what: 'CPU time: regions(pid)', ms: median(c.regions), ratio: median(c.regions) / median(c.readSync) },
     { what: 'CPU time: profit(pid, { exact: false })', ms: median(c.profit), ratio: median(c.profit) / median(c.readSync) },

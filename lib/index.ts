@@ -38,6 +38,7 @@ export {
   type Region,
   type RegionKind,
   type RegionLabel,
+  type RegionsOptions,
   type RegionsResult,
 } from './report/regions.js';
 export {

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { estimate, labelMemory, regions, type Region } from '../lib/index.js';
+import { estimate, labelMemory, profit, regions, type Region } from '../lib/index.js';
 import { classifyVmas, type LayoutVma } from '../lib/kernel/vma.js';
 import { parseSyscallStackPointer } from '../lib/kernel/vma-evidence.js';
 import { rawVmas, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
@@ -159,6 +159,30 @@ describe('the kinds of a real Node process', () => {
     const v8Pages = list.filter((r) => r.pathname === '' && r.vmFlags.includes('dc') && r.perms === 'rw-p' && r.kind !== 'v8-code-range' && r.kind !== 'wasm-memory');
     expect(v8Pages.length).toBeGreaterThan(5);
     for (const page of v8Pages) expect(page.kind).toBe('anonymous');
+  });
+
+  it('layoutReads: false: the kinds the layout tells alone, the read-told ones anonymous, every figure the same', async (ctx) => {
+    requireKsm(ctx);
+    const READ_KINDS = ['thread-stack', 'malloc-chunk'];
+    const [full, bare] = [(await regions(child.pid)).regions, (await regions(child.pid, { layoutReads: false })).regions];
+    // The layout the test set up holds every kind that needs reads.
+    for (const kind of ['thread-stack', 'malloc-chunk']) expect(full.some((r) => r.kind === kind)).toBe(true);
+    const byStart = new Map(bare.map((r) => [r.start, r]));
+    let compared = 0;
+    for (const region of full) {
+      const other = byStart.get(region.start);
+      if (other === undefined || other.end !== region.end || other.rss !== region.rss) continue; // changed between the reads
+      compared++;
+      if (READ_KINDS.includes(region.kind)) expect([region.start, other.kind]).toEqual([region.start, 'anonymous']);
+      else expect([region.start, other.kind, other.kindEvidence]).toEqual([region.start, region.kind, region.kindEvidence]);
+      expect(other.label).toBe(region.label);
+    }
+    expect(compared).toBeGreaterThan(full.length / 2);
+    expect(bare.find((r) => r.start === BigInt(ready.wasm.address))?.kind).toBe('wasm-memory');
+    const report = await profit(child.pid, { layoutReads: false, exact: false });
+    expect(report.regions.every((r) => !READ_KINDS.includes(r.kind))).toBe(true);
+    await expect(regions(child.pid, { layoutReads: 'no' as unknown as boolean })).rejects.toThrow(TypeError);
+    await expect(profit(child.pid, { layoutReads: 1 as unknown as boolean })).rejects.toThrow(TypeError);
   });
 
   it('estimate() names the same kinds and labels', async (ctx) => {

@@ -15,7 +15,7 @@ import { resolveTarget } from '../kernel/target.js';
 import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
 import { regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
-import type { RootOption } from '../validate.js';
+import { checkBoolean, checkOptions, type RootOption } from '../validate.js';
 import { classifiedInOrder } from './kinds.js';
 
 export { regionKind };
@@ -76,6 +76,17 @@ export interface Region {
    */
   label: string | undefined;
   labels: RegionLabel[];
+}
+
+export interface RegionsOptions extends RootOption {
+  /**
+   * Read the process's threads and memory to tell Node's kinds apart that
+   * its layout alone cannot (`thread-stack` from each thread's stack
+   * pointer, `malloc-chunk` from glibc's chunk headers). Default
+   * true. false: smaps only, at the cost of the smaps read; those regions
+   * then say `anonymous` (what the exporter does for every process).
+   */
+  layoutReads?: boolean;
 }
 
 export interface RegionsResult {
@@ -140,10 +151,15 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[], cl
  * @throws KsmNoSuchProcessError when the process does not exist.
  * @throws SystemError EACCES for another user's process without root.
  */
-export async function regions(pid?: number, options?: RootOption): Promise<RegionsResult> {
-  const target = resolveTarget(pid, options);
-  const { vmas, skippedLines } = await readSmaps(target);
+export async function regions(pid?: number, options?: RegionsOptions): Promise<RegionsResult> {
+  const opts = checkOptions<RegionsOptions>(options);
+  const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
+  const target = resolveTarget(pid, opts);
+  const reading = readSmaps(target);
+  reading.catch(() => {}); // awaited below; a throw meanwhile is not unhandled
+  // The labels' small synchronous reads while the reader thread reads smaps.
   const labels = labelsOf(target);
-  const kinds = await classifiedInOrder(target, vmas);
+  const { vmas, skippedLines } = await reading;
+  const kinds = await classifiedInOrder(target, vmas, undefined, layoutReads);
   return { pid: target.pid, regions: vmas.map((vma, i) => toRegion(vma, labels, kinds[i])), skippedLines };
 }

@@ -82,8 +82,9 @@ function missingFigures(vmas: readonly SmapsSummary[], stat: ProfitKsmStat): str
 export async function profit(pid?: number, options?: ProfitOptions): Promise<ProfitReport> {
   const opts = checkOptions<ProfitOptions>(options);
   const wantExact = checkBoolean('options.exact', opts.exact);
+  const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
   const target = resolveTarget(pid, opts);
-  return profitOfTarget(target, wantExact, undefined);
+  return profitOfTarget(target, wantExact, undefined, layoutReads);
 }
 
 /**
@@ -104,10 +105,13 @@ export async function profitOfTarget(
   const rollupRead = target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
   // Awaited with the method below; failing meanwhile, it must not count as unhandled.
   rollupRead.catch(() => {});
-  const [{ vmas }, stat] = await Promise.all([readSmaps(target, deadlineMs), ksmStatOrUnreadable(target, deadlineMs)]);
+  const reads = Promise.all([readSmaps(target, deadlineMs), ksmStatOrUnreadable(target, deadlineMs)]);
+  reads.catch(() => {}); // awaited below
+  // The labels' small synchronous reads while the reader threads read.
+  const labels = labelsOf(target);
+  const [{ vmas }, stat] = await reads;
   const state = bindingState();
   const pageSize = state.loaded ? state.binding.pageSize() : 4096;
-  const labels = labelsOf(target);
   const missing = missingFigures(vmas, stat);
   const reportedAt: number[] = [];
   vmas.forEach((vma, i) => {

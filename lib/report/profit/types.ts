@@ -10,6 +10,11 @@ export interface ProfitOptions extends RootOption {
    * estimated otherwise, and `estimateReason` says why.
    */
   exact?: boolean;
+  /**
+   * As regions(): read threads and memory for Node's kinds (default true);
+   * false: the report at the cost of its /proc reads, those regions `anonymous`.
+   */
+  layoutReads?: boolean;
 }
 
 export type ProfitMethod = 'exact' | 'estimated';
