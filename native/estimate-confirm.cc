@@ -94,14 +94,14 @@ void EstimateWorker::ConfirmChunk(Lane& lane, size_t begin, size_t end) {
       if (len > kWavePages) {
         if (!lane.wave_refs.empty()) break;  // finish the wave first
         lane.pending.clear();
-        for (size_t k = i; k < j; k++) lane.pending.push_back(entries_[k].ref & ~kFlagMask);
+        for (size_t k = i; k < j; k++) lane.pending.push_back(entries_[k].ref & ~(kFlagMask & ~kFlagShared));
         ConfirmRun(lane);
         i = j;
         continue;
       }
       if (lane.wave_refs.size() + len > kWavePages) break;
       lane.wave_runs.push_back({lane.wave_refs.size(), len});
-      for (size_t k = i; k < j; k++) lane.wave_refs.push_back(entries_[k].ref & ~kFlagMask);
+      for (size_t k = i; k < j; k++) lane.wave_refs.push_back(entries_[k].ref & ~(kFlagMask & ~kFlagShared));
       i = j;
     }
     if (!lane.wave_refs.empty()) ConfirmWave(lane);
@@ -130,7 +130,7 @@ void EstimateWorker::ConfirmWave(Lane& lane) {
     const size_t base = a;
     if (!Exited(t)) {
       int err = ReadPages(
-          lane, targets_[t].pid, b - a, [&](size_t k) { return AddressOf(refs[lane.wave_order[base + k]]); },
+          lane, t, b - a, [&](size_t k) { return refs[lane.wave_order[base + k]]; },
           [&](size_t k, const uint8_t* page) {
             if (page == nullptr) return;  // gone meanwhile: no twin
             const uint32_t slot = lane.wave_order[base + k];
@@ -181,7 +181,7 @@ void EstimateWorker::ConfirmRun(Lane& lane) {
       const size_t base = a;
       if (!Exited(t)) {
         int err = ReadPages(
-            lane, targets_[t].pid, b - a, [&](size_t k) { return AddressOf(lane.pending[base + k]); },
+            lane, t, b - a, [&](size_t k) { return lane.pending[base + k]; },
             [&](size_t k, const uint8_t* page) {
               const uint64_t ref = lane.pending[base + k];
               if (base + k == 0) {

@@ -142,9 +142,10 @@ void EstimateWorker::PagemapWalk(PagemapItem& item) {
         }
         uint64_t ref = (static_cast<uint64_t>(t) << kTargetShift) |
                        (((page + i) & kPageNumberMask) << 4);
-        // Without PFNs a page mapped once is surely an anonymous page of
-        // its own; one mapped more than once may be the zero page.
-        if (!pfn_visible && (pm & kPmExclusive) == 0) ref |= kFlagMaybeZeroMap;
+        // A page mapped more than once is read without pinning it; without
+        // PFNs it may also be the zero page (a page mapped once is surely
+        // an anonymous page of its own).
+        if ((pm & kPmExclusive) == 0) ref |= kFlagShared;
         entries.push_back(Entry{0, ref});
       }
       return !Stopped();

@@ -2,12 +2,54 @@
 // with an interval, read and hashed again to find the ones that change. Then
 // each range's figures are tallied, and the pages that may have a twin are
 // gathered for the confirm phase.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <string>
 
 #include "estimate-threads.h"
 #include "estimate-worker.h"
 
 namespace ksm {
+
+int Lane::MemFdOf(uint32_t t, pid_t pid) {
+  MemFd& slot = mem_fds[t % kMemFds];
+  if (slot.fd >= 0 && slot.target == t) return slot.fd;
+  if (slot.fd >= 0) close(slot.fd);
+  std::string path = "/proc/" + std::to_string(pid) + "/mem";
+  slot.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  slot.target = t;
+  return slot.fd;
+}
+
+void Lane::CloseFiles() {
+  for (MemFd& slot : mem_fds) {
+    if (slot.fd >= 0) close(slot.fd);
+    slot.fd = -1;
+  }
+}
+
+// One page not mapped exclusively, read through /proc/PID/mem into the
+// lane's buffer (the kernel takes a reference to it, not a pin: nothing is
+// unshared). 1: read; 0: not readable (unmapped meanwhile); -errno: the
+// target is gone (ESRCH) or refuses.
+int EstimateWorker::ReadShared(Lane& lane, uint32_t t, uint64_t address) {
+  const int fd = lane.MemFdOf(t, targets_[t].pid);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+  if (address > static_cast<uint64_t>(INT64_MAX) - page_) return 0;
+  for (;;) {
+    const ssize_t got = pread(fd, lane.buffer, page_, static_cast<off_t>(address));
+    if (got == static_cast<ssize_t>(page_)) {
+      lane.bytes_read += page_;
+      return 1;
+    }
+    if (got == 0) return -ESRCH;  // mem reads nothing once the mm is gone
+    if (got > 0) return 0;
+    if (errno == EINTR) continue;
+    return IsPageError(errno) ? 0 : -errno;
+  }
+}
 
 // Marks a target gone, or the whole estimate failed, after ReadPages.
 void EstimateWorker::ReadEnded(uint32_t t, int err) {
@@ -64,7 +106,7 @@ void EstimateWorker::SampleChunk(Lane& lane, uint32_t t, size_t begin, size_t en
   const size_t count = again ? live.size() : n;
   auto index = [&](size_t i) { return again ? live[i] : i; };
   int err = ReadPages(
-      lane, targets_[t].pid, count, [&](size_t i) { return AddressOf(base[index(i)].ref); },
+      lane, t, count, [&](size_t i) { return base[index(i)].ref; },
       [&](size_t i, const uint8_t* page) {
         Entry& entry = base[index(i)];
         if (page == nullptr) {
@@ -101,7 +143,7 @@ void EstimateWorker::Tally(uint32_t t) {
       stats.unreadablePages += 1;
       continue;
     }
-    if ((flags & kFlagMaybeZeroMap) != 0 && (flags & kFlagZero) != 0) {
+    if (zero_pfn_ == 0 && (flags & kFlagShared) != 0 && (flags & kFlagZero) != 0) {
       // Zero content, mapped more than once, PFNs hidden: counted as the
       // shared zero page, which is what a never-written read gives.
       stats.zeroPageMapped += 1;

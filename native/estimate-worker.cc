@@ -101,7 +101,8 @@ void EstimateWorker::Run(ProgressSink progress) {
       std::fill(target.stats.begin(), target.stats.end(), PageStats{});
     }
   }
-  for (const Lane& lane : lanes_) {
+  for (Lane& lane : lanes_) {
+    lane.CloseFiles();
     pages_hashed_ += lane.pages_hashed;
     bytes_read_ += lane.bytes_read;
     hash_collisions_ += lane.hash_collisions;

@@ -42,7 +42,14 @@ class Crew;
 constexpr uint64_t kFlagZero = 1;          // every byte zero
 constexpr uint64_t kFlagVolatile = 2;      // changed between the samples
 constexpr uint64_t kFlagSkip = 4;          // unreadable, or not a candidate
-constexpr uint64_t kFlagMaybeZeroMap = 8;  // may map the shared zero page
+// Not mapped exclusively (pagemap's PM_MMAP_EXCLUSIVE clear): a KSM page,
+// a page shared with a parent or child since fork(), or (PFNs hidden) maybe
+// the shared zero page. Such a page is read through /proc/PID/mem, never
+// process_vm_readv: process_vm_readv pins the pages it reads (FOLL_PIN),
+// and the kernel unshares a pinned anonymous page that is not exclusive,
+// giving the process a private copy: reading would undo the merge (or the
+// sharing since fork) it is measuring.
+constexpr uint64_t kFlagShared = 8;
 constexpr uint64_t kFlagMask = 15;
 constexpr int kTargetShift = 48;
 constexpr uint64_t kPageNumberMask = (1ull << 44) - 1;
@@ -163,8 +170,19 @@ struct Lane {
   uint64_t bytes_read = 0;
   uint64_t hash_collisions = 0;
   size_t memory = 0;  // its lists at their largest, in bytes
+  // /proc/PID/mem of the targets whose shared pages this lane read last
+  // (by target % kMemFds), opened when first needed, closed by CloseFiles().
+  static constexpr size_t kMemFds = 16;
+  struct MemFd {
+    uint32_t target = 0;
+    int fd = -1;
+  };
+  MemFd mem_fds[kMemFds];
 
   void TrackMemory();
+  // The open mem file of target t (pid), or -1 with errno.
+  int MemFdOf(uint32_t t, pid_t pid);
+  void CloseFiles();
 };
 
 class EstimateWorker {
@@ -228,8 +246,9 @@ class EstimateWorker {
   void JoinPagemap();
 
   // estimate-sample.cc
-  template <typename Address, typename Visit>
-  int ReadPages(Lane& lane, pid_t pid, size_t n, Address address, Visit visit);
+  template <typename Ref, typename Visit>
+  int ReadPages(Lane& lane, uint32_t t, size_t n, Ref ref, Visit visit);
+  int ReadShared(Lane& lane, uint32_t t, uint64_t address);
   void ReadEnded(uint32_t t, int err);
   void Sample(bool again);
   void SampleChunk(Lane& lane, uint32_t t, size_t begin, size_t end, bool again);
@@ -300,22 +319,37 @@ inline bool IsPageError(int err) {
   return err == EFAULT || err == ENOMEM || err == EIO || err == EHWPOISON;
 }
 
-// Reads the pages `address(i)`, i in [0, n), of one process in batches
+// Reads the pages of refs `ref(i)`, i in [0, n), of target t in batches
 // through process_vm_readv (never a raw pointer: memory unmapped meanwhile
 // is an EFAULT, not a SIGSEGV) into the lane's buffer and calls
-// visit(i, page or nullptr). Returns 0, or the errno that ended it (ESRCH:
-// the process exited; ECANCELED: the estimate was stopped).
+// visit(i, page or nullptr). A page not mapped exclusively (kFlagShared) is
+// read alone through /proc/PID/mem instead, which does not pin it. Returns
+// 0, or the errno that ended it (ESRCH: the process exited; ECANCELED: the
+// estimate was stopped).
 // A template in the header: the sample and confirm phases both inline it.
-template <typename Address, typename Visit>
-int EstimateWorker::ReadPages(Lane& lane, pid_t pid, size_t n, Address address, Visit visit) {
+template <typename Ref, typename Visit>
+int EstimateWorker::ReadPages(Lane& lane, uint32_t t, size_t n, Ref ref, Visit visit) {
+  const pid_t pid = targets_[t].pid;
   iovec remote[kMaxIov];
   size_t i = 0;
   while (i < n) {
     if (Stopped()) return ECANCELED;
+    if ((ref(i) & kFlagShared) != 0) {
+      const int got = ReadShared(lane, t, AddressOf(ref(i)));
+      if (got < 0) return -got;
+      visit(i, got == 0 ? nullptr : lane.buffer);
+      i++;
+      continue;
+    }
     size_t count = std::min(config_.batch_pages, n - i);
     size_t iovs = 0;
     for (size_t j = 0; j < count; j++) {
-      uint64_t a = address(i + j);
+      const uint64_t r = ref(i + j);
+      if ((r & kFlagShared) != 0) {
+        count = j;  // read on its own, after this batch
+        break;
+      }
+      const uint64_t a = AddressOf(r);
       if (iovs > 0 &&
           reinterpret_cast<uint64_t>(remote[iovs - 1].iov_base) + remote[iovs - 1].iov_len == a) {
         remote[iovs - 1].iov_len += page_;

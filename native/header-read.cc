@@ -15,6 +15,7 @@ namespace {
 // pagemap entries read at once: neighbouring VMAs' pages share one read.
 constexpr uint64_t kWindowEntries = 512;
 constexpr uint64_t kPresent = 1ULL << 63;
+constexpr uint64_t kExclusive = 1ULL << 56;  // PM_MMAP_EXCLUSIVE
 
 ssize_t PreadFull(int fd, void* buffer, size_t size, uint64_t offset) {
   for (;;) {
@@ -27,9 +28,10 @@ ssize_t PreadFull(int fd, void* buffer, size_t size, uint64_t offset) {
 class PagemapWindow {
  public:
   explicit PagemapWindow(int fd) : fd_(fd) {}
-  bool Present(uint64_t page) {
+  // The page's pagemap entry, 0 where there is none.
+  uint64_t Entry(uint64_t page) {
     if (!(page >= first_ && page < first_ + count_)) Load(page);
-    return page >= first_ && page < first_ + count_ && (entries_[page - first_] & kPresent) != 0;
+    return page >= first_ && page < first_ + count_ ? entries_[page - first_] : 0;
   }
 
  private:
@@ -96,16 +98,23 @@ bool ReadPresentHeaders(const std::string& dir, const std::vector<uint64_t>& add
   const uint64_t page = pageSize > 0 ? static_cast<uint64_t>(pageSize) : 4096;
   out->assign(addresses.size() * kHeaderBytes, 0);
   PagemapWindow window(pagemap.get());
+  // Pages mapped exclusively are read batched through process_vm_readv; the
+  // others through mem: process_vm_readv pins what it reads, and the kernel
+  // unshares a pinned anonymous page that is not exclusive (a KSM page, a
+  // page shared since fork), so reading a header would undo a merge.
   std::vector<size_t> present;
+  std::vector<size_t> shared;
   for (size_t i = 0; i < addresses.size(); i++) {
     const uint64_t address = addresses[i];
     // The header must lie in one page, and mem offsets are signed.
     if (address > static_cast<uint64_t>(INT64_MAX) || address % page > page - kHeaderBytes) continue;
-    if (window.Present(address / page)) present.push_back(i);
+    const uint64_t entry = window.Entry(address / page);
+    if ((entry & kPresent) == 0) continue;
+    ((entry & kExclusive) != 0 ? present : shared).push_back(i);
   }
   const pid_t pid = PidOf(dir);
-  if (pid != 0 && ReadBatched(pid, addresses, present, out)) return true;
-  for (size_t i : present) {
+  if (!(pid != 0 && ReadBatched(pid, addresses, present, out))) shared.insert(shared.end(), present.begin(), present.end());
+  for (size_t i : shared) {
     char* at = out->data() + i * kHeaderBytes;
     if (PreadFull(mem.get(), at, kHeaderBytes, addresses[i]) != static_cast<ssize_t>(kHeaderBytes)) {
       memset(at, 0, kHeaderBytes);
