@@ -21,6 +21,8 @@ import * as readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
+import { stopHolder } from './lib/workers.mjs';
+
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -92,14 +94,7 @@ function startHolder(spec) {
     fillMs: r.fillMs,
     start: r.start,
     end: r.end,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.stdin.end('exit\n');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
+    stop: () => stopHolder(child, exited),
   }));
 }
 

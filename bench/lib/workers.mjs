@@ -44,15 +44,18 @@ export function startWorker(kind, spec) {
     start: ready.start === undefined ? undefined : BigInt(ready.start),
     end: ready.end === undefined ? undefined : BigInt(ready.end),
     ready,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.stdin.end('exit\n');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
+    stop: () => stopHolder(child, exited),
   }));
+}
+
+/** A holder told to exit on stdin, killed after 5 s if it has not. */
+export async function stopHolder(child, exited) {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.stdin.end('exit\n');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
 }
 
 /**
