@@ -38,8 +38,8 @@ void EstimateWorker::FindZeroPfn() {
 // process is read by all of them (the kernel takes its mmap lock for
 // reading only); each item counts into pieces of its own, joined after.
 void EstimateWorker::PagemapPhase() {
+  done_.store(0, std::memory_order_relaxed);  // before the plan: it counts targets with nothing to read as done
   PlanPagemap();
-  done_.store(0, std::memory_order_relaxed);
   crew_->ForEach(items_.size(), [&](size_t, size_t i) {
     PagemapItem& item = items_[i];
     if (!Stopped() && !Exited(item.target)) PagemapWalk(item);
