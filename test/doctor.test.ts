@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { doctor, pageSize, type Finding, type FindingCode } from '../lib/index.js';
 import { evidence, findingOf, problems } from './helpers/doctor.js';
 import { packageForNobody } from './helpers/nobody.js';
-import { FIXTURES, ROOT, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';
+import { FIXTURES, ROOT, firstLine, needs, rawKsmStat, rawSmapsRange, requireKsm, startFixture, sysfsNumber, untilKsm, waitFullScans, type Holder } from './helpers/ksm.js';
 
 const TREES = path.join(FIXTURES, 'doctor');
 const SERVICE = 'doctor/service.cjs';
@@ -273,10 +273,7 @@ describe('doctor() on real processes', () => {
     requireKsm(ctx);
     const child = spawn('python3', [path.join(TREES, 'shared-anon.py'), String(8 * MiB)], { stdio: ['pipe', 'pipe', 'inherit'] });
     processes.push(child);
-    const line = await new Promise<string>((resolve, reject) => {
-      child.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString()));
-      child.once('exit', (code) => reject(new Error(`shared-anon.py exited (${code})`)));
-    });
+    const line = await firstLine(child, 'shared-anon.py');
     const [start] = line.trim().split(' ');
     expect(rawKsmStat(child.pid!).ksm_merge_any).toBe('yes');
     const entry = findingOf(await doctor({ pid: child.pid! }), 'NOT_MERGEABLE');

@@ -28,7 +28,7 @@ import {
 import { plan } from '../lib/report/estimate.js';
 import { parseSmaps } from '../lib/index.js';
 import { hashPaths, useHashPath } from './helpers/hash.js';
-import { FIXTURES, ROOT, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, unusedPid, type Holder } from './helpers/ksm.js';
+import { FIXTURES, ROOT, firstLine, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, unusedPid, type Holder } from './helpers/ksm.js';
 import { packageForNobody } from './helpers/nobody.js';
 
 let holders: Holder[] = [];
@@ -723,7 +723,7 @@ describe.for(hashPaths())('estimate() of a sparse 64 GiB mapping ($name)', (hash
       env: unsanitizedEnv(),
     });
     try {
-      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      const zombie = Number(await firstLine(parent, 'the python3 parent'));
       const stateOf = () => /\) (\S)/.exec(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8'))?.[1];
       while (stateOf() !== 'Z') await new Promise((resolve) => setTimeout(resolve, 10));
       const page = BigInt(pageSize());

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { estimate, pageSize, profit, regions } from '../../lib/index.js';
-import { requireKsm, startFixture, type Holder } from '../helpers/ksm.js';
+import { firstLine, requireKsm, startFixture, unsanitizedEnv, type Holder } from '../helpers/ksm.js';
 
 let holders: Holder[] = [];
 afterEach(async () => {
@@ -87,17 +87,13 @@ describe('reading a process never unshares its pages', () => {
       'sys.stdin.read()',
       'os.kill(pid, 9)',
     ].join('\n');
-    const parent = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const parent = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'], env: unsanitizedEnv() });
     let childPid: number | undefined;
     try {
-      const [child, address] = await new Promise<[number, bigint]>((resolve, reject) => {
-        parent.stdout.once('data', (data: Buffer) => {
-          const [pid, at] = data.toString().trim().split(' ');
-          resolve([Number(pid), BigInt(at!)]);
-        });
-        parent.once('error', reject);
-        parent.once('exit', (code) => reject(new Error(`python3 exited (${code})`)));
-      });
+      const line = await firstLine(parent, 'the python3 parent');
+      const printed = /^(\d+) (\d+)$/.exec(line.trim());
+      if (printed === null) throw new Error(`the python3 parent printed ${JSON.stringify(line)}, not "PID ADDRESS"`);
+      const [child, address] = [Number(printed[1]), BigInt(printed[2]!)];
       childPid = child;
       // The buffer's own VMA: the interpreter's other pages may be written meanwhile.
       const shared = sharedDirtyAt(child, address);

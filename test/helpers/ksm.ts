@@ -322,6 +322,35 @@ export function preloadWith(library: string): string {
   return SANITIZED ? `${process.env.LD_PRELOAD}:${library}` : library;
 }
 
+/**
+ * The first line `child` prints on stdout, without its newline. A pipe
+ * delivers what a child writes in pieces (under PYTHONUNBUFFERED=1 python's
+ * print() is one write per argument), so a line is only whole at its
+ * newline. Rejects, naming `what` and what it had printed, if the child exits
+ * or `timeoutMs` passes first.
+ */
+export function firstLine(child: ChildProcess, what: string, timeoutMs = 60_000): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let text = '';
+    const done = (error?: Error): void => {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve(text.slice(0, text.indexOf('\n')));
+    };
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      if (text.includes('\n')) done();
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
+      done(new Error(`${what} exited (${code ?? signal}) before its first line; it printed ${JSON.stringify(text)}`));
+    const timer = setTimeout(() => done(new Error(`${what} printed no whole line in ${timeoutMs} ms; it printed ${JSON.stringify(text)}`)), timeoutMs);
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
 /** test/fixtures/sparse-mapping.py running: its 64 GiB mapping and the pages it touched. */
 export interface SparseHolder extends Holder {
   start: bigint;
@@ -346,15 +375,7 @@ export async function startSparse(ctx: TestContext, args: Array<'mergeable' | 'n
     env: { ...unsanitizedEnv(), SPARSE_SEED: String(Math.floor(Math.random() * 1e9)) },
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const line = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      text += chunk.toString('utf8');
-      const newline = text.indexOf('\n');
-      if (newline >= 0) resolve(text.slice(0, newline));
-    });
-    child.once('exit', (code, signal) => reject(new Error(`sparse-mapping.py exited before ready (${code ?? signal})`)));
-  });
+  const line = await firstLine(child, 'sparse-mapping.py');
   const ready = JSON.parse(line) as { start: number; end: number; layout: SparseHolder['layout'] };
   return {
     child,
