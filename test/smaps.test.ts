@@ -10,6 +10,7 @@ import { allocMergeable, parseSmaps } from '../lib/index.js';
 import { scan } from '../lib/kernel/smaps.js';
 import { startSmapsRead } from '../lib/kernel/files.js';
 import { NATIVE_SMAPS_FIELDS, fromNativeScan } from '../lib/kernel/smaps-native.js';
+import { regionsOfNativeScan, toRegion } from '../lib/report/regions.js';
 import { PAGE, addressOf, requireKsm } from './helpers/ksm.js';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'smaps');
@@ -105,6 +106,14 @@ describe('the reader thread\'s scan of smaps', () => {
     const read = await startSmapsRead(file, state.binding.smapsScanFields!).promise;
     const got = Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read);
     expect(got).toEqual(scan(bytes, false));
+    if (!Buffer.isBuffer(read)) {
+      // regions() builds its rows straight from the columns: the rows toRegion() makes of scan()'s VMAs.
+      const unclassified = { kind: 'anonymous', anonName: undefined, evidence: undefined } as const;
+      const rows = regionsOfNativeScan(read);
+      expect(rows.vmas).toStrictEqual(scan(bytes, false).vmas.map((vma) => toRegion(vma, [], unclassified)));
+      // Each row its own VmFlags list, as each VMA has.
+      expect(new Set(rows.vmas.map((row) => row.vmFlags)).size).toBe(rows.vmas.length);
+    }
     return { native: !Buffer.isBuffer(read) };
   }
 

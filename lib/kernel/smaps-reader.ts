@@ -20,11 +20,11 @@ import { readBytes } from './files.js';
 import { procPath } from './paths.js';
 import type { NativeSmapsScan } from '../binding.js';
 import { readProcFile, readProcSmaps } from './proc-read.js';
-import { scan, type SmapsScan, type SmapsSummary, type SmapsVma } from './smaps.js';
+import { scan, type SmapsHeader, type SmapsScan, type SmapsSummary, type SmapsVma } from './smaps.js';
 import { NATIVE_SMAPS_FIELDS, fromNativeScan } from './smaps-native.js';
 import type { ProcessTarget } from './target.js';
 
-export interface SmapsRead<V extends SmapsSummary = SmapsSummary> {
+export interface SmapsRead<V extends SmapsHeader = SmapsSummary> {
   vmas: V[];
   /** Lines that matched no known shape (0 for the kernel's own output). */
   skippedLines: number;
@@ -37,8 +37,8 @@ export interface SmapsRead<V extends SmapsSummary = SmapsSummary> {
 const ATTEMPTS = 3;
 
 /** VMAs in address order with none overlapping, and whether any had to be left out. */
-function consistent(read: SmapsScan): { vmas: SmapsSummary[]; dropped: boolean } {
-  const vmas: SmapsSummary[] = [];
+function consistent<V extends SmapsHeader>(read: { vmas: V[] }): { vmas: V[]; dropped: boolean } {
+  const vmas: V[] = [];
   for (const vma of read.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
   return { vmas, dropped: vmas.length !== read.vmas.length };
 }
@@ -65,8 +65,28 @@ export async function readSmapsAllFields(target: ProcessTarget, deadlineMs?: num
 }
 
 async function readSmapsAs(target: ProcessTarget, allFields: boolean, deadlineMs: number | undefined): Promise<SmapsRead> {
+  if (!allFields) return readSmapsInto(target, scanned, deadlineMs);
   for (let attempt = 1; ; attempt++) {
-    const read = allFields ? scan(await readProcFile(target, 'smaps', deadlineMs), true) : scanned(await readProcSmaps(target, NATIVE_SMAPS_FIELDS, deadlineMs));
+    const read = scan(await readProcFile(target, 'smaps', deadlineMs), true);
+    const { vmas, dropped } = consistent(read);
+    if (!dropped) return { ...read, torn: false, attempts: attempt };
+    if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
+  }
+}
+
+/**
+ * readSmaps() with the VMAs made by `make` from what the reader delivers:
+ * the addon's scan, or the bytes (no addon, or not the kernel's layout).
+ * For a report that builds its own rows straight from the scan's columns
+ * (regions()), rather than from VMAs it would then copy.
+ */
+export async function readSmapsInto<V extends SmapsHeader>(
+  target: ProcessTarget,
+  make: (read: Buffer | NativeSmapsScan) => { vmas: V[]; skippedLines: number },
+  deadlineMs?: number,
+): Promise<SmapsRead<V>> {
+  for (let attempt = 1; ; attempt++) {
+    const read = make(await readProcSmaps(target, NATIVE_SMAPS_FIELDS, deadlineMs));
     const { vmas, dropped } = consistent(read);
     if (!dropped) return { ...read, torn: false, attempts: attempt };
     if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };

@@ -142,5 +142,9 @@ export async function readMallocChunksByPool(
 /** Both facts for a process; empty where they cannot be read. */
 export async function readLayoutFacts(target: ProcessTarget, vmas: readonly LayoutVma[], pageSize: number, deadlineMs?: number): Promise<LayoutFacts> {
   if (target.root !== '/' || target.kernelThread === true) return {};
-  return { stackPointers: readStackPointers(target), mallocChunks: await readMallocChunks(target, vmas, pageSize, deadlineMs) };
+  // The header read starts first (the addon's reader thread), then the stack pointers are read here beside it.
+  const mallocChunks = readMallocChunks(target, vmas, pageSize, deadlineMs);
+  mallocChunks.catch(() => {}); // awaited below
+  const stackPointers = readStackPointers(target);
+  return { stackPointers, mallocChunks: await mallocChunks };
 }

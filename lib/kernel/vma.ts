@@ -203,16 +203,16 @@ const isGuard = (vma: LayoutVma | undefined): vma is LayoutVma => vma !== undefi
 function wasmEvidence(vmas: readonly LayoutVma[], i: number): string | undefined {
   const vma = vmas[i]!;
   const next = vmas[i + 1];
+  if (!vma.perms.startsWith('rw') || !isGuard(next) || next.start !== vma.end) return undefined;
   const size = vma.end - vma.start;
-  if (!vma.perms.startsWith('rw') || size % WASM_PAGE !== 0n || size > WASM_GUARD_REACH) return undefined;
-  if (!isGuard(next) || next.start !== vma.end || next.end < vma.start + WASM_GUARD_REACH) return undefined;
+  if (size % WASM_PAGE !== 0n || size > WASM_GUARD_REACH || next.end < vma.start + WASM_GUARD_REACH) return undefined;
   return `${sizeText(size)} accessible, then a PROT_NONE reservation ${hex(next.start)}-${hex(next.end)} reaching ` +
     `${sizeText(next.end - vma.start)} past its start: V8's guard region behind a WebAssembly memory (8 GiB)`;
 }
 
 function arenaEvidence(vmas: readonly LayoutVma[], i: number): string | undefined {
   const vma = vmas[i]!;
-  if (!vma.perms.startsWith('rw') || vma.start % MALLOC_HEAP_MAX !== 0n || !vma.vmFlags.includes('nr')) return undefined;
+  if (!vma.perms.startsWith('rw') || !vma.vmFlags.includes('nr') || vma.start % MALLOC_HEAP_MAX !== 0n) return undefined;
   const end = vma.start + MALLOC_HEAP_MAX;
   if (vma.end === end) return `64 MiB-aligned, MAP_NORESERVE (nr), exactly 64 MiB: a full heap of a glibc malloc thread arena (HEAP_MAX_SIZE)`;
   const next = vmas[i + 1];
@@ -308,6 +308,10 @@ function stackEvidence(vma: LayoutVma, threads: readonly number[] | undefined): 
   return `holds the stack pointer of thread ${threads.join(', ')} (task/${threads[0]}/syscall)`;
 }
 
+const HEAP_EVIDENCE = 'the brk heap: the main arena of glibc malloc';
+/** One frozen classification per kind that carries no name of its own: 10,000 VMAs need no 10,000 objects. */
+const PLAIN: Partial<Record<RegionKind, Classified>> = {};
+
 /**
  * Every VMA's kind, in the order given (smaps order: by address), with the
  * Node-specific kinds where their evidence holds. Pure: `facts` carries what
@@ -316,8 +320,8 @@ function stackEvidence(vma: LayoutVma, threads: readonly number[] | undefined): 
 export function classifyVmas(vmas: readonly LayoutVma[], facts: LayoutFacts = {}): Classified[] {
   const out: Classified[] = vmas.map((vma) => {
     const { kind, anonName } = regionKind(vma);
-    const evidence = kind === 'heap' ? 'the brk heap: the main arena of glibc malloc' : undefined;
-    return { kind, anonName, evidence };
+    if (anonName !== undefined) return { kind, anonName, evidence: undefined };
+    return (PLAIN[kind] ??= Object.freeze({ kind, anonName: undefined, evidence: kind === 'heap' ? HEAP_EVIDENCE : undefined }));
   });
   for (const range of codeRanges(vmas)) {
     const first = vmas[range.first]!;

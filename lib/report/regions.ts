@@ -9,12 +9,14 @@
  * for that. The read runs off the event loop (lib/kernel/smaps-reader.ts);
  * only the scan runs on the caller's thread.
  */
-import { sizeOf, type SmapsSummary } from '../kernel/smaps.js';
-import { readSmaps } from '../kernel/smaps-reader.js';
+import type { NativeSmapsScan } from '../binding.js';
+import { scan, sizeOf, type SmapsSummary } from '../kernel/smaps.js';
+import { NATIVE_COLUMN, NATIVE_COLUMNS, nativeStrings, smallInteger } from '../kernel/smaps-native.js';
+import { readSmapsInto } from '../kernel/smaps-reader.js';
 import { resolveTarget } from '../kernel/target.js';
 import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
-import { regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
+import { classifyVmas, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import { checkBoolean, checkOptions, type RootOption } from '../validate.js';
 import { classifiedInOrder } from './kinds.js';
 
@@ -143,6 +145,75 @@ export function toRegion(vma: SmapsSummary, labels: readonly LabelledRange[], cl
   };
 }
 
+const C = NATIVE_COLUMN;
+/** An addon figure column's value, undefined where the kernel printed no such line (-1). */
+const figure = (figures: Float64Array, at: number): number | undefined => {
+  const x = figures[at]!;
+  return x >= 0 ? smallInteger(x) : undefined;
+};
+
+/**
+ * Regions straight from the addon's scan of smaps, as toRegion() makes them
+ * of the VMAs fromNativeScan() would: one object per VMA rather than two (at
+ * 10,000 VMAs the second was most of the garbage a report made). The kind
+ * is set after, from the layout of them all (classifyVmas); no labels yet.
+ */
+export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; skippedLines: number } {
+  const { addresses, figures } = native;
+  const strings = nativeStrings(native);
+  const asDoubles = new Float64Array(addresses.buffer, addresses.byteOffset, addresses.length);
+  const mergeable: boolean[] = [];
+  const count = addresses.length / 3;
+  const out = new Array<Region>(count);
+  for (let v = 0, f = 0; v < count; v++, f += NATIVE_COLUMNS) {
+    const start = addresses[3 * v]!;
+    const end = addresses[3 * v + 1]!;
+    const flags = figures[f + C.vmFlags]!;
+    out[v] = {
+      start,
+      end,
+      size: smallInteger(sizeOf({ start, end })),
+      perms: strings.latin1(figures[f + C.perms]!),
+      offset: Object.is(asDoubles[3 * v + 2], 0) ? 0n : addresses[3 * v + 2]!,
+      dev: strings.latin1(figures[f + C.dev]!),
+      inode: smallInteger(figures[f + C.inode]!),
+      pathname: strings.path(figures[f + C.pathname]!),
+      kind: 'anonymous',
+      kindEvidence: undefined,
+      anonName: undefined,
+      rss: figure(figures, f + C.rss),
+      pss: figure(figures, f + C.pss),
+      anonymous: figure(figures, f + C.anonymous),
+      anonHugePages: figure(figures, f + C.anonHugePages),
+      ksm: figure(figures, f + C.ksm),
+      swap: figure(figures, f + C.swap),
+      sharedClean: figure(figures, f + C.sharedClean),
+      sharedDirty: figure(figures, f + C.sharedDirty),
+      privateClean: figure(figures, f + C.privateClean),
+      privateDirty: figure(figures, f + C.privateDirty),
+      vmFlags: flags >= 0 ? strings.flags(flags).slice() : [],
+      mergeable: flags >= 0 && (mergeable[flags] ??= strings.flags(flags).includes('mg')),
+      label: undefined,
+      labels: [],
+    };
+  }
+  return { vmas: out, skippedLines: 0 };
+}
+
+/** Regions of what the reader delivered: the addon's scan, or the bytes scanned here. */
+function regionsOfRead(read: Buffer | NativeSmapsScan): { vmas: Region[]; skippedLines: number } {
+  if (!Buffer.isBuffer(read)) return regionsOfNativeScan(read);
+  const { vmas, skippedLines } = scan(read, false);
+  return { vmas: vmas.map((vma) => toRegion(vma, [])), skippedLines };
+}
+
+function setKind(region: Region, classified: Classified): void {
+  if (classified.kind === region.kind && classified.evidence === region.kindEvidence && classified.anonName === region.anonName) return;
+  region.kind = classified.kind;
+  region.kindEvidence = classified.evidence;
+  region.anonName = classified.anonName;
+}
+
 /**
  * Every VMA of a process (default: this one), from its smaps, in
  * address order, each with its kind. Labels are this process's own, or
@@ -155,11 +226,28 @@ export async function regions(pid?: number, options?: RegionsOptions): Promise<R
   const opts = checkOptions<RegionsOptions>(options);
   const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
   const target = resolveTarget(pid, opts);
-  const reading = readSmaps(target);
+  const reading = readSmapsInto(target, regionsOfRead);
   reading.catch(() => {}); // awaited below; a throw meanwhile is not unhandled
   // The labels' small synchronous reads while the reader thread reads smaps.
   const labels = labelsOf(target);
-  const { vmas, skippedLines } = await reading;
-  const kinds = await classifiedInOrder(target, vmas, undefined, layoutReads);
-  return { pid: target.pid, regions: vmas.map((vma, i) => toRegion(vma, labels, kinds[i])), skippedLines };
+  const { vmas: out, skippedLines } = await reading;
+  // The layout's reads (chunk headers, on the reader thread) go on while the
+  // kinds the layout alone tells are set; the ones they tell come after.
+  const told = layoutReads ? classifiedInOrder(target, out, undefined, true) : undefined;
+  told?.catch(() => {}); // awaited below
+  const plain = classifyVmas(out);
+  for (let i = 0; i < out.length; i++) {
+    const region = out[i]!;
+    setKind(region, plain[i]!);
+    if (labels.length === 0) continue;
+    const inside = labelsWithin(labels, region.start, region.end);
+    if (inside.length === 0) continue;
+    region.labels = inside;
+    region.label = [...new Set(inside.map((l) => l.label))].join(', ');
+  }
+  if (told !== undefined) {
+    const kinds = await told;
+    for (let i = 0; i < out.length; i++) setKind(out[i]!, kinds[i]!);
+  }
+  return { pid: target.pid, regions: out, skippedLines };
 }
