@@ -5,7 +5,9 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -52,6 +54,8 @@ constexpr size_t kMaxThreads = 64;
 // A reader needs little stack: 64 KiB reads go to the heap.
 constexpr size_t kStackBytes = 256 * 1024;
 
+struct Pipeline;
+
 struct Job {
   uint64_t id = 0;
   std::string path;
@@ -65,6 +69,27 @@ struct Job {
   // readPresentHeaders(dir, addresses): `path` is /proc/PID, `data` the headers.
   bool readHeaders = false;
   std::vector<uint64_t> addresses;
+  // A helper of a smaps read on another reader thread (ScanPieces): nothing is delivered.
+  std::shared_ptr<Pipeline> helps;
+};
+
+// A large smaps scanned while it is read. The reader cuts what it has read
+// into pieces of whole lines and hands them on; a helper on another reader
+// thread scans them meanwhile, so that the scan costs the read next to
+// nothing on a machine with a core to spare. The reader scans whatever the
+// helper has not (it never started, or gave up waiting): the pieces are
+// scanned once, in order, by one of them at a time.
+struct Pipeline {
+  std::mutex mutex;
+  std::condition_variable changed;
+  // Published pieces: never changed again (the scan's strings point into
+  // them), and a deque's push_back moves none of them.
+  std::deque<std::vector<char>> pieces;
+  size_t scanned = 0;
+  bool readDone = false;
+  enum class Helper { kWaiting, kScanning, kGone } helper = Helper::kWaiting;
+  SmapsScan scan;
+  SmapsScanner scanner{&scan, 0};
 };
 
 // The file whole, in 64 KiB reads (seq_files hand out a page or so per read).
@@ -92,8 +117,131 @@ void ReadWhole(Job* job) {
   job->data.resize(job->err == 0 ? size : 0);
 }
 
+bool SpawnReader(const std::shared_ptr<Shared>& shared);
+
+// A piece is cut off once this much is read (a 7 MiB smaps of 10,000 VMAs: 28 pieces).
+constexpr size_t kPieceBytes = 256 * 1024;
+// A helper that waits this long for a piece (the read is stuck in the kernel) leaves the rest to the reader.
+constexpr auto kHelperPatience = std::chrono::milliseconds(100);
+
+// Scans published pieces in order while it may: the helper (helper) until
+// the read is done or it waits too long, the reader (!helper) for what is left.
+void ScanPieces(Pipeline* pipe, bool helper) {
+  std::unique_lock<std::mutex> lock(pipe->mutex);
+  if (helper) {
+    if (pipe->helper != Pipeline::Helper::kWaiting) return;  // the reader took the scan
+    pipe->helper = Pipeline::Helper::kScanning;
+  }
+  for (;;) {
+    while (pipe->scanned < pipe->pieces.size()) {
+      const std::vector<char>& piece = pipe->pieces[pipe->scanned];
+      lock.unlock();
+      pipe->scanner.Scan(piece.data(), piece.size());
+      lock.lock();
+      pipe->scanned++;
+    }
+    if (!helper || pipe->readDone) break;
+    if (!pipe->changed.wait_for(lock, kHelperPatience, [&] { return pipe->readDone || pipe->scanned < pipe->pieces.size(); })) break;
+  }
+  if (helper) {
+    pipe->helper = Pipeline::Helper::kGone;
+    pipe->changed.notify_all();
+  }
+}
+
+// A helper job for `pipe` on another reader thread; false when there is
+// none to be had (the reader then scans alone).
+bool StartHelper(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Pipeline>& pipe) {
+  auto helper = std::make_unique<Job>();
+  helper->helps = pipe;
+  {
+    std::lock_guard<std::mutex> lock(shared->mutex);
+    if (!shared->alive) return false;
+    // Only a thread that is idle now, or one more: a helper never waits behind stuck reads.
+    if (shared->idle == 0) {
+      if (shared->threads >= kMaxThreads || !SpawnReader(shared)) return false;
+      shared->threads++;
+    }
+    shared->queue.push_back(helper.release());
+  }
+  shared->wake.notify_one();
+  return true;
+}
+
+// ReadWhole() of a smaps, scanned as it is read (Pipeline).
+void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
+  int fd = open(job->path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    job->err = errno;
+    return;
+  }
+  auto pipe = std::make_shared<Pipeline>();
+  constexpr size_t kChunk = 65536;
+  std::vector<char> current;
+  current.reserve(kPieceBytes + kChunk);
+  bool helped = false;
+  auto publish = [&](std::vector<char> piece) {
+    {
+      std::lock_guard<std::mutex> lock(pipe->mutex);
+      pipe->pieces.push_back(std::move(piece));
+    }
+    pipe->changed.notify_all();
+  };
+  for (;;) {
+    const size_t size = current.size();
+    current.resize(size + kChunk);
+    ssize_t n = read(fd, current.data() + size, kChunk);
+    current.resize(size + static_cast<size_t>(n > 0 ? n : 0));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      job->err = errno;
+      job->syscall = "read";
+      break;
+    }
+    if (n == 0) break;
+    if (current.size() < kPieceBytes) continue;
+    const auto last = std::find(current.rbegin(), current.rend(), '\n');
+    if (last == current.rend()) continue;  // no line's end yet: read on
+    const size_t cut = static_cast<size_t>(current.rend() - last);
+    std::vector<char> rest;
+    rest.reserve(kPieceBytes + kChunk);
+    rest.assign(current.begin() + static_cast<std::ptrdiff_t>(cut), current.end());
+    current.resize(cut);
+    publish(std::move(current));
+    current = std::move(rest);
+    if (!helped) helped = StartHelper(shared, pipe);
+  }
+  close(fd);
+  if (job->err == 0) publish(std::move(current));
+  {
+    // Whatever the helper is scanning is scanned to its end; the rest is scanned here.
+    std::unique_lock<std::mutex> lock(pipe->mutex);
+    pipe->readDone = true;
+    pipe->changed.notify_all();
+    pipe->changed.wait(lock, [&] { return pipe->helper != Pipeline::Helper::kScanning; });
+    pipe->helper = Pipeline::Helper::kGone;  // a helper that starts from now on leaves at once
+  }
+  if (job->err != 0) return;
+  ScanPieces(pipe.get(), false);
+  // Every piece is scanned, and nothing else holds them now.
+  if (pipe->scanner.Ok()) {
+    job->scan = std::move(pipe->scan);
+    job->scanned = true;
+    return;
+  }
+  // Out of the kernel's layout: the bytes, for lib/kernel/smaps.ts to scan.
+  size_t total = 0;
+  for (const auto& piece : pipe->pieces) total += piece.size();
+  job->data.reserve(total);
+  for (const auto& piece : pipe->pieces) job->data.insert(job->data.end(), piece.begin(), piece.end());
+}
+
 // The job's read, on its reader thread.
-void Run(Job* job) {
+void Run(Job* job, const std::shared_ptr<Shared>& shared) {
+  if (job->helps) {
+    ScanPieces(job->helps.get(), true);
+    return;
+  }
   if (job->readHeaders) {
     Failure failure;
     if (!ReadPresentHeaders(job->path, job->addresses, &job->data, &failure)) {
@@ -103,12 +251,11 @@ void Run(Job* job) {
     }
     return;
   }
-  ReadWhole(job);
-  if (job->scanSmaps && job->err == 0) {
-    job->scanned = ScanSmaps(job->data.data(), job->data.size(), &job->scan);
-    if (job->scanned) std::vector<char>().swap(job->data);
-    else job->scan = SmapsScan();
+  if (job->scanSmaps) {
+    ReadAndScan(job, shared);
+    return;
   }
+  ReadWhole(job);
 }
 
 void* ReaderThread(void* arg) {
@@ -123,8 +270,9 @@ void* ReaderThread(void* arg) {
     std::unique_ptr<Job> job(shared->queue.front());
     shared->queue.pop_front();
     lock.unlock();
-    Run(job.get());
+    Run(job.get(), shared);
     lock.lock();
+    if (job->helps) continue;  // a helper delivers nothing
     if (!shared->alive) break;  // the environment is gone: drop the result
     if (napi_call_threadsafe_function(shared->tsfn, job.get(), napi_tsfn_nonblocking) == napi_ok) {
       job.release();  // Deliver() owns it now

@@ -17,14 +17,18 @@ enum Field : size_t {
 // Values in kB from this on are 2^53 bytes or more: lib/kernel/smaps.ts judges them.
 constexpr uint64_t kMaxKb = (uint64_t{1} << 53) / 1024;
 
-class Scanner {
- public:
-  explicit Scanner(SmapsScan* out) : out_(out) {}
+}  // namespace
 
+class SmapsScanner::Impl {
+ public:
+  explicit Impl(SmapsScan* out) : out_(out) {}
+
+  // Whole lines (the last may be cut short only in the last piece); the
+  // VMA being scanned goes on from the piece before.
   bool Run(const char* data, size_t size) {
     const char* p = data;
     const char* const end = data + size;
-    double* vma = nullptr;
+    double* vma = current_ == kNone ? nullptr : out_->figures.data() + current_;
     while (p < end) {
       if (*p == '\n') {  // the JS scanner skips empty lines too
         p++;
@@ -42,6 +46,7 @@ class Scanner {
       } else {
         vma = Header(p, eol);
         if (vma == nullptr) return false;
+        current_ = static_cast<size_t>(vma - out_->figures.data());
       }
       p = eol + 1;
     }
@@ -206,23 +211,35 @@ class Scanner {
     size_t next = 0;
   };
 
+  static constexpr size_t kNone = SIZE_MAX;
   SmapsScan* out_;
+  // The figures of the VMA whose lines are being scanned (an index: they move as more are added).
+  size_t current_ = kNone;
   Recent recent_[kSmapsFieldCount];
   // Keys point into the scanned bytes, which outlive the scan.
   std::unordered_map<std::string_view, double> index_;
 };
 
-}  // namespace
-
-bool ScanSmaps(const char* data, size_t size, SmapsScan* out) {
-  // Offsets into `text` are 32-bit.
-  if (size > UINT32_MAX) return false;
+SmapsScanner::SmapsScanner(SmapsScan* out, size_t expectedBytes) : impl_(std::make_unique<Impl>(out)) {
   // The kernel prints about 750 bytes per VMA: room for them all, once.
-  const size_t vmas = size / 700 + 1;
+  const size_t vmas = expectedBytes / 700 + 1;
   out->addresses.reserve(3 * vmas);
   out->figures.reserve(kSmapsFieldCount * vmas);
-  Scanner scanner(out);
-  return scanner.Run(data, size);
+}
+
+SmapsScanner::~SmapsScanner() = default;
+
+bool SmapsScanner::Scan(const char* data, size_t size) {
+  if (failed_) return false;
+  // Offsets into `text` are 32-bit.
+  bytes_ += size;
+  failed_ = bytes_ > UINT32_MAX || !impl_->Run(data, size);
+  return !failed_;
+}
+
+bool ScanSmaps(const char* data, size_t size, SmapsScan* out) {
+  SmapsScanner scanner(out, size);
+  return scanner.Scan(data, size);
 }
 
 }  // namespace ksm

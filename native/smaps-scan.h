@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace ksm {
@@ -54,5 +55,26 @@ struct SmapsScan {
 // True when every line had the kernel's shape and `out` holds every VMA;
 // false at the first line that did not (`out` is then partial).
 bool ScanSmaps(const char* data, size_t size, SmapsScan* out);
+
+// The same scan a piece at a time, in order, as the bytes are read: every
+// piece but the last ends at a line's end, and every piece stays in memory,
+// unmoved, until the scan is done (strings are told apart by pointing into
+// them). Scan() is false from the first line out of the kernel's shape on.
+class SmapsScanner {
+ public:
+  SmapsScanner(SmapsScan* out, size_t expectedBytes);
+  ~SmapsScanner();
+  SmapsScanner(const SmapsScanner&) = delete;
+  SmapsScanner& operator=(const SmapsScanner&) = delete;
+  bool Scan(const char* data, size_t size);
+  // Every piece so far had the kernel's shape.
+  bool Ok() const { return !failed_; }
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+  uint64_t bytes_ = 0;
+  bool failed_ = false;
+};
 
 }  // namespace ksm

@@ -104,6 +104,8 @@ describe('the reader thread\'s scan of smaps', () => {
     fs.writeFileSync(file, bytes);
     if (!state.loaded) throw new Error(state.reason);
     const read = await startSmapsRead(file, state.binding.smapsScanFields!).promise;
+    // Out of the kernel's layout, the bytes come back exactly as read.
+    if (Buffer.isBuffer(read)) expect(read.equals(bytes)).toBe(true);
     const got = Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read);
     expect(got).toEqual(scan(bytes, false));
     if (!Buffer.isBuffer(read)) {
@@ -140,6 +142,44 @@ describe('the reader thread\'s scan of smaps', () => {
       '7f00-7f01 rw-p 0 00:00 12345678901234567890\n', // an inode past 15 digits
     ];
     for (const text of odd) expect(await bothWays(Buffer.from(text, 'latin1'))).toEqual({ native: false });
+  });
+
+  // A smaps past 256 KiB is cut into pieces of whole lines as it is read and
+  // scanned on a second reader thread meanwhile (native/procread.cc
+  // Pipeline): VMAs and repeated strings run across the pieces.
+  const many = (): Buffer => {
+    const parts = ['linux-6.18.smaps', 'linux-6.1.smaps', 'linux-6.18-shared.smaps'].map((name) => fs.readFileSync(path.join(FIXTURES, name)));
+    const out: Buffer[] = [];
+    for (let i = 0; out.reduce((sum, part) => sum + part.length, 0) < 1_500_000; i++) {
+      out.push(parts[i % parts.length]!);
+      // A pathname of its own now and then: strings first seen in a later piece.
+      out.push(Buffer.from(`${SMAPS_61.replace(' 0 \n', ` 0                          /lib/piece-${i}.so\n`)}`, 'latin1'));
+    }
+    return Buffer.concat(out);
+  };
+
+  it.skipIf(!state.loaded)('a smaps of many pieces: the same VMAs as scan(), scanned natively', async () => {
+    const bytes = many();
+    expect(bytes.length).toBeGreaterThan(4 * 256 * 1024);
+    expect(bytes.includes('/lib/piece-99.so\n')).toBe(true);
+    expect(await bothWays(bytes)).toEqual({ native: true });
+  });
+
+  it.skipIf(!state.loaded)('a smaps of many pieces with a byte changed or cut anywhere: what scan() makes of it, or the bytes whole', async () => {
+    const kernel = many();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(kernel.length - 1),
+        fc.constantFrom(...' \n\t:-0123456789abcdefkBSRPVKA_\r\x00\xff'),
+        fc.option(fc.nat(kernel.length)),
+        async (at, char, cut) => {
+          const bytes = Buffer.from(kernel);
+          bytes[at] = char.charCodeAt(0);
+          await bothWays(cut === null ? bytes : bytes.subarray(0, cut));
+        },
+      ),
+      { numRuns: Number(process.env.NODE_KSM_PROPERTY_RUNS ?? 300) / 10 },
+    );
   });
 
   it.skipIf(!state.loaded)('kernel text with bytes changed or cut: always what scan() makes of it', async () => {

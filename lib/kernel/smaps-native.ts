@@ -18,13 +18,14 @@ const NATIVE_COLUMNS = NATIVE_SMAPS_FIELDS.length;
 
 /**
  * A figure of the scan (a double: it is read from a Float64Array) as V8
- * stores a number cheapest: an integer below 2^30 becomes a small integer
+ * stores a number cheapest: a 32-bit integer becomes a small integer
  * (Smi), held in the object's own field; a double there is a 16-byte
  * HeapNumber of its own, a dozen per VMA (measured: 264 against 104 bytes
  * for a ten-figure object).
  */
 export function smallInteger(x: number): number {
-  return x < 0x40000000 ? x | 0 : x;
+  const int = x | 0;
+  return int === x ? int : x;
 }
 
 /**
