@@ -21,7 +21,10 @@ const addon = createRequire(import.meta.url)('node-gyp-build')(fileURLToPath(new
 // The package's own off-event-loop read (the addon's reader thread, bytes
 // only): the addon delivers every read of this environment to one function,
 // so the bench goes through the package's, not a second one of its own.
-const { startRead } = createRequire(import.meta.url)('../dist/kernel/files.js');
+const { startRead, startHeaderRead } = createRequire(import.meta.url)('../dist/kernel/files.js');
+// Which VMAs regions() reads a malloc chunk header of (vma-evidence.ts reads at most 4,096).
+const { mallocChunkCandidate } = createRequire(import.meta.url)('../dist/kernel/vma.js');
+const MAX_CHUNK_VMAS = 4096;
 
 const { values } = parseArgs({
   options: {
@@ -62,6 +65,19 @@ async function cpu(fn) {
 }
 
 const rows = [];
+
+/**
+ * Every read regions(pid) makes, one after another: smaps raw, each
+ * thread's syscall file (the stack pointers), and the addon's read of the
+ * first chunk header of each candidate VMA (the same job regions() starts).
+ */
+async function regionsReadsRaw(pid, headerAddresses) {
+  fs.readFileSync(`/proc/${pid}/smaps`);
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try { fs.readFileSync(`/proc/${pid}/task/${tid}/syscall`); } catch { /* exited meanwhile */ }
+  }
+  await startHeaderRead(`/proc/${pid}`, headerAddresses).promise;
+}
 
 /** The files profit(pid) reads, raw and one after another: smaps_rollup walks the page tables again. */
 function profitFilesRaw(pid) {
@@ -133,13 +149,16 @@ function exactReadsRaw(pid, ranges) {
   const child = await start({ vmas: Number(values.vmas) });
   const smaps = `/proc/${child.pid}/smaps`;
   const size = fs.readFileSync(smaps).length;
-  const t = { read: [], readSync: [], readAll: [], readThread: [], regions: [], profit: [], regionsBare: [], profitBare: [] };
+  const candidates = (await regions(child.pid, { layoutReads: false })).regions.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
+  const headerAddresses = BigUint64Array.from(candidates, (vma) => vma.start);
+  const t = { read: [], readSync: [], readAll: [], readThread: [], regions: [], profit: [], regionsBare: [], profitBare: [], regionsReads: [] };
   const c = { readSync: [], regions: [], profit: [] };
   for (let i = 0; i < RUNS + 2; i++) {
     // Interleaved, so load on this shared machine hits all alike.
     const readSync = await time(() => fs.readFileSync(smaps));
     const readAll = await time(() => profitFilesRaw(child.pid));
     const readThread = await time(() => startRead(smaps).promise);
+    const regionsReads = await time(() => regionsReadsRaw(child.pid, headerAddresses));
     const reg = await time(() => regions(child.pid));
     const est = await time(() => profit(child.pid, { exact: false }));
     // Without the reads Node's kinds need (thread stacks, malloc chunk headers): the /proc reads alone.
@@ -161,6 +180,7 @@ function exactReadsRaw(pid, ranges) {
     t.regions.push(reg);
     t.profit.push(est);
     t.regionsBare.push(regBare);
+    t.regionsReads.push(regionsReads);
     t.profitBare.push(estBare);
   }
   const vmas = (await regions(child.pid)).regions.length;
@@ -171,7 +191,13 @@ function exactReadsRaw(pid, ranges) {
     { what: 'read smaps, fs.promises.readFile (a pool round trip per page)', ms: median(t.read), ratio: median(t.read) / base },
     { what: "read smaps on the addon's reader thread, bytes only (the floor off the event loop)", ms: median(t.readThread), ratio: median(t.readThread) / base },
     { what: 'read smaps + smaps_rollup + ksm_stat (what profit reads), fs.readFileSync', ms: median(t.readAll), ratio: median(t.readAll) / base },
+    {
+      what: `every read regions(pid) makes: smaps (fs.readFileSync) + the threads' syscall files + the addon's header read (${candidates.length} headers), one after another`,
+      ms: median(t.regionsReads),
+      ratio: median(t.regionsReads) / base,
+    },
     { what: 'regions(pid)', ms: median(t.regions), ratio: median(t.regions) / base },
+    { what: 'regions(pid) / every read it makes', ms: undefined, ratio: median(t.regions) / median(t.regionsReads) },
     { what: 'profit(pid, { exact: false })', ms: median(t.profit), ratio: median(t.profit) / base },
     { what: 'regions(pid, { layoutReads: false })', ms: median(t.regionsBare), ratio: median(t.regionsBare) / base },
     { what: 'profit(pid, { exact: false, layoutReads: false })', ms: median(t.profitBare), ratio: median(t.profitBare) / base },

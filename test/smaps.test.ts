@@ -1,4 +1,5 @@
 /** parseSmaps() on this process's real smaps and on text older kernels print; the addon's scan against scan(). */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -163,6 +164,29 @@ describe('the reader thread\'s scan of smaps', () => {
     expect(bytes.length).toBeGreaterThan(4 * 256 * 1024);
     expect(bytes.includes('/lib/piece-99.so\n')).toBe(true);
     expect(await bothWays(bytes)).toEqual({ native: true });
+  });
+
+  it.skipIf(!state.loaded)('a read that stalls between pieces: scanned once, in order, whoever scans (the helper waits, or leaves the rest to the reader)', async () => {
+    const bytes = many();
+    const fifo = path.join(tmp, `fifo-${files++}`);
+    execFileSync('mkfifo', [fifo]);
+    if (!state.loaded) throw new Error(state.reason);
+    const reading = startSmapsRead(fifo, state.binding.smapsScanFields!).promise;
+    const writer = await fs.promises.open(fifo, 'w');
+    try {
+      // A pause shorter than the helper waits (100 ms), then one longer: it leaves, the reader scans the rest.
+      const cuts = [0, 300_000, 700_000, bytes.length];
+      const pauses = [20, 400];
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        await writer.write(bytes.subarray(cuts[i], cuts[i + 1]));
+        if (i < pauses.length) await new Promise((resolve) => setTimeout(resolve, pauses[i]));
+      }
+    } finally {
+      await writer.close();
+    }
+    const read = await reading;
+    expect(Buffer.isBuffer(read)).toBe(false);
+    expect(fromNativeScan(read as Exclude<typeof read, Buffer>)).toEqual(scan(bytes, false));
   });
 
   it.skipIf(!state.loaded)('a smaps of many pieces with a byte changed or cut anywhere: what scan() makes of it, or the bytes whole', async () => {

@@ -175,6 +175,19 @@ function adaptProfit(stdout, label) {
       ].filter(Boolean).join('; ') || undefined,
     });
   }
+  // With the layout's reads, regions() reads more than smaps: against every read it makes.
+  const regionsReads = find('every read regions(pid) makes');
+  const regionsRatio = find('regions(pid) / every read it makes')?.ratio;
+  if (regionsReads && typeof regionsRatio === 'number') {
+    rows.push({
+      figure: `regions(pid) against every read it makes, ${label}: ${read.what.replace(/^read smaps \((.*)\), fs.readFileSync$/, '$1')}`,
+      measured: `${num(table.find((r) => r.what === 'regions(pid)')?.ms, 1)} ms`,
+      comparedWith: `${regionsReads.what.replace(/^every read regions\(pid\) makes: /, '')}: ${num(regionsReads.ms, 1)} ms`,
+      ratio: regionsRatio,
+      target: '<= 1.2x',
+      verdict: regionsRatio <= 1.2 ? 'met' : `missed: ${num(regionsRatio)}x`,
+    });
+  }
   const extra = find('exact mode, extra cost per GiB');
   const exact = find('profit(pid, { exact: true })');
   if (extra && exact) {
