@@ -92,29 +92,37 @@ struct Pipeline {
   SmapsScanner scanner{&scan, 0};
 };
 
-// The file whole, in 64 KiB reads (seq_files hand out a page or so per read).
+// seq_files hand out a page or so per read: 64 KiB asks for all there is.
+constexpr size_t kReadChunk = 65536;
+
+// One read of fd appended to `into`: the bytes read, 0 at the end of the
+// file, or -1 with the job's error set.
+ssize_t ReadMore(int fd, std::vector<char>* into, Job* job) {
+  const size_t size = into->size();
+  into->resize(size + kReadChunk);
+  for (;;) {
+    const ssize_t n = read(fd, into->data() + size, kReadChunk);
+    if (n < 0 && errno == EINTR) continue;
+    into->resize(size + static_cast<size_t>(n > 0 ? n : 0));
+    if (n < 0) {
+      job->err = errno;
+      job->syscall = "read";
+    }
+    return n;
+  }
+}
+
+// The file whole.
 void ReadWhole(Job* job) {
   int fd = open(job->path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     job->err = errno;
     return;
   }
-  constexpr size_t kChunk = 65536;
-  size_t size = 0;
-  for (;;) {
-    if (job->data.size() < size + kChunk) job->data.resize(std::max(job->data.size() * 2, size + kChunk));
-    ssize_t n = read(fd, job->data.data() + size, kChunk);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      job->err = errno;
-      job->syscall = "read";
-      break;
-    }
-    if (n == 0) break;
-    size += static_cast<size_t>(n);
+  while (ReadMore(fd, &job->data, job) > 0) {
   }
   close(fd);
-  job->data.resize(job->err == 0 ? size : 0);
+  if (job->err != 0) job->data.clear();
 }
 
 bool SpawnReader(const std::shared_ptr<Shared>& shared);
@@ -176,9 +184,8 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
     return;
   }
   auto pipe = std::make_shared<Pipeline>();
-  constexpr size_t kChunk = 65536;
   std::vector<char> current;
-  current.reserve(kPieceBytes + kChunk);
+  current.reserve(kPieceBytes + kReadChunk);
   bool helped = false;
   auto publish = [&](std::vector<char> piece) {
     {
@@ -187,24 +194,13 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
     }
     pipe->changed.notify_all();
   };
-  for (;;) {
-    const size_t size = current.size();
-    current.resize(size + kChunk);
-    ssize_t n = read(fd, current.data() + size, kChunk);
-    current.resize(size + static_cast<size_t>(n > 0 ? n : 0));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      job->err = errno;
-      job->syscall = "read";
-      break;
-    }
-    if (n == 0) break;
+  while (ReadMore(fd, &current, job) > 0) {
     if (current.size() < kPieceBytes) continue;
     const auto last = std::find(current.rbegin(), current.rend(), '\n');
     if (last == current.rend()) continue;  // no line's end yet: read on
     const size_t cut = static_cast<size_t>(current.rend() - last);
     std::vector<char> rest;
-    rest.reserve(kPieceBytes + kChunk);
+    rest.reserve(kPieceBytes + kReadChunk);
     rest.assign(current.begin() + static_cast<std::ptrdiff_t>(cut), current.end());
     current.resize(cut);
     publish(std::move(current));
@@ -271,8 +267,12 @@ void* ReaderThread(void* arg) {
     shared->queue.pop_front();
     lock.unlock();
     Run(job.get(), shared);
+    if (job->helps) {  // a helper delivers nothing; its pieces are let go outside the lock
+      job.reset();
+      lock.lock();
+      continue;
+    }
     lock.lock();
-    if (job->helps) continue;  // a helper delivers nothing
     if (!shared->alive) break;  // the environment is gone: drop the result
     if (napi_call_threadsafe_function(shared->tsfn, job.get(), napi_tsfn_nonblocking) == napi_ok) {
       job.release();  // Deliver() owns it now
