@@ -318,6 +318,13 @@ const PLAIN: Partial<Record<RegionKind, Classified>> = {};
  * was read beside smaps.
  */
 export function classifyVmas(vmas: readonly LayoutVma[], facts: LayoutFacts = {}): Classified[] {
+  const out = layoutKinds(vmas);
+  for (const [i, classified] of factKinds(vmas, out, facts)) out[i] = classified;
+  return out;
+}
+
+/** What the layout alone tells: classifyVmas() without facts. */
+function layoutKinds(vmas: readonly LayoutVma[]): Classified[] {
   const out: Classified[] = vmas.map((vma) => {
     const { kind, anonName } = regionKind(vma);
     if (anonName !== undefined) return { kind, anonName, evidence: undefined };
@@ -332,26 +339,48 @@ export function classifyVmas(vmas: readonly LayoutVma[], facts: LayoutFacts = {}
       if (kind === 'anonymous' || kind === 'jit-code') out[i] = { kind: 'v8-code-range', anonName: undefined, evidence };
     }
   }
+  for (let i = 0; i < vmas.length; i++) {
+    if (out[i]!.kind !== 'anonymous') continue;
+    const arena = arenaEvidence(vmas, i);
+    if (arena !== undefined) {
+      out[i] = { kind: 'malloc-arena', anonName: undefined, evidence: arena };
+      continue;
+    }
+    const wasm = wasmEvidence(vmas, i);
+    if (wasm !== undefined) out[i] = { kind: 'wasm-memory', anonName: undefined, evidence: wasm };
+  }
+  return out;
+}
+
+/**
+ * The kinds `facts` tell on top of what the layout told (`layout`, from
+ * classifyVmas(vmas) without facts): [index, classification] for each VMA
+ * they change, the others left as they are. A report that built its rows
+ * from the layout's kinds while the facts were read applies just these.
+ */
+export function factKinds(vmas: readonly LayoutVma[], layout: readonly Classified[], facts: LayoutFacts): Array<[number, Classified]> {
+  const changed: Array<[number, Classified]> = [];
+  if (facts.stackPointers === undefined && facts.mallocChunks === undefined) return changed;
   // smaps lists VMAs by address, none overlapping: the search needs that order.
   const threads = inAddressOrder(vmas) ? threadsByVma(vmas, facts.stackPointers) : undefined;
-  vmas.forEach((vma, i) => {
-    if (out[i]!.kind !== 'anonymous') return;
-    const arena = arenaEvidence(vmas, i);
-    if (arena !== undefined) return void (out[i] = { kind: 'malloc-arena', anonName: undefined, evidence: arena });
-    const wasm = wasmEvidence(vmas, i);
-    if (wasm !== undefined) return void (out[i] = { kind: 'wasm-memory', anonName: undefined, evidence: wasm });
+  for (let i = 0; i < vmas.length; i++) {
+    if (layout[i]!.kind !== 'anonymous') continue;
+    const vma = vmas[i]!;
     const stack = stackEvidence(vma, threads !== undefined ? threads.get(i) : threadsAt(vma, facts.stackPointers));
-    if (stack !== undefined) return void (out[i] = { kind: 'thread-stack', anonName: undefined, evidence: stack });
+    if (stack !== undefined) {
+      changed.push([i, { kind: 'thread-stack', anonName: undefined, evidence: stack }]);
+      continue;
+    }
     const chunks = facts.mallocChunks?.get(vma.start);
     if (chunks !== undefined && chunks > 0) {
-      out[i] = {
+      changed.push([i, {
         kind: 'malloc-chunk',
         anonName: undefined,
         evidence: `tiled exactly by ${chunks} chunk header(s) marked IS_MMAPPED: memory glibc malloc mapped for one allocation each`,
-      };
+      }]);
     }
-  });
-  return out;
+  }
+  return changed;
 }
 
 /**

@@ -10,6 +10,12 @@ import type { ProcessTarget } from '../kernel/target.js';
 import { readLayoutFacts } from '../kernel/vma-evidence.js';
 import { classifyVmas, type Classified } from '../kernel/vma.js';
 
+/** The page size, from the addon; 4096 without it. */
+export function pageSizeOf(): number {
+  const state = bindingState();
+  return state.loaded ? state.binding.pageSize() : 4096;
+}
+
 /**
  * Each VMA's classification, in the order of `vmas`. `reads` false: from the
  * layout alone (no stack pointers, no chunk headers), for callers that only
@@ -21,9 +27,7 @@ export async function classifiedInOrder(
   deadlineMs?: number,
   reads = true,
 ): Promise<Classified[]> {
-  const state = bindingState();
-  const pageSize = state.loaded ? state.binding.pageSize() : 4096;
-  const facts = reads ? await readLayoutFacts(target, vmas, pageSize, deadlineMs) : {};
+  const facts = reads ? await readLayoutFacts(target, vmas, pageSizeOf(), deadlineMs) : {};
   return classifyVmas(vmas, facts);
 }
 

@@ -16,9 +16,10 @@ import { readSmapsInto } from '../kernel/smaps-reader.js';
 import { resolveTarget } from '../kernel/target.js';
 import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
-import { classifyVmas, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
+import { classifyVmas, factKinds, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import { checkBoolean, checkOptions, type RootOption } from '../validate.js';
-import { classifiedInOrder } from './kinds.js';
+import { pageSizeOf } from './kinds.js';
+import { readLayoutFacts } from '../kernel/vma-evidence.js';
 
 export { regionKind };
 
@@ -233,8 +234,8 @@ export async function regions(pid?: number, options?: RegionsOptions): Promise<R
   const { vmas: out, skippedLines } = await reading;
   // The layout's reads (chunk headers, on the reader thread) go on while the
   // kinds the layout alone tells are set; the ones they tell come after.
-  const told = layoutReads ? classifiedInOrder(target, out, undefined, true) : undefined;
-  told?.catch(() => {}); // awaited below
+  const facts = layoutReads ? readLayoutFacts(target, out, pageSizeOf()) : undefined;
+  facts?.catch(() => {}); // awaited below
   const plain = classifyVmas(out);
   for (let i = 0; i < out.length; i++) {
     const region = out[i]!;
@@ -245,9 +246,6 @@ export async function regions(pid?: number, options?: RegionsOptions): Promise<R
     region.labels = inside;
     region.label = [...new Set(inside.map((l) => l.label))].join(', ');
   }
-  if (told !== undefined) {
-    const kinds = await told;
-    for (let i = 0; i < out.length; i++) setKind(out[i]!, kinds[i]!);
-  }
+  if (facts !== undefined) for (const [i, classified] of factKinds(out, plain, await facts)) setKind(out[i]!, classified);
   return { pid: target.pid, regions: out, skippedLines };
 }
