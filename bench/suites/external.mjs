@@ -175,6 +175,19 @@ function adaptProfit(stdout, label) {
       ].filter(Boolean).join('; ') || undefined,
     });
   }
+  // profit() reads smaps_rollup (a second walk of the page tables) and ksm_stat beside smaps: against those reads.
+  const profitBare = table.find((r) => r.what === 'profit(pid, { exact: false, layoutReads: false })');
+  if (all && profitBare) {
+    const ratio = profitBare.ms / all.ms;
+    rows.push({
+      figure: `profit(pid, { layoutReads: false }) against every file it reads, ${label}: ${read.what.replace(/^read smaps \((.*)\), fs.readFileSync$/, '$1')}`,
+      measured: `${num(profitBare.ms, 1)} ms`,
+      comparedWith: `smaps + smaps_rollup + ksm_stat raw (fs.readFileSync), one after another: ${num(all.ms, 1)} ms`,
+      ratio,
+      target: '<= 1.2x',
+      verdict: ratio <= 1.2 ? 'met' : `missed: ${num(ratio)}x`,
+    });
+  }
   // With the layout's reads, regions() reads more than smaps: against every read it makes.
   const regionsReads = find('every read regions(pid) makes');
   const regionsRatio = find('regions(pid) / every read it makes')?.ratio;
