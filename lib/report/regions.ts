@@ -6,8 +6,9 @@
  * Async on purpose: smaps of a large process is megabytes that the kernel
  * builds while walking every page table (tens of milliseconds for 10,000
  * VMAs); a service asking for its own report must not stall its event loop
- * for that. The read runs off the event loop (lib/kernel/smaps-reader.ts);
- * only the scan runs on the caller's thread.
+ * for that. The read and its scan run on the addon's reader threads
+ * (lib/kernel/smaps-reader.ts, native/procread.cc); the caller's thread only
+ * builds a row per VMA from the scan's columns and tells their kinds.
  */
 import type { NativeSmapsScan } from '../binding.js';
 import { scan, sizeOf, type SmapsSummary } from '../kernel/smaps.js';
