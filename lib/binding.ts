@@ -285,6 +285,12 @@ export function bindingState(): BindingState {
   return state;
 }
 
+/** The page size, from the addon; 4096 without it (a fixture root, or no addon built). */
+export function pageSizeOf(): number {
+  const state = bindingState();
+  return state.loaded ? state.binding.pageSize() : 4096;
+}
+
 /** The binding, or KsmUnsupportedError saying why there is none. */
 export function binding(): NativeBinding {
   const current = bindingState();

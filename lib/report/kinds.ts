@@ -4,17 +4,11 @@
  * malloc chunk headers) say the rest where they can. One place for
  * regions(), profit() and estimate().
  */
-import { bindingState } from '../binding.js';
+import { pageSizeOf } from '../binding.js';
 import type { SmapsSummary } from '../kernel/smaps.js';
 import type { ProcessTarget } from '../kernel/target.js';
 import { readLayoutFacts } from '../kernel/vma-evidence.js';
 import { classifyVmas, type Classified } from '../kernel/vma.js';
-
-/** The page size, from the addon; 4096 without it. */
-export function pageSizeOf(): number {
-  const state = bindingState();
-  return state.loaded ? state.binding.pageSize() : 4096;
-}
 
 /**
  * Each VMA's classification, in the order of `vmas`. `reads` false: from the

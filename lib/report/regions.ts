@@ -10,7 +10,7 @@
  * (lib/kernel/smaps-reader.ts, native/procread.cc); the caller's thread only
  * builds a row per VMA from the scan's columns and tells their kinds.
  */
-import type { NativeSmapsScan } from '../binding.js';
+import { pageSizeOf, type NativeSmapsScan } from '../binding.js';
 import { scan, sizeOf, type SmapsSummary } from '../kernel/smaps.js';
 import { NATIVE_COLUMN, NATIVE_COLUMNS, nativeStrings, smallInteger } from '../kernel/smaps-native.js';
 import { readSmapsInto } from '../kernel/smaps-reader.js';
@@ -19,7 +19,6 @@ import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
 import { classifyVmas, factKinds, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import { checkBoolean, checkOptions, type RootOption } from '../validate.js';
-import { pageSizeOf } from './kinds.js';
 import { readLayoutFacts } from '../kernel/vma-evidence.js';
 
 export { regionKind };

@@ -2,7 +2,7 @@
  * The machine's real saving, from the KSM sysfs counters: what pages_sharing and
  * general_profit say, with the ratios ksm.rst tells operators to watch.
  */
-import { bindingState } from '../binding.js';
+import { pageSizeOf } from '../binding.js';
 import { KsmUnsupportedError } from '../errors.js';
 import { systemStat, type SystemStat } from '../kernel/sysfs.js';
 import { checkOptions, checkRoot, type RootOption } from '../validate.js';
@@ -52,8 +52,7 @@ export interface SystemProfit {
 export function systemProfit(options?: RootOption): SystemProfit {
   const root = checkRoot(checkOptions<RootOption>(options));
   const stat: SystemStat = systemStat({ root });
-  const state = bindingState();
-  const pageSize = state.loaded ? state.binding.pageSize() : 4096;
+  const pageSize = pageSizeOf();
   const missing = ['pagesShared', 'pagesSharing', 'pagesUnshared', 'pagesVolatile', 'ksmZeroPages', 'generalProfit']
     .filter((name) => stat[name as keyof SystemStat] === undefined);
   if (stat.pagesShared === undefined || stat.pagesSharing === undefined) {

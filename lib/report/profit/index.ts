@@ -11,7 +11,7 @@
  * - estimated (anyone who can read smaps): per VMA from Rss/Pss
  *   (accounting.ts, estimateSaved()).
  */
-import { bindingState } from '../../binding.js';
+import { pageSizeOf } from '../../binding.js';
 import { isSystemError } from '../../errors.js';
 import { readKsmStat } from '../../kernel/ksm-stat.js';
 import { rmapItemSize } from '../../kernel/rmap.js';
@@ -110,8 +110,7 @@ export async function profitOfTarget(
   // The labels' small synchronous reads while the reader threads read.
   const labels = labelsOf(target);
   const [{ vmas }, stat] = await reads;
-  const state = bindingState();
-  const pageSize = state.loaded ? state.binding.pageSize() : 4096;
+  const pageSize = pageSizeOf();
   const missing = missingFigures(vmas, stat);
   const reportedAt: number[] = [];
   vmas.forEach((vma, i) => {
