@@ -43,6 +43,17 @@ function consistent<V extends SmapsHeader>(read: { vmas: V[] }): { vmas: V[]; dr
   return { vmas, dropped: vmas.length !== read.vmas.length };
 }
 
+/**
+ * Attempt `attempt`'s VMAs as the read's result: whole, or, torn on the last
+ * attempt, with the overlapping ones left out; undefined: read again.
+ */
+function settled<V extends SmapsHeader>(read: { vmas: V[]; skippedLines: number }, attempt: number): SmapsRead<V> | undefined {
+  const { vmas, dropped } = consistent(read);
+  if (!dropped) return { ...read, torn: false, attempts: attempt };
+  if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
+  return undefined;
+}
+
 /** The addon's scan as VMAs, or the bytes scanned here (no addon, or not the kernel's layout). */
 function scanned(read: Buffer | NativeSmapsScan): SmapsScan {
   return Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read);
@@ -56,21 +67,14 @@ function scanned(read: Buffer | NativeSmapsScan): SmapsScan {
  * @throws SystemError EACCES (with a hint) for another user's process.
  */
 export async function readSmaps(target: ProcessTarget, deadlineMs?: number): Promise<SmapsRead> {
-  return readSmapsAs(target, false, deadlineMs);
+  return readSmapsInto(target, scanned, deadlineMs);
 }
 
 /** readSmaps() keeping every field the kernel printed (`fields`), for doctor's evidence. */
 export async function readSmapsAllFields(target: ProcessTarget, deadlineMs?: number): Promise<SmapsRead<SmapsVma>> {
-  return readSmapsAs(target, true, deadlineMs) as Promise<SmapsRead<SmapsVma>>;
-}
-
-async function readSmapsAs(target: ProcessTarget, allFields: boolean, deadlineMs: number | undefined): Promise<SmapsRead> {
-  if (!allFields) return readSmapsInto(target, scanned, deadlineMs);
   for (let attempt = 1; ; attempt++) {
-    const read = scan(await readProcFile(target, 'smaps', deadlineMs), true);
-    const { vmas, dropped } = consistent(read);
-    if (!dropped) return { ...read, torn: false, attempts: attempt };
-    if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
+    const read = settled(scan(await readProcFile(target, 'smaps', deadlineMs), true) as { vmas: SmapsVma[]; skippedLines: number }, attempt);
+    if (read !== undefined) return read;
   }
 }
 
@@ -86,10 +90,8 @@ export async function readSmapsInto<V extends SmapsHeader>(
   deadlineMs?: number,
 ): Promise<SmapsRead<V>> {
   for (let attempt = 1; ; attempt++) {
-    const read = make(await readProcSmaps(target, NATIVE_SMAPS_FIELDS, deadlineMs));
-    const { vmas, dropped } = consistent(read);
-    if (!dropped) return { ...read, torn: false, attempts: attempt };
-    if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
+    const read = settled(make(await readProcSmaps(target, NATIVE_SMAPS_FIELDS, deadlineMs)), attempt);
+    if (read !== undefined) return read;
   }
 }
 
@@ -106,8 +108,7 @@ export function readOwnSmapsSync(target: ProcessTarget): SmapsRead {
     } catch (error) {
       throw procReadError(error, target.pid);
     }
-    const { vmas, dropped } = consistent(read);
-    if (!dropped) return { ...read, torn: false, attempts: attempt };
-    if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
+    const result = settled(read, attempt);
+    if (result !== undefined) return result;
   }
 }
