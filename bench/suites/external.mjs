@@ -145,6 +145,11 @@ function parseTable(text) {
   return out;
 }
 
+/** A ratio's target and verdict, for a figure that must stay at or under `limit`x. */
+function atMost(ratio, limit) {
+  return { target: `<= ${limit}x`, verdict: ratio <= limit ? 'met' : `missed: ${num(ratio)}x` };
+}
+
 function adaptProfit(stdout, label) {
   const table = parseTable(stdout);
   const find = (prefix) => table.find((row) => row.what.startsWith(prefix));
@@ -166,8 +171,7 @@ function adaptProfit(stdout, label) {
       measured: `${num(row.ms, 1)} ms`,
       comparedWith: `reading the same smaps raw (fs.readFileSync): ${num(read.ms, 1)} ms`,
       ratio: row.ratio,
-      target: '<= 1.2x',
-      verdict: row.ratio <= 1.2 ? 'met' : `missed: ${num(row.ratio)}x`,
+      ...atMost(row.ratio, 1.2),
       notes: [
         cpu ? `CPU time ${num(cpu.ms, 1)} ms, ${num(cpu.ratio)}x of the raw read's CPU time` : undefined,
         !name.includes('layoutReads') ? "with the reads of Node's kinds (thread stacks' pointers, malloc chunk headers)" : 'smaps and the files beside it only',
@@ -184,8 +188,7 @@ function adaptProfit(stdout, label) {
       measured: `${num(profitBare.ms, 1)} ms`,
       comparedWith: `smaps + smaps_rollup + ksm_stat raw (fs.readFileSync), one after another: ${num(all.ms, 1)} ms`,
       ratio,
-      target: '<= 1.2x',
-      verdict: ratio <= 1.2 ? 'met' : `missed: ${num(ratio)}x`,
+      ...atMost(ratio, 1.2),
     });
   }
   // With the layout's reads, regions() reads more than smaps: against every read it makes.
@@ -197,8 +200,7 @@ function adaptProfit(stdout, label) {
       measured: `${num(table.find((r) => r.what === 'regions(pid)')?.ms, 1)} ms`,
       comparedWith: `${regionsReads.what.replace(/^every read regions\(pid\) makes: /, '')}: ${num(regionsReads.ms, 1)} ms`,
       ratio: regionsRatio,
-      target: '<= 1.2x',
-      verdict: regionsRatio <= 1.2 ? 'met' : `missed: ${num(regionsRatio)}x`,
+      ...atMost(regionsRatio, 1.2),
     });
   }
   const extra = find('exact mode, extra cost per GiB');
@@ -222,8 +224,7 @@ function adaptProfit(stdout, label) {
         measured: `${num(exact.ms, 1)} ms`,
         comparedWith: `${reads.what.replace(/^its /, 'the same ')}: ${num(reads.ms, 1)} ms`,
         ratio,
-        target: '<= 1.5x',
-        verdict: ratio <= 1.5 ? 'met' : `missed: ${num(ratio)}x`,
+        ...atMost(ratio, 1.5),
         notes: raw ? `the same reads made raw from JavaScript (fs.readSync, the addon's windows): ${num(raw.ms, 1)} ms` : undefined,
       });
     }
@@ -236,8 +237,7 @@ function adaptProfit(stdout, label) {
         measured: `${num(exact.ms, 1)} ms`,
         comparedWith: `smaps + smaps_rollup + ksm_stat (fs.readFileSync) + the addon's page reads, one after another: ${num(every.ms, 1)} ms`,
         ratio: everyRatio,
-        target: '<= 1.5x',
-        verdict: everyRatio <= 1.5 ? 'met' : `missed: ${num(everyRatio)}x`,
+        ...atMost(everyRatio, 1.5),
       });
     }
   }
