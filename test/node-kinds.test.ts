@@ -6,10 +6,12 @@
  * Then the rules on made-up layouts: near misses stay what smaps says.
  */
 import * as fs from 'node:fs';
+
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { estimate, labelMemory, profit, regions, type Region } from '../lib/index.js';
-import { classifyVmas, type LayoutVma } from '../lib/kernel/vma.js';
+import { V8_CODE_RANGE_SIZES, classifyVmas, type LayoutVma } from '../lib/kernel/vma.js';
 import { parseSyscallStackPointer } from '../lib/kernel/vma-evidence.js';
 import { rawVmas, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
 
@@ -197,6 +199,25 @@ describe('the kinds of a real Node process', () => {
     expect(chunk.kind).toBe('malloc-chunk');
     expect(chunk.label?.split(', ')).toContain('big buffer');
   });
+
+  // Last: the child then merges, which the tests above do not expect.
+  it('profit() gives the reported rows the kinds regions() gives, the read-told ones among them', async (ctx) => {
+    requireKsm(ctx);
+    const { mergeAny } = await child.send<{ mergeAny: boolean }>({ cmd: 'enableMerge' });
+    expect(mergeAny).toBe(true);
+    const [report, kinds] = [await profit(child.pid, { exact: false }), (await regions(child.pid)).regions];
+    const byStart = new Map(kinds.map((r) => [r.start, r]));
+    // The big Buffer (a malloc chunk) and the worker's stack are mergeable now: profit() reports them.
+    for (const kind of ['thread-stack', 'malloc-chunk']) expect(report.regions.some((r) => r.kind === kind)).toBe(true);
+    let compared = 0;
+    for (const row of report.regions) {
+      const region = byStart.get(row.start);
+      if (region === undefined || region.end !== row.end) continue; // changed between the reads
+      compared++;
+      expect([row.start, row.kind, row.kindEvidence]).toEqual([row.start, region.kind, region.kindEvidence]);
+    }
+    expect(compared).toBeGreaterThan(report.regions.length / 2);
+  });
 });
 
 describe('labelMemory()', () => {
@@ -242,6 +263,52 @@ describe('the layout rules on made-up maps', () => {
     expect(classifyVmas(layout(512n * MiB)).map((c) => c.kind)).toEqual(['v8-code-range', 'v8-code-range', 'reserved']);
     expect(classifyVmas(layout(128n * MiB))[1]!.kind).toBe('v8-code-range');
     expect(classifyVmas(layout(511n * MiB)).map((c) => c.kind)).toEqual(['anonymous', 'jit-code', 'reserved']);
+  });
+
+  it('finds every code range a walk from each start finds, on random layouts', () => {
+    // The rule written plainly (quadratic): from each part of a contiguous
+    // run, the nearest end exactly a code range size away with an executable
+    // anonymous VMA between wins, and the search goes on past it.
+    const part = (v: LayoutVma): boolean => v.pathname === '' || v.perms === 'r-xp';
+    const plainly = (vmas: LayoutVma[]): number[] => {
+      const inside: number[] = [];
+      for (let i = 0; i < vmas.length; i++) {
+        if (!part(vmas[i]!)) continue;
+        let last: number | undefined;
+        for (const size of V8_CODE_RANGE_SIZES) {
+          let executable = false;
+          for (let j = i; j < vmas.length; j++) {
+            if (j > i && (!part(vmas[j]!) || vmas[j]!.start !== vmas[j - 1]!.end)) break;
+            if (vmas[j]!.pathname === '' && vmas[j]!.perms[2] === 'x') executable = true;
+            if (vmas[j]!.end === vmas[i]!.start + size) {
+              if (executable && (last === undefined || j < last)) last = j;
+              break;
+            }
+          }
+        }
+        if (last === undefined) continue;
+        for (let k = i; k <= last; k++) if (['anonymous', 'jit-code'].includes(classifyVmas([vmas[k]!])[0]!.kind)) inside.push(k);
+        i = last;
+      }
+      return inside;
+    };
+    const piece = fc.record({
+      mib: fc.constantFrom(4n, 8n, 16n, 32n, 64n, 96n, 120n, 124n),
+      perms: fc.constantFrom('rw-p', 'rw-p', '---p', '---p', 'rwxp', 'r-xp'),
+      file: fc.boolean(),
+      gap: fc.nat(9),
+    });
+    fc.assert(fc.property(fc.array(piece, { maxLength: 40 }), (pieces) => {
+      let at = base;
+      const vmas = pieces.map((p) => {
+        if (p.gap === 0) at += MiB; // a hole: the run ends
+        const v: LayoutVma = { start: at, end: at + p.mib * MiB, perms: p.perms, pathname: p.file ? '/usr/bin/node' : '', inode: p.file ? 1 : 0, vmFlags: [] };
+        at = v.end;
+        return v;
+      });
+      const found = classifyVmas(vmas).flatMap((c, i) => (c.kind === 'v8-code-range' ? [i] : []));
+      expect(found).toEqual(plainly(vmas));
+    }), { numRuns: 2000 });
   });
 
   it('a stack needs a stack pointer inside; a chunk needs its headers', () => {

@@ -38,9 +38,13 @@ const ATTEMPTS = 3;
 
 /** VMAs in address order with none overlapping, and whether any had to be left out. */
 function consistent<V extends SmapsHeader>(read: { vmas: V[] }): { vmas: V[]; dropped: boolean } {
-  const vmas: V[] = [];
-  for (const vma of read.vmas) if (vmas.length === 0 || vma.start >= vmas[vmas.length - 1]!.end) vmas.push(vma);
-  return { vmas, dropped: vmas.length !== read.vmas.length };
+  const all = read.vmas;
+  let first = 1; // the first VMA that starts below the end of the one before
+  while (first < all.length && all[first]!.start >= all[first - 1]!.end) first++;
+  if (first >= all.length) return { vmas: all, dropped: false }; // the common case: no copy
+  const vmas = all.slice(0, first);
+  for (let i = first; i < all.length; i++) if (all[i]!.start >= vmas[vmas.length - 1]!.end) vmas.push(all[i]!);
+  return { vmas, dropped: vmas.length !== all.length };
 }
 
 /**

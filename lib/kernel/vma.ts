@@ -63,23 +63,29 @@ function isDeviceMapping(vma: VmaIdentity): boolean {
   return vma.perms.endsWith('s') && vma.inode !== 0 && vma.pathname.startsWith('/dev/') && !isSharedMemoryPath(vma.pathname);
 }
 
-export function regionKind(vma: VmaIdentity): { kind: RegionKind; anonName: string | undefined } {
+/** regionKind()'s answer for a kind without a name: one frozen object per kind, not one per VMA. */
+const UNNAMED = Object.fromEntries(
+  (['heap', 'stack', 'vdso', 'vvar', 'vsyscall', 'file', 'shared-memory', 'named-anonymous', 'jit-code', 'reserved', 'anonymous', 'special'] as const)
+    .map((kind) => [kind, Object.freeze({ kind, anonName: undefined })]),
+) as Record<RegionKind, Readonly<{ kind: RegionKind; anonName: undefined }>>;
+
+export function regionKind(vma: VmaIdentity): Readonly<{ kind: RegionKind; anonName: string | undefined }> {
   const path = vma.pathname;
   if (path === '') {
-    if (vma.perms.startsWith('---')) return { kind: 'reserved', anonName: undefined };
-    if (vma.perms[2] === 'x') return { kind: 'jit-code', anonName: undefined };
-    return { kind: 'anonymous', anonName: undefined };
+    if (vma.perms.startsWith('---')) return UNNAMED.reserved;
+    if (vma.perms[2] === 'x') return UNNAMED['jit-code'];
+    return UNNAMED.anonymous;
   }
   const named = NAMED[path];
-  if (named !== undefined) return { kind: named, anonName: undefined };
-  if (path.startsWith('[stack:')) return { kind: 'stack', anonName: undefined };
+  if (named !== undefined) return UNNAMED[named];
+  if (path.startsWith('[stack:')) return UNNAMED.stack;
   if (path.startsWith('[anon:') && path.endsWith(']')) return { kind: 'named-anonymous', anonName: path.slice(6, -1) };
   if (path.startsWith('[anon_shmem:') && path.endsWith(']')) return { kind: 'shared-memory', anonName: path.slice(12, -1) };
-  if (path.startsWith('[')) return { kind: 'special', anonName: undefined };
+  if (path.startsWith('[')) return UNNAMED.special;
   // MAP_PRIVATE of /dev/zero is plain anonymous memory (the kernel makes the VMA anonymous, and it merges); smaps still names the file.
-  if (path === '/dev/zero' && vma.perms.endsWith('p')) return { kind: 'anonymous', anonName: undefined };
-  if (isSharedMemoryPath(path) || isDeviceMapping(vma)) return { kind: 'shared-memory', anonName: undefined };
-  return { kind: 'file', anonName: undefined };
+  if (path === '/dev/zero' && vma.perms.endsWith('p')) return UNNAMED.anonymous;
+  if (isSharedMemoryPath(path) || isDeviceMapping(vma)) return UNNAMED['shared-memory'];
+  return UNNAMED.file;
 }
 
 /**
@@ -240,12 +246,19 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
       continue;
     }
     let runEnd = runStart; // inclusive
-    while (runEnd + 1 < vmas.length && part(vmas[runEnd + 1]!) && vmas[runEnd + 1]!.start === vmas[runEnd]!.end) runEnd++;
+    let executables = executable(vmas[runStart]!);
+    while (runEnd + 1 < vmas.length && part(vmas[runEnd + 1]!) && vmas[runEnd + 1]!.start === vmas[runEnd]!.end) executables += executable(vmas[++runEnd]!);
+    if (executables === 0) { // no code range in a run without executable pages (most runs)
+      runStart = runEnd + 1;
+      continue;
+    }
     // execBefore[k]: executable VMAs among runStart .. runStart + k - 1.
-    const execBefore = [0];
-    for (let k = runStart; k <= runEnd; k++) execBefore.push(execBefore[execBefore.length - 1]! + executable(vmas[k]!));
+    const execBefore = new Array<number>(runEnd - runStart + 2);
+    execBefore[0] = 0;
+    for (let k = runStart; k <= runEnd; k++) execBefore[k - runStart + 1] = execBefore[k - runStart]! + executable(vmas[k]!);
     const ends = V8_CODE_RANGE_SIZES.map(() => runStart);
-    for (let i = runStart; i <= runEnd; i++) {
+    // No executable part from i on: no code range starts there (most runs hold none at all).
+    for (let i = runStart; i <= runEnd && execBefore[runEnd + 1 - runStart]! > execBefore[i - runStart]!; i++) {
       let found: { last: number; size: bigint } | undefined;
       for (let s = 0; s < V8_CODE_RANGE_SIZES.length; s++) {
         const size = V8_CODE_RANGE_SIZES[s]!;

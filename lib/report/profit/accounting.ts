@@ -72,16 +72,13 @@ export function estimatedFigures(vma: SmapsSummary): RowFigures {
 
 /**
  * The process's rmap_item cost (the kernel counts rmap_items per process
- * only), spread over its mergeable rows by resident anonymous bytes: a
- * function from row to its share.
+ * only), spread over its mergeable rows by resident anonymous bytes: each
+ * row's share, in the order of `rows`.
  */
-export function metadataShares(rows: readonly Row[], metadataTotal: number | undefined): (row: Row) => number | undefined {
-  const weightOf = (row: Row): number => {
-    if (!row.vma.vmFlags.includes('mg')) return 0;
-    return ((row.vma.anonymous ?? 0) * sizeOf(row)) / sizeOf(row.vma);
-  };
-  const weightTotal = rows.reduce((sum, row) => sum + weightOf(row), 0);
-  return (row) => (metadataTotal === undefined ? undefined : weightTotal > 0 ? (metadataTotal * weightOf(row)) / weightTotal : 0);
+export function metadataShares(rows: readonly Row[], metadataTotal: number | undefined): Array<number | undefined> {
+  const weights = rows.map((row) => (row.vma.vmFlags.includes('mg') ? ((row.vma.anonymous ?? 0) * sizeOf(row)) / sizeOf(row.vma) : 0));
+  const weightTotal = weights.reduce((sum, weight) => sum + weight, 0);
+  return weights.map((weight) => (metadataTotal === undefined ? undefined : weightTotal > 0 ? (metadataTotal * weight) / weightTotal : 0));
 }
 
 /**

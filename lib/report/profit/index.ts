@@ -19,9 +19,10 @@ import { readProcFileIfPresent } from '../../kernel/proc-read.js';
 import { parseSmaps, sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
+import { readLayoutFacts } from '../../kernel/vma-evidence.js';
+import { classifyVmas, factKinds } from '../../kernel/vma.js';
 import { labelsOf } from '../../merge/published.js';
 import { checkBoolean, checkOptions } from '../../validate.js';
-import { classifiedInOrder } from '../kinds.js';
 import {
   estimatedFigures,
   exactFigures,
@@ -118,28 +119,38 @@ export async function profitOfTarget(
   });
   const reported = reportedAt.map((i) => vmas[i]!);
   const zeroPages = stat.zeroPages ?? 0;
-  // The layout's reads (stack pointers, malloc headers) go on beside exact mode's page reads.
-  const [chosen, rollup, classified] = await Promise.all([
-    chooseMethod(target, wantExact, reported, labels, zeroPages),
-    rollupRead,
-    classifiedInOrder(target, vmas, deadlineMs, layoutReads),
-  ]);
-  const kinds = new Map(reportedAt.map((i) => [vmas[i]!, classified[i]!]));
+  // The layout's reads (stack pointers; the chunk headers of the reported
+  // VMAs only, on the reader thread) start first and go on beside exact
+  // mode's page reads and the layout's kinds, worked out meanwhile; the
+  // kinds they tell come after, as in regions().
+  const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs) : undefined;
+  facts?.catch(() => {}); // awaited below
+  const method = chooseMethod(target, wantExact, reported, labels, zeroPages);
+  method.catch(() => {}); // awaited below
+  const layout = classifyVmas(vmas);
+  const [chosen, rollup] = await Promise.all([method, rollupRead]);
+  // Each row's VMA's kind: rows come in the order of `reported`, several to a VMA where exact rows are cut.
+  const kindAt: number[] = new Array<number>(chosen.rows.length);
+  for (let r = 0, k = 0; r < chosen.rows.length; r++) {
+    while (k < reported.length - 1 && reported[k] !== chosen.rows[r]!.vma) k++;
+    kindAt[r] = reportedAt[k]!;
+  }
 
   const item = rmapItemSize(stat, pageSize);
   const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
-  const metadataOf = metadataShares(chosen.rows, metadataTotal);
-  const regions: RegionProfit[] = chosen.rows.map((row) => {
+  const metadata = metadataShares(chosen.rows, metadataTotal);
+  const regions: RegionProfit[] = chosen.rows.map((row, r) => {
     const figures = chosen.exact === undefined
       ? estimatedFigures(row.vma)
       : exactFigures(chosen.exact, chosen.exactIndex.get(row), pageSize);
-    const metadataBytes = metadataOf(row);
+    const metadataBytes = metadata[r];
+    const classified = layout[kindAt[r]!]!;
     return {
       start: row.start,
       end: row.end,
       size: sizeOf(row),
-      kind: kinds.get(row.vma)!.kind,
-      kindEvidence: kinds.get(row.vma)!.evidence,
+      kind: classified.kind,
+      kindEvidence: classified.evidence,
       pathname: row.vma.pathname,
       label: row.labels.length === 0 ? undefined : row.labels.join(', '),
       labels: row.labels,
@@ -152,6 +163,19 @@ export async function profitOfTarget(
       sharing: figures.sharing,
     };
   });
+  // The kinds the reads tell, on the rows of the VMAs they change (the rows were made meanwhile).
+  const read = facts === undefined ? undefined : await facts;
+  if (read !== undefined) {
+    const changed = factKinds(reported, reportedAt.map((i) => layout[i]!), read);
+    for (const [k, classified] of changed) layout[reportedAt[k]!] = classified;
+    if (changed.length > 0) {
+      regions.forEach((region, r) => {
+        const classified = layout[kindAt[r]!]!;
+        region.kind = classified.kind;
+        region.kindEvidence = classified.evidence;
+      });
+    }
+  }
 
   const savedBytes = regions.reduce((sum, row) => sum + row.savedBytes, 0);
   const zeroPageBytes = zeroPages * pageSize;
