@@ -186,7 +186,18 @@ describe('the reader thread\'s scan of smaps', () => {
     }
     const read = await reading;
     expect(Buffer.isBuffer(read)).toBe(false);
-    expect(fromNativeScan(read as Exclude<typeof read, Buffer>)).toEqual(scan(bytes, false));
+    const native = read as Exclude<typeof read, Buffer>;
+    const expected = scan(bytes, false);
+    expect(fromNativeScan(native)).toEqual(expected);
+    // Sharing: the same VMAs, each VmFlags line's list once; copied by default.
+    const shared = fromNativeScan(native, false).vmas;
+    expect(shared).toEqual(expected.vmas);
+    const lists = new Set(shared.map((vma) => vma.vmFlags));
+    // One list per distinct line (two lines may differ in spaces only).
+    expect(lists.size).toBeGreaterThanOrEqual(new Set(shared.map((vma) => vma.vmFlags.join(' '))).size);
+    expect(lists.size).toBeLessThan(shared.length / 10);
+    const copied = fromNativeScan(native).vmas;
+    expect(new Set(copied.map((vma) => vma.vmFlags)).size).toBe(copied.length);
   });
 
   it.skipIf(!state.loaded)('a smaps of many pieces with a byte changed or cut anywhere: what scan() makes of it, or the bytes whole', async () => {

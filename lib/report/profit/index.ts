@@ -106,7 +106,7 @@ export async function profitOfTarget(
   const rollupRead = target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
   // Awaited with the method below; failing meanwhile, it must not count as unhandled.
   rollupRead.catch(() => {});
-  const reads = Promise.all([readSmaps(target, deadlineMs), ksmStatOrUnreadable(target, deadlineMs)]);
+  const reads = Promise.all([readSmaps(target, deadlineMs, true), ksmStatOrUnreadable(target, deadlineMs)]);
   reads.catch(() => {}); // awaited below
   // The labels' small synchronous reads while the reader threads read.
   const labels = labelsOf(target);
