@@ -139,12 +139,32 @@ export async function readMallocChunksByPool(
   return new Map(out);
 }
 
-/** Both facts for a process; empty where they cannot be read. */
-export async function readLayoutFacts(target: ProcessTarget, vmas: readonly LayoutVma[], pageSize: number, deadlineMs?: number): Promise<LayoutFacts> {
-  if (target.root !== '/' || target.kernelThread === true) return {};
+/** Whether the layout's facts can be read of the process: a live one of this machine with user memory. */
+const readable = (target: ProcessTarget): boolean => target.root === '/' && target.kernelThread !== true;
+
+/**
+ * The stack pointers readLayoutFacts() would read, read now: a caller reads
+ * them while smaps is read (they need no VMA list), and passes them on.
+ */
+export function readStackPointersEarly(target: ProcessTarget): Map<number, bigint> | undefined {
+  return readable(target) ? readStackPointers(target) : undefined;
+}
+
+/**
+ * Both facts for a process; empty where they cannot be read. The stack
+ * pointers are the ones given (readStackPointersEarly()), or read here.
+ */
+export async function readLayoutFacts(
+  target: ProcessTarget,
+  vmas: readonly LayoutVma[],
+  pageSize: number,
+  deadlineMs?: number,
+  stackPointersRead?: Map<number, bigint>,
+): Promise<LayoutFacts> {
+  if (!readable(target)) return {};
   // The header read starts first (the addon's reader thread), then the stack pointers are read here beside it.
   const mallocChunks = readMallocChunks(target, vmas, pageSize, deadlineMs);
   mallocChunks.catch(() => {}); // awaited below
-  const stackPointers = readStackPointers(target);
+  const stackPointers = stackPointersRead ?? readStackPointers(target);
   return { stackPointers, mallocChunks: await mallocChunks };
 }

@@ -19,7 +19,7 @@ import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
 import { classifyVmas, factKinds, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import { checkBoolean, checkOptions, type RootOption } from '../validate.js';
-import { readLayoutFacts } from '../kernel/vma-evidence.js';
+import { readLayoutFacts, readStackPointersEarly } from '../kernel/vma-evidence.js';
 
 export { regionKind };
 
@@ -229,12 +229,13 @@ export async function regions(pid?: number, options?: RegionsOptions): Promise<R
   const target = resolveTarget(pid, opts);
   const reading = readSmapsInto(target, regionsOfRead);
   reading.catch(() => {}); // awaited below; a throw meanwhile is not unhandled
-  // The labels' small synchronous reads while the reader thread reads smaps.
+  // The labels' and the threads' stack pointers' small synchronous reads while the reader thread reads smaps.
   const labels = labelsOf(target);
+  const stackPointers = layoutReads ? readStackPointersEarly(target) : undefined;
   const { vmas: out, skippedLines } = await reading;
   // The layout's reads (chunk headers, on the reader thread) go on while the
   // kinds the layout alone tells are set; the ones they tell come after.
-  const facts = layoutReads ? readLayoutFacts(target, out, pageSizeOf()) : undefined;
+  const facts = layoutReads ? readLayoutFacts(target, out, pageSizeOf(), undefined, stackPointers) : undefined;
   facts?.catch(() => {}); // awaited below
   const plain = classifyVmas(out);
   for (let i = 0; i < out.length; i++) {

@@ -19,7 +19,7 @@ import { readProcFileIfPresent } from '../../kernel/proc-read.js';
 import { parseSmaps, sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
-import { readLayoutFacts } from '../../kernel/vma-evidence.js';
+import { readLayoutFacts, readStackPointersEarly } from '../../kernel/vma-evidence.js';
 import { classifyVmas, factKinds } from '../../kernel/vma.js';
 import { labelsOf } from '../../merge/published.js';
 import { checkBoolean, checkOptions } from '../../validate.js';
@@ -108,8 +108,9 @@ export async function profitOfTarget(
   rollupRead.catch(() => {});
   const reads = Promise.all([readSmaps(target, deadlineMs, true), ksmStatOrUnreadable(target, deadlineMs)]);
   reads.catch(() => {}); // awaited below
-  // The labels' small synchronous reads while the reader threads read.
+  // The labels' and the threads' stack pointers' small synchronous reads while the reader threads read.
   const labels = labelsOf(target);
+  const stackPointers = layoutReads ? readStackPointersEarly(target) : undefined;
   const [{ vmas }, stat] = await reads;
   const pageSize = pageSizeOf();
   const missing = missingFigures(vmas, stat);
@@ -119,11 +120,11 @@ export async function profitOfTarget(
   });
   const reported = reportedAt.map((i) => vmas[i]!);
   const zeroPages = stat.zeroPages ?? 0;
-  // The layout's reads (stack pointers; the chunk headers of the reported
-  // VMAs only, on the reader thread) start first and go on beside exact
-  // mode's page reads and the layout's kinds, worked out meanwhile; the
-  // kinds they tell come after, as in regions().
-  const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs) : undefined;
+  // The layout's other read (the chunk headers of the reported VMAs only, on
+  // the reader thread; the stack pointers were read beside smaps) starts
+  // first and goes on beside exact mode's page reads and the layout's kinds,
+  // worked out meanwhile; the kinds it tells come after, as in regions().
+  const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs, stackPointers) : undefined;
   facts?.catch(() => {}); // awaited below
   const method = chooseMethod(target, wantExact, reported, labels, zeroPages);
   method.catch(() => {}); // awaited below
