@@ -79,10 +79,10 @@ async function regionsReadsRaw(pid, headerAddresses) {
   await startHeaderRead(`/proc/${pid}`, headerAddresses).promise;
 }
 
-/** The files profit(pid) reads, raw and one after another: smaps_rollup walks the page tables again. */
-function profitFilesRaw(pid) {
+/** The files profit(pid) reads, raw and one after another; with `rollup`, smaps_rollup too (it walks the page tables again). */
+function profitFilesRaw(pid, rollup = false) {
   fs.readFileSync(`/proc/${pid}/smaps`);
-  fs.readFileSync(`/proc/${pid}/smaps_rollup`);
+  if (rollup) fs.readFileSync(`/proc/${pid}/smaps_rollup`);
   fs.readFileSync(`/proc/${pid}/ksm_stat`);
 }
 
@@ -151,12 +151,13 @@ function exactReadsRaw(pid, ranges) {
   const size = fs.readFileSync(smaps).length;
   const candidates = (await regions(child.pid, { layoutReads: false })).regions.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
   const headerAddresses = BigUint64Array.from(candidates, (vma) => vma.start);
-  const t = { read: [], readSync: [], readAll: [], readThread: [], regions: [], profit: [], regionsBare: [], profitBare: [], regionsReads: [] };
+  const t = { read: [], readSync: [], readAll: [], readAllRollup: [], readThread: [], regions: [], profit: [], regionsBare: [], profitBare: [], profitRollup: [], regionsReads: [] };
   const c = { readSync: [], regions: [], profit: [] };
   for (let i = 0; i < RUNS + 2; i++) {
     // Interleaved, so load on this shared machine hits all alike.
     const readSync = await time(() => fs.readFileSync(smaps));
     const readAll = await time(() => profitFilesRaw(child.pid));
+    const readAllRollup = await time(() => profitFilesRaw(child.pid, true));
     const readThread = await time(() => startRead(smaps).promise);
     const regionsReads = await time(() => regionsReadsRaw(child.pid, headerAddresses));
     const reg = await time(() => regions(child.pid));
@@ -164,6 +165,7 @@ function exactReadsRaw(pid, ranges) {
     // Without the reads Node's kinds need (thread stacks, malloc chunk headers): the /proc reads alone.
     const regBare = await time(() => regions(child.pid, { layoutReads: false }));
     const estBare = await time(() => profit(child.pid, { exact: false, layoutReads: false }));
+    const estRollup = await time(() => profit(child.pid, { exact: false, layoutReads: false, rollup: true }));
     const cpuRead = await cpu(() => fs.readFileSync(smaps));
     const cpuRegions = await cpu(() => regions(child.pid));
     const cpuProfit = await cpu(() => profit(child.pid, { exact: false }));
@@ -176,12 +178,14 @@ function exactReadsRaw(pid, ranges) {
     t.read.push(read);
     t.readSync.push(readSync);
     t.readAll.push(readAll);
+    t.readAllRollup.push(readAllRollup);
     t.readThread.push(readThread);
     t.regions.push(reg);
     t.profit.push(est);
     t.regionsBare.push(regBare);
     t.regionsReads.push(regionsReads);
     t.profitBare.push(estBare);
+    t.profitRollup.push(estRollup);
   }
   const vmas = (await regions(child.pid)).regions.length;
   // The kernel's own cost: a synchronous read loop, nothing else.
@@ -190,7 +194,8 @@ function exactReadsRaw(pid, ranges) {
     { what: `read smaps (${vmas} VMAs, ${formatBytes(size)}), fs.readFileSync`, ms: base, ratio: 1 },
     { what: 'read smaps, fs.promises.readFile (a pool round trip per page)', ms: median(t.read), ratio: median(t.read) / base },
     { what: "read smaps on the addon's reader thread, bytes only (the floor off the event loop)", ms: median(t.readThread), ratio: median(t.readThread) / base },
-    { what: 'read smaps + smaps_rollup + ksm_stat (what profit reads), fs.readFileSync', ms: median(t.readAll), ratio: median(t.readAll) / base },
+    { what: 'read smaps + ksm_stat (what profit reads), fs.readFileSync', ms: median(t.readAll), ratio: median(t.readAll) / base },
+    { what: 'read smaps + smaps_rollup + ksm_stat (what profit reads with rollup: true), fs.readFileSync', ms: median(t.readAllRollup), ratio: median(t.readAllRollup) / base },
     {
       what: `every read regions(pid) makes: smaps (fs.readFileSync) + the threads' syscall files + the addon's header read (${candidates.length} headers), one after another`,
       ms: median(t.regionsReads),
@@ -201,6 +206,7 @@ function exactReadsRaw(pid, ranges) {
     { what: 'profit(pid, { exact: false })', ms: median(t.profit), ratio: median(t.profit) / base },
     { what: 'regions(pid, { layoutReads: false })', ms: median(t.regionsBare), ratio: median(t.regionsBare) / base },
     { what: 'profit(pid, { exact: false, layoutReads: false })', ms: median(t.profitBare), ratio: median(t.profitBare) / base },
+    { what: 'profit(pid, { exact: false, layoutReads: false, rollup: true })', ms: median(t.profitRollup), ratio: median(t.profitRollup) / base },
     { what: 'CPU time: read smaps, fs.readFileSync', ms: median(c.readSync), ratio: 1 },
     { what: 'CPU time: regions(pid)', ms: median(c.regions), ratio: median(c.regions) / median(c.readSync) },
     { what: 'CPU time: profit(pid, { exact: false })', ms: median(c.profit), ratio: median(c.profit) / median(c.readSync) },
@@ -269,7 +275,7 @@ if (process.getuid?.() === 0 && fs.existsSync(`${KSM}/run`) && fs.readFileSync(`
       },
       { what: 'the same reads raw from JavaScript (fs.readSync, same windows)', ms: median(raw), ratio: undefined },
       {
-        what: 'every read it makes: smaps + smaps_rollup + ksm_stat (fs.readFileSync) + the addon\'s page reads, one after another',
+        what: 'every read it makes: smaps + ksm_stat (fs.readFileSync) + the addon\'s page reads, one after another',
         ms: median(allReads),
         ratio: undefined,
       },

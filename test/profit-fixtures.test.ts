@@ -3,6 +3,8 @@
  * estimate's formula, the reconciliation with the kernel's own figures, the
  * system ratios of Documentation/admin-guide/mm/ksm.rst, and bad arguments.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -14,7 +16,7 @@ const KB = 1024;
 
 describe('profit() from a 6.8 fixture (estimated)', () => {
   it('derives the fair share from Rss/Pss and reconciles with ksm_stat and smaps_rollup', async () => {
-    const report = await profit(4242, { root: ROOT_68 });
+    const report = await profit(4242, { root: ROOT_68, rollup: true });
     expect(report.method).toBe('estimated');
     expect(report.estimateReason).toMatch(/fixture root/);
     expect(report.missing).toEqual([]);
@@ -54,6 +56,26 @@ describe('profit() from a 6.8 fixture (estimated)', () => {
     expect(r.keptCopyBytes).toBe(120 * 4096 - 340 * KB);
     expect(r.explanation).toContain('ksm_process_profit');
     expect(r.explanation).toContain(formatBytes(r.keptCopyBytes));
+  });
+
+  it('reads smaps_rollup only with rollup: true', async () => {
+    // The same tree with a smaps_rollup that has no KSM line: only a report that reads it says so.
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-rollup-'));
+    try {
+      fs.cpSync(ROOT_68, root, { recursive: true });
+      fs.writeFileSync(path.join(root, 'proc/4242/smaps_rollup'), '00400000-7fff00000000 ---p 00000000 00:00 0 [rollup]\nRss: 4 kB\n');
+      const plain = await profit(4242, { root });
+      expect(plain.reconciliation.rollupKsmBytes).toBeUndefined();
+      expect(plain.reconciliation.rollupDifferenceBytes).toBeUndefined();
+      expect(plain.missing).toEqual([]);
+      const withRollup = await profit(4242, { root, rollup: true });
+      expect(withRollup.missing).toEqual(['smaps_rollup KSM']);
+      // Everything else is the same report.
+      expect({ ...withRollup, missing: [] }).toEqual(plain);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+    await expect(profit(4242, { root: ROOT_68, rollup: 'yes' } as unknown as { rollup: boolean })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
   });
 
   it('exact: true cannot be had from a fixture root, and says why', async () => {

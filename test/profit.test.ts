@@ -124,7 +124,7 @@ describe('profit() in three workers with labelled buffers', () => {
     const workers = await startWorkers();
     await settle(workers);
 
-    const reports = await Promise.all(workers.map((worker) => worker.send<ProfitReport>({ cmd: 'profit' })));
+    const reports = await Promise.all(workers.map((worker) => worker.send<ProfitReport>({ cmd: 'profit', options: { rollup: true } })));
     let savedAll = 0;
     let savedPair = 0;
     reports.forEach((report, c) => {

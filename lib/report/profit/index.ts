@@ -84,8 +84,9 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
   const opts = checkOptions<ProfitOptions>(options);
   const wantExact = checkBoolean('options.exact', opts.exact);
   const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
+  const rollup = checkBoolean('options.rollup', opts.rollup) ?? false;
   const target = resolveTarget(pid, opts);
-  return profitOfTarget(target, wantExact, undefined, layoutReads);
+  return profitOfTarget(target, wantExact, undefined, layoutReads, rollup);
 }
 
 /**
@@ -93,17 +94,19 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
  * `deadlineMs` where one is given (readers of many processes give one).
  * `layoutReads` false leaves out the reads only some kinds need (stack
  * pointers, malloc headers): those rows then say what the layout alone tells.
+ * `rollup` reads smaps_rollup as well (reconciliation.rollupKsmBytes).
  */
 export async function profitOfTarget(
   target: ProcessTarget,
   wantExact: boolean | undefined,
   deadlineMs: number | undefined,
   layoutReads = true,
+  rollup = false,
 ): Promise<ProfitReport> {
   // smaps and smaps_rollup walk the page tables separately: read them side by
   // side, the rollup's walk going on through exact mode's page reads as well.
   // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
-  const rollupRead = target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
+  const rollupRead = !rollup || target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
   // Awaited with the method below; failing meanwhile, it must not count as unhandled.
   rollupRead.catch(() => {});
   const reads = Promise.all([readSmaps(target, deadlineMs, true), ksmStatOrUnreadable(target, deadlineMs)]);
@@ -129,7 +132,7 @@ export async function profitOfTarget(
   const method = chooseMethod(target, wantExact, reported, labels, zeroPages);
   method.catch(() => {}); // awaited below
   const layout = classifyVmas(vmas);
-  const [chosen, rollup] = await Promise.all([method, rollupRead]);
+  const [chosen, rollupText] = await Promise.all([method, rollupRead]);
   // Each row's VMA's kind: rows come in the order of `reported`, several to a VMA where exact rows are cut.
   const kindAt: number[] = new Array<number>(chosen.rows.length);
   for (let r = 0, k = 0; r < chosen.rows.length; r++) {
@@ -188,8 +191,8 @@ export async function profitOfTarget(
     metadataBytes: metadataTotal,
     netBytes: metadataTotal === undefined ? undefined : savedBytes + zeroPageBytes - metadataTotal,
   };
-  const rollupKsm = rollup === undefined ? undefined : parseSmaps(rollup.toString('latin1')).vmas[0]?.fields.KSM;
-  if (rollup !== undefined && rollupKsm === undefined) missing.push('smaps_rollup KSM');
+  const rollupKsm = rollupText === undefined ? undefined : parseSmaps(rollupText.toString('latin1')).vmas[0]?.fields.KSM;
+  if (rollupText !== undefined && rollupKsm === undefined) missing.push('smaps_rollup KSM');
 
   return {
     pid: target.pid,
