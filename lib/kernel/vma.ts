@@ -64,28 +64,26 @@ function isDeviceMapping(vma: VmaIdentity): boolean {
 }
 
 /** regionKind()'s answer for a kind without a name: one frozen object per kind, not one per VMA. */
-const UNNAMED = Object.fromEntries(
-  (['heap', 'stack', 'vdso', 'vvar', 'vsyscall', 'file', 'shared-memory', 'named-anonymous', 'jit-code', 'reserved', 'anonymous', 'special'] as const)
-    .map((kind) => [kind, Object.freeze({ kind, anonName: undefined })]),
-) as Record<RegionKind, Readonly<{ kind: RegionKind; anonName: undefined }>>;
+const UNNAMED: Partial<Record<RegionKind, Readonly<{ kind: RegionKind; anonName: undefined }>>> = {};
+const unnamed = (kind: RegionKind): Readonly<{ kind: RegionKind; anonName: undefined }> => (UNNAMED[kind] ??= Object.freeze({ kind, anonName: undefined }));
 
 export function regionKind(vma: VmaIdentity): Readonly<{ kind: RegionKind; anonName: string | undefined }> {
   const path = vma.pathname;
   if (path === '') {
-    if (vma.perms.startsWith('---')) return UNNAMED.reserved;
-    if (vma.perms[2] === 'x') return UNNAMED['jit-code'];
-    return UNNAMED.anonymous;
+    if (vma.perms.startsWith('---')) return unnamed('reserved');
+    if (vma.perms[2] === 'x') return unnamed('jit-code');
+    return unnamed('anonymous');
   }
   const named = NAMED[path];
-  if (named !== undefined) return UNNAMED[named];
-  if (path.startsWith('[stack:')) return UNNAMED.stack;
+  if (named !== undefined) return unnamed(named);
+  if (path.startsWith('[stack:')) return unnamed('stack');
   if (path.startsWith('[anon:') && path.endsWith(']')) return { kind: 'named-anonymous', anonName: path.slice(6, -1) };
   if (path.startsWith('[anon_shmem:') && path.endsWith(']')) return { kind: 'shared-memory', anonName: path.slice(12, -1) };
-  if (path.startsWith('[')) return UNNAMED.special;
+  if (path.startsWith('[')) return unnamed('special');
   // MAP_PRIVATE of /dev/zero is plain anonymous memory (the kernel makes the VMA anonymous, and it merges); smaps still names the file.
-  if (path === '/dev/zero' && vma.perms.endsWith('p')) return UNNAMED.anonymous;
-  if (isSharedMemoryPath(path) || isDeviceMapping(vma)) return UNNAMED['shared-memory'];
-  return UNNAMED.file;
+  if (path === '/dev/zero' && vma.perms.endsWith('p')) return unnamed('anonymous');
+  if (isSharedMemoryPath(path) || isDeviceMapping(vma)) return unnamed('shared-memory');
+  return unnamed('file');
 }
 
 /**

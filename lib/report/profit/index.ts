@@ -103,9 +103,9 @@ export async function profitOfTarget(
   layoutReads = true,
   rollup = false,
 ): Promise<ProfitReport> {
-  // smaps and smaps_rollup walk the page tables separately: read them side by
-  // side, the rollup's walk going on through exact mode's page reads as well.
-  // A kernel thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
+  // With `rollup`, smaps_rollup (a walk of the page tables of its own) is read
+  // beside smaps, going on through exact mode's page reads as well. A kernel
+  // thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
   const rollupRead = !rollup || target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
   // Awaited with the method below; failing meanwhile, it must not count as unhandled.
   rollupRead.catch(() => {});
