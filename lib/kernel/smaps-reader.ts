@@ -58,14 +58,9 @@ function settled<V extends SmapsHeader>(read: { vmas: V[]; skippedLines: number 
   return undefined;
 }
 
-/** The addon's scan as VMAs, or the bytes scanned here (no addon, or not the kernel's layout). */
-function scanned(read: Buffer | NativeSmapsScan): SmapsScan {
-  return Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read);
-}
-
-/** scanned(), one VmFlags list shared by the VMAs of the same line where the addon scanned. */
-function scannedSharingFlags(read: Buffer | NativeSmapsScan): SmapsScan {
-  return Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read, false);
+/** The addon's scan as VMAs (`copyFlags` as fromNativeScan()), or the bytes scanned here (no addon, or not the kernel's layout). */
+function scanned(read: Buffer | NativeSmapsScan, copyFlags = true): SmapsScan {
+  return Buffer.isBuffer(read) ? scan(read, false) : fromNativeScan(read, copyFlags);
 }
 
 /**
@@ -79,7 +74,7 @@ function scannedSharingFlags(read: Buffer | NativeSmapsScan): SmapsScan {
  * @throws SystemError EACCES (with a hint) for another user's process.
  */
 export async function readSmaps(target: ProcessTarget, deadlineMs?: number, sharedFlags = false): Promise<SmapsRead> {
-  return readSmapsInto(target, sharedFlags ? scannedSharingFlags : scanned, deadlineMs);
+  return readSmapsInto(target, (read) => scanned(read, !sharedFlags), deadlineMs);
 }
 
 /** readSmaps() keeping every field the kernel printed (`fields`), for doctor's evidence. */
