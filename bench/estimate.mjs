@@ -293,7 +293,9 @@ async function threads() {
           whole: r.pagesHashed / (r.elapsedMs / 1e3),
           elapsedMs: r.elapsedMs,
           threads: r.threads,
-          // Where the time goes: the native phases, and the rest (smaps read and planning in JS, one thread).
+          plannedFrom: r.plannedFrom,
+          // Where the time goes: the native phases, and the rest (at threads=1 the smaps read and the
+          // planning before them; at 2 or more the maps read before them, smaps being read beside them).
           pagemapMs: t.pagemapMs,
           sampleMs: t.sampleMs,
           confirmMs: t.confirmMs,
@@ -327,6 +329,8 @@ async function threads() {
     // The whole call's ratio if the native phases scaled perfectly and the rest stayed as measured.
     wholeRatioBound: median(rows.map((r) => r[1].elapsedMs / (r[many].otherMs + r[1].nativeMs / many))),
     wholeRatio: median(rows.map((r) => r[many].whole / r[1].whole)),
+    // How the threads=many runs were planned: kept from maps, or made again by smaps' plan.
+    plannedFrom: Object.fromEntries(['smaps', 'maps', 'restarted'].map((k) => [k, rows.filter((r) => r[many].plannedFrom === k).length])),
     wholeRatioMin: Math.min(...rows.map((r) => r[many].whole / r[1].whole)),
     wholeRatioMax: Math.max(...rows.map((r) => r[many].whole / r[1].whole)),
     delay,
@@ -336,8 +340,9 @@ async function threads() {
   log(`  threads=1:  sample ${(result.one.samplePagesPerSec / 1e6).toFixed(2)} M pages/s, whole call ${(result.one.wholePagesPerSec / 1e6).toFixed(2)} M pages/s (${result.one.elapsedMs.toFixed(0)} ms)`);
   log(`  threads=${many}:  sample ${(result.many.samplePagesPerSec / 1e6).toFixed(2)} M pages/s, whole call ${(result.many.wholePagesPerSec / 1e6).toFixed(2)} M pages/s (${result.many.elapsedMs.toFixed(0)} ms)`);
   for (const [label, f] of [['1', result.one], [String(many), result.many]]) {
-    log(`  threads=${label} phases (median ms): pagemap ${f.pagemapMs.toFixed(1)}, sample ${f.sampleMs.toFixed(1)}, confirm ${f.confirmMs.toFixed(1)}, smaps + planning in JS ${f.otherMs.toFixed(1)}`);
+    log(`  threads=${label} phases (median ms): pagemap ${f.pagemapMs.toFixed(1)}, sample ${f.sampleMs.toFixed(1)}, confirm ${f.confirmMs.toFixed(1)}, outside them ${f.otherMs.toFixed(1)}`);
   }
+  log(`  threads=${many} planned from: ${Object.entries(result.plannedFrom).map(([k, n]) => `${k} ${n}`).join(', ')} (of ${rounds} rounds; smaps read beside the hashing when from maps)`);
   log(`  ratio: sample ${result.sampleRatio.toFixed(2)}x, native phases ${result.nativeRatio.toFixed(2)}x, whole call ${result.wholeRatio.toFixed(2)}x (min ${result.wholeRatioMin.toFixed(2)}, max ${result.wholeRatioMax.toFixed(2)})`);
   log(`  the child's smaps read raw (fs.readFileSync, one kernel walk): ${result.smapsMs.toFixed(1)} ms; whole call if the native phases scaled perfectly: ${result.wholeRatioBound.toFixed(2)}x`);
   log(`  process_vm_readv copy alone on ${many} threads at once against one (each its own ${copy.mibEach} MiB, 64 pages a call): ${copy.ratio.toFixed(2)}x (${copy.ratios.map((r) => r.toFixed(2)).join(', ')})`);

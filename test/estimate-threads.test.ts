@@ -2,8 +2,13 @@
  * estimate() on several threads: the same figures as on one, to the last
  * fraction of a page, on a layout large enough that every phase is split
  * (several sample chunks per target, several sort buckets and confirm
- * chunks, classes larger than a confirm wave); and the threads option checked.
+ * chunks, classes larger than a confirm wave); the hashing started on the
+ * plan maps allows while smaps is read, kept or made again; and the threads
+ * option checked.
  */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+
 import { afterEach, describe, expect, it } from 'vitest';
 
 import nodeGypBuild from 'node-gyp-build';
@@ -11,11 +16,11 @@ import nodeGypBuild from 'node-gyp-build';
 import { PAGE_STAT, PAGE_STAT_COUNT, PAGE_STAT_FIELDS, type NativeBinding, type NativeEstimateResult } from '../lib/binding.js';
 import { estimate, type EstimateResult, type EstimateVma } from '../lib/index.js';
 import { defaultEstimateThreads } from '../lib/report/estimate.js';
-import { ROOT, requireKsm, startFixture, type Holder } from './helpers/ksm.js';
+import { FIXTURES, ROOT, firstLine, rawVmaAt, requireKsm, startFixture, unsanitizedEnv, type Holder } from './helpers/ksm.js';
 
 const native = nodeGypBuild(ROOT) as NativeBinding;
 
-let holders: Holder[] = [];
+let holders: Array<Pick<Holder, 'kill'>> = [];
 afterEach(async () => {
   await Promise.all(holders.map((holder) => holder.kill()));
   holders = [];
@@ -59,6 +64,31 @@ function runNative(workers: Worker[], threads: number): Promise<NativeEstimateRe
 function figures(result: NativeEstimateResult): unknown {
   const { timings: _t, threads: _n, memoryBytes: _m, ...rest } = result as NativeEstimateResult & { memoryBytes?: number };
   return { ...rest, targets: result.targets.map((t) => ({ pid: t.pid, exited: t.exited, stats: Array.from(t.stats) })) };
+}
+
+type Range = { start: bigint; end: bigint };
+
+/** droppable-twin.py: a python process (no runtime of its own that maps memory meanwhile) holding two mappings of the same 8 pages. */
+async function startTwins(args: string[]): Promise<{ pid: number; a: Range; b: Range }> {
+  const child = spawn('python3', [path.join(FIXTURES, 'droppable-twin.py'), ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...unsanitizedEnv(), TWIN_SEED: String(Math.floor(Math.random() * 1e9)) },
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  holders.push({ kill });
+  const ready = JSON.parse(await firstLine(child, 'droppable-twin.py')) as Record<'a' | 'b', { start: number; end: number }>;
+  const range = (r: { start: number; end: number }): Range => ({ start: BigInt(r.start), end: BigInt(r.end) });
+  return { pid: child.pid!, a: range(ready.a), b: range(ready.b) };
+}
+
+function rangeOf(result: EstimateResult, pid: number, range: Range): EstimateVma {
+  const vma = result.processes.find((p) => p.pid === pid)?.vmas.find((v) => v.start === range.start && v.end === range.end);
+  expect(vma).toBeDefined();
+  return vma!;
 }
 
 function vmaOf(result: EstimateResult, w: Worker): EstimateVma {
@@ -136,6 +166,39 @@ describe('estimate() on several threads', () => {
       }
       expect(summed[PAGE_STAT.savedPages]).toBeCloseTo(total[PAGE_STAT.savedPages]!, 6);
     }
+  });
+
+  it('starts on the plan maps allows: kept when smaps plans the same, the same figures as one thread', async (ctx) => {
+    requireKsm(ctx);
+    const twins = await startTwins([]);
+    const serial = await estimate(twins.pid, { threads: 1, useZeroPages: true });
+    const parallel = await estimate(twins.pid, { threads: 2, useZeroPages: true });
+    expect([serial.plannedFrom, parallel.plannedFrom]).toEqual(['smaps', 'maps']);
+    for (const range of [twins.a, twins.b]) {
+      const vma = rangeOf(parallel, twins.pid, range);
+      expect(vma).toEqual(rangeOf(serial, twins.pid, range));
+      // Each of a's 8 pages has its twin in b: a pair saves one page, half of it each.
+      expect(vma).toMatchObject({ status: 'scanned', candidatePages: 8, duplicatePages: 8, twinInProcess: 8, predictedSavedPages: 4 });
+    }
+    // onlyMergeable needs VmFlags, which maps does not have: smaps first.
+    expect((await estimate(twins.pid, { threads: 2, onlyMergeable: true })).plannedFrom).toBe('smaps');
+  });
+
+  it('reads again by smaps\' plan when maps could not tell: a droppable mapping, which KSM refuses', async (ctx) => {
+    requireKsm(ctx);
+    const twins = await startTwins(['droppable']);
+    // What the kernel says of b, read here: VM_DROPPABLE, a flag maps does not print.
+    expect(rawVmaAt(twins.b.start, twins.pid)?.flags).toContain('dp');
+    const serial = await estimate(twins.pid, { threads: 1, useZeroPages: true });
+    const parallel = await estimate(twins.pid, { threads: 2, useZeroPages: true });
+    expect([serial.plannedFrom, parallel.plannedFrom]).toEqual(['smaps', 'restarted']);
+    const b = rangeOf(parallel, twins.pid, twins.b);
+    expect(b).toMatchObject({ status: 'incompatible', candidatePages: 0 });
+    expect(b.reason).toMatch(/droppable/);
+    // b's pages were not counted as a's twins: read by the plan maps allowed, they would have been.
+    const a = rangeOf(parallel, twins.pid, twins.a);
+    expect(a).toMatchObject({ status: 'scanned', candidatePages: 8, duplicatePages: 0, predictedSavedPages: 0 });
+    expect(a).toEqual(rangeOf(serial, twins.pid, twins.a));
   });
 
   it('threads: an integer from 1 to 256, TypeError / RangeError otherwise; the default leaves a core on big machines', async () => {

@@ -26,6 +26,7 @@ import {
   type EstimateVma,
 } from '../lib/index.js';
 import { plan } from '../lib/report/estimate.js';
+import { planFromMaps, samePlan } from '../lib/report/estimate-plan.js';
 import { parseSmaps } from '../lib/index.js';
 import { hashPaths, useHashPath } from './helpers/hash.js';
 import { FIXTURES, ROOT, firstLine, rawSmapsRange, requireKsm, startFixture, startSparse, unsanitizedEnv, unusedPid, type Holder } from './helpers/ksm.js';
@@ -123,6 +124,31 @@ describe('estimate() planning from a smaps that changed while it was read', () =
     expect(p.status).toEqual(['scanned', 'scanned', 'filtered', 'scanned']);
     expect(p.reason[2]).toMatch(/changed while smaps was read/);
     expect(p.range).toEqual([0, 1, -1, 2]);
+  });
+
+  it("maps' plan (no VmFlags) takes every private mapping but the kernel's own; samePlan() tells it from smaps'", () => {
+    const line = (range: string, perms: string, name = ''): string => `${range} ${perms} 00000000 00:00 0 ${name}\n`;
+    const maps = parseSmaps(
+      line('7f0000000000-7f0000004000', 'rw-p') +
+        line('7f0000004000-7f0000006000', 'rw-s', '/dev/zero (deleted)') +
+        line('7f0000006000-7f0000008000', '---p') +
+        line('7f0000008000-7f000000a000', 'r--p', '[vvar]') +
+        line('7f000000a000-7f000000c000', 'r-xp', '[vdso]') +
+        line('ffffffffff600000-ffffffffff601000', '--xp', '[vsyscall]'),
+    ).vmas;
+    const guess = planFromMaps(1, maps, 0, 4096);
+    expect([...guess.ranges]).toEqual([0x7f0000000000n, 0x7f0000004000n, 0x7f0000006000n, 0x7f0000008000n]);
+    expect([...guess.readable]).toEqual([1, 0]);
+    // smaps' plan of the same layout, its flags told: the same ranges.
+    const flags = ['rd wr mr mw me ac', 'rd wr sh mr mw me ms', 'mr mw me', 'rd mr pf io de dd', 'rd ex mr mw me de', 'ex'];
+    const smaps = parseSmaps(maps.map((v, i) => line(`${v.start.toString(16)}-${v.end.toString(16)}`, v.perms, v.pathname) + `VmFlags: ${flags[i]}\n`).join('')).vmas;
+    expect(samePlan(plan(1, smaps, false, 0, 4096), guess)).toBe(true);
+    // A flag maps does not show (droppable), a VMA that grew, another pid: not the same.
+    const droppable = smaps.map((v, i) => (i === 0 ? { ...v, vmFlags: [...v.vmFlags, 'dp'] } : v));
+    expect(samePlan(plan(1, droppable, false, 0, 4096), guess)).toBe(false);
+    const grown = smaps.map((v, i) => (i === 0 ? { ...v, end: v.end + 0x1000n } : v));
+    expect(samePlan(plan(1, grown, false, 0, 4096), guess)).toBe(false);
+    expect(samePlan(plan(2, smaps, false, 0, 4096), guess)).toBe(false);
   });
 
   it('leaves a consistent smaps as it is', () => {

@@ -1,5 +1,5 @@
 /** parseSmaps() on this process's real smaps and on text older kernels print; the addon's scan against scan(). */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,7 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { bindingState } from '../lib/binding.js';
 import { allocMergeable, parseSmaps } from '../lib/index.js';
-import { scan } from '../lib/kernel/smaps.js';
+import { scan, type SmapsSummary } from '../lib/kernel/smaps.js';
+import { readMaps, readSmaps } from '../lib/kernel/smaps-reader.js';
+import { targetOf } from '../lib/kernel/target.js';
 import { startSmapsRead } from '../lib/kernel/files.js';
 import { NATIVE_SMAPS_FIELDS, fromNativeScan } from '../lib/kernel/smaps-native.js';
 import { regionsOfNativeScan, toRegion } from '../lib/report/regions.js';
@@ -231,5 +233,28 @@ describe('the reader thread\'s scan of smaps', () => {
       ),
       { numRuns: Number(process.env.NODE_KSM_PROPERTY_RUNS ?? 300) },
     );
+  });
+});
+
+describe('readMaps()', () => {
+  it("gives smaps' VMAs without figures or flags: the same header lines, read from maps", async () => {
+    // A process that maps nothing while it is read twice.
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise<void>((resolve, reject) => child.once('spawn', resolve).once('error', reject));
+      // exec is done when the layout is sleep's own: /proc/PID/exe names it.
+      for (let i = 0; i < 200 && !fs.readlinkSync(`/proc/${child.pid!}/exe`).endsWith('/sleep'); i++) await new Promise((r) => setTimeout(r, 10));
+      const target = targetOf('/', child.pid!);
+      const [maps, smaps] = [await readMaps(target), await readSmaps(target)];
+      const header = (v: SmapsSummary): unknown => ({ start: v.start, end: v.end, perms: v.perms, offset: v.offset, dev: v.dev, inode: v.inode, pathname: v.pathname });
+      expect(maps.vmas.length).toBeGreaterThan(5);
+      expect(maps.vmas.map(header)).toEqual(smaps.vmas.map(header));
+      // What only smaps has: figures and VmFlags (smaps has them for every VMA).
+      expect(smaps.vmas.every((v) => v.vmFlags.length > 0 && v.size !== undefined)).toBe(true);
+      expect(maps.vmas.every((v) => v.vmFlags.length === 0 && v.size === undefined && v.rss === undefined)).toBe(true);
+      expect({ torn: maps.torn, skipped: maps.skippedLines }).toEqual({ torn: false, skipped: 0 });
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

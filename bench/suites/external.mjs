@@ -78,10 +78,12 @@ function adaptEstimate(report) {
       verdict: threads.wholeRatio >= 1.7 ? 'met' : `missed: ${num(threads.wholeRatio)}x`,
       notes: `median of ${threads.rounds} rounds, ${num(threads.wholeRatioMin)}x..${num(threads.wholeRatioMax)}x; sample phase ${num(threads.sampleRatio)}x; ` +
         `median ms threads=1 / ${threads.threads}: pagemap ${num(threads.one.pagemapMs, 1)} / ${num(threads.many.pagemapMs, 1)}, sample ${num(threads.one.sampleMs, 1)} / ${num(threads.many.sampleMs, 1)}, ` +
-        `confirm ${num(threads.one.confirmMs, 1)} / ${num(threads.many.confirmMs, 1)}, smaps + planning in JS ${num(threads.one.otherMs, 1)} / ${num(threads.many.otherMs, 1)}; ` +
+        `confirm ${num(threads.one.confirmMs, 1)} / ${num(threads.many.confirmMs, 1)}, outside them ${num(threads.one.otherMs, 1)} / ${num(threads.many.otherMs, 1)} ` +
+        `(threads=1: the smaps read and the planning before them; threads=${threads.threads}: the maps read and planning, smaps read beside the phases` +
+        (threads.plannedFrom ? `, the plan kept from maps in ${threads.plannedFrom.maps} of ${threads.rounds} rounds` : '') + '); ' +
         `process_vm_readv copy alone on one core: ${num((copy ?? NaN) / 1e6)} M pages/s` +
         (typeof threads.nativeRatio === 'number'
-          ? `; the child's smaps read raw (one kernel walk, on one thread whatever the threads): ${num(threads.smapsMs, 1)} ms; ` +
+          ? `; the child's smaps read raw (one kernel walk, on one thread): ${num(threads.smapsMs, 1)} ms; ` +
             `whole call if the native phases scaled perfectly: ${num(threads.wholeRatioBound)}x`
           : ''),
     });
@@ -91,9 +93,9 @@ function adaptEstimate(report) {
         measured: `${num(threads.many.nativeMs, 1)} ms`,
         comparedWith: `threads=1: ${num(threads.one.nativeMs, 1)} ms`,
         ratio: threads.nativeRatio,
-        target: '>= 1.7x on 2 cores',
-        verdict: threads.nativeRatio >= 1.7 ? 'met' : `missed: ${num(threads.nativeRatio)}x`,
-        notes: 'what the threads share; the smaps read and the JS planning before them run once whatever the threads' +
+        target: '',
+        verdict: 'measured',
+        notes: `a diagnostic of the row above (its target is the whole call's): at threads=${threads.threads} the phases share the cores with the smaps read beside them, at threads=1 they run after it` +
           (threads.copy ? `; the process_vm_readv copy alone on ${threads.threads} threads at once: ${num(threads.copy.ratio)}x one thread's (median of ${threads.copy.ratios.length})` : ''),
       });
     }

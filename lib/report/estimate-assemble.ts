@@ -56,7 +56,7 @@ export async function assemble(
   plans: Plan[],
   names: VmaNames[],
   mergeAny: Array<boolean | undefined>,
-  config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number },
+  config: { page: number; useZeroPages: boolean; maxPageSharing: number; intervalMs: number; elapsedMs: number; plannedFrom: EstimateResult['plannedFrom'] },
 ): Promise<EstimateResult> {
   const { page, useZeroPages, maxPageSharing } = config;
   // Range r's figures are stats[r * PAGE_STAT_COUNT + PAGE_STAT.<name>].
@@ -171,5 +171,6 @@ export async function assemble(
       resampleMs: raw.timings.resampleNs / 1e6,
       confirmMs: raw.timings.confirmNs / 1e6,
     },
+    plannedFrom: config.plannedFrom,
   };
 }

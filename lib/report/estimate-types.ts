@@ -30,7 +30,8 @@ export interface EstimateOptions {
    * Threads to hash and confirm on, at most 256. Default: every core on a
    * machine of one or two (defaultEstimateThreads()), all but one beyond, so
    * that the event loop and the rest of the machine keep a core. The work
-   * runs on the addon's own threads, never the libuv pool.
+   * runs on the addon's own threads, never the libuv pool. With two or
+   * more, the targets' smaps is read beside them (`plannedFrom`).
    */
   threads?: number;
   /**
@@ -152,6 +153,17 @@ export interface EstimateResult extends EstimateCounts {
   threads: number;
   elapsedMs: number;
   timings: { pagemapMs: number; sampleMs: number; resampleMs: number; confirmMs: number };
+  /**
+   * The plan the pages were read by. `smaps`: read first (one thread,
+   * `onlyMergeable`, `all`, or this process among the targets: its own
+   * reads map memory meanwhile). Otherwise the hashing starts on
+   * the plan the target's maps allows while smaps is read beside it: `maps`,
+   * smaps' plan was the same; `restarted`, it was not (a flag maps does not
+   * show: a private hugetlb, PFN, I/O or droppable mapping; or a layout
+   * that changed between the two reads), and the pages were read again by
+   * smaps' plan. The figures are smaps' plan's either way.
+   */
+  plannedFrom: 'smaps' | 'maps' | 'restarted';
   /** With `all: true` only: what was listed, what was left out and why, the top lists. */
   all?: EstimateAll;
 }

@@ -11,7 +11,7 @@ import { hashFor, pagemapScanEnabled, type NativeEstimateResult } from '../bindi
 import { abortError } from '../errors.js';
 import { READ_CONCURRENCY, allTargets, countSkipped, topLists, type AllTargets, type EstimateAll, type EstimateSkipped } from './estimate-all.js';
 import { assemble, type VmaNames } from './estimate-assemble.js';
-import { PTRACE_HINT, nativeError, plan, readVmas, type Plan } from './estimate-plan.js';
+import { PTRACE_HINT, nativeError, plan, planFromMaps, readVmas, samePlan, type Plan } from './estimate-plan.js';
 import type { EstimateOptions, EstimateProgress, EstimateResult } from './estimate-types.js';
 import { readKsmStat } from '../kernel/ksm-stat.js';
 import { distinctTargets, type ProcessTarget } from '../kernel/target.js';
@@ -88,14 +88,34 @@ function checkNonNegative(name: string, value: unknown, max: number): number | u
   return optionalNumber(name, value, { min: 0, max });
 }
 
-/** The targets' plans and names: every process of the machine (`pids` undefined), or those listed. */
+interface Planned {
+  plans: Plan[];
+  names: Promise<VmaNames[]>;
+  resolved: ProcessTarget[];
+  machine: AllTargets | undefined;
+}
+
+/** The plans maps allows (planFromMaps()), to start hashing on before smaps is read. */
+async function plansFromMaps(listed: ProcessTarget[], config: { minRegionBytes: number; page: number }): Promise<Plan[]> {
+  const vmasOf = await mapLimit(listed, READ_CONCURRENCY, (target) => readVmas(target, 'maps'));
+  return vmasOf.map((vmas, i) => planFromMaps(listed[i]!.pid, vmas, config.minRegionBytes, config.page));
+}
+
+/** A run of the estimator stopped, and its end awaited (its result is not wanted). */
+async function stopped(handle: { cancel(): void; promise: Promise<unknown> } | undefined): Promise<void> {
+  if (handle === undefined) return;
+  handle.cancel();
+  await handle.promise.catch(() => {});
+}
+
+/** The targets' plans and names: every process of the machine (`listed` undefined), or those listed. */
 async function planTargets(
-  pids: number[] | undefined,
+  listed: ProcessTarget[] | undefined,
   config: { onlyMergeable: boolean; minRegionBytes: number; page: number },
   signal: AbortSignal | undefined,
-): Promise<{ plans: Plan[]; names: Promise<VmaNames[]>; resolved: ProcessTarget[]; machine: AllTargets | undefined }> {
+): Promise<Planned> {
   const { onlyMergeable, minRegionBytes, page } = config;
-  if (pids === undefined) {
+  if (listed === undefined) {
     const machine = await allTargets('/');
     if (signal?.aborted) throw abortError(signal);
     const targets = machine.targets;
@@ -105,8 +125,7 @@ async function planTargets(
     names.catch(() => {}); // awaited after the estimate; failing meanwhile is not unhandled
     return { plans, names, resolved: targets.map((t) => t.target), machine };
   }
-  // A thread id names its process: each process is estimated once.
-  const resolved = distinctTargets('/', pids);
+  const resolved = listed;
   // Each smaps read is the kernel walking that process's page tables on one
   // thread: several targets are read side by side (on the reader threads).
   const vmasOf = await mapLimit(resolved, READ_CONCURRENCY, (target) => readVmas(target));
@@ -168,45 +187,82 @@ export async function estimate(
   const maxPageSharing = maxSharingOption ?? stat?.maxPageSharing ?? 256;
   const page = native.pageSize();
 
-  const { plans, names: naming, resolved, machine } = await planTargets(all ? undefined : pids, { onlyMergeable, minRegionBytes, page }, signal);
-  // Only the result needs them: read while the pages are hashed.
-  const mergeAnyRead = Promise.all(resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
-
   let progressError: unknown;
-  const handle = native.estimatePages(
-    plans.map((p) => ({ pid: p.pid, ranges: p.ranges, readable: p.readable, expectedPages: p.expectedPages })),
-    {
-      intervalMs,
-      maxPageSharing,
-      expectedPages: plans.reduce((sum, p) => sum + p.expectedPages, 0),
-      batchPages: BATCH_PAGES,
-      pagemapScan: pagemapScanEnabled(),
-      hash: hashFor(),
-      threads,
-      skipRefused: all,
-    },
-    onProgress === undefined
-      ? undefined
-      : (phase, done, total) => {
-          if (progressError !== undefined) return;
-          try {
-            onProgress({ phase: phase as EstimateProgress['phase'], done, total });
-          } catch (error) {
-            progressError = error;
-            handle.cancel();
-          }
-        },
-  );
-  const onAbort = (): void => handle.cancel();
+  let handle: ReturnType<typeof native.estimatePages> | undefined;
+  // Hashes by `plans`; its promise is awaited, or cancelled and awaited, on every way out.
+  const start = (plans: Plan[]): NonNullable<typeof handle> => {
+    const run = native.estimatePages(
+      plans.map((p) => ({ pid: p.pid, ranges: p.ranges, readable: p.readable, expectedPages: p.expectedPages })),
+      {
+        intervalMs,
+        maxPageSharing,
+        expectedPages: plans.reduce((sum, p) => sum + p.expectedPages, 0),
+        batchPages: BATCH_PAGES,
+        pagemapScan: pagemapScanEnabled(),
+        hash: hashFor(),
+        threads,
+        skipRefused: all,
+      },
+      onProgress === undefined
+        ? undefined
+        : (phase, done, total) => {
+            if (progressError !== undefined) return;
+            try {
+              onProgress({ phase: phase as EstimateProgress['phase'], done, total });
+            } catch (error) {
+              progressError = error;
+              handle?.cancel();
+            }
+          },
+    );
+    run.promise.catch(() => {}); // may settle while smaps is read: awaited below, never unhandled
+    return run;
+  };
+  const onAbort = (): void => handle?.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   let raw: NativeEstimateResult;
+  let planned: Planned;
+  let mergeAnyRead: Promise<Array<boolean | undefined>>;
+  let plannedFrom: EstimateResult['plannedFrom'] = 'smaps';
   try {
+    // A thread id names its process: each process is estimated once.
+    const listed = all ? undefined : distinctTargets('/', pids);
+    // With two threads or more the pages are read by the plan maps allows
+    // while smaps (a walk of each target's page tables, on one thread) is
+    // read beside them; smaps' plan decides when it comes. Not for this
+    // process: its own reads map and unmap memory in between.
+    const speculate = listed !== undefined && !onlyMergeable && threads >= 2 && listed.every((t) => t.pid !== process.pid);
+    const fromMaps = speculate ? await plansFromMaps(listed, { minRegionBytes, page }) : undefined;
+    if (signal?.aborted) throw abortError(signal);
+    if (fromMaps !== undefined) handle = start(fromMaps);
+    try {
+      planned = await planTargets(listed, { onlyMergeable, minRegionBytes, page }, signal);
+      if (signal?.aborted) throw abortError(signal);
+    } catch (error) {
+      await stopped(handle);
+      throw error;
+    }
+    // Only the result needs them: read while the pages are hashed.
+    mergeAnyRead = Promise.all(planned.resolved.map((target) => readKsmStat(target).then((stat) => stat.mergeAny, () => undefined)));
+    if (handle === undefined) {
+      handle = start(planned.plans);
+    } else if (progressError === undefined) {
+      if (planned.plans.every((p, i) => samePlan(p, fromMaps![i]!))) {
+        plannedFrom = 'maps';
+      } else {
+        // A flag maps does not show (hugetlb, PFN, I/O, droppable), or a layout that changed in between.
+        await stopped(handle);
+        plannedFrom = 'restarted';
+        handle = start(planned.plans);
+      }
+    }
     raw = await handle.promise;
   } catch (error) {
     throw nativeError(error);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+  const { plans, names: naming, machine } = planned;
   if (progressError !== undefined) throw progressError;
   if (raw.cancelled) throw abortError(signal!);
 
@@ -217,6 +273,7 @@ export async function estimate(
     maxPageSharing,
     intervalMs,
     elapsedMs: performance.now() - started,
+    plannedFrom,
   });
   if (machine === undefined) return result;
   // Those that refused process_vm_readv (ptrace rights) join the skipped list.
