@@ -161,7 +161,8 @@ export interface EstimateResult extends EstimateCounts {
    * smaps' plan was the same; `restarted`, it was not (a flag maps does not
    * show: a private hugetlb, PFN, I/O or droppable mapping; or a layout
    * that changed between the two reads), and the pages were read again by
-   * smaps' plan. The figures are smaps' plan's either way.
+   * smaps' plan (`onProgress` then starts again at `pagemap`). The figures
+   * are smaps' plan's either way.
    */
   plannedFrom: 'smaps' | 'maps' | 'restarted';
   /** With `all: true` only: what was listed, what was left out and why, the top lists. */

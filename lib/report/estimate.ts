@@ -234,7 +234,13 @@ export async function estimate(
     const speculate = listed !== undefined && !onlyMergeable && threads >= 2 && listed.every((t) => t.pid !== process.pid);
     const fromMaps = speculate ? await plansFromMaps(listed, { minRegionBytes, page }) : undefined;
     if (signal?.aborted) throw abortError(signal);
-    if (fromMaps !== undefined) handle = start(fromMaps);
+    if (fromMaps !== undefined) {
+      try {
+        handle = start(fromMaps);
+      } catch {
+        // A plan the addon refuses (it checks the ranges): smaps' alone decides, as with one thread.
+      }
+    }
     try {
       planned = await planTargets(listed, { onlyMergeable, minRegionBytes, page }, signal);
       if (signal?.aborted) throw abortError(signal);
