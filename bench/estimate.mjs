@@ -12,7 +12,7 @@
 // addon (bench/native, built on first use by bench/lib/addon.mjs).
 // Usage: npm run build && node bench/estimate.mjs [--mib 512] [--json] [--smoke] [--part speed,threads,whole,accuracy]
 //   --smoke: 8 MiB, one round, no accuracy run: checks the script works.
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -265,6 +265,8 @@ async function accuracy() {
   }
 }
 
+const ORDERS = [['one', 'many', 'smapsFirst'], ['many', 'smapsFirst', 'one'], ['smapsFirst', 'one', 'many'], ['many', 'one', 'smapsFirst'], ['one', 'smapsFirst', 'many'], ['smapsFirst', 'many', 'one']];
+
 // threads=1 against threads=2 (every core here), side by side in each
 // round, on a child's memory (the process_vm_readv copy path every real
 // estimate takes); and the event loop's delay during an estimate against
@@ -275,20 +277,25 @@ async function threads() {
   const many = Math.max(2, Math.min(os.availableParallelism(), 256));
   const child = await startChild({ pages, sharedSeed: 1, zero: 0, volatile: 0, everyMs: 0 });
   const opts = { minRegionBytes: size / 2 };
-  const rounds = smoke ? 1 : 5;
+  const rounds = smoke ? 1 : 12;
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const rows = [];
   let delay;
   let copy;
+  let busy;
   try {
     for (let i = 0; i < rounds; i++) {
-      // Alternate which goes first, so that neither always runs on a warm cache.
-      const order = i % 2 === 0 ? [1, many] : [many, 1];
+      // Each of the six orders of the three runs in turn, so that none always runs on a warm cache.
       const row = {};
-      for (const n of order) {
-        const r = await ksm.estimate(child.pid, { ...opts, threads: n });
+      for (const n of ORDERS[i % ORDERS.length]) {
+        if (n === 'smapsFirst') {
+          // The same threads in the order before: smaps read first, then the pages.
+          row.smapsFirstMs = (await smapsFirst(() => ksm.estimate(child.pid, { ...opts, threads: many }))).elapsedMs;
+          continue;
+        }
+        const r = await ksm.estimate(child.pid, { ...opts, threads: n === 'one' ? 1 : many });
         const t = r.timings;
-        row[n] = {
+        row[n === 'one' ? 1 : many] = {
           sample: r.pagesHashed / (t.sampleMs / 1e3),
           whole: r.pagesHashed / (r.elapsedMs / 1e3),
           elapsedMs: r.elapsedMs,
@@ -311,6 +318,7 @@ async function threads() {
       rows.push(row);
     }
     delay = await loopDelay(child.pid, opts);
+    busy = await busyTarget(many, smoke ? 1 : 12);
     copy = await copyOnThreads(many, smoke ? 8 : 256, smoke ? 1 : 3);
   } finally {
     child.kill();
@@ -329,6 +337,11 @@ async function threads() {
     // The whole call's ratio if the native phases scaled perfectly and the rest stayed as measured.
     wholeRatioBound: median(rows.map((r) => r[1].elapsedMs / (r[many].otherMs + r[1].nativeMs / many))),
     wholeRatio: median(rows.map((r) => r[many].whole / r[1].whole)),
+    // The same threads with smaps read first (NODE_KSM_ESTIMATE_MAPS=0): what reading it beside the pages gains.
+    smapsFirstMs: median(rows.map((r) => r.smapsFirstMs)),
+    mapsFirstGain: median(rows.map((r) => r.smapsFirstMs / r[many].elapsedMs)),
+    wholeRatioSmapsFirst: median(rows.map((r) => r[1].elapsedMs / r.smapsFirstMs)),
+    busy,
     // How the threads=many runs were planned: kept from maps, or made again by smaps' plan.
     plannedFrom: Object.fromEntries(['smaps', 'maps', 'restarted'].map((k) => [k, rows.filter((r) => r[many].plannedFrom === k).length])),
     wholeRatioMin: Math.min(...rows.map((r) => r[many].whole / r[1].whole)),
@@ -343,12 +356,53 @@ async function threads() {
     log(`  threads=${label} phases (median ms): pagemap ${f.pagemapMs.toFixed(1)}, sample ${f.sampleMs.toFixed(1)}, confirm ${f.confirmMs.toFixed(1)}, outside them ${f.otherMs.toFixed(1)}`);
   }
   log(`  threads=${many} planned from: ${Object.entries(result.plannedFrom).map(([k, n]) => `${k} ${n}`).join(', ')} (of ${rounds} rounds; smaps read beside the hashing when from maps)`);
+  log(`  threads=${many} with smaps read first (NODE_KSM_ESTIMATE_MAPS=0): ${result.smapsFirstMs.toFixed(0)} ms, ${result.mapsFirstGain.toFixed(2)}x the maps-first call's time; against threads=1 ${result.wholeRatioSmapsFirst.toFixed(2)}x`);
+  log(`  a busy child (${busy.what}), threads=${many}: maps first ${busy.mapsFirstMs.toFixed(0)} ms (planned from ${Object.entries(busy.plannedFrom).map(([k, n]) => `${k} ${n}`).join(', ')}), smaps first ${busy.smapsFirstMs.toFixed(0)} ms, threads=1 ${busy.oneMs.toFixed(0)} ms (medians of ${busy.rounds})`);
   log(`  ratio: sample ${result.sampleRatio.toFixed(2)}x, native phases ${result.nativeRatio.toFixed(2)}x, whole call ${result.wholeRatio.toFixed(2)}x (min ${result.wholeRatioMin.toFixed(2)}, max ${result.wholeRatioMax.toFixed(2)})`);
   log(`  the child's smaps read raw (fs.readFileSync, one kernel walk): ${result.smapsMs.toFixed(1)} ms; whole call if the native phases scaled perfectly: ${result.wholeRatioBound.toFixed(2)}x`);
   log(`  process_vm_readv copy alone on ${many} threads at once against one (each its own ${copy.mibEach} MiB, 64 pages a call): ${copy.ratio.toFixed(2)}x (${copy.ratios.map((r) => r.toFixed(2)).join(', ')})`);
   log(`event loop delay (monitorEventLoopDelay, 10 ms resolution), ${delay.estimateMs.toFixed(0)} ms estimate at threads=${many} against idle:`);
   log(`  during: p50 ${delay.during.p50.toFixed(2)} ms, p99 ${delay.during.p99.toFixed(2)} ms, max ${delay.during.max.toFixed(2)} ms; idle: p50 ${delay.idle.p50.toFixed(2)} ms, p99 ${delay.idle.p99.toFixed(2)} ms, max ${delay.idle.max.toFixed(2)} ms`);
   return result;
+}
+
+/** fn() with NODE_KSM_ESTIMATE_MAPS=0: estimate() reads smaps first at every thread count. */
+async function smapsFirst(fn) {
+  const saved = process.env.NODE_KSM_ESTIMATE_MAPS;
+  process.env.NODE_KSM_ESTIMATE_MAPS = '0';
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env.NODE_KSM_ESTIMATE_MAPS;
+    else process.env.NODE_KSM_ESTIMATE_MAPS = saved;
+  }
+}
+
+// A Node process whose layout changes all the time (V8's heap growing and
+// shrinking as it allocates): maps' plan seldom holds by the time smaps is
+// read, so the pages are read again by smaps'. Its time maps first against
+// smaps first and one thread, side by side in each round.
+async function busyTarget(many, rounds) {
+  const what = 'a Node process allocating 200,000 objects every 5 ms';
+  const code = 'let keep = []; setInterval(() => { const a = []; for (let i = 0; i < 2e5; i++) a.push({ i, s: "x" + i }); keep.push(a); if (keep.length > 20) keep = []; }, 5)';
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // its heap grown to its working size
+    const ms = { maps: [], smaps: [], one: [] };
+    const plannedFrom = { smaps: 0, maps: 0, restarted: 0 };
+    for (let i = 0; i < rounds; i++) {
+      for (const k of ORDERS[i % ORDERS.length].map((n) => ({ one: 'one', many: 'maps', smapsFirst: 'smaps' })[n])) {
+        const run = () => ksm.estimate(child.pid, { threads: k === 'one' ? 1 : many });
+        const r = k === 'smaps' ? await smapsFirst(run) : await run();
+        if (k === 'maps') plannedFrom[r.plannedFrom]++;
+        ms[k].push(r.elapsedMs);
+      }
+    }
+    return { what, rounds, plannedFrom, mapsFirstMs: median(ms.maps), smapsFirstMs: median(ms.smaps), oneMs: median(ms.one), gain: median(ms.smaps.map((x, i) => x / ms.maps[i])) };
+  } finally {
+    child.kill('SIGKILL');
+  }
 }
 
 // The copy alone (bench addon's vmReadBandwidth, no hash) on `many` worker

@@ -201,6 +201,29 @@ describe('estimate() on several threads', () => {
     expect(a).toEqual(rangeOf(serial, twins.pid, twins.a));
   });
 
+  it('reads smaps first for a target whose maps changes between two reads of it', async (ctx) => {
+    requireKsm(ctx);
+    const child = spawn('python3', [path.join(FIXTURES, 'moving-mapping.py')], { stdio: ['pipe', 'pipe', 'inherit'], env: unsanitizedEnv() });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    holders.push({
+      kill: async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await exited;
+      },
+    });
+    const { start } = JSON.parse(await firstLine(child, 'moving-mapping.py')) as { start: number };
+    const planned: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const result = await estimate(child.pid!, { threads: 2 });
+      planned.push(result.plannedFrom);
+      // The moving VMAs are reported as smaps printed them: read-write first, the reservation after.
+      expect(result.processes[0]!.vmas.some((v) => v.start === BigInt(start))).toBe(true);
+    }
+    // It moves a page every few microseconds: two reads of its maps see it
+    // moved (were it stopped for one whole estimate, 'maps' or 'restarted').
+    expect(planned).toContain('smaps');
+  });
+
   it('threads: an integer from 1 to 256, TypeError / RangeError otherwise; the default leaves a core on big machines', async () => {
     await expect(estimate('self', { threads: 0 })).rejects.toThrow(RangeError);
     await expect(estimate('self', { threads: 257 })).rejects.toThrow(RangeError);

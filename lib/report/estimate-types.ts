@@ -155,8 +155,9 @@ export interface EstimateResult extends EstimateCounts {
   timings: { pagemapMs: number; sampleMs: number; resampleMs: number; confirmMs: number };
   /**
    * The plan the pages were read by. `smaps`: read first (one thread,
-   * `onlyMergeable`, `all`, or this process among the targets: its own
-   * reads map memory meanwhile). Otherwise the hashing starts on
+   * `onlyMergeable`, `all`, this process among the targets, or a target
+   * whose maps changed between two reads of it: a layout that changes all
+   * the time, which smaps would seldom confirm). Otherwise the hashing starts on
    * the plan the target's maps allows while smaps is read beside it: `maps`,
    * smaps' plan was the same; `restarted`, it was not (a flag maps does not
    * show: a private hugetlb, PFN, I/O or droppable mapping; or a layout

@@ -77,6 +77,16 @@ export function defaultEstimateThreads(): number {
   return Math.min(256, cores <= 2 ? cores : cores - 1);
 }
 
+/**
+ * Whether estimate() may start on the plan maps allows (two threads or
+ * more). Internal knob, not API: NODE_KSM_ESTIMATE_MAPS=0 reads smaps first
+ * at every thread count, for bench/ to measure the two orders side by side
+ * or to rule the head start out when chasing a discrepancy. Read at each call.
+ */
+function mapsFirstEnabled(): boolean {
+  return process.env.NODE_KSM_ESTIMATE_MAPS !== '0';
+}
+
 /** An object literal (not an array, view, signal...): estimate({ all: true }). */
 function isPlainObject(value: unknown): value is EstimateOptions {
   if (typeof value !== 'object' || value === null) return false;
@@ -95,10 +105,19 @@ interface Planned {
   machine: AllTargets | undefined;
 }
 
-/** The plans maps allows (planFromMaps()), to start hashing on before smaps is read. */
-async function plansFromMaps(listed: ProcessTarget[], config: { minRegionBytes: number; page: number }): Promise<Plan[]> {
-  const vmasOf = await mapLimit(listed, READ_CONCURRENCY, (target) => readVmas(target, 'maps'));
-  return vmasOf.map((vmas, i) => planFromMaps(listed[i]!.pid, vmas, config.minRegionBytes, config.page));
+/**
+ * The plans maps allows (planFromMaps()), to start hashing on before smaps
+ * is read; undefined where a target's plan changed between two reads of its
+ * maps (a process mapping and unmapping all the time: V8's heap as it
+ * allocates), since smaps' would then seldom be the same: those are read
+ * smaps first.
+ */
+async function plansFromMaps(listed: ProcessTarget[], config: { minRegionBytes: number; page: number }): Promise<Plan[] | undefined> {
+  const settled = await mapLimit(listed, READ_CONCURRENCY, async (target) => {
+    const [first, second] = [await readVmas(target, 'maps'), await readVmas(target, 'maps')].map((vmas) => planFromMaps(target.pid, vmas, config.minRegionBytes, config.page));
+    return samePlan(first!, second!) ? second : undefined;
+  });
+  return settled.every((p) => p !== undefined) ? settled : undefined;
 }
 
 /** A run of the estimator stopped, and its end awaited (its result is not wanted). */
@@ -231,7 +250,7 @@ export async function estimate(
     // while smaps (a walk of each target's page tables, on one thread) is
     // read beside them; smaps' plan decides when it comes. Not for this
     // process: its own reads map and unmap memory in between.
-    const speculate = listed !== undefined && !onlyMergeable && threads >= 2 && listed.every((t) => t.pid !== process.pid);
+    const speculate = listed !== undefined && !onlyMergeable && threads >= 2 && listed.every((t) => t.pid !== process.pid) && mapsFirstEnabled();
     const fromMaps = speculate ? await plansFromMaps(listed, { minRegionBytes, page }) : undefined;
     if (signal?.aborted) throw abortError(signal);
     if (fromMaps !== undefined) {
