@@ -318,7 +318,7 @@ async function threads() {
       rows.push(row);
     }
     delay = await loopDelay(child.pid, opts);
-    busy = await busyTarget(many, smoke ? 1 : 12);
+    busy = await busyTarget(many, smoke ? 1 : 24);
     copy = await copyOnThreads(many, smoke ? 8 : 256, smoke ? 1 : 3);
   } finally {
     child.kill();
