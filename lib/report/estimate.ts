@@ -113,11 +113,13 @@ interface Planned {
  * smaps first.
  */
 async function plansFromMaps(listed: ProcessTarget[], config: { minRegionBytes: number; page: number }): Promise<Plan[] | undefined> {
-  const settled = await mapLimit(listed, READ_CONCURRENCY, async (target) => {
-    const [first, second] = [await readVmas(target, 'maps'), await readVmas(target, 'maps')].map((vmas) => planFromMaps(target.pid, vmas, config.minRegionBytes, config.page));
-    return samePlan(first!, second!) ? second : undefined;
+  const planOf = async (target: ProcessTarget): Promise<Plan> => planFromMaps(target.pid, await readVmas(target, 'maps'), config.minRegionBytes, config.page);
+  const plans = await mapLimit(listed, READ_CONCURRENCY, async (target) => {
+    const first = await planOf(target);
+    const second = await planOf(target);
+    return samePlan(first, second) ? second : undefined;
   });
-  return settled.every((p) => p !== undefined) ? settled : undefined;
+  return plans.every((p) => p !== undefined) ? plans : undefined;
 }
 
 /** A run of the estimator stopped, and its end awaited (its result is not wanted). */
