@@ -68,21 +68,27 @@ function figures(result: NativeEstimateResult): unknown {
 
 type Range = { start: bigint; end: bigint };
 
-/** droppable-twin.py: a python process (no runtime of its own that maps memory meanwhile) holding two mappings of the same 8 pages. */
-async function startTwins(args: string[]): Promise<{ pid: number; a: Range; b: Range }> {
-  const child = spawn('python3', [path.join(FIXTURES, 'droppable-twin.py'), ...args], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...unsanitizedEnv(), TWIN_SEED: String(Math.floor(Math.random() * 1e9)) },
-  });
+/**
+ * A python fixture (no runtime of its own that maps memory meanwhile),
+ * unsanitized, killed after the test: its pid and its first line, parsed.
+ */
+async function startPython<T>(fixture: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; ready: T }> {
+  const child = spawn('python3', [path.join(FIXTURES, fixture), ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...unsanitizedEnv(), ...env } });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const kill = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  };
-  holders.push({ kill });
-  const ready = JSON.parse(await firstLine(child, 'droppable-twin.py')) as Record<'a' | 'b', { start: number; end: number }>;
+  holders.push({
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  });
+  return { pid: child.pid!, ready: JSON.parse(await firstLine(child, fixture)) as T };
+}
+
+/** droppable-twin.py: two mappings of the same 8 pages. */
+async function startTwins(args: string[]): Promise<{ pid: number; a: Range; b: Range }> {
+  const { pid, ready } = await startPython<Record<'a' | 'b', { start: number; end: number }>>('droppable-twin.py', args, { TWIN_SEED: String(Math.floor(Math.random() * 1e9)) });
   const range = (r: { start: number; end: number }): Range => ({ start: BigInt(r.start), end: BigInt(r.end) });
-  return { pid: child.pid!, a: range(ready.a), b: range(ready.b) };
+  return { pid, a: range(ready.a), b: range(ready.b) };
 }
 
 function rangeOf(result: EstimateResult, pid: number, range: Range): EstimateVma {
@@ -203,21 +209,13 @@ describe('estimate() on several threads', () => {
 
   it('reads smaps first for a target whose maps changes between two reads of it', async (ctx) => {
     requireKsm(ctx);
-    const child = spawn('python3', [path.join(FIXTURES, 'moving-mapping.py')], { stdio: ['pipe', 'pipe', 'inherit'], env: unsanitizedEnv() });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    holders.push({
-      kill: async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        await exited;
-      },
-    });
-    const { start } = JSON.parse(await firstLine(child, 'moving-mapping.py')) as { start: number };
+    const { pid, ready } = await startPython<{ start: number }>('moving-mapping.py');
     const planned: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const result = await estimate(child.pid!, { threads: 2 });
+      const result = await estimate(pid, { threads: 2 });
       planned.push(result.plannedFrom);
       // The moving VMAs are reported as smaps printed them: read-write first, the reservation after.
-      expect(result.processes[0]!.vmas.some((v) => v.start === BigInt(start))).toBe(true);
+      expect(result.processes[0]!.vmas.some((v) => v.start === BigInt(ready.start))).toBe(true);
     }
     // It moves a page every few microseconds: two reads of its maps see it
     // moved (were it stopped for one whole estimate, 'maps' or 'restarted').
