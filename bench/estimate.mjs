@@ -379,8 +379,9 @@ async function smapsFirst(fn) {
 }
 
 // A Node process whose layout changes all the time (V8's heap growing and
-// shrinking as it allocates): maps' plan seldom holds by the time smaps is
-// read, so the pages are read again by smaps'. Its time maps first against
+// shrinking as it allocates): two reads of its maps seldom agree, so it is
+// read smaps first (and where they did agree, smaps' plan seldom does: the
+// pages are read again). Its time with the head start allowed against
 // smaps first and one thread, side by side in each round.
 async function busyTarget(many, rounds) {
   const what = 'a Node process allocating 200,000 objects every 5 ms';
