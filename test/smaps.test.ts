@@ -14,7 +14,7 @@ import { targetOf } from '../lib/kernel/target.js';
 import { startSmapsRead } from '../lib/kernel/files.js';
 import { NATIVE_SMAPS_FIELDS, fromNativeScan } from '../lib/kernel/smaps-native.js';
 import { regionsOfNativeScan, toRegion } from '../lib/report/regions.js';
-import { PAGE, addressOf, requireKsm } from './helpers/ksm.js';
+import { PAGE, addressOf, requireKsm, unsanitizedEnv } from './helpers/ksm.js';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'smaps');
 
@@ -239,11 +239,17 @@ describe('the reader thread\'s scan of smaps', () => {
 describe('readMaps()', () => {
   it("gives smaps' VMAs without figures or flags: the same header lines, read from maps", async () => {
     // A process that maps nothing while it is read twice.
-    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const child = spawn('sleep', ['30'], { stdio: 'ignore', env: unsanitizedEnv() });
     try {
       await new Promise<void>((resolve, reject) => child.once('spawn', resolve).once('error', reject));
-      // exec is done when the layout is sleep's own: /proc/PID/exe names it.
-      for (let i = 0; i < 200 && !fs.readlinkSync(`/proc/${child.pid!}/exe`).endsWith('/sleep'); i++) await new Promise((r) => setTimeout(r, 10));
+      // Its layout is whole once it sleeps: exec'd (/proc/PID/exe names sleep), libraries mapped, asleep (state S).
+      const state = (): string => {
+        const stat = fs.readFileSync(`/proc/${child.pid!}/stat`, 'utf8'); // `pid (comm) S ...`
+        return stat[stat.lastIndexOf(')') + 2] ?? '';
+      };
+      const settled = (): boolean => fs.readlinkSync(`/proc/${child.pid!}/exe`).endsWith('/sleep') && state() === 'S';
+      for (let i = 0; i < 500 && !settled(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(settled()).toBe(true);
       const target = targetOf('/', child.pid!);
       const [maps, smaps] = [await readMaps(target), await readSmaps(target)];
       const header = (v: SmapsSummary): unknown => ({ start: v.start, end: v.end, perms: v.perms, offset: v.offset, dev: v.dev, inode: v.inode, pathname: v.pathname });
