@@ -390,17 +390,17 @@ async function busyTarget(many, rounds) {
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   try {
     await new Promise((resolve) => setTimeout(resolve, 1000)); // its heap grown to its working size
-    const ms = { maps: [], smaps: [], one: [] };
+    const ms = { one: [], many: [], smapsFirst: [] };
     const plannedFrom = { smaps: 0, maps: 0, restarted: 0 };
     for (let i = 0; i < rounds; i++) {
-      for (const k of ORDERS[i % ORDERS.length].map((n) => ({ one: 'one', many: 'maps', smapsFirst: 'smaps' })[n])) {
+      for (const k of ORDERS[i % ORDERS.length]) {
         const run = () => ksm.estimate(child.pid, { threads: k === 'one' ? 1 : many });
-        const r = k === 'smaps' ? await smapsFirst(run) : await run();
-        if (k === 'maps') plannedFrom[r.plannedFrom]++;
+        const r = k === 'smapsFirst' ? await smapsFirst(run) : await run();
+        if (k === 'many') plannedFrom[r.plannedFrom]++;
         ms[k].push(r.elapsedMs);
       }
     }
-    return { what, rounds, plannedFrom, mapsFirstMs: median(ms.maps), smapsFirstMs: median(ms.smaps), oneMs: median(ms.one), gain: median(ms.smaps.map((x, i) => x / ms.maps[i])) };
+    return { what, rounds, plannedFrom, mapsFirstMs: median(ms.many), smapsFirstMs: median(ms.smapsFirst), oneMs: median(ms.one), gain: median(ms.smapsFirst.map((x, i) => x / ms.many[i])) };
   } finally {
     child.kill('SIGKILL');
   }

@@ -85,16 +85,18 @@ export async function readSmaps(target: ProcessTarget, deadlineMs?: number, shar
  * readSmaps().
  */
 export async function readMaps(target: ProcessTarget, deadlineMs?: number): Promise<SmapsRead> {
-  for (let attempt = 1; ; attempt++) {
-    const read = settled(scan(await readProcFile(target, 'maps', deadlineMs), false), attempt);
-    if (read !== undefined) return read;
-  }
+  return readScannedHere(target, 'maps', false, deadlineMs);
 }
 
 /** readSmaps() keeping every field the kernel printed (`fields`), for doctor's evidence. */
 export async function readSmapsAllFields(target: ProcessTarget, deadlineMs?: number): Promise<SmapsRead<SmapsVma>> {
+  return readScannedHere(target, 'smaps', true, deadlineMs) as Promise<SmapsRead<SmapsVma>>;
+}
+
+/** `file` read off the event loop and scanned here (scan()), torn reads made again. */
+async function readScannedHere(target: ProcessTarget, file: 'smaps' | 'maps', allFields: boolean, deadlineMs: number | undefined): Promise<SmapsRead> {
   for (let attempt = 1; ; attempt++) {
-    const read = settled(scan(await readProcFile(target, 'smaps', deadlineMs), true) as { vmas: SmapsVma[]; skippedLines: number }, attempt);
+    const read = settled(scan(await readProcFile(target, file, deadlineMs), allFields), attempt);
     if (read !== undefined) return read;
   }
 }

@@ -146,15 +146,14 @@ async function planTargets(
     names.catch(() => {}); // awaited after the estimate; failing meanwhile is not unhandled
     return { plans, names, resolved: targets.map((t) => t.target), machine };
   }
-  const resolved = listed;
   // Each smaps read is the kernel walking that process's page tables on one
   // thread: several targets are read side by side (on the reader threads).
-  const vmasOf = await mapLimit(resolved, READ_CONCURRENCY, (target) => readVmas(target));
-  const plans = vmasOf.map((vmas, i) => plan(resolved[i]!.pid, vmas, onlyMergeable, minRegionBytes, page));
+  const vmasOf = await mapLimit(listed, READ_CONCURRENCY, (target) => readVmas(target));
+  const plans = vmasOf.map((vmas, i) => plan(listed[i]!.pid, vmas, onlyMergeable, minRegionBytes, page));
   // Node's kinds (thread stacks, malloc headers) are read while the pages are hashed.
-  const names = mapLimit(resolved, READ_CONCURRENCY, async (target, i) => ({ kinds: await kindsOf(target, vmasOf[i]!), labels: labelsOf(target) }));
+  const names = mapLimit(listed, READ_CONCURRENCY, async (target, i) => ({ kinds: await kindsOf(target, vmasOf[i]!), labels: labelsOf(target) }));
   names.catch(() => {});
-  return { plans, names, resolved, machine: undefined };
+  return { plans, names, resolved: listed, machine: undefined };
 }
 
 /**
