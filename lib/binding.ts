@@ -75,6 +75,13 @@ export interface NativeSmapsScan {
   figures: Float64Array;
   text: Buffer;
   spans: Uint32Array;
+  /**
+   * Asked for (readProcFile's `chunks`) and every read made: the VMAs
+   * (indexes) whose first malloc chunk header was read beside the scan, in
+   * order, and those headers, 16 bytes each (native/header-read.h).
+   */
+  chunkCandidates?: Uint32Array;
+  chunkHeaders?: Buffer;
 }
 
 /** @internal Why an addon's pageStatFields differ from PAGE_STAT_FIELDS, or undefined when they do not. */
@@ -163,8 +170,18 @@ export interface NativeBinding {
    * (native/smaps-scan.h). Returns the read's id; its result comes back as
    * deliver(id, error, result), the function of the environment's first call.
    * The read keeps the event loop alive until delivered or abandoned.
+   * `chunks` (a process's smaps scanned): the first header of the first
+   * `chunkLimit` VMAs lib/kernel/vma.ts mallocChunkCandidate() takes
+   * (`reported`: of those profit() reports) are read as the scan goes on,
+   * as readPresentHeaders() reads them (chunkCandidates, chunkHeaders).
    */
-  readProcFile(path: string, scan: 'smaps' | undefined, deliver: (id: number, error: Error | null, result: Buffer | NativeSmapsScan | undefined) => void): number;
+  readProcFile(
+    path: string,
+    scan: 'smaps' | undefined,
+    deliver: (id: number, error: Error | null, result: Buffer | NativeSmapsScan | undefined) => void,
+    chunks?: 'candidates' | 'reported',
+    chunkLimit?: number,
+  ): number;
   /**
    * 16 bytes at each address of the process whose proc directory is `dir`, through its
    * mem file, only where its pagemap shows the page present (zeros

@@ -26,4 +26,40 @@ constexpr size_t kHeaderBytes = 16;
 bool ReadPresentHeaders(const std::string& dir, const std::vector<uint64_t>& addresses, std::vector<char>* out,
                         Failure* failure);
 
+struct SmapsScan;
+
+// The VMAs of a smaps scan whose first chunk header a smaps read reads
+// beside its scan (readProcFile's fourth argument): lib/kernel/vma.ts
+// mallocChunkCandidate()'s (anonymous, `rw-p`, no `dc` flag), and with
+// kReported only those profit() reports of them (KSM pages in them, or `mg`).
+enum class ChunkRule { kNone, kCandidates, kReported };
+
+// Whether VMA `vma` of `scan` is one of `rule`'s.
+bool ChunkCandidate(const SmapsScan& scan, size_t vma, ChunkRule rule);
+
+// The first header of the first `limit` candidate VMAs of a smaps scan
+// that grows a piece at a time (procread.cc reads the headers of each piece
+// while the rest of smaps is read): ReadPresentHeaders() of the new ones at
+// each Add().
+class ScanHeaders {
+ public:
+  ScanHeaders(ChunkRule rule, size_t limit, std::string dir) : rule_(rule), limit_(limit), dir_(std::move(dir)) {}
+  // The candidates among the VMAs scanned since the last call, read;
+  // `complete`: the scan is whole (else its last VMA may still lack its
+  // VmFlags line, and waits for the next call).
+  void Add(const SmapsScan& scan, bool complete);
+  // Every read could be made (pagemap and mem opened).
+  bool Ok() const { return !failed_; }
+  // The candidates' VMA indexes in the scan, in order, and their headers (kHeaderBytes each).
+  std::vector<uint32_t> candidates;
+  std::vector<char> headers;
+
+ private:
+  ChunkRule rule_;
+  size_t limit_;
+  std::string dir_;
+  size_t next_ = 0;
+  bool failed_ = false;
+};
+
 }  // namespace ksm

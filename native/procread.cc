@@ -66,6 +66,11 @@ struct Job {
   bool scanSmaps = false;
   bool scanned = false;
   SmapsScan scan;
+  // With a rule, the chunk headers of the scan's candidate VMAs, read while
+  // smaps is (ScanHeaders); delivered with the scan when every read could be made.
+  ChunkRule chunkRule = ChunkRule::kNone;
+  size_t chunkLimit = 0;
+  std::unique_ptr<ScanHeaders> chunks;
   // readPresentHeaders(dir, addresses): `path` is /proc/PID, `data` the headers.
   bool readHeaders = false;
   std::vector<uint64_t> addresses;
@@ -90,20 +95,34 @@ struct Pipeline {
   enum class Helper { kWaiting, kScanning, kGone } helper = Helper::kWaiting;
   SmapsScan scan;
   SmapsScanner scanner{&scan, 0};
+  // Read by whoever scans, after each piece: the chunk headers of its candidates (or none).
+  std::unique_ptr<ScanHeaders> chunks;
 };
 
 // seq_files hand out a page or so per read: 64 KiB asks for all there is.
 constexpr size_t kReadChunk = 65536;
 
+// Where read() lands before its bytes are appended: growing the vector by
+// 64 KiB for each read zeroed the 64 KiB first, and a smaps read returns
+// what fits in a page (3.6 KiB a read at 10,000 VMAs: 18 times as much was
+// zeroed as read; the read on a reader thread took 1.12x of
+// fs.readFileSync's, 1.01x now). Nothing is written to it but by read().
+class ReadScratch {
+ public:
+  ReadScratch() : bytes_(new char[kReadChunk]) {}
+  char* get() { return bytes_.get(); }
+
+ private:
+  std::unique_ptr<char[]> bytes_;
+};
+
 // One read of fd appended to `into`: the bytes read, 0 at the end of the
 // file, or -1 with the job's error set.
-ssize_t ReadMore(int fd, std::vector<char>* into, Job* job) {
-  const size_t size = into->size();
-  into->resize(size + kReadChunk);
+ssize_t ReadMore(int fd, ReadScratch* scratch, std::vector<char>* into, Job* job) {
   for (;;) {
-    const ssize_t n = read(fd, into->data() + size, kReadChunk);
+    const ssize_t n = read(fd, scratch->get(), kReadChunk);
     if (n < 0 && errno == EINTR) continue;
-    into->resize(size + static_cast<size_t>(n > 0 ? n : 0));
+    if (n > 0) into->insert(into->end(), scratch->get(), scratch->get() + n);
     if (n < 0) {
       job->err = errno;
       job->syscall = "read";
@@ -119,7 +138,8 @@ void ReadWhole(Job* job) {
     job->err = errno;
     return;
   }
-  while (ReadMore(fd, &job->data, job) > 0) {
+  ReadScratch scratch;
+  while (ReadMore(fd, &scratch, &job->data, job) > 0) {
   }
   close(fd);
   if (job->err != 0) job->data.clear();
@@ -144,7 +164,8 @@ void ScanPieces(Pipeline* pipe, bool helper) {
     while (pipe->scanned < pipe->pieces.size()) {
       const std::vector<char>& piece = pipe->pieces[pipe->scanned];
       lock.unlock();
-      pipe->scanner.Scan(piece.data(), piece.size());
+      // The headers of a piece's candidates are read while the reader reads the next one.
+      if (pipe->scanner.Scan(piece.data(), piece.size()) && pipe->chunks) pipe->chunks->Add(pipe->scan, false);
       lock.lock();
       pipe->scanned++;
     }
@@ -184,6 +205,10 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
     return;
   }
   auto pipe = std::make_shared<Pipeline>();
+  if (job->chunkRule != ChunkRule::kNone) {
+    // The job's path is the process's smaps (ReadProcFile checked it): the headers are read in its directory.
+    pipe->chunks = std::make_unique<ScanHeaders>(job->chunkRule, job->chunkLimit, job->path.substr(0, job->path.size() - 6));
+  }
   std::vector<char> current;
   current.reserve(kPieceBytes + kReadChunk);
   bool helped = false;
@@ -194,7 +219,8 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
     }
     pipe->changed.notify_all();
   };
-  while (ReadMore(fd, &current, job) > 0) {
+  ReadScratch scratch;
+  while (ReadMore(fd, &scratch, &current, job) > 0) {
     if (current.size() < kPieceBytes) continue;
     const auto last = std::find(current.rbegin(), current.rend(), '\n');
     if (last == current.rend()) continue;  // no line's end yet: read on
@@ -221,6 +247,10 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
   ScanPieces(pipe.get(), false);
   // Every piece is scanned, and nothing else holds them now.
   if (pipe->scanner.Ok()) {
+    if (pipe->chunks) {
+      pipe->chunks->Add(pipe->scan, true);
+      if (pipe->chunks->Ok()) job->chunks = std::move(pipe->chunks);
+    }
     job->scan = std::move(pipe->scan);
     job->scanned = true;
     return;
@@ -306,8 +336,9 @@ Napi::ArrayBuffer CopyOut(Napi::Env env, const std::vector<T>& from) {
   return buffer;
 }
 
-// { addresses: BigUint64Array, figures: Float64Array, text: Buffer, spans: Uint32Array }
-napi_value ScanObject(Napi::Env env, const SmapsScan& scan) {
+// { addresses: BigUint64Array, figures: Float64Array, text: Buffer, spans: Uint32Array }, and with
+// `chunks` chunkCandidates: Uint32Array (VMA indexes) and chunkHeaders: Buffer (16 bytes each).
+napi_value ScanObject(Napi::Env env, const SmapsScan& scan, const ScanHeaders* chunks) {
   Napi::Object result = Napi::Object::New(env);
   napi_value addresses;
   NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_biguint64_array, scan.addresses.size(),
@@ -316,6 +347,10 @@ napi_value ScanObject(Napi::Env env, const SmapsScan& scan) {
   result.Set("figures", Napi::Float64Array::New(env, scan.figures.size(), CopyOut(env, scan.figures), 0));
   result.Set("text", Napi::Buffer<char>::Copy(env, scan.text.data(), scan.text.size()));
   result.Set("spans", Napi::Uint32Array::New(env, scan.spans.size(), CopyOut(env, scan.spans), 0));
+  if (chunks != nullptr) {
+    result.Set("chunkCandidates", Napi::Uint32Array::New(env, chunks->candidates.size(), CopyOut(env, chunks->candidates), 0));
+    result.Set("chunkHeaders", Napi::Buffer<char>::Copy(env, chunks->headers.data(), chunks->headers.size()));
+  }
   return result;
 }
 
@@ -375,7 +410,7 @@ class ProcReader {
       if (job->err != 0) {
         args[1] = SystemError(env, job->err, job->syscall, job->path).Value();
       } else if (job->scanned) {
-        args[2] = ScanObject(env, job->scan);
+        args[2] = ScanObject(env, job->scan, job->chunks.get());
       } else {
         args[2] = Napi::Buffer<char>::Copy(env, job->data.data(), job->data.size());
       }
@@ -462,7 +497,9 @@ Napi::Value StartJob(Napi::Env env, std::unique_ptr<Job> job, Napi::Function del
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !(info[1].IsUndefined() || info[1].IsString()) || !info[2].IsFunction()) {
-    throw Napi::TypeError::New(env, "readProcFile(path: string, scan: 'smaps' | undefined, deliver: (id, error, result) => void)");
+    throw Napi::TypeError::New(env,
+                               "readProcFile(path: string, scan: 'smaps' | undefined, deliver: (id, error, result) => void, "
+                               "chunks?: 'candidates' | 'reported', chunkLimit?: number)");
   }
   bool scanSmaps = false;
   if (info[1].IsString()) {
@@ -473,9 +510,27 @@ Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   if (path.empty() || path.find('\0') != std::string::npos) {
     throw Napi::TypeError::New(env, "path must be a non-empty string without NUL bytes");
   }
+  ChunkRule chunkRule = ChunkRule::kNone;
+  size_t chunkLimit = 0;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    const std::string rule = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
+    if (rule != "candidates" && rule != "reported") throw Napi::TypeError::New(env, "chunks must be 'candidates' or 'reported'");
+    static const std::string kSmaps = "/smaps";
+    if (!scanSmaps || path.size() <= kSmaps.size() || path.compare(path.size() - kSmaps.size(), kSmaps.size(), kSmaps) != 0) {
+      throw Napi::TypeError::New(env, "chunks needs the scan of a process's smaps");
+    }
+    const double limit = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : -1;
+    if (!(limit >= 0 && limit <= static_cast<double>(kMaxHeaders) && limit == static_cast<double>(static_cast<size_t>(limit)))) {
+      throw Napi::RangeError::New(env, "chunkLimit must be an integer from 0 to 1,048,576");
+    }
+    chunkRule = rule == "candidates" ? ChunkRule::kCandidates : ChunkRule::kReported;
+    chunkLimit = static_cast<size_t>(limit);
+  }
   auto job = std::make_unique<Job>();
   job->path = std::move(path);
   job->scanSmaps = scanSmaps;
+  job->chunkRule = chunkRule;
+  job->chunkLimit = chunkLimit;
   return StartJob(env, std::move(job), info[2].As<Napi::Function>());
 }
 

@@ -35,6 +35,13 @@ namespace ksm {
   X(anonHugePages)          \
   X(swap)
 
+// Each field's column in SmapsScan::figures.
+enum SmapsColumn : size_t {
+#define KSM_SMAPS_COLUMN(name) kColumn_##name,
+  KSM_SMAPS_FIELDS(KSM_SMAPS_COLUMN)
+#undef KSM_SMAPS_COLUMN
+};
+
 #define KSM_SMAPS_FIELD_COUNT(name) +1
 constexpr size_t kSmapsFieldCount = 0 KSM_SMAPS_FIELDS(KSM_SMAPS_FIELD_COUNT);
 #undef KSM_SMAPS_FIELD_COUNT

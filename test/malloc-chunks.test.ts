@@ -2,18 +2,21 @@
  * The addon's batch read of chunk headers (native/header-read.cc) and the
  * walk built on it (lib/kernel/malloc-chunks.ts): the bytes are mem's own
  * where pagemap shows the page present, read raw here; an absent page stays
- * absent; and the walk tells the same chunks as the read-at-a-time walk
- * through the libuv pool on a real Node process.
+ * absent; the walk tells the same chunks as the read-at-a-time walk
+ * through the libuv pool on a real Node process; and the first headers a
+ * smaps read reads beside its scan are of the VMAs mallocChunkCandidate()
+ * takes of that scan, with the bytes a header read of them gives.
  */
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { bindingState, type NativeBinding } from '../lib/binding.js';
-import { startHeaderRead } from '../lib/kernel/files.js';
+import { startHeaderRead, startSmapsRead } from '../lib/kernel/files.js';
 import { readMallocChunksNative } from '../lib/kernel/malloc-chunks.js';
+import { NATIVE_SMAPS_FIELDS, fromNativeScan } from '../lib/kernel/smaps-native.js';
 import { readSmaps } from '../lib/kernel/smaps-reader.js';
 import { resolveTarget } from '../lib/kernel/target.js';
-import { readMallocChunksByPool } from '../lib/kernel/vma-evidence.js';
+import { readLayoutFacts, readMallocChunksByPool, readMallocChunksEarly } from '../lib/kernel/vma-evidence.js';
 import { mallocChunkCandidate } from '../lib/kernel/vma.js';
 import { addressOf, startFixture, unusedPid, type Holder } from './helpers/ksm.js';
 
@@ -104,5 +107,81 @@ describe.runIf(state.loaded)('malloc chunks told in the addon', () => {
     // A walk that may take one chunk per VMA tells only the VMAs holding exactly one.
     const one = await readMallocChunksNative(target, candidates, PAGE, 1, 10_000);
     expect(one).toEqual(new Map([...byPool].filter(([, chunks]) => chunks === 1)));
+  });
+});
+
+describe.runIf(state.loaded)('first chunk headers read beside the smaps scan', () => {
+  let child: Holder & { ready: Record<string, unknown> };
+  beforeAll(async () => {
+    child = await startFixture('node-memory.cjs', [], {}, { sanitized: false });
+  });
+  afterAll(async () => {
+    await child?.kill();
+  });
+
+  /** The child's smaps scanned by the addon with `rule`'s headers read beside it, and the VMAs made of that scan. */
+  async function scanWith(rule: 'candidates' | 'reported', limit: number) {
+    const scan = await startSmapsRead(`/proc/${child.pid}/smaps`, NATIVE_SMAPS_FIELDS, { rule, limit }).promise;
+    if (Buffer.isBuffer(scan)) throw new Error('smaps was not scanned by the addon');
+    return { scan, vmas: fromNativeScan(scan).vmas };
+  }
+
+  it("are of mallocChunkCandidate()'s VMAs of the same scan, in order, with a header read's bytes", async () => {
+    const { scan, vmas } = await scanWith('candidates', 4096);
+    // Node's V8 pages are anonymous rw-p but MADV_DONTFORK (dc): the rule leaves them out.
+    expect(vmas.some((v) => v.pathname === '' && v.perms === 'rw-p' && v.vmFlags.includes('dc'))).toBe(true);
+    const expected = vmas.filter(mallocChunkCandidate);
+    expect(expected.length).toBeGreaterThan(1);
+    const got = [...scan.chunkCandidates!].map((v) => vmas[v]!);
+    expect(got.map((v) => [v.start, v.end])).toEqual(expected.map((v) => [v.start, v.end]));
+    const again = await startHeaderRead(`/proc/${child.pid}`, BigUint64Array.from(expected, (v) => v.start))!.promise;
+    expect(scan.chunkHeaders!.equals(again)).toBe(true);
+    // The big Buffer's chunk header (a page below its labelled bytes) among them, as mem has it.
+    const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
+    const at = expected.findIndex((v) => v.start === header);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(scan.chunkHeaders!.subarray(16 * at, 16 * at + 16)).toEqual(memRaw(child.pid, header));
+    // Walked on from there: the chunks a walk of its own reads tell.
+    const target = resolveTarget(child.pid, undefined);
+    const early = readMallocChunksEarly(target, scan, vmas, PAGE)!;
+    expect(await early.chunks).toEqual(await readMallocChunksNative(target, expected, PAGE, 4096, 10_000));
+    expect((await early.chunks).get(header)).toBeGreaterThan(0);
+  });
+
+  it("'reported' takes only the candidates profit() reports (KSM pages, or mg), and the limit cuts the list", async () => {
+    const { scan, vmas } = await scanWith('reported', 4096);
+    const expected = vmas.filter((v) => mallocChunkCandidate(v) && ((v.ksm ?? 0) > 0 || v.vmFlags.includes('mg')));
+    // allocMergeable()'s buffer is one; the big Buffer (not mergeable) is not.
+    expect(expected.some((v) => v.start === BigInt(child.ready.ours as string))).toBe(true);
+    expect([...scan.chunkCandidates!].map((v) => vmas[v]!.start)).toEqual(expected.map((v) => v.start));
+    const cut = await scanWith('candidates', 1);
+    expect([...cut.scan.chunkCandidates!].map((v) => cut.vmas[v]!.start)).toEqual([cut.vmas.filter(mallocChunkCandidate)[0]!.start]);
+    expect(cut.scan.chunkHeaders!.length).toBe(16);
+  });
+
+  it('are taken by readLayoutFacts() only for the very VMAs the read settled on', async () => {
+    const target = resolveTarget(child.pid, undefined);
+    const { vmas } = await scanWith('candidates', 4096);
+    const candidates = vmas.filter(mallocChunkCandidate);
+    // A result no read gives: which of the two calls below took it shows.
+    const planted = new Map([[1n, 7]]);
+    const taken = await readLayoutFacts(target, vmas, PAGE, undefined, new Map(), { candidates, chunks: Promise.resolve(planted) });
+    expect(taken.mallocChunks).toBe(planted);
+    // The same bounds in other objects (another read of smaps): read again.
+    const copies = candidates.map((v) => ({ ...v }));
+    const readAgain = await readLayoutFacts(target, vmas, PAGE, undefined, new Map(), { candidates: copies, chunks: Promise.resolve(planted) });
+    expect(readAgain.mallocChunks).not.toBe(planted);
+    expect(readAgain.mallocChunks).toEqual(await readMallocChunksNative(target, candidates, PAGE, 4096, 10_000));
+  });
+
+  it('are refused with a bad rule, a bad limit, or a file that is not smaps', () => {
+    const deliver = (): void => {};
+    const smaps = `/proc/${child.pid}/smaps`;
+    expect(() => native.readProcFile(smaps, 'smaps', deliver, 'all' as 'candidates', 10)).toThrow(TypeError);
+    expect(() => native.readProcFile(`/proc/${child.pid}/maps`, 'smaps', deliver, 'candidates', 10)).toThrow(TypeError);
+    expect(() => native.readProcFile(smaps, undefined, deliver, 'candidates', 10)).toThrow(TypeError);
+    for (const limit of [-1, 1.5, (1 << 20) + 1, Number.NaN, undefined]) {
+      expect(() => native.readProcFile(smaps, 'smaps', deliver, 'candidates', limit)).toThrow(RangeError);
+    }
   });
 });

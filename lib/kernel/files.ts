@@ -105,8 +105,18 @@ function deliver(id: number, error: Error | null, result: Buffer | NativeSmapsSc
   else read.resolve(result!);
 }
 
-function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined): PendingRead<Buffer | NativeSmapsScan> {
-  return nativeStart(native, () => native.readProcFile(file, scan, deliver));
+function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined, chunks?: ChunkHeadersRequest): PendingRead<Buffer | NativeSmapsScan> {
+  return nativeStart(native, () => (chunks === undefined ? native.readProcFile(file, scan, deliver) : native.readProcFile(file, scan, deliver, chunks.rule, chunks.limit)));
+}
+
+/**
+ * The chunk headers a smaps read reads beside its scan (binding.ts
+ * readProcFile's `chunks`): of the first `limit` VMAs mallocChunkCandidate()
+ * takes, or of those profit() reports (`reported`).
+ */
+export interface ChunkHeadersRequest {
+  rule: 'candidates' | 'reported';
+  limit: number;
 }
 
 /** A job of the addon's reader threads, `begin` starting it with deliver(). */
@@ -126,11 +136,11 @@ function nativeStart(native: NativeBinding, begin: () => number): PendingRead<Bu
  * the addon scans with `fields` (its smapsScanFields, in this order); the
  * bytes otherwise, and wherever the kernel's layout was not what it read.
  */
-export function startSmapsRead(file: string, fields: readonly string[]): PendingRead<Buffer | NativeSmapsScan> {
+export function startSmapsRead(file: string, fields: readonly string[], chunks?: ChunkHeadersRequest): PendingRead<Buffer | NativeSmapsScan> {
   const state = bindingState();
   const scanFields = state.loaded ? state.binding.smapsScanFields : undefined;
   if (state.loaded && scanFields !== undefined && scanFields.length === fields.length && scanFields.every((name, i) => name === fields[i])) {
-    return nativeRead(state.binding, file, 'smaps');
+    return nativeRead(state.binding, file, 'smaps', chunks);
   }
   return startRead(file);
 }

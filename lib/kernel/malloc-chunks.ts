@@ -11,10 +11,13 @@ import { withDeadline } from './proc-read.js';
 import type { ProcessTarget } from './target.js';
 import { mmappedChunkSize, type LayoutVma } from './vma.js';
 
-const HEADER_BYTES = 16;
+export const HEADER_BYTES = 16;
+
+/** What the walk needs of a VMA. */
+export type VmaBounds = Pick<LayoutVma, 'start' | 'end'>;
 
 interface Walk {
-  vma: LayoutVma;
+  vma: VmaBounds;
   at: bigint;
   chunks: number;
 }
@@ -24,17 +27,23 @@ interface Walk {
  * vma-evidence.ts tiledChunks() tells them one read at a time; undefined
  * where the addon has no such read. Stops at the deadline with what was
  * told by then; an unreadable process (no ptrace access) tells nothing.
+ * `firstHeaders`: the candidates' first headers, read already (beside
+ * their smaps scan).
  */
 export async function readMallocChunksNative(
   target: ProcessTarget,
-  candidates: readonly LayoutVma[],
+  candidates: readonly VmaBounds[],
   pageSize: number,
   maxChunksPerVma: number,
   deadlineMs: number,
+  firstHeaders?: Buffer,
 ): Promise<Map<bigint, number> | undefined> {
   const dir = procPath(target.root, target.dir);
-  let walks: Walk[] = candidates.map((vma) => ({ vma, at: vma.start, chunks: 0 }));
-  const started = startHeaderRead(dir, BigUint64Array.from(walks, (w) => w.at));
+  // In the first round the candidates stand for their walks: a walk is made only of one a header goes on in.
+  let walks: Walk[] | undefined;
+  const started = firstHeaders !== undefined
+    ? { promise: Promise.resolve(firstHeaders), abandon: () => {} }
+    : startHeaderRead(dir, BigUint64Array.from(candidates, (vma) => vma.start));
   if (started === undefined) return undefined;
   let read = started;
   const out = new Map<bigint, number>();
@@ -43,10 +52,11 @@ export async function readMallocChunksNative(
     for (;;) {
       const headers = await read.promise;
       const next: Walk[] = [];
-      for (let i = 0; i < walks.length; i++) {
+      const count = walks?.length ?? candidates.length;
+      for (let i = 0; i < count; i++) {
         // Most candidates are no chunk: IS_MMAPPED (2) alone of the size's low bits, told without a BigInt.
         if ((headers[i * HEADER_BYTES + 8]! & 7) !== 2) continue;
-        const w = walks[i]!;
+        const w = walks !== undefined ? walks[i]! : { vma: candidates[i]!, at: candidates[i]!.start, chunks: 0 };
         const size = mmappedChunkSize(headers.subarray(i * HEADER_BYTES, (i + 1) * HEADER_BYTES), w.vma.end - w.at, pageSize);
         if (size === undefined) continue;
         w.at += size;

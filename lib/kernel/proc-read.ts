@@ -12,7 +12,7 @@
 import { KsmNoSuchProcessError, KsmTimeoutError } from '../errors.js';
 import { procReadError } from './errno.js';
 import type { NativeSmapsScan } from '../binding.js';
-import { exists, startRead, startSmapsRead, type PendingRead } from './files.js';
+import { exists, startRead, startSmapsRead, type ChunkHeadersRequest, type PendingRead } from './files.js';
 import { procPath } from './paths.js';
 import type { ProcessTarget } from './target.js';
 
@@ -51,10 +51,16 @@ export async function readProcFile(target: ProcessTarget, file: string, deadline
 
 /**
  * readProcFile() of smaps, scanned by the addon's reader thread where it can
- * (files.ts startSmapsRead(): `fields` are the columns the caller reads).
+ * (files.ts startSmapsRead(): `fields` are the columns the caller reads,
+ * `chunks` the chunk headers read beside the scan).
  */
-export async function readProcSmaps(target: ProcessTarget, fields: readonly string[], deadlineMs?: number): Promise<Buffer | NativeSmapsScan> {
-  return readPending(target, 'smaps', deadlineMs, (file) => startSmapsRead(file, fields));
+export async function readProcSmaps(
+  target: ProcessTarget,
+  fields: readonly string[],
+  deadlineMs?: number,
+  chunks?: ChunkHeadersRequest,
+): Promise<Buffer | NativeSmapsScan> {
+  return readPending(target, 'smaps', deadlineMs, (file) => startSmapsRead(file, fields, chunks));
 }
 
 async function readPending<T>(target: ProcessTarget, file: string, deadlineMs: number | undefined, start: (path: string) => PendingRead<T>): Promise<T> {

@@ -11,8 +11,9 @@
  */
 import * as fs from 'node:fs';
 
-import { listDirectory, readTextOrUndefined } from './files.js';
-import { readMallocChunksNative } from './malloc-chunks.js';
+import { listDirectory, readTextOrUndefined, type ChunkHeadersRequest } from './files.js';
+import type { NativeSmapsScan } from '../binding.js';
+import { HEADER_BYTES, readMallocChunksNative, type VmaBounds } from './malloc-chunks.js';
 import { procPath } from './paths.js';
 import { isStuck, withDeadline } from './proc-read.js';
 import type { ProcessTarget } from './target.js';
@@ -90,9 +91,14 @@ export async function readMallocChunks(
   pageSize: number,
   deadlineMs = DEFAULT_DEADLINE_MS,
 ): Promise<Map<bigint, number>> {
-  if (target.kernelThread === true || isStuck(target)) return new Map();
-  const candidates = vmas.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
-  if (candidates.length === 0) return new Map();
+  return readChunksOf(target, chunkCandidates(vmas), pageSize, deadlineMs);
+}
+
+/** The VMAs whose chunk headers are read: the first MAX_CHUNK_VMAS that can hold mmapped chunks. */
+const chunkCandidates = (vmas: readonly LayoutVma[]): LayoutVma[] => vmas.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
+
+async function readChunksOf(target: ProcessTarget, candidates: readonly VmaBounds[], pageSize: number, deadlineMs: number): Promise<Map<bigint, number>> {
+  if (target.kernelThread === true || isStuck(target) || candidates.length === 0) return new Map();
   return (await readMallocChunksNative(target, candidates, pageSize, MAX_CHUNKS_PER_VMA, deadlineMs)) ??
     readMallocChunksByPool(target, candidates, pageSize, deadlineMs);
 }
@@ -100,7 +106,7 @@ export async function readMallocChunks(
 /** readMallocChunks() without the addon: a pagemap and a mem read per header, through the libuv pool. */
 export async function readMallocChunksByPool(
   target: ProcessTarget,
-  candidates: readonly LayoutVma[],
+  candidates: readonly VmaBounds[],
   pageSize: number,
   deadlineMs = DEFAULT_DEADLINE_MS,
 ): Promise<Map<bigint, number>> {
@@ -150,9 +156,58 @@ export function readStackPointersEarly(target: ProcessTarget): Map<number, bigin
   return readable(target) ? readStackPointers(target) : undefined;
 }
 
+/** The chunk headers a smaps read of `target` is to read beside its scan, or undefined where they cannot be read. */
+export function chunkHeadersRequest(target: ProcessTarget, rule: ChunkHeadersRequest['rule']): ChunkHeadersRequest | undefined {
+  return readable(target) && !isStuck(target) ? { rule, limit: MAX_CHUNK_VMAS } : undefined;
+}
+
+/** The chunk headers read beside a smaps scan (readMallocChunksEarly()), with the VMAs they are of. */
+export interface EarlyChunks {
+  candidates: readonly VmaBounds[];
+  chunks: Promise<Map<bigint, number>>;
+}
+
+/**
+ * The malloc chunks of the candidates whose first headers the addon read
+ * beside the scan (chunkHeadersRequest()), `vmas` made of that scan (one
+ * per VMA, in its order): the VMAs that hold one are
+ * walked on from there (readMallocChunksNative()), while the report makes
+ * its rows. The first headers were read on the other core as the kernel
+ * printed the rest of smaps: at 10,000 VMAs, 4,096 headers read after the
+ * scan took 0.14x of its time, beside it none (BENCHMARKS.md section 7).
+ * readLayoutFacts() takes the result only where the VMAs the read settles
+ * on give the same candidates, the very objects (a torn read made again, or
+ * left short, does not), and reads them again otherwise. Undefined: no
+ * headers came with it.
+ */
+export function readMallocChunksEarly(
+  target: ProcessTarget,
+  scan: NativeSmapsScan,
+  vmas: readonly LayoutVma[],
+  pageSize: number,
+  deadlineMs = DEFAULT_DEADLINE_MS,
+): EarlyChunks | undefined {
+  const { chunkCandidates: at, chunkHeaders: headers } = scan;
+  if (at === undefined || headers === undefined || headers.length !== at.length * HEADER_BYTES || !readable(target)) return undefined;
+  if (at.length > 0 && at[at.length - 1]! >= vmas.length) return undefined;
+  const candidates = Array.from(at, (v) => vmas[v]!);
+  const chunks = readMallocChunksNative(target, candidates, pageSize, MAX_CHUNKS_PER_VMA, deadlineMs, headers).then((read) => read ?? new Map<bigint, number>());
+  chunks.catch(() => {}); // awaited by readLayoutFacts(), or dropped with a read made again
+  return { candidates, chunks };
+}
+
+/** Whether two candidate lists are the same VMA objects, in order. */
+function sameVmas(a: readonly VmaBounds[], b: readonly VmaBounds[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * Both facts for a process; empty where they cannot be read. The stack
- * pointers are the ones given (readStackPointersEarly()), or read here.
+ * pointers are the ones given (readStackPointersEarly()), or read here; the
+ * chunk headers those read beside the scan (readMallocChunksEarly()) where
+ * they are of the same VMAs, or read here.
  */
 export async function readLayoutFacts(
   target: ProcessTarget,
@@ -160,10 +215,14 @@ export async function readLayoutFacts(
   pageSize: number,
   deadlineMs?: number,
   stackPointersRead?: Map<number, bigint>,
+  early?: EarlyChunks,
 ): Promise<LayoutFacts> {
   if (!readable(target)) return {};
   // The header read starts first (the addon's reader thread), then the stack pointers are read here beside it.
-  const mallocChunks = readMallocChunks(target, vmas, pageSize, deadlineMs);
+  const candidates = chunkCandidates(vmas);
+  const mallocChunks = early !== undefined && sameVmas(early.candidates, candidates)
+    ? early.chunks
+    : readChunksOf(target, candidates, pageSize, deadlineMs ?? DEFAULT_DEADLINE_MS);
   mallocChunks.catch(() => {}); // awaited below
   const stackPointers = stackPointersRead ?? readStackPointers(target);
   return { stackPointers, mallocChunks: await mallocChunks };

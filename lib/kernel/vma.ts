@@ -201,7 +201,7 @@ const WASM_PAGE = 64n * 1024n;
 const hex = (value: bigint): string => `0x${value.toString(16)}`;
 const sizeText = (bytes: bigint): string => (bytes % GiB === 0n ? `${bytes / GiB} GiB` : bytes % MiB === 0n ? `${bytes / MiB} MiB` : `${bytes} bytes`);
 
-const isAnonymous = (vma: LayoutVma): boolean => vma.pathname === '';
+const isAnonymous = (vma: VmaIdentity): boolean => vma.pathname === '';
 const isGuard = (vma: LayoutVma | undefined): vma is LayoutVma => vma !== undefined && isAnonymous(vma) && vma.perms.startsWith('---');
 
 function wasmEvidence(vmas: readonly LayoutVma[], i: number): string | undefined {
@@ -399,7 +399,7 @@ export function factKinds(vmas: readonly LayoutVma[], layout: readonly Classifie
  * other rule names (V8's own pages, marked MADV_DONTFORK `dc` by Node's
  * V8, are never malloc's).
  */
-export function mallocChunkCandidate(vma: LayoutVma): boolean {
+export function mallocChunkCandidate(vma: VmaWithFlags): boolean {
   return isAnonymous(vma) && vma.perms === 'rw-p' && !vma.vmFlags.includes('dc');
 }
 

@@ -19,7 +19,7 @@ import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
 import { classifyVmas, factKinds, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import { checkBoolean, checkOptions, type RootOption } from '../validate.js';
-import { readLayoutFacts, readStackPointersEarly } from '../kernel/vma-evidence.js';
+import { chunkHeadersRequest, readLayoutFacts, readMallocChunksEarly, readStackPointersEarly, type EarlyChunks } from '../kernel/vma-evidence.js';
 
 export { regionKind };
 
@@ -227,15 +227,23 @@ export async function regions(pid?: number, options?: RegionsOptions): Promise<R
   const opts = checkOptions<RegionsOptions>(options);
   const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
   const target = resolveTarget(pid, opts);
-  const reading = readSmapsInto(target, regionsOfRead);
+  let early: EarlyChunks | undefined;
+  // The candidates' first chunk headers are read beside the scan, on the reader threads.
+  const chunks = layoutReads ? chunkHeadersRequest(target, 'candidates') : undefined;
+  const reading = readSmapsInto(target, (read) => {
+    const made = regionsOfRead(read);
+    if (chunks !== undefined && !Buffer.isBuffer(read)) early = readMallocChunksEarly(target, read, made.vmas, pageSizeOf());
+    return made;
+  }, undefined, chunks);
   reading.catch(() => {}); // awaited below; a throw meanwhile is not unhandled
   // The labels' and the threads' stack pointers' small synchronous reads while the reader thread reads smaps.
   const labels = labelsOf(target);
   const stackPointers = layoutReads ? readStackPointersEarly(target) : undefined;
   const { vmas: out, skippedLines } = await reading;
-  // The layout's reads (chunk headers, on the reader thread) go on while the
-  // kinds the layout alone tells are set; the ones they tell come after.
-  const facts = layoutReads ? readLayoutFacts(target, out, pageSizeOf(), undefined, stackPointers) : undefined;
+  // The layout's reads (chunk headers, on the reader thread since the scan
+  // came) go on while the kinds the layout alone tells are set; the ones
+  // they tell come after.
+  const facts = layoutReads ? readLayoutFacts(target, out, pageSizeOf(), undefined, stackPointers, early) : undefined;
   facts?.catch(() => {}); // awaited below
   const plain = classifyVmas(out);
   for (let i = 0; i < out.length; i++) {

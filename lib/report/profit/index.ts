@@ -11,7 +11,7 @@
  * - estimated (anyone who can read smaps): per VMA from Rss/Pss
  *   (accounting.ts, estimateSaved()).
  */
-import { pageSizeOf } from '../../binding.js';
+import { pageSizeOf, type NativeSmapsScan } from '../../binding.js';
 import { isSystemError } from '../../errors.js';
 import { readKsmStat } from '../../kernel/ksm-stat.js';
 import { rmapItemSize } from '../../kernel/rmap.js';
@@ -19,7 +19,7 @@ import { readProcFileIfPresent } from '../../kernel/proc-read.js';
 import { parseSmaps, sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
-import { readLayoutFacts, readStackPointersEarly } from '../../kernel/vma-evidence.js';
+import { chunkHeadersRequest, readLayoutFacts, readMallocChunksEarly, readStackPointersEarly, type EarlyChunks } from '../../kernel/vma-evidence.js';
 import { classifyVmas, factKinds } from '../../kernel/vma.js';
 import { labelsOf } from '../../merge/published.js';
 import { checkBoolean, checkOptions } from '../../validate.js';
@@ -109,7 +109,11 @@ export async function profitOfTarget(
   const rollupRead = !rollup || target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
   // Awaited with the method below; failing meanwhile, it must not count as unhandled.
   rollupRead.catch(() => {});
-  const reads = Promise.all([readSmaps(target, deadlineMs, true), ksmStatOrUnreadable(target, deadlineMs)]);
+  // The first chunk headers of the reported candidates are read beside the scan, on the reader threads.
+  let early: EarlyChunks | undefined;
+  const request = layoutReads ? chunkHeadersRequest(target, 'reported') : undefined;
+  const chunks = request === undefined ? undefined : { ...request, onScan: (scan: NativeSmapsScan, made: SmapsSummary[]) => (early = readMallocChunksEarly(target, scan, made, pageSizeOf(), deadlineMs)) };
+  const reads = Promise.all([readSmaps(target, deadlineMs, true, chunks), ksmStatOrUnreadable(target, deadlineMs)]);
   reads.catch(() => {}); // awaited below
   // The labels' and the threads' stack pointers' small synchronous reads while the reader threads read.
   const labels = labelsOf(target);
@@ -119,15 +123,15 @@ export async function profitOfTarget(
   const missing = missingFigures(vmas, stat);
   const reportedAt: number[] = [];
   vmas.forEach((vma, i) => {
-    if ((vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg')) reportedAt.push(i);
+    if ((vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg')) reportedAt.push(i); // as native/header-read.h's kReported
   });
   const reported = reportedAt.map((i) => vmas[i]!);
   const zeroPages = stat.zeroPages ?? 0;
   // The layout's other read (the chunk headers of the reported VMAs only, on
-  // the reader thread; the stack pointers were read beside smaps) starts
-  // first and goes on beside exact mode's page reads and the layout's kinds,
-  // worked out meanwhile; the kinds it tells come after, as in regions().
-  const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs, stackPointers) : undefined;
+  // the reader thread since the scan came; the stack pointers were read
+  // beside smaps) goes on beside exact mode's page reads and the layout's
+  // kinds, worked out meanwhile; the kinds it tells come after, as in regions().
+  const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs, stackPointers, early) : undefined;
   facts?.catch(() => {}); // awaited below
   const method = chooseMethod(target, wantExact, reported, labels, zeroPages);
   method.catch(() => {}); // awaited below
