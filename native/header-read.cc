@@ -129,35 +129,14 @@ bool ChunkCandidate(const SmapsScan& scan, size_t vma, ChunkRule rule) {
   return rule == ChunkRule::kCandidates || figures[kColumn_ksm] > 0 || HasFlag(flags, "mg");
 }
 
-void ScanHeaders::Add(const SmapsScan& scan, bool complete) {
-  if (rule_ == ChunkRule::kNone || failed_) return;
-  const size_t count = scan.addresses.size() / 3;
-  const size_t upTo = complete ? count : (count > 0 ? count - 1 : 0);
-  std::vector<uint64_t> addresses;
-  for (; next_ < upTo && candidates.size() < limit_; next_++) {
-    if (next_ > UINT32_MAX || !ChunkCandidate(scan, next_, rule_)) continue;
-    candidates.push_back(static_cast<uint32_t>(next_));
-    addresses.push_back(scan.addresses[3 * next_]);
-  }
-  if (addresses.empty()) return;
-  std::vector<char> read;
-  Failure failure;
-  if (!ReadPresentHeaders(dir_, addresses, &read, &failure)) {
-    failed_ = true;
-    return;
-  }
-  headers.insert(headers.end(), read.begin(), read.end());
-}
+namespace {
 
-bool ReadPresentHeaders(const std::string& dir, const std::vector<uint64_t>& addresses, std::vector<char>* out,
-                        Failure* failure) {
-  Fd pagemap;
-  Fd mem;
-  if (!pagemap.Open(dir + "/pagemap", failure) || !mem.Open(dir + "/mem", failure)) return false;
+// ReadPresentHeaders() with its files open: `pagemap` and `mem` of process `pid` (0: mem only).
+void ReadPresent(int pagemapFd, int memFd, pid_t pid, const std::vector<uint64_t>& addresses, std::vector<char>* out) {
   const long pageSize = sysconf(_SC_PAGESIZE);
   const uint64_t page = pageSize > 0 ? static_cast<uint64_t>(pageSize) : 4096;
   out->assign(addresses.size() * kHeaderBytes, 0);
-  PagemapWindow window(pagemap.get());
+  PagemapWindow window(pagemapFd);
   // Pages mapped exclusively are read batched through process_vm_readv; the
   // others through mem: process_vm_readv pins what it reads, and the kernel
   // unshares a pinned anonymous page that is not exclusive (a KSM page, a
@@ -172,15 +151,48 @@ bool ReadPresentHeaders(const std::string& dir, const std::vector<uint64_t>& add
     if ((entry & kPresent) == 0) continue;
     ((entry & kExclusive) != 0 ? present : shared).push_back(i);
   }
-  const pid_t pid = PidOf(dir);
   if (!(pid != 0 && ReadBatched(pid, addresses, present, out))) shared.insert(shared.end(), present.begin(), present.end());
   for (size_t i : shared) {
     char* at = out->data() + i * kHeaderBytes;
-    if (PreadFull(mem.get(), at, kHeaderBytes, addresses[i]) != static_cast<ssize_t>(kHeaderBytes)) {
+    if (PreadFull(memFd, at, kHeaderBytes, addresses[i]) != static_cast<ssize_t>(kHeaderBytes)) {
       memset(at, 0, kHeaderBytes);
     }
   }
+}
+
+}  // namespace
+
+bool ReadPresentHeaders(const std::string& dir, const std::vector<uint64_t>& addresses, std::vector<char>* out,
+                        Failure* failure) {
+  Fd pagemap;
+  Fd mem;
+  if (!pagemap.Open(dir + "/pagemap", failure) || !mem.Open(dir + "/mem", failure)) return false;
+  ReadPresent(pagemap.get(), mem.get(), PidOf(dir), addresses, out);
   return true;
+}
+
+void ScanHeaders::Add(const SmapsScan& scan, bool complete) {
+  if (rule_ == ChunkRule::kNone || failed_) return;
+  const size_t count = scan.addresses.size() / 3;
+  const size_t upTo = complete ? count : (count > 0 ? count - 1 : 0);
+  std::vector<uint64_t> addresses;
+  for (; next_ < upTo && candidates.size() < limit_; next_++) {
+    if (next_ > UINT32_MAX || !ChunkCandidate(scan, next_, rule_)) continue;
+    candidates.push_back(static_cast<uint32_t>(next_));
+    addresses.push_back(scan.addresses[3 * next_]);
+  }
+  if (addresses.empty()) return;
+  if (!opened_) {
+    Failure failure;
+    if (!pagemap_.Open(dir_ + "/pagemap", &failure) || !mem_.Open(dir_ + "/mem", &failure)) {
+      failed_ = true;
+      return;
+    }
+    opened_ = true;
+  }
+  std::vector<char> read;
+  ReadPresent(pagemap_.get(), mem_.get(), PidOf(dir_), addresses, &read);
+  headers.insert(headers.end(), read.begin(), read.end());
 }
 
 }  // namespace ksm

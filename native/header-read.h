@@ -40,7 +40,7 @@ bool ChunkCandidate(const SmapsScan& scan, size_t vma, ChunkRule rule);
 // The first header of the first `limit` candidate VMAs of a smaps scan
 // that grows a piece at a time (procread.cc reads the headers of each piece
 // while the rest of smaps is read): ReadPresentHeaders() of the new ones at
-// each Add().
+// each Add(), pagemap and mem opened once.
 class ScanHeaders {
  public:
   ScanHeaders(ChunkRule rule, size_t limit, std::string dir) : rule_(rule), limit_(limit), dir_(std::move(dir)) {}
@@ -60,6 +60,10 @@ class ScanHeaders {
   std::string dir_;
   size_t next_ = 0;
   bool failed_ = false;
+  // Opened at the first header read, and kept for the next pieces'.
+  bool opened_ = false;
+  Fd pagemap_;
+  Fd mem_;
 };
 
 }  // namespace ksm
