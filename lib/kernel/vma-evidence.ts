@@ -174,7 +174,8 @@ export interface EarlyChunks {
  * walked on from there (readMallocChunksNative()), while the report makes
  * its rows. The first headers were read on the other core as the kernel
  * printed the rest of smaps: at 10,000 VMAs, 4,096 headers read after the
- * scan took 0.14x of its time, beside it none (BENCHMARKS.md section 7).
+ * scan took 0.14–0.18x of its time; read beside it, regions(pid) costs
+ * 1.01x of its reads made one after another (BENCHMARKS.md section 7).
  * readLayoutFacts() takes the result only where the VMAs the read settles
  * on give the same candidates, the very objects (a torn read made again, or
  * left short, does not), and reads them again otherwise. Undefined: no
