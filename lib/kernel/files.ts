@@ -106,7 +106,7 @@ function deliver(id: number, error: Error | null, result: Buffer | NativeSmapsSc
 }
 
 function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined, chunks?: ChunkHeadersRequest): PendingRead<Buffer | NativeSmapsScan> {
-  return nativeStart(native, () => (chunks === undefined ? native.readProcFile(file, scan, deliver) : native.readProcFile(file, scan, deliver, chunks.rule, chunks.limit)));
+  return nativeStart(native, () => native.readProcFile(file, scan, deliver, chunks?.rule, chunks?.limit));
 }
 
 /**
