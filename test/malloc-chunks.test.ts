@@ -78,7 +78,7 @@ describe.runIf(state.loaded)("the addon's header read", () => {
   });
 });
 
-describe.runIf(state.loaded)('malloc chunks told in the addon', () => {
+describe.runIf(state.loaded)('a real Node process', () => {
   let child: Holder & { ready: Record<string, unknown> };
   beforeAll(async () => {
     // Unsanitized in the sanitized run too: ASan's allocator maps no glibc chunks.
@@ -88,104 +88,98 @@ describe.runIf(state.loaded)('malloc chunks told in the addon', () => {
     await child?.kill();
   });
 
-  it('are the chunks the read-at-a-time walk tells, the big Buffer among them', async () => {
-    const target = resolveTarget(child.pid, undefined);
-    const candidates = (await readSmaps(target)).vmas.filter(mallocChunkCandidate);
-    expect(candidates.length).toBeGreaterThan(0);
-    const byAddon = await readMallocChunksNative(target, candidates, PAGE, 4096, 10_000);
-    const byPool = await readMallocChunksByPool(target, candidates, PAGE, 10_000);
-    expect(byAddon).toEqual(byPool);
-    // The Buffer's chunk header is a page below its labelled bytes (node-kinds.test.ts reads it raw).
-    const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
-    expect([...byAddon!.keys()].some((start) => candidates.some((v) => v.start === start && start <= header && header < v.end))).toBe(true);
-    // Batched (process_vm_readv, where the directory names a pid) and through mem a read each: the same bytes.
-    const starts = BigUint64Array.from(candidates, (v) => v.start);
-    const batched = await startHeaderRead(`/proc/${child.pid}`, starts)!.promise;
-    const oneByOne = await startHeaderRead(`/proc/${child.pid}/.`, starts)!.promise;
-    expect(batched.equals(oneByOne)).toBe(true);
-    expect(batched.some((byte) => byte !== 0)).toBe(true);
-    // A walk that may take one chunk per VMA tells only the VMAs holding exactly one.
-    const one = await readMallocChunksNative(target, candidates, PAGE, 1, 10_000);
-    expect(one).toEqual(new Map([...byPool].filter(([, chunks]) => chunks === 1)));
-  });
-});
-
-describe.runIf(state.loaded)('first chunk headers read beside the smaps scan', () => {
-  let child: Holder & { ready: Record<string, unknown> };
-  beforeAll(async () => {
-    child = await startFixture('node-memory.cjs', [], {}, { sanitized: false });
-  });
-  afterAll(async () => {
-    await child?.kill();
+  describe('malloc chunks told in the addon', () => {
+    it('are the chunks the read-at-a-time walk tells, the big Buffer among them', async () => {
+      const target = resolveTarget(child.pid, undefined);
+      const candidates = (await readSmaps(target)).vmas.filter(mallocChunkCandidate);
+      expect(candidates.length).toBeGreaterThan(0);
+      const byAddon = await readMallocChunksNative(target, candidates, PAGE, 4096, 10_000);
+      const byPool = await readMallocChunksByPool(target, candidates, PAGE, 10_000);
+      expect(byAddon).toEqual(byPool);
+      // The Buffer's chunk header is a page below its labelled bytes (node-kinds.test.ts reads it raw).
+      const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
+      expect([...byAddon!.keys()].some((start) => candidates.some((v) => v.start === start && start <= header && header < v.end))).toBe(true);
+      // Batched (process_vm_readv, where the directory names a pid) and through mem a read each: the same bytes.
+      const starts = BigUint64Array.from(candidates, (v) => v.start);
+      const batched = await startHeaderRead(`/proc/${child.pid}`, starts)!.promise;
+      const oneByOne = await startHeaderRead(`/proc/${child.pid}/.`, starts)!.promise;
+      expect(batched.equals(oneByOne)).toBe(true);
+      expect(batched.some((byte) => byte !== 0)).toBe(true);
+      // A walk that may take one chunk per VMA tells only the VMAs holding exactly one.
+      const one = await readMallocChunksNative(target, candidates, PAGE, 1, 10_000);
+      expect(one).toEqual(new Map([...byPool].filter(([, chunks]) => chunks === 1)));
+    });
   });
 
-  /** The child's smaps scanned by the addon with `rule`'s headers read beside it, and the VMAs made of that scan. */
-  async function scanWith(rule: 'candidates' | 'reported', limit: number) {
-    const scan = await startSmapsRead(`/proc/${child.pid}/smaps`, NATIVE_SMAPS_FIELDS, { rule, limit }).promise;
-    if (Buffer.isBuffer(scan)) throw new Error('smaps was not scanned by the addon');
-    return { scan, vmas: fromNativeScan(scan).vmas };
-  }
-
-  it("are of mallocChunkCandidate()'s VMAs of the same scan, in order, with a header read's bytes", async () => {
-    const { scan, vmas } = await scanWith('candidates', 4096);
-    // Node's V8 pages are anonymous rw-p but MADV_DONTFORK (dc): the rule leaves them out.
-    expect(vmas.some((v) => v.pathname === '' && v.perms === 'rw-p' && v.vmFlags.includes('dc'))).toBe(true);
-    const expected = vmas.filter(mallocChunkCandidate);
-    expect(expected.length).toBeGreaterThan(1);
-    const got = [...scan.chunkCandidates!].map((v) => vmas[v]!);
-    expect(got.map((v) => [v.start, v.end])).toEqual(expected.map((v) => [v.start, v.end]));
-    const again = await startHeaderRead(`/proc/${child.pid}`, BigUint64Array.from(expected, (v) => v.start))!.promise;
-    expect(scan.chunkHeaders!.equals(again)).toBe(true);
-    // Each header read (its page present) as mem has it.
-    const read = expected.filter((_, i) => scan.chunkHeaders!.subarray(16 * i, 16 * i + 16).some((byte) => byte !== 0));
-    expect(read.length).toBeGreaterThan(0);
-    for (const v of read) {
-      const i = expected.indexOf(v);
-      expect(scan.chunkHeaders!.subarray(16 * i, 16 * i + 16)).toEqual(memRaw(child.pid, v.start));
+  describe('first chunk headers read beside the smaps scan', () => {
+    /** The child's smaps scanned by the addon with `rule`'s headers read beside it, and the VMAs made of that scan. */
+    async function scanWith(rule: 'candidates' | 'reported', limit: number) {
+      const scan = await startSmapsRead(`/proc/${child.pid}/smaps`, NATIVE_SMAPS_FIELDS, { rule, limit }).promise;
+      if (Buffer.isBuffer(scan)) throw new Error('smaps was not scanned by the addon');
+      return { scan, vmas: fromNativeScan(scan).vmas };
     }
-    // Walked on from there: the chunks a walk of its own reads tell, the big Buffer's (its header a page below its labelled bytes) among them.
-    const target = resolveTarget(child.pid, undefined);
-    const early = readMallocChunksEarly(target, scan, vmas, PAGE)!;
-    const chunks = await early.chunks;
-    expect(chunks).toEqual(await readMallocChunksNative(target, expected, PAGE, 4096, 10_000));
-    const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
-    expect([...chunks.keys()].some((start) => expected.some((v) => v.start === start && start <= header && header < v.end))).toBe(true);
-  });
 
-  it("'reported' takes only the candidates profit() reports (KSM pages, or mg), and the limit cuts the list", async () => {
-    const { scan, vmas } = await scanWith('reported', 4096);
-    const expected = vmas.filter((v) => mallocChunkCandidate(v) && ((v.ksm ?? 0) > 0 || v.vmFlags.includes('mg')));
-    // allocMergeable()'s buffer is one; the big Buffer (not mergeable) is not.
-    expect(expected.some((v) => v.start === BigInt(child.ready.ours as string))).toBe(true);
-    expect([...scan.chunkCandidates!].map((v) => vmas[v]!.start)).toEqual(expected.map((v) => v.start));
-    const cut = await scanWith('candidates', 1);
-    expect([...cut.scan.chunkCandidates!].map((v) => cut.vmas[v]!.start)).toEqual([cut.vmas.filter(mallocChunkCandidate)[0]!.start]);
-    expect(cut.scan.chunkHeaders!.length).toBe(16);
-  });
+    it("are of mallocChunkCandidate()'s VMAs of the same scan, in order, with a header read's bytes", async () => {
+      const { scan, vmas } = await scanWith('candidates', 4096);
+      // Node's V8 pages are anonymous rw-p but MADV_DONTFORK (dc): the rule leaves them out.
+      expect(vmas.some((v) => v.pathname === '' && v.perms === 'rw-p' && v.vmFlags.includes('dc'))).toBe(true);
+      const expected = vmas.filter(mallocChunkCandidate);
+      expect(expected.length).toBeGreaterThan(1);
+      const got = [...scan.chunkCandidates!].map((v) => vmas[v]!);
+      expect(got.map((v) => [v.start, v.end])).toEqual(expected.map((v) => [v.start, v.end]));
+      const again = await startHeaderRead(`/proc/${child.pid}`, BigUint64Array.from(expected, (v) => v.start))!.promise;
+      expect(scan.chunkHeaders!.equals(again)).toBe(true);
+      // Each header read (its page present) as mem has it.
+      const read = expected.filter((_, i) => scan.chunkHeaders!.subarray(16 * i, 16 * i + 16).some((byte) => byte !== 0));
+      expect(read.length).toBeGreaterThan(0);
+      for (const v of read) {
+        const i = expected.indexOf(v);
+        expect(scan.chunkHeaders!.subarray(16 * i, 16 * i + 16)).toEqual(memRaw(child.pid, v.start));
+      }
+      // Walked on from there: the chunks a walk of its own reads tell, the big Buffer's (its header a page below its labelled bytes) among them.
+      const target = resolveTarget(child.pid, undefined);
+      const early = readMallocChunksEarly(target, scan, vmas, PAGE)!;
+      const chunks = await early.chunks;
+      expect(chunks).toEqual(await readMallocChunksNative(target, expected, PAGE, 4096, 10_000));
+      const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
+      expect([...chunks.keys()].some((start) => expected.some((v) => v.start === start && start <= header && header < v.end))).toBe(true);
+    });
 
-  it('are taken by readLayoutFacts() only for the very VMAs the read settled on', async () => {
-    const target = resolveTarget(child.pid, undefined);
-    const { vmas } = await scanWith('candidates', 4096);
-    const candidates = vmas.filter(mallocChunkCandidate);
-    // A result no read gives: which of the two calls below took it shows.
-    const planted = new Map([[1n, 7]]);
-    const taken = await readLayoutFacts(target, vmas, PAGE, undefined, new Map(), { candidates, chunks: Promise.resolve(planted) });
-    expect(taken.mallocChunks).toBe(planted);
-    // The same bounds in other objects (another read of smaps): read again.
-    const copies = candidates.map((v) => ({ ...v }));
-    const readAgain = await readLayoutFacts(target, vmas, PAGE, undefined, new Map(), { candidates: copies, chunks: Promise.resolve(planted) });
-    expect(readAgain.mallocChunks).not.toBe(planted);
-    expect(readAgain.mallocChunks).toEqual(await readMallocChunksNative(target, candidates, PAGE, 4096, 10_000));
-  });
+    it("'reported' takes only the candidates profit() reports (KSM pages, or mg), and the limit cuts the list", async () => {
+      const { scan, vmas } = await scanWith('reported', 4096);
+      const expected = vmas.filter((v) => mallocChunkCandidate(v) && ((v.ksm ?? 0) > 0 || v.vmFlags.includes('mg')));
+      // allocMergeable()'s buffer is one; the big Buffer (not mergeable) is not.
+      expect(expected.some((v) => v.start === BigInt(child.ready.ours as string))).toBe(true);
+      expect([...scan.chunkCandidates!].map((v) => vmas[v]!.start)).toEqual(expected.map((v) => v.start));
+      const cut = await scanWith('candidates', 1);
+      expect([...cut.scan.chunkCandidates!].map((v) => cut.vmas[v]!.start)).toEqual([cut.vmas.filter(mallocChunkCandidate)[0]!.start]);
+      expect(cut.scan.chunkHeaders!.length).toBe(16);
+    });
 
-  it('are refused with a bad rule, a bad limit, or a file that is not smaps', () => {
-    const deliver = (): void => {};
-    const smaps = `/proc/${child.pid}/smaps`;
-    expect(() => native.readProcFile(smaps, 'smaps', deliver, 'all' as 'candidates', 10)).toThrow(TypeError);
-    expect(() => native.readProcFile(`/proc/${child.pid}/maps`, 'smaps', deliver, 'candidates', 10)).toThrow(TypeError);
-    expect(() => native.readProcFile(smaps, undefined, deliver, 'candidates', 10)).toThrow(TypeError);
-    for (const limit of [-1, 1.5, (1 << 20) + 1, Number.NaN, undefined]) {
-      expect(() => native.readProcFile(smaps, 'smaps', deliver, 'candidates', limit)).toThrow(RangeError);
-    }
+    it('are taken by readLayoutFacts() only for the very VMAs the read settled on', async () => {
+      const target = resolveTarget(child.pid, undefined);
+      const { vmas } = await scanWith('candidates', 4096);
+      const candidates = vmas.filter(mallocChunkCandidate);
+      // A result no read gives: which of the two calls below took it shows.
+      const planted = new Map([[1n, 7]]);
+      const taken = await readLayoutFacts(target, vmas, PAGE, undefined, new Map(), { candidates, chunks: Promise.resolve(planted) });
+      expect(taken.mallocChunks).toBe(planted);
+      // The same bounds in other objects (another read of smaps): read again.
+      const copies = candidates.map((v) => ({ ...v }));
+      const readAgain = await readLayoutFacts(target, vmas, PAGE, undefined, new Map(), { candidates: copies, chunks: Promise.resolve(planted) });
+      expect(readAgain.mallocChunks).not.toBe(planted);
+      expect(readAgain.mallocChunks).toEqual(await readMallocChunksNative(target, candidates, PAGE, 4096, 10_000));
+    });
+
+    it('are refused with a bad rule, a bad limit, or a file that is not smaps', () => {
+      const deliver = (): void => {};
+      const smaps = `/proc/${child.pid}/smaps`;
+      expect(() => native.readProcFile(smaps, 'smaps', deliver, 'all' as 'candidates', 10)).toThrow(TypeError);
+      expect(() => native.readProcFile(`/proc/${child.pid}/maps`, 'smaps', deliver, 'candidates', 10)).toThrow(TypeError);
+      expect(() => native.readProcFile(smaps, undefined, deliver, 'candidates', 10)).toThrow(TypeError);
+      for (const limit of [-1, 1.5, (1 << 20) + 1, Number.NaN, undefined]) {
+        expect(() => native.readProcFile(smaps, 'smaps', deliver, 'candidates', limit)).toThrow(RangeError);
+      }
+    });
   });
 });

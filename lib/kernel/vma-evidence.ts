@@ -84,26 +84,17 @@ async function tiledChunks(
   return at === end ? chunks : 0;
 }
 
-/** The VMAs (by start) that glibc mmapped chunks tile exactly: in the addon (malloc-chunks.ts), or here a read at a time. */
-export async function readMallocChunks(
-  target: ProcessTarget,
-  vmas: readonly LayoutVma[],
-  pageSize: number,
-  deadlineMs = DEFAULT_DEADLINE_MS,
-): Promise<Map<bigint, number>> {
-  return readChunksOf(target, chunkCandidates(vmas), pageSize, deadlineMs);
-}
-
 /** The VMAs whose chunk headers are read: the first MAX_CHUNK_VMAS that can hold mmapped chunks. */
 const chunkCandidates = (vmas: readonly LayoutVma[]): LayoutVma[] => vmas.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
 
+/** The candidates (by start) that glibc mmapped chunks tile exactly: in the addon (malloc-chunks.ts), or here a read at a time. */
 async function readChunksOf(target: ProcessTarget, candidates: readonly VmaBounds[], pageSize: number, deadlineMs: number): Promise<Map<bigint, number>> {
   if (target.kernelThread === true || isStuck(target) || candidates.length === 0) return new Map();
   return (await readMallocChunksNative(target, candidates, pageSize, MAX_CHUNKS_PER_VMA, deadlineMs)) ??
     readMallocChunksByPool(target, candidates, pageSize, deadlineMs);
 }
 
-/** readMallocChunks() without the addon: a pagemap and a mem read per header, through the libuv pool. */
+/** readChunksOf() without the addon: a pagemap and a mem read per header, through the libuv pool. */
 export async function readMallocChunksByPool(
   target: ProcessTarget,
   candidates: readonly VmaBounds[],
