@@ -114,14 +114,22 @@ function parseLabels(text: string, pid: number, startTimeTicks: number): Publish
 /**
  * The labels another process published, or [] when it published none (or
  * the file is stale, foreign or malformed). Only on this machine's /proc.
+ * `euid`: the process's effective uid, where the caller read it already
+ * (resolveTarget()). Most processes publish none, so the places are looked
+ * at first (access(2), no error object made for a file that is not there)
+ * and the process's start time is read only once a file is found.
  */
-export function readLabelFile(root: string, pid: number): PublishedLabel[] {
+export function readLabelFile(root: string, pid: number, euid?: number): PublishedLabel[] {
   if (root !== '/') return [];
-  const uid = readProcStatusIfReadable(root, pid)?.euid;
+  const uid = euid ?? readProcStatusIfReadable(root, pid)?.euid;
+  if (uid === undefined) return [];
+  const files = labelDirs(uid)
+    .map((dir) => path.join(dir, `${pid}.json`))
+    .filter((file) => fs.existsSync(file));
+  if (files.length === 0) return [];
   const startTimeTicks = startTimeOf(root, pid);
-  if (uid === undefined || startTimeTicks === undefined) return [];
-  for (const dir of labelDirs(uid)) {
-    const file = path.join(dir, `${pid}.json`);
+  if (startTimeTicks === undefined) return [];
+  for (const file of files) {
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);

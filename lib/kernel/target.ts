@@ -24,6 +24,8 @@ export interface ProcessTarget {
   thread: number | undefined;
   /** A kernel thread (kthreadd, ksmd, ...): no user memory, so no smaps_rollup or pagemap to read. */
   kernelThread?: boolean;
+  /** Its effective uid, from the status read that resolved it (undefined where unreadable, or not read). */
+  euid?: number;
 }
 
 /** Fixture roots stand for other machines; the real /proc exists only on Linux. */
@@ -67,6 +69,8 @@ export function targetOf(root: string, pid: number): ProcessTarget {
   const status = readProcStatusIfReadable(root, pid);
   const tgid = status?.tgid;
   const process_ = tgid !== undefined && tgid > 0 && tgid !== pid ? tgid : pid;
+  // The process's own uid only (a thread's credentials can differ from its process's).
+  const euid = process_ === pid ? status?.euid : undefined;
   return {
     pid: process_,
     dir: process_,
@@ -74,6 +78,7 @@ export function targetOf(root: string, pid: number): ProcessTarget {
     self: root === '/' && process_ === process.pid,
     thread: process_ === pid ? undefined : pid,
     kernelThread: status?.kernelThread ?? kernelThreadByFlags(root, process_),
+    ...(euid === undefined ? {} : { euid }),
   };
 }
 

@@ -77,5 +77,5 @@ export function publishLabels(on?: boolean): string | undefined {
 /** Labels of a target: this process's own, another's where it published them. */
 export function labelsOf(target: ProcessTarget): LabelledRange[] | PublishedLabel[] {
   if (target.self) return liveLabels();
-  return readLabelFile(target.root, target.pid);
+  return readLabelFile(target.root, target.pid, target.euid);
 }
