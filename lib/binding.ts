@@ -82,6 +82,24 @@ export interface NativeSmapsScan {
    */
   chunkCandidates?: Uint32Array;
   chunkHeaders?: Buffer;
+  /**
+   * Asked for (readProcFile's `attribute`) and every file opened and read:
+   * pageAttribution() of the VMAs with KSM pages (a KSM: figure above 0, or
+   * no KSM: line and `mg`), whole, made beside the scan
+   * (native/attribution.h ScanAttribution).
+   */
+  attribution?: NativeScanAttribution;
+}
+
+/** pageAttribution()'s figures of the scan's VMAs `vmas` (indexes, in order), one per VMA. */
+export interface NativeScanAttribution {
+  vmas: Uint32Array;
+  presentPages: Float64Array;
+  ksmPages: Float64Array;
+  zeroPages: Float64Array;
+  sharing: Float64Array[];
+  pfnHidden: boolean;
+  pagemapScan: boolean;
 }
 
 /** @internal Why an addon's pageStatFields differ from PAGE_STAT_FIELDS, or undefined when they do not. */
@@ -174,6 +192,9 @@ export interface NativeBinding {
    * `chunkLimit` VMAs lib/kernel/vma.ts mallocChunkCandidate() takes
    * (`reported`: of those profit() reports) are read as the scan goes on,
    * as readPresentHeaders() reads them (chunkCandidates, chunkHeaders).
+   * `attribute` (a process's smaps scanned): the VMAs with KSM pages
+   * attributed as pageAttribution() does, with PAGEMAP_SCAN tried ('scan')
+   * or pagemap read whole ('linear'), as the scan goes on (attribution).
    */
   readProcFile(
     path: string,
@@ -181,6 +202,7 @@ export interface NativeBinding {
     deliver: (id: number, error: Error | null, result: Buffer | NativeSmapsScan | undefined) => void,
     chunks?: 'candidates' | 'reported',
     chunkLimit?: number,
+    attribute?: 'scan' | 'linear',
   ): number;
   /**
    * 16 bytes at each address of the process whose proc directory is `dir`, through its

@@ -13,6 +13,7 @@
 #include "fd.h"
 #include "pagemap-abi.h"
 #include "pagewalk.h"
+#include "smaps-scan.h"
 
 namespace ksm {
 
@@ -81,6 +82,80 @@ bool ReadPerFrame(int fd, const std::string& path,
   return true;
 }
 
+// The attribution of [starts[r], ends[r]) appended to `out`, `walker`
+// reading `pagemapPath`; false with `failure` where a read fails (`out` is
+// then partial).
+bool Attribute(PagemapWalker* walker, const std::string& pagemapPath, int flagsFd, int countsFd,
+               const std::vector<uint64_t>& starts, const std::vector<uint64_t>& ends, uint64_t page,
+               Attribution* out, Failure* failure) {
+  const size_t base = out->present.size();
+  const size_t n = starts.size();
+  out->present.resize(base + n, 0);
+  out->ksm.resize(base + n, 0);
+  out->zero.resize(base + n, 0);
+  out->sharing.resize(base + n);
+  std::vector<Frame> frames;
+  for (size_t r = 0; r < n; r++) {
+    const size_t range = base + r;
+    int err = walker->Walk(starts[r] / page, ends[r] / page,
+                           [&](uint64_t, const uint64_t* entries, size_t got) {
+      for (size_t k = 0; k < got; k++) {
+        const uint64_t entry = entries[k];
+        if ((entry & kPmPresent) == 0) continue;
+        out->present[range]++;
+        const uint64_t pfn = entry & kPmPfnMask;
+        // Without CAP_SYS_ADMIN the kernel reports present pages as pfn 0.
+        if (pfn == 0) {
+          out->pfnHidden = true;
+          continue;
+        }
+        frames.push_back({pfn, static_cast<uint32_t>(range)});
+      }
+      return true;
+    });
+    if (err == PagemapWalker::kEnded) continue;  // end of the address space
+    if (err != 0) {
+      *failure = {err, walker->failed_syscall(), pagemapPath};
+      return false;
+    }
+  }
+  if (out->pfnHidden) return true;
+
+  std::sort(frames.begin(), frames.end(),
+            [](const Frame& a, const Frame& b) { return a.pfn < b.pfn; });
+  std::vector<Frame> ksmFrames;
+  if (!ReadPerFrame(flagsFd, "/proc/kpageflags", frames, failure,
+                    [&](const Frame& frame, uint64_t value) {
+                      if (value & kKpfZeroPage) {
+                        out->zero[frame.range]++;
+                      } else if (value & kKpfKsm) {
+                        ksmFrames.push_back(frame);
+                      }
+                    })) {
+    return false;
+  }
+  std::vector<std::map<uint64_t, uint64_t>> histograms(n);
+  if (!ReadPerFrame(countsFd, "/proc/kpagecount", ksmFrames, failure,
+                    [&](const Frame& frame, uint64_t mapcount) {
+                      out->ksm[frame.range]++;
+                      histograms[frame.range - base][mapcount]++;
+                    })) {
+    return false;
+  }
+  for (size_t r = 0; r < n; r++) {
+    for (const auto& [mapcount, pages] : histograms[r]) {
+      out->sharing[base + r].push_back(static_cast<double>(mapcount));
+      out->sharing[base + r].push_back(static_cast<double>(pages));
+    }
+  }
+  return true;
+}
+
+uint64_t PageSize() {
+  const long size = sysconf(_SC_PAGESIZE);
+  return size > 0 ? static_cast<uint64_t>(size) : 4096;
+}
+
 class AttributionWorker : public Napi::AsyncWorker {
  public:
   AttributionWorker(Napi::Env env, int pid, std::vector<uint64_t> starts,
@@ -90,16 +165,11 @@ class AttributionWorker : public Napi::AsyncWorker {
         pid_(pid),
         scan_(scan),
         starts_(std::move(starts)),
-        ends_(std::move(ends)),
-        present_(starts_.size(), 0),
-        ksm_(starts_.size(), 0),
-        zero_(starts_.size(), 0),
-        sharing_(starts_.size()) {}
+        ends_(std::move(ends)) {}
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override {
-    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     const std::string pagemapPath = "/proc/" + std::to_string(pid_) + "/pagemap";
     Fd pagemap;
     Fd flags;
@@ -109,61 +179,10 @@ class AttributionWorker : public Napi::AsyncWorker {
         !counts.Open("/proc/kpagecount", &failure_)) {
       return;
     }
-
-    std::vector<Frame> frames;
+    const uint64_t page = PageSize();
     PagemapWalker walker(pagemap.get(), page, scan_);
-    for (size_t r = 0; r < starts_.size(); r++) {
-      int err = walker.Walk(starts_[r] / page, ends_[r] / page,
-                            [&](uint64_t, const uint64_t* entries, size_t got) {
-        for (size_t k = 0; k < got; k++) {
-          const uint64_t entry = entries[k];
-          if ((entry & kPmPresent) == 0) continue;
-          present_[r]++;
-          const uint64_t pfn = entry & kPmPfnMask;
-          // Without CAP_SYS_ADMIN the kernel reports present pages as pfn 0.
-          if (pfn == 0) {
-            pfnHidden_ = true;
-            continue;
-          }
-          frames.push_back({pfn, static_cast<uint32_t>(r)});
-        }
-        return true;
-      });
-      if (err == PagemapWalker::kEnded) continue;  // end of the address space
-      if (err != 0) {
-        failure_ = {err, walker.failed_syscall(), pagemapPath};
-        return;
-      }
-    }
-    scanned_ = walker.scanning();
-    if (pfnHidden_) return;
-
-    std::sort(frames.begin(), frames.end(),
-              [](const Frame& a, const Frame& b) { return a.pfn < b.pfn; });
-    std::vector<Frame> ksmFrames;
-    if (!ReadPerFrame(flags.get(), "/proc/kpageflags", frames, &failure_,
-                      [&](const Frame& frame, uint64_t value) {
-                        if (value & kKpfZeroPage) {
-                          zero_[frame.range]++;
-                        } else if (value & kKpfKsm) {
-                          ksmFrames.push_back(frame);
-                        }
-                      })) {
-      return;
-    }
-    std::vector<std::map<uint64_t, uint64_t>> histograms(starts_.size());
-    if (!ReadPerFrame(counts.get(), "/proc/kpagecount", ksmFrames, &failure_,
-                      [&](const Frame& frame, uint64_t mapcount) {
-                        ksm_[frame.range]++;
-                        histograms[frame.range][mapcount]++;
-                      })) {
-      return;
-    }
-    for (size_t r = 0; r < histograms.size(); r++) {
-      for (const auto& [mapcount, pages] : histograms[r]) {
-        sharing_[r].push_back(static_cast<double>(mapcount));
-        sharing_[r].push_back(static_cast<double>(pages));
-      }
+    if (Attribute(&walker, pagemapPath, flags.get(), counts.get(), starts_, ends_, page, &result_, &failure_)) {
+      scanned_ = walker.scanning();
     }
   }
 
@@ -180,11 +199,11 @@ class AttributionWorker : public Napi::AsyncWorker {
     Napi::Array sharing = Napi::Array::New(env, n);
     for (size_t r = 0; r < n; r++) {
       const uint32_t i = static_cast<uint32_t>(r);
-      present.Set(i, Napi::Number::New(env, static_cast<double>(present_[r])));
-      ksm.Set(i, Napi::Number::New(env, static_cast<double>(ksm_[r])));
-      zero.Set(i, Napi::Number::New(env, static_cast<double>(zero_[r])));
-      Napi::Float64Array pairs = Napi::Float64Array::New(env, sharing_[r].size());
-      std::copy(sharing_[r].begin(), sharing_[r].end(), pairs.Data());
+      present.Set(i, Napi::Number::New(env, static_cast<double>(result_.present[r])));
+      ksm.Set(i, Napi::Number::New(env, static_cast<double>(result_.ksm[r])));
+      zero.Set(i, Napi::Number::New(env, static_cast<double>(result_.zero[r])));
+      Napi::Float64Array pairs = Napi::Float64Array::New(env, result_.sharing[r].size());
+      std::copy(result_.sharing[r].begin(), result_.sharing[r].end(), pairs.Data());
       sharing.Set(i, pairs);
     }
     Napi::Object result = Napi::Object::New(env);
@@ -192,7 +211,7 @@ class AttributionWorker : public Napi::AsyncWorker {
     result.Set("ksmPages", ksm);
     result.Set("zeroPages", zero);
     result.Set("sharing", sharing);
-    result.Set("pfnHidden", Napi::Boolean::New(env, pfnHidden_));
+    result.Set("pfnHidden", Napi::Boolean::New(env, result_.pfnHidden));
     result.Set("pagemapScan", Napi::Boolean::New(env, scanned_));
     deferred_.Resolve(result);
   }
@@ -208,11 +227,7 @@ class AttributionWorker : public Napi::AsyncWorker {
   bool scanned_ = false;  // ... and it was used throughout
   const std::vector<uint64_t> starts_;
   const std::vector<uint64_t> ends_;
-  std::vector<uint64_t> present_;
-  std::vector<uint64_t> ksm_;
-  std::vector<uint64_t> zero_;
-  std::vector<std::vector<double>> sharing_;
-  bool pfnHidden_ = false;
+  Attribution result_;
   Failure failure_;
 };
 
@@ -227,6 +242,51 @@ std::vector<uint64_t> ToAddresses(Napi::Env env, const Napi::Value& value,
 }
 
 }  // namespace
+
+ScanAttribution::ScanAttribution(std::string dir, bool pagemapScan) : dir_(std::move(dir)), pagemapScan_(pagemapScan) {}
+
+ScanAttribution::~ScanAttribution() = default;
+
+bool ScanAttribution::PagemapScan() const { return walker_ ? walker_->scanning() : pagemapScan_; }
+
+void ScanAttribution::Add(const SmapsScan& scan, bool complete) {
+  if (failed_) return;
+  const uint64_t page = PageSize();
+  const size_t count = scan.addresses.size() / 3;
+  const size_t upTo = complete ? count : (count > 0 ? count - 1 : 0);
+  std::vector<uint32_t> at;
+  std::vector<uint64_t> starts;
+  std::vector<uint64_t> ends;
+  for (; next_ < upTo; next_++) {
+    if (next_ > UINT32_MAX || (next_ + 1) * kSmapsFieldCount > scan.figures.size()) continue;
+    const double* figures = scan.figures.data() + next_ * kSmapsFieldCount;
+    // -1: the kernel printed no KSM: line (before 6.6); then every VMA KSM scans.
+    const double ksm = figures[kColumn_ksm];
+    if (!(ksm > 0 || (ksm < 0 && HasVmFlag(ScanText(scan, figures[kColumn_vmFlags]), "mg")))) continue;
+    const uint64_t start = scan.addresses[3 * next_];
+    const uint64_t end = scan.addresses[3 * next_ + 1];
+    if (start % page != 0 || end % page != 0 || start >= end) continue;
+    at.push_back(static_cast<uint32_t>(next_));
+    starts.push_back(start);
+    ends.push_back(end);
+  }
+  if (starts.empty()) return;
+  Failure failure;
+  if (!opened_) {
+    if (!pagemap_.Open(dir_ + "/pagemap", &failure) || !flags_.Open("/proc/kpageflags", &failure) ||
+        !counts_.Open("/proc/kpagecount", &failure)) {
+      failed_ = true;
+      return;
+    }
+    walker_ = std::make_unique<PagemapWalker>(pagemap_.get(), page, pagemapScan_);
+    opened_ = true;
+  }
+  if (!Attribute(walker_.get(), dir_ + "/pagemap", flags_.get(), counts_.get(), starts, ends, page, &result, &failure)) {
+    failed_ = true;
+    return;
+  }
+  vmas.insert(vmas.end(), at.begin(), at.end());
+}
 
 Napi::Value PageAttribution(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

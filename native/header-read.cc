@@ -90,26 +90,6 @@ bool ReadBatched(pid_t pid, const std::vector<uint64_t>& addresses, const std::v
   return true;
 }
 
-// The text of a string of the scan (a span id as its figure), empty for -1.
-std::string_view Text(const SmapsScan& scan, double id) {
-  if (!(id >= 0)) return {};
-  const size_t at = 2 * static_cast<size_t>(id);
-  if (at + 1 >= scan.spans.size()) return {};
-  return {scan.text.data() + scan.spans[at], static_cast<size_t>(scan.spans[at + 1] - scan.spans[at])};
-}
-
-// A VmFlags line's text holds the two letters as one of its words.
-bool HasFlag(std::string_view flags, std::string_view flag) {
-  for (size_t i = 0; i < flags.size();) {
-    while (i < flags.size() && flags[i] == ' ') i++;
-    size_t end = i;
-    while (end < flags.size() && flags[end] != ' ') end++;
-    if (flags.substr(i, end - i) == flag) return true;
-    i = end;
-  }
-  return false;
-}
-
 // A pathname span with nothing but the padding lib/kernel/smaps-native.ts trims (spaces, CR).
 bool Blank(std::string_view text) {
   for (char c : text) {
@@ -123,10 +103,10 @@ bool Blank(std::string_view text) {
 bool ChunkCandidate(const SmapsScan& scan, size_t vma, ChunkRule rule) {
   if (rule == ChunkRule::kNone || (vma + 1) * kSmapsFieldCount > scan.figures.size()) return false;
   const double* figures = scan.figures.data() + vma * kSmapsFieldCount;
-  if (Text(scan, figures[kColumn_perms]) != "rw-p" || !Blank(Text(scan, figures[kColumn_pathname]))) return false;
-  const std::string_view flags = Text(scan, figures[kColumn_vmFlags]);
-  if (HasFlag(flags, "dc")) return false;
-  return rule == ChunkRule::kCandidates || figures[kColumn_ksm] > 0 || HasFlag(flags, "mg");
+  if (ScanText(scan, figures[kColumn_perms]) != "rw-p" || !Blank(ScanText(scan, figures[kColumn_pathname]))) return false;
+  const std::string_view flags = ScanText(scan, figures[kColumn_vmFlags]);
+  if (HasVmFlag(flags, "dc")) return false;
+  return rule == ChunkRule::kCandidates || figures[kColumn_ksm] > 0 || HasVmFlag(flags, "mg");
 }
 
 namespace {

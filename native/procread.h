@@ -19,7 +19,11 @@ namespace ksm {
 // With scan 'smaps', the reader thread also scans what it read
 // (smaps-scan.h): the result is then { addresses, figures, text, spans }
 // where the bytes had the kernel's layout, and the bytes (a Buffer) where
-// they did not.
+// they did not. With chunks ('candidates' | 'reported') and chunkLimit, the
+// scan also holds the first chunk headers of those VMAs (header-read.h);
+// with attribute ('scan' | 'linear': PAGEMAP_SCAN tried, or pagemap read
+// whole), attribution.h's ScanAttribution of the VMAs with KSM pages, both
+// read while the rest of smaps is.
 Napi::Value ReadProcFile(const Napi::CallbackInfo& info);
 
 // readPresentHeaders(dir, addresses, deliver) -> id: header-read.h's

@@ -242,4 +242,22 @@ bool ScanSmaps(const char* data, size_t size, SmapsScan* out) {
   return scanner.Scan(data, size);
 }
 
+std::string_view ScanText(const SmapsScan& scan, double id) {
+  if (!(id >= 0)) return {};
+  const size_t at = 2 * static_cast<size_t>(id);
+  if (at + 1 >= scan.spans.size()) return {};
+  return {scan.text.data() + scan.spans[at], static_cast<size_t>(scan.spans[at + 1] - scan.spans[at])};
+}
+
+bool HasVmFlag(std::string_view flags, std::string_view flag) {
+  for (size_t i = 0; i < flags.size();) {
+    while (i < flags.size() && flags[i] == ' ') i++;
+    size_t end = i;
+    while (end < flags.size() && flags[end] != ' ') end++;
+    if (flags.substr(i, end - i) == flag) return true;
+    i = end;
+  }
+  return false;
+}
+
 }  // namespace ksm

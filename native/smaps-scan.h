@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 namespace ksm {
@@ -58,6 +59,13 @@ struct SmapsScan {
   // [from, to) into `text`, two per distinct string.
   std::vector<uint32_t> spans;
 };
+
+// The text of a string of the scan (perms, dev, pathname, vmFlags: a span id
+// as its figure), empty for -1.
+std::string_view ScanText(const SmapsScan& scan, double id);
+
+// Whether a VmFlags line's text holds `flag` (two letters) as one of its words.
+bool HasVmFlag(std::string_view flags, std::string_view flag);
 
 // True when every line had the kernel's shape and `out` holds every VMA;
 // false at the first line that did not (`out` is then partial).

@@ -114,7 +114,7 @@ describe.runIf(state.loaded)('a real Node process', () => {
   describe('first chunk headers read beside the smaps scan', () => {
     /** The child's smaps scanned by the addon with `rule`'s headers read beside it, and the VMAs made of that scan. */
     async function scanWith(rule: 'candidates' | 'reported', limit: number) {
-      const scan = await startSmapsRead(`/proc/${child.pid}/smaps`, NATIVE_SMAPS_FIELDS, { rule, limit }).promise;
+      const scan = await startSmapsRead(`/proc/${child.pid}/smaps`, NATIVE_SMAPS_FIELDS, { chunks: { rule, limit } }).promise;
       if (Buffer.isBuffer(scan)) throw new Error('smaps was not scanned by the addon');
       return { scan, vmas: fromNativeScan(scan).vmas };
     }

@@ -105,8 +105,8 @@ function deliver(id: number, error: Error | null, result: Buffer | NativeSmapsSc
   else read.resolve(result!);
 }
 
-function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined, chunks?: ChunkHeadersRequest): PendingRead<Buffer | NativeSmapsScan> {
-  return nativeStart(native, () => native.readProcFile(file, scan, deliver, chunks?.rule, chunks?.limit));
+function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined, reads?: ScanReads): PendingRead<Buffer | NativeSmapsScan> {
+  return nativeStart(native, () => native.readProcFile(file, scan, deliver, reads?.chunks?.rule, reads?.chunks?.limit, reads?.attribute));
 }
 
 /**
@@ -117,6 +117,16 @@ function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefin
 export interface ChunkHeadersRequest {
   rule: 'candidates' | 'reported';
   limit: number;
+}
+
+/** What a read of a process's smaps reads beside its scan, on the reader threads. */
+export interface ScanReads {
+  chunks?: ChunkHeadersRequest;
+  /**
+   * Exact attribution of the VMAs with KSM pages (binding.ts readProcFile's
+   * `attribute`): PAGEMAP_SCAN tried ('scan'), or pagemap read whole.
+   */
+  attribute?: 'scan' | 'linear';
 }
 
 /** A job of the addon's reader threads, `begin` starting it with deliver(). */
@@ -136,11 +146,11 @@ function nativeStart(native: NativeBinding, begin: () => number): PendingRead<Bu
  * the addon scans with `fields` (its smapsScanFields, in this order); the
  * bytes otherwise, and wherever the kernel's layout was not what it read.
  */
-export function startSmapsRead(file: string, fields: readonly string[], chunks?: ChunkHeadersRequest): PendingRead<Buffer | NativeSmapsScan> {
+export function startSmapsRead(file: string, fields: readonly string[], reads?: ScanReads): PendingRead<Buffer | NativeSmapsScan> {
   const state = bindingState();
   const scanFields = state.loaded ? state.binding.smapsScanFields : undefined;
   if (state.loaded && scanFields !== undefined && scanFields.length === fields.length && scanFields.every((name, i) => name === fields[i])) {
-    return nativeRead(state.binding, file, 'smaps', chunks);
+    return nativeRead(state.binding, file, 'smaps', reads);
   }
   return startRead(file);
 }

@@ -12,7 +12,7 @@
 import { KsmNoSuchProcessError, KsmTimeoutError } from '../errors.js';
 import { procReadError } from './errno.js';
 import type { NativeSmapsScan } from '../binding.js';
-import { exists, startRead, startSmapsRead, type ChunkHeadersRequest, type PendingRead } from './files.js';
+import { exists, startRead, startSmapsRead, type PendingRead, type ScanReads } from './files.js';
 import { procPath } from './paths.js';
 import type { ProcessTarget } from './target.js';
 
@@ -52,15 +52,15 @@ export async function readProcFile(target: ProcessTarget, file: string, deadline
 /**
  * readProcFile() of smaps, scanned by the addon's reader thread where it can
  * (files.ts startSmapsRead(): `fields` are the columns the caller reads,
- * `chunks` the chunk headers read beside the scan).
+ * `reads` what is read beside the scan).
  */
 export async function readProcSmaps(
   target: ProcessTarget,
   fields: readonly string[],
   deadlineMs?: number,
-  chunks?: ChunkHeadersRequest,
+  reads?: ScanReads,
 ): Promise<Buffer | NativeSmapsScan> {
-  return readPending(target, 'smaps', deadlineMs, (file) => startSmapsRead(file, fields, chunks));
+  return readPending(target, 'smaps', deadlineMs, (file) => startSmapsRead(file, fields, reads));
 }
 
 async function readPending<T>(target: ProcessTarget, file: string, deadlineMs: number | undefined, start: (path: string) => PendingRead<T>): Promise<T> {

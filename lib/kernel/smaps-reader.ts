@@ -17,7 +17,7 @@
  * bytes out of the kernel's layout are scanned here.
  */
 import { procReadError } from './errno.js';
-import { readBytes, type ChunkHeadersRequest } from './files.js';
+import { readBytes, type ScanReads } from './files.js';
 import { procPath } from './paths.js';
 import type { NativeSmapsScan } from '../binding.js';
 import { readProcFile, readProcSmaps } from './proc-read.js';
@@ -69,23 +69,24 @@ function scanned(read: Buffer | NativeSmapsScan, copyFlags = true): SmapsScan {
  * `sharedFlags`: VMAs with the same VmFlags line may share one list
  * (a list less per VMA: 10,000 VMAs, 1 MB less for the young generation to
  * copy), for callers that never change or hand out a VMA's list (profit()).
- * `chunks`: the chunk headers read beside the scan (files.ts
- * ChunkHeadersRequest); `onScan` is given each scan and the VMAs made of it.
+ * `reads`: what is read beside the scan (files.ts ScanReads: chunk
+ * headers, exact attribution); `onScan` is given each scan and the VMAs
+ * made of it.
  *
  * @throws KsmNoSuchProcessError when the process is gone.
  * @throws KsmTimeoutError past `deadlineMs` (its mmap lock is held).
  * @throws SystemError EACCES (with a hint) for another user's process.
  */
-export async function readSmaps(target: ProcessTarget, deadlineMs?: number, sharedFlags = false, chunks?: ChunkHeadersWanted): Promise<SmapsRead> {
+export async function readSmaps(target: ProcessTarget, deadlineMs?: number, sharedFlags = false, reads?: ScanReadsWanted): Promise<SmapsRead> {
   return readSmapsInto(target, (read) => {
     const made = scanned(read, !sharedFlags);
-    if (chunks !== undefined && !Buffer.isBuffer(read)) chunks.onScan(read, made.vmas);
+    if (reads !== undefined && !Buffer.isBuffer(read)) reads.onScan(read, made.vmas);
     return made;
-  }, deadlineMs, chunks);
+  }, deadlineMs, reads);
 }
 
-/** Chunk headers a read of smaps reads beside its scan, and who is given each scan they come with (and the VMAs made of it). */
-export interface ChunkHeadersWanted extends ChunkHeadersRequest {
+/** What a read of smaps reads beside its scan, and who is given each scan they come with (and the VMAs made of it). */
+export interface ScanReadsWanted extends ScanReads {
   onScan(scan: NativeSmapsScan, vmas: SmapsSummary[]): void;
 }
 
@@ -116,17 +117,17 @@ async function readScannedHere(target: ProcessTarget, file: 'smaps' | 'maps', al
  * readSmaps() with the VMAs made by `make` from what the reader delivers:
  * the addon's scan, or the bytes (no addon, or not the kernel's layout).
  * For a report that builds its own rows straight from the scan's columns
- * (regions()), rather than from VMAs it would then copy; `chunks` as
+ * (regions()), rather than from VMAs it would then copy; `reads` as
  * readSmaps()'s, the scan handed to `make`.
  */
 export async function readSmapsInto<V extends SmapsHeader>(
   target: ProcessTarget,
   make: (read: Buffer | NativeSmapsScan) => { vmas: V[]; skippedLines: number },
   deadlineMs?: number,
-  chunks?: ChunkHeadersRequest,
+  reads?: ScanReads,
 ): Promise<SmapsRead<V>> {
   for (let attempt = 1; ; attempt++) {
-    const read = settled(make(await readProcSmaps(target, NATIVE_SMAPS_FIELDS, deadlineMs, chunks)), attempt);
+    const read = settled(make(await readProcSmaps(target, NATIVE_SMAPS_FIELDS, deadlineMs, reads)), attempt);
     if (read !== undefined) return read;
   }
 }

@@ -234,7 +234,7 @@ export async function regions(pid?: number, options?: RegionsOptions): Promise<R
     const made = regionsOfRead(read);
     if (chunks !== undefined && !Buffer.isBuffer(read)) early = readMallocChunksEarly(target, read, made.vmas, pageSizeOf());
     return made;
-  }, undefined, chunks);
+  }, undefined, chunks === undefined ? undefined : { chunks });
   reading.catch(() => {}); // awaited below; a throw meanwhile is not unhandled
   // The labels' and the threads' stack pointers' small synchronous reads while the reader thread reads smaps.
   const labels = labelsOf(target);

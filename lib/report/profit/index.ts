@@ -31,7 +31,7 @@ import {
   type ProfitKsmStat,
 } from './accounting.js';
 import { reconcile } from './explanation.js';
-import { chooseMethod } from './method.js';
+import { attributeBesideScan, chooseMethod, scanAttribution, type ScanAttribution } from './method.js';
 import type { ProfitOptions, ProfitReport, ProfitTotal, RegionProfit } from './types.js';
 
 export type * from './types.js';
@@ -109,11 +109,23 @@ export async function profitOfTarget(
   const rollupRead = !rollup || target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
   // Awaited with the method below; failing meanwhile, it must not count as unhandled.
   rollupRead.catch(() => {});
-  // The first chunk headers of the reported candidates are read beside the scan, on the reader threads.
+  // Beside the scan, on the reader threads: the first chunk headers of the
+  // reported candidates, and where exact mode is to be tried the attribution
+  // of the VMAs with KSM pages (its pagemap and kpage* reads cost about what
+  // the smaps read does at 16 MiB merged: BENCHMARKS.md section 7).
   let early: EarlyChunks | undefined;
-  const request = layoutReads ? chunkHeadersRequest(target, 'reported') : undefined;
-  const chunks = request === undefined ? undefined : { ...request, onScan: (scan: NativeSmapsScan, made: SmapsSummary[]) => (early = readMallocChunksEarly(target, scan, made, pageSizeOf(), deadlineMs)) };
-  const reads = Promise.all([readSmaps(target, deadlineMs, true, chunks), ksmStatOrUnreadable(target, deadlineMs)]);
+  let attributed: ScanAttribution | undefined;
+  const chunks = layoutReads ? chunkHeadersRequest(target, 'reported') : undefined;
+  const attribute = attributeBesideScan(target, wantExact);
+  const besideScan = chunks === undefined && attribute === undefined ? undefined : {
+    ...(chunks === undefined ? {} : { chunks }),
+    ...(attribute === undefined ? {} : { attribute }),
+    onScan: (scan: NativeSmapsScan, made: SmapsSummary[]) => {
+      if (chunks !== undefined) early = readMallocChunksEarly(target, scan, made, pageSizeOf(), deadlineMs);
+      attributed = scanAttribution(scan, made);
+    },
+  };
+  const reads = Promise.all([readSmaps(target, deadlineMs, true, besideScan), ksmStatOrUnreadable(target, deadlineMs)]);
   reads.catch(() => {}); // awaited below
   // The labels' and the threads' stack pointers' small synchronous reads while the reader threads read.
   const labels = labelsOf(target);
@@ -133,7 +145,7 @@ export async function profitOfTarget(
   // kinds, worked out meanwhile; the kinds it tells come after, as in regions().
   const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs, stackPointers, early) : undefined;
   facts?.catch(() => {}); // awaited below
-  const method = chooseMethod(target, wantExact, reported, labels, zeroPages);
+  const method = chooseMethod(target, wantExact, reported, labels, zeroPages, attributed);
   method.catch(() => {}); // awaited below
   const layout = classifyVmas(vmas);
   const [chosen, rollupText] = await Promise.all([method, rollupRead]);

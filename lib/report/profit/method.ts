@@ -3,7 +3,7 @@
  * read page frames (root, on this machine, with the addon), estimated from
  * smaps otherwise — unless the caller insisted on one.
  */
-import { binding, bindingState, type PageAttribution } from '../../binding.js';
+import { binding, bindingState, pagemapScanEnabled, type NativeSmapsScan, type NativeScanAttribution, type PageAttribution } from '../../binding.js';
 import { isSystemError } from '../../errors.js';
 import { EXACT_HINT, attributePages, permissionError } from '../../kernel/pagemap.js';
 import type { SmapsSummary } from '../../kernel/smaps.js';
@@ -35,6 +35,78 @@ function exactRefusal(target: ProcessTarget, wantExact: boolean | undefined): st
 }
 
 /**
+ * Whether a read of the target's smaps is to attribute its VMAs with KSM
+ * pages beside the scan (files.ts ScanReads' `attribute`): where exact mode
+ * will be tried. The pagemap and kpage* reads then go on on the other core
+ * while the kernel prints the rest of smaps, instead of after it.
+ */
+export function attributeBesideScan(target: ProcessTarget, wantExact: boolean | undefined): 'scan' | 'linear' | undefined {
+  if (wantExact === false || exactRefusal(target, wantExact) !== undefined) return undefined;
+  return pagemapScanEnabled() ? 'scan' : 'linear';
+}
+
+/** The attribution a smaps scan came with, by the VMA objects made of that scan (one per VMA, in its order). */
+export interface ScanAttribution {
+  at: Map<SmapsSummary, number>;
+  attribution: NativeScanAttribution;
+}
+
+/** `scan`'s attribution as ScanAttribution; undefined where there is none to use (none asked, a read failed, frames hidden). */
+export function scanAttribution(scan: NativeSmapsScan, vmas: readonly SmapsSummary[]): ScanAttribution | undefined {
+  const attribution = scan.attribution;
+  if (attribution === undefined || attribution.pfnHidden) return undefined;
+  const at = new Map<SmapsSummary, number>();
+  for (let i = 0; i < attribution.vmas.length; i++) {
+    const vma = vmas[attribution.vmas[i]!];
+    if (vma === undefined) return undefined;
+    at.set(vma, i);
+  }
+  return { at, attribution };
+}
+
+/**
+ * pageAttribution() of the walked rows: from the scan's attribution for a
+ * row that is its whole VMA, read now for the others (rows cut at our
+ * labels, mergeable VMAs walked for zero pages, or all of them without one).
+ */
+async function attributeRows(target: ProcessTarget, walked: readonly Row[], early: ScanAttribution | undefined): Promise<PageAttribution> {
+  const at = walked.map((row) => (row.start === row.vma.start && row.end === row.vma.end ? early?.at.get(row.vma) ?? -1 : -1));
+  const rest = walked.filter((_, r) => at[r]! < 0);
+  const read = rest.length === 0
+    ? undefined
+    : await attributePages(binding(), target, BigUint64Array.from(rest, (row) => row.start), BigUint64Array.from(rest, (row) => row.end));
+  if (read !== undefined && rest.length === walked.length) return read;
+  const scanned = early!.attribution;
+  const out: PageAttribution = {
+    presentPages: [],
+    ksmPages: [],
+    zeroPages: [],
+    sharing: [],
+    pfnHidden: false,
+    pagemapScan: scanned.pagemapScan && (read?.pagemapScan ?? true),
+  };
+  let next = 0;
+  for (const i of at) {
+    if (i >= 0) {
+      out.presentPages.push(scanned.presentPages[i]!);
+      out.ksmPages.push(scanned.ksmPages[i]!);
+      out.zeroPages.push(scanned.zeroPages[i]!);
+      out.sharing.push(scanned.sharing[i]!);
+    } else {
+      out.presentPages.push(read!.presentPages[next]!);
+      out.ksmPages.push(read!.ksmPages[next]!);
+      out.zeroPages.push(read!.zeroPages[next]!);
+      out.sharing.push(read!.sharing[next]!);
+      next++;
+    }
+  }
+  return out;
+}
+
+/**
+ * `early`: the attribution made beside the smaps scan the VMAs come from
+ * (attributeBesideScan()), used for the rows it covers.
+ *
  * @throws SystemError EPERM/EACCES with `wantExact: true` where exact is not possible.
  */
 export async function chooseMethod(
@@ -43,6 +115,7 @@ export async function chooseMethod(
   reported: readonly SmapsSummary[],
   labels: readonly LabelledRange[],
   zeroPages: number,
+  early?: ScanAttribution,
 ): Promise<Method> {
   const estimated = (estimateReason: string | undefined): Method => ({
     method: 'estimated',
@@ -68,12 +141,7 @@ export async function chooseMethod(
     return { method: 'exact', estimateReason: undefined, rows: split, exact: none, exactIndex: new Map() };
   }
   try {
-    const exact = await attributePages(
-      binding(),
-      target,
-      BigUint64Array.from(walked, (row) => row.start),
-      BigUint64Array.from(walked, (row) => row.end),
-    );
+    const exact = await attributeRows(target, walked, early);
     const exactIndex = new Map<Row, number>();
     walked.forEach((row, index) => exactIndex.set(row, index));
     return { method: 'exact', estimateReason: undefined, rows: split, exact, exactIndex };
