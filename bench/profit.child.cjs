@@ -2,6 +2,11 @@
 //   { vmas: n }       n VMAs of 4 touched pages, every other one MADV_MERGEABLE
 //                     (alternating flags stop the kernel merging neighbours)
 //   { bytes: n, seed } one mergeable buffer of n bytes, page i = f(seed, i)
+//   { spread: n }     n mappings of 4 pages, all MADV_MERGEABLE, every other
+//                     one MADV_NOHUGEPAGE too and each followed by an
+//                     unmergeable page (kept apart: merged memory spread
+//                     over many VMAs, as enableMerge() leaves a service);
+//                     page p of mapping i = f(i, p), the same in every child
 'use strict';
 const path = require('node:path');
 const ksm = require('../dist/index.js');
@@ -15,6 +20,17 @@ if (spec.vmas) {
     const buffer = native.alloc(4 * PAGE, i % 2 ? [native.constants.MADV_MERGEABLE] : []);
     for (let p = 0; p < 4; p++) buffer.writeUInt32LE(i * 4 + p + 1, p * PAGE);
     held.push(buffer);
+  }
+}
+if (spec.spread) {
+  for (let i = 0; i < spec.spread; i++) {
+    const advice = i % 2 ? [native.constants.MADV_MERGEABLE, native.constants.MADV_NOHUGEPAGE] : [native.constants.MADV_MERGEABLE];
+    const buffer = native.alloc(4 * PAGE, advice);
+    for (let p = 0; p < 4; p++) {
+      buffer.fill((i * 4 + p) & 0xff, p * PAGE, (p + 1) * PAGE);
+      buffer.writeUInt32LE(i * 4 + p + 1, p * PAGE);
+    }
+    held.push(buffer, native.alloc(PAGE, []));
   }
 }
 if (spec.bytes) {

@@ -3,10 +3,12 @@
 // exact mode's cost per GiB merged and against the same pagemap, kpageflags
 // and kpagecount reads made raw.
 //
-//   node bench/profit.mjs [--vmas 10000] [--mib 256] [--runs 15]
+//   node bench/profit.mjs [--vmas 10000] [--mib 256] [--runs 15] [--spread 0]
 //
 // Needs a built package (npm run build). The exact part needs root and
-// running KSM; it sets pages_to_scan to 5000 for the merge and puts it back.
+// running KSM; it sets pages_to_scan to 5000 for the merge and puts it back,
+// and pauses ksmd for the timed calls. --spread N adds exact mode on pages
+// merged across N VMAs of 4 pages each.
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,7 +24,7 @@ const addon = createRequire(import.meta.url)('node-gyp-build')(fileURLToPath(new
 // The package's own off-event-loop read (the addon's reader thread, bytes
 // only): the addon delivers every read of this environment to one function,
 // so the bench goes through the package's, not a second one of its own.
-const { startRead, startHeaderRead } = createRequire(import.meta.url)('../dist/kernel/files.js');
+const { startRead, startHeaderRead, startSmapsRead } = createRequire(import.meta.url)('../dist/kernel/files.js');
 // Which VMAs regions() reads a malloc chunk header of (vma-evidence.ts reads at most 4,096).
 const { mallocChunkCandidate } = createRequire(import.meta.url)('../dist/kernel/vma.js');
 const MAX_CHUNK_VMAS = 4096;
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     vmas: { type: 'string', default: '10000' },
     mib: { type: 'string', default: '256' },
     runs: { type: 'string', default: '15' },
+    spread: { type: 'string', default: '0' },
   },
 });
 const RUNS = Number(values.runs);
@@ -222,79 +225,101 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
   child.send('exit');
 });
 
-// 2. Exact mode per GiB of merged memory: two processes with the same bytes.
-const KSM = '/sys/kernel/mm/ksm';
-if (process.getuid?.() === 0 && fs.existsSync(`${KSM}/run`) && fs.readFileSync(`${KSM}/run`, 'utf8').trim() === '1') {
-  const bytes = Number(values.mib) * 1024 * 1024;
-  const saved = fs.readFileSync(`${KSM}/pages_to_scan`, 'utf8').trim();
-  const restore = () => { try { fs.writeFileSync(`${KSM}/pages_to_scan`, saved); } catch { /* advisor owns it */ } };
-  process.once('SIGINT', () => { restore(); process.exit(130); });
-  const children = [await start({ bytes, seed: 1 }), await start({ bytes, seed: 1 })];
+// 2. Exact mode: two processes with the same pages, merged; the timed calls
+// with ksmd paused (run=0 keeps what it merged: a two-thread read timed
+// against one-thread reads with ksmd on the second core otherwise).
+// `prefix` starts each row's name; `spec` is the children's (profit.child.cjs).
+async function exactMode(spec, expectedBytes, prefix) {
+  const children = [await start(spec), await start(spec)];
   try {
-    try { fs.writeFileSync(`${KSM}/pages_to_scan`, '5000'); } catch { /* scan-time advisor sets it */ }
-    const deadline = Date.now() + 180_000;
-    let merged = 0;
-    while (Date.now() < deadline) {
-      await waitForMerge({ fullScans: 1, timeoutMs: 180_000 });
-      merged = (await profit(children[0].pid, { exact: false })).total.mergedBytes;
-      if (merged >= bytes) break;
-    }
-    // The VMAs exact mode walks: those smaps says hold KSM pages (and every
-    // mergeable one when the process has zero pages), lib/report/profit/method.ts.
     const pid = children[0].pid;
-    const stat = fs.readFileSync(`/proc/${pid}/ksm_stat`, 'utf8');
-    const zeroPages = Number(/ksm_zero_pages (\d+)/.exec(stat)?.[1] ?? 0);
-    const page = BigInt(pageSize());
-    const walkedRegions = (await regions(pid)).regions
-      .filter((r) => (r.ksm ?? 0) > 0 || (zeroPages > 0 && r.mergeable) || r.ksm === undefined);
-    const walked = walkedRegions.map((r) => [Number(r.start / page), Number(r.end / page)]);
-    const starts = BigUint64Array.from(walkedRegions, (r) => r.start);
-    const ends = BigUint64Array.from(walkedRegions, (r) => r.end);
-    const exact = [];
-    const estimated = [];
-    const raw = [];
-    const reads = [];
-    const allReads = [];
-    let frames;
-    for (let i = 0; i < Math.min(RUNS, 7) + 1; i++) {
-      const e = await time(() => profit(pid, { exact: true }));
-      const s = await time(() => profit(pid, { exact: false }));
-      const a = await time(() => addon.pageAttribution(pid, starts, ends));
-      const r = await time(() => { frames = exactReadsRaw(pid, walked); });
-      const all = await time(async () => {
-        profitFilesRaw(pid);
-        await addon.pageAttribution(pid, starts, ends);
-      });
-      if (i === 0) continue;
-      allReads.push(all);
-      exact.push(e);
-      estimated.push(s);
-      reads.push(a);
-      raw.push(r);
-    }
-    const perGiB = ((median(exact) - median(estimated)) / merged) * 1024 ** 3;
-    rows.push(
-      { what: `profit(pid, { exact: false }), ${formatBytes(merged)} merged`, ms: median(estimated), ratio: undefined },
-      { what: `profit(pid, { exact: true }), ${formatBytes(merged)} merged`, ms: median(exact), ratio: undefined },
-      {
-        what: `its pagemap + kpageflags + kpagecount reads alone, the addon's (${walked.length} VMAs, ${frames.present} present, ${frames.ksm} KSM frames)`,
-        ms: median(reads),
-        ratio: undefined,
-      },
-      { what: 'the same reads raw from JavaScript (fs.readSync, same windows)', ms: median(raw), ratio: undefined },
-      {
-        what: 'every read it makes: smaps + ksm_stat (fs.readFileSync) + the addon\'s page reads, one after another',
-        ms: median(allReads),
-        ratio: undefined,
-      },
-      { what: 'profit(pid, { exact: true }) / its reads alone', ms: undefined, ratio: median(exact) / median(reads) },
-      { what: 'profit(pid, { exact: true }) / every read it makes', ms: undefined, ratio: median(exact) / median(allReads) },
-      { what: 'exact mode, extra cost per GiB merged', ms: perGiB, ratio: undefined },
-    );
+    await withKnobs({ pages_to_scan: '5000' }, async () => {
+      const deadline = Date.now() + 180_000;
+      while (Date.now() < deadline) {
+        await waitForMerge({ fullScans: 1, timeoutMs: 180_000 });
+        if ((await profit(pid, { exact: false })).total.mergedBytes >= expectedBytes) break;
+      }
+    });
+    return await withKnobs({ run: '0' }, async () => {
+      const merged = (await profit(pid, { exact: false })).total.mergedBytes;
+      // The VMAs exact mode walks: those smaps says hold KSM pages (and every
+      // mergeable one when the process has zero pages), lib/report/profit/method.ts.
+      const stat = fs.readFileSync(`/proc/${pid}/ksm_stat`, 'utf8');
+      const zeroPages = Number(/ksm_zero_pages (\d+)/.exec(stat)?.[1] ?? 0);
+      const page = BigInt(pageSize());
+      const walkedRegions = (await regions(pid)).regions
+        .filter((r) => (r.ksm ?? 0) > 0 || (zeroPages > 0 && r.mergeable) || r.ksm === undefined);
+      const walked = walkedRegions.map((r) => [Number(r.start / page), Number(r.end / page)]);
+      const starts = BigUint64Array.from(walkedRegions, (r) => r.start);
+      const ends = BigUint64Array.from(walkedRegions, (r) => r.end);
+      const smaps = `/proc/${pid}/smaps`;
+      const t = { exact: [], estimated: [], reads: [], raw: [], allReads: [], asMade: [] };
+      let frames;
+      const timed = {
+        exact: () => profit(pid, { exact: true }),
+        estimated: () => profit(pid, { exact: false }),
+        reads: () => addon.pageAttribution(pid, starts, ends),
+        raw: () => { frames = exactReadsRaw(pid, walked); },
+        allReads: async () => {
+          profitFilesRaw(pid);
+          await addon.pageAttribution(pid, starts, ends);
+        },
+        // As profit() makes them: the page reads of each VMA with KSM pages
+        // on the reader's helper thread as soon as smaps has printed it, ksm_stat beside.
+        asMade: () => Promise.all([
+          startSmapsRead(smaps, addon.smapsScanFields, { attribute: 'scan' }).promise,
+          startRead(`/proc/${pid}/ksm_stat`).promise,
+        ]),
+      };
+      const names = Object.keys(timed);
+      for (let i = 0; i < Math.min(RUNS, 7) + 1; i++) {
+        const round = {};
+        for (let k = 0; k < names.length; k++) {
+          const name = names[(i + k) % names.length];
+          round[name] = await time(timed[name]);
+        }
+        if (i === 0) continue;
+        for (const name of names) t[name].push(round[name]);
+      }
+      const exact = median(t.exact);
+      const perGiB = ((exact - median(t.estimated)) / merged) * 1024 ** 3;
+      return [
+        { what: `${prefix}profit(pid, { exact: false }), ${formatBytes(merged)} merged`, ms: median(t.estimated), ratio: undefined },
+        { what: `${prefix}profit(pid, { exact: true }), ${formatBytes(merged)} merged`, ms: exact, ratio: undefined },
+        {
+          what: `${prefix}its pagemap + kpageflags + kpagecount reads alone, the addon's (${walked.length} VMAs, ${frames.present} present, ${frames.ksm} KSM frames)`,
+          ms: median(t.reads),
+          ratio: undefined,
+        },
+        { what: `${prefix}the same reads raw from JavaScript (fs.readSync, same windows)`, ms: median(t.raw), ratio: undefined },
+        {
+          what: `${prefix}every read it makes: smaps + ksm_stat (fs.readFileSync) + the addon's page reads, one after another`,
+          ms: median(t.allReads),
+          ratio: undefined,
+        },
+        {
+          what: `${prefix}its reads as it makes them: smaps scanned by the addon with the page reads beside it, ksm_stat beside that`,
+          ms: median(t.asMade),
+          ratio: undefined,
+        },
+        { what: `${prefix}profit(pid, { exact: true }) / its reads alone`, ms: undefined, ratio: exact / median(t.reads) },
+        { what: `${prefix}profit(pid, { exact: true }) / every read it makes`, ms: undefined, ratio: exact / median(t.allReads) },
+        { what: `${prefix}profit(pid, { exact: true }) / its reads as it makes them`, ms: undefined, ratio: exact / median(t.asMade) },
+        { what: `${prefix}exact mode, extra cost per GiB merged`, ms: perGiB, ratio: undefined },
+        { what: `${prefix}ksmd during the timed calls: paused (run=0), put back after`, ms: undefined, ratio: undefined },
+      ];
+    });
   } finally {
-    restore();
     for (const child of children) child.send('exit');
   }
+}
+
+if (process.getuid?.() === 0 && ksmAvailability().available && readKnob('run') === '1') {
+  const bytes = Number(values.mib) * 1024 * 1024;
+  rows.push(...await exactMode({ bytes, seed: 1 }, bytes, ''));
+  // 3. The same with the merged pages spread over many VMAs (--spread N mappings of 4 pages).
+  const spread = Number(values.spread);
+  if (spread > 0) rows.push(...await exactMode({ spread }, spread * 4 * pageSize(), `spread over ${spread.toLocaleString('en')} VMAs: `));
 } else {
   rows.push({ what: 'exact mode: skipped (needs root and KSM running)', ms: undefined, ratio: undefined });
 }
