@@ -2,7 +2,8 @@
  * Reading the labels another process published (kernel/label-file.ts): the
  * file is trusted only when it is a plain file at one of the process's
  * uid's places, owned by that uid or root, and names the process's pid and
- * start time. The start time is read here from /proc/PID/stat itself.
+ * start time. The start time is read here from /proc/PID/stat itself
+ * (helpers/ksm.ts rawStartTimeTicks()).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -11,27 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { labelDirs, readLabelFile } from '../lib/kernel/label-file.js';
 import { resolveTarget } from '../lib/kernel/target.js';
+import { labelFileText, rawStartTimeTicks } from './helpers/ksm.js';
 import { needs } from './helpers/needs.js';
 
 const uid = process.geteuid!();
 
-/** Field 22 of /proc/PID/stat (after the parenthesised command, which may hold spaces). */
-function startTimeTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-}
-
 function body(pid: number, ticks: number): string {
-  return JSON.stringify({
-    kind: 'node-ksm/labels',
-    version: 1,
-    pid,
-    startTimeTicks: ticks,
-    labels: [
-      { start: '7f0000002000', end: '7f0000003000', label: 'second' },
-      { start: '7f0000000000', end: '7f0000001000', label: 'first' },
-    ],
-  });
+  return labelFileText(pid, ticks, [
+    { start: 0x7f0000002000n, end: 0x7f0000003000n, label: 'second' },
+    { start: 0x7f0000000000n, end: 0x7f0000001000n, label: 'first' },
+  ]);
 }
 
 let child: ChildProcess;
@@ -63,7 +53,7 @@ afterAll(() => {
 
 describe('readLabelFile()', () => {
   it('reads a file naming the process and its start time, in address order, with or without the uid given', () => {
-    fs.writeFileSync(file, body(pid, startTimeTicks(pid)));
+    fs.writeFileSync(file, body(pid, rawStartTimeTicks(pid)));
     const want = [
       { start: 0x7f0000000000n, end: 0x7f0000001000n, label: 'first' },
       { start: 0x7f0000002000n, end: 0x7f0000003000n, label: 'second' },
@@ -75,13 +65,13 @@ describe('readLabelFile()', () => {
   it('gives none where there is no file, or it names another start time (an earlier process with the pid)', () => {
     fs.rmSync(file, { force: true });
     expect(readLabelFile('/', pid)).toEqual([]);
-    fs.writeFileSync(file, body(pid, startTimeTicks(pid) - 1));
+    fs.writeFileSync(file, body(pid, rawStartTimeTicks(pid) - 1));
     expect(readLabelFile('/', pid)).toEqual([]);
   });
 
   it('does not follow a symlink put at the place', () => {
     fs.rmSync(file, { force: true });
-    fs.writeFileSync(`${file}.elsewhere`, body(pid, startTimeTicks(pid)));
+    fs.writeFileSync(`${file}.elsewhere`, body(pid, rawStartTimeTicks(pid)));
     fs.symlinkSync(`${file}.elsewhere`, file);
     expect(readLabelFile('/', pid)).toEqual([]);
   });
@@ -89,7 +79,7 @@ describe('readLabelFile()', () => {
   it("does not trust a file another uid owns (neither the process's nor root)", (ctx) => {
     needs(ctx, uid === 0, 'root (to give the file to another uid)');
     fs.rmSync(file, { force: true });
-    fs.writeFileSync(file, body(pid, startTimeTicks(pid)));
+    fs.writeFileSync(file, body(pid, rawStartTimeTicks(pid)));
     expect(readLabelFile('/', pid)).toHaveLength(2);
     fs.chownSync(file, 65534, 65534);
     expect(readLabelFile('/', pid)).toEqual([]);

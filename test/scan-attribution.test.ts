@@ -17,7 +17,7 @@ import { profit } from '../lib/index.js';
 import { startSmapsRead } from '../lib/kernel/files.js';
 import { labelDirs } from '../lib/kernel/label-file.js';
 import { NATIVE_SMAPS_FIELDS } from '../lib/kernel/smaps-native.js';
-import { FIXTURES, needs, rawKsmPages, rawVmas, requireKsm } from './helpers/ksm.js';
+import { FIXTURES, labelFileText, needs, rawKsmPages, rawStartTimeTicks, rawVmas, requireKsm } from './helpers/ksm.js';
 
 const state = bindingState();
 const native = state.loaded ? state.binding : (undefined as unknown as NativeBinding);
@@ -163,16 +163,8 @@ describe('profit() exact on memory merged across many VMAs', () => {
     const uid = process.geteuid!();
     const dir = labelDirs(uid).at(-1)!;
     const file = path.join(dir, `${spread!.pid}.json`);
-    const stat = fs.readFileSync(`/proc/${spread!.pid}/stat`, 'latin1');
-    const startTimeTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(file, JSON.stringify({
-      kind: 'node-ksm/labels',
-      version: 1,
-      pid: spread!.pid,
-      startTimeTicks,
-      labels: [{ start: half.toString(16), end: end.toString(16), label: 'upper half' }],
-    }));
+    fs.writeFileSync(file, labelFileText(spread!.pid, rawStartTimeTicks(spread!.pid), [{ start: half, end, label: 'upper half' }]));
     try {
       const report = await profit(spread!.pid, { exact: true });
       expect(report.method).toBe('exact');

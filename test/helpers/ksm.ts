@@ -144,6 +144,23 @@ export function addressOf(view: ArrayBuffer | ArrayBufferView): bigint {
   return native.viewRange(view).address;
 }
 
+/** A process's start time in clock ticks: field 22 of /proc/PID/stat, read raw (the command in parentheses may hold spaces). */
+export function rawStartTimeTicks(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
+/** A label file's text as publishLabels() writes it (lib/kernel/label-file.ts), for process `pid` started at `startTimeTicks`. */
+export function labelFileText(pid: number, startTimeTicks: number, labels: Array<{ start: bigint; end: bigint; label: string }>): string {
+  return JSON.stringify({
+    kind: 'node-ksm/labels',
+    version: 1,
+    pid,
+    startTimeTicks,
+    labels: labels.map(({ start, end, label }) => ({ start: start.toString(16), end: end.toString(16), label })),
+  });
+}
+
 /**
  * Pages of [start, end) in `pid` that map a KSM page, page by page from
  * pagemap's PFNs and /proc/kpageflags (KPF_KSM, bit 21): needs root. Unlike
