@@ -243,7 +243,7 @@ std::vector<uint64_t> ToAddresses(Napi::Env env, const Napi::Value& value,
 
 }  // namespace
 
-ScanAttribution::ScanAttribution(std::string dir, bool pagemapScan) : dir_(std::move(dir)), pagemapScan_(pagemapScan) {}
+ScanAttribution::ScanAttribution(const std::string& dir, bool pagemapScan) : pagemapPath_(dir + "/pagemap"), pagemapScan_(pagemapScan) {}
 
 ScanAttribution::~ScanAttribution() = default;
 
@@ -252,8 +252,7 @@ bool ScanAttribution::PagemapScan() const { return walker_ ? walker_->scanning()
 void ScanAttribution::Add(const SmapsScan& scan, bool complete) {
   if (failed_) return;
   const uint64_t page = PageSize();
-  const size_t count = scan.addresses.size() / 3;
-  const size_t upTo = complete ? count : (count > 0 ? count - 1 : 0);
+  const size_t upTo = WholeVmas(scan, complete);
   std::vector<uint32_t> at;
   std::vector<uint64_t> starts;
   std::vector<uint64_t> ends;
@@ -273,7 +272,7 @@ void ScanAttribution::Add(const SmapsScan& scan, bool complete) {
   if (starts.empty()) return;
   Failure failure;
   if (!opened_) {
-    if (!pagemap_.Open(dir_ + "/pagemap", &failure) || !flags_.Open("/proc/kpageflags", &failure) ||
+    if (!pagemap_.Open(pagemapPath_, &failure) || !flags_.Open("/proc/kpageflags", &failure) ||
         !counts_.Open("/proc/kpagecount", &failure)) {
       failed_ = true;
       return;
@@ -281,7 +280,7 @@ void ScanAttribution::Add(const SmapsScan& scan, bool complete) {
     walker_ = std::make_unique<PagemapWalker>(pagemap_.get(), page, pagemapScan_);
     opened_ = true;
   }
-  if (!Attribute(walker_.get(), dir_ + "/pagemap", flags_.get(), counts_.get(), starts, ends, page, &result, &failure)) {
+  if (!Attribute(walker_.get(), pagemapPath_, flags_.get(), counts_.get(), starts, ends, page, &result, &failure)) {
     failed_ = true;
     return;
   }

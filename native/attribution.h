@@ -35,7 +35,7 @@ struct Attribution {
 // pagemap, kpageflags and kpagecount opened once, at the first such VMA.
 class ScanAttribution {
  public:
-  ScanAttribution(std::string dir, bool pagemapScan);
+  ScanAttribution(const std::string& dir, bool pagemapScan);
   ~ScanAttribution();
   ScanAttribution(const ScanAttribution&) = delete;
   ScanAttribution& operator=(const ScanAttribution&) = delete;
@@ -50,7 +50,7 @@ class ScanAttribution {
   Attribution result;
 
  private:
-  std::string dir_;
+  std::string pagemapPath_;
   bool pagemapScan_;
   size_t next_ = 0;
   bool failed_ = false;

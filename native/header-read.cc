@@ -153,8 +153,7 @@ bool ReadPresentHeaders(const std::string& dir, const std::vector<uint64_t>& add
 
 void ScanHeaders::Add(const SmapsScan& scan, bool complete) {
   if (rule_ == ChunkRule::kNone || failed_) return;
-  const size_t count = scan.addresses.size() / 3;
-  const size_t upTo = complete ? count : (count > 0 ? count - 1 : 0);
+  const size_t upTo = WholeVmas(scan, complete);
   std::vector<uint64_t> addresses;
   for (; next_ < upTo && candidates.size() < limit_; next_++) {
     if (next_ > UINT32_MAX || !ChunkCandidate(scan, next_, rule_)) continue;

@@ -230,13 +230,11 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
     return;
   }
   auto pipe = std::make_shared<Pipeline>();
-  if (job->chunkRule != ChunkRule::kNone) {
-    // The job's path is the process's smaps (ReadProcFile checked it): the headers are read in its directory.
-    pipe->chunks = std::make_unique<ScanHeaders>(job->chunkRule, job->chunkLimit, job->path.substr(0, job->path.size() - 6));
-  }
-  if (job->attribute) {
-    pipe->attribution = std::make_unique<ScanAttribution>(job->path.substr(0, job->path.size() - 6), job->attributeScan);
-  }
+  // With work beside the scan, the job's path is a process's smaps
+  // (ReadProcFile checked it): that work reads in its directory.
+  const std::string dir = job->path.substr(0, job->path.rfind('/'));
+  if (job->chunkRule != ChunkRule::kNone) pipe->chunks = std::make_unique<ScanHeaders>(job->chunkRule, job->chunkLimit, dir);
+  if (job->attribute) pipe->attribution = std::make_unique<ScanAttribution>(dir, job->attributeScan);
   // With work beside the scan, pieces grow from kFirstBesidePieceBytes to kHeaderPieceBytes.
   const bool beside = pipe->chunks || pipe->attribution;
   const size_t maxPieceBytes = beside ? kHeaderPieceBytes : kPieceBytes;

@@ -67,6 +67,14 @@ std::string_view ScanText(const SmapsScan& scan, double id);
 // Whether a VmFlags line's text holds `flag` (two letters) as one of its words.
 bool HasVmFlag(std::string_view flags, std::string_view flag);
 
+// How many of a growing scan's VMAs are whole: all of them once it is
+// `complete`, else all but the last (its VmFlags line, or its KSM: line,
+// may be in the next piece). For the work done beside the scan after each piece.
+inline size_t WholeVmas(const SmapsScan& scan, bool complete) {
+  const size_t count = scan.addresses.size() / 3;
+  return complete || count == 0 ? count : count - 1;
+}
+
 // True when every line had the kernel's shape and `out` holds every VMA;
 // false at the first line that did not (`out` is then partial).
 bool ScanSmaps(const char* data, size_t size, SmapsScan* out);
