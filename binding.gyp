@@ -48,6 +48,7 @@
             "native/memory.cc",
             "native/pagewalk.cc",
             "native/header-read.cc",
+            "native/stack-pointers.cc",
             "native/procread.cc",
             "native/smaps-scan.cc",
             "native/process.cc",

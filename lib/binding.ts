@@ -83,6 +83,19 @@ export interface NativeSmapsScan {
   chunkCandidates?: Uint32Array;
   chunkHeaders?: Buffer;
   /**
+   * With chunkCandidates: per candidate, how many glibc mapped chunks tile
+   * it exactly, walked on from the first header as
+   * lib/kernel/malloc-chunks.ts walks them (0: they do not, or the walk was
+   * not made to its end). Absent from an addon that does not walk.
+   */
+  chunkTiles?: Uint32Array;
+  /**
+   * Asked for (readProcFile's `stackPointers`): the stack pointer of each
+   * thread blocked in the kernel, as (tid, sp) pairs, read from each
+   * thread's syscall file beside the scan (native/stack-pointers.h).
+   */
+  threadStackPointers?: BigUint64Array;
+  /**
    * Asked for (readProcFile's `attribute`) and every file opened and read:
    * pageAttribution() of the VMAs with KSM pages (a KSM: figure above 0, or
    * no KSM: line and `mg`), whole, made beside the scan
@@ -195,6 +208,8 @@ export interface NativeBinding {
    * `attribute` (a process's smaps scanned): the VMAs with KSM pages
    * attributed as pageAttribution() does, with PAGEMAP_SCAN tried ('scan')
    * or pagemap read whole ('linear'), as the scan goes on (attribution).
+   * `stackPointers` (a process's smaps scanned): its threads' stack
+   * pointers read beside the scan (threadStackPointers).
    */
   readProcFile(
     path: string,
@@ -203,6 +218,7 @@ export interface NativeBinding {
     chunks?: 'candidates' | 'reported',
     chunkLimit?: number,
     attribute?: 'scan' | 'linear',
+    stackPointers?: boolean,
   ): number;
   /**
    * 16 bytes at each address of the process whose proc directory is `dir`, through its

@@ -109,7 +109,25 @@ bool ChunkCandidate(const SmapsScan& scan, size_t vma, ChunkRule rule) {
   return rule == ChunkRule::kCandidates || figures[kColumn_ksm] > 0 || HasVmFlag(flags, "mg");
 }
 
+uint64_t MmappedChunkSize(const char* header, uint64_t remaining, uint64_t pageSize) {
+  uint64_t prevSize = 0;
+  uint64_t size = 0;
+  for (int i = 7; i >= 0; i--) {
+    prevSize = (prevSize << 8) | static_cast<unsigned char>(header[i]);
+    size = (size << 8) | static_cast<unsigned char>(header[8 + i]);
+  }
+  if (prevSize != 0 || (size & 7) != 2) return 0;
+  const uint64_t bytes = size & ~uint64_t{7};
+  if (bytes == 0 || pageSize == 0 || bytes % pageSize != 0 || bytes > remaining) return 0;
+  return bytes;
+}
+
 namespace {
+
+uint64_t PageSize() {
+  const long size = sysconf(_SC_PAGESIZE);
+  return size > 0 ? static_cast<uint64_t>(size) : 4096;
+}
 
 // ReadPresentHeaders() with its files open: `pagemap` and `mem` of process `pid` (0: mem only).
 void ReadPresent(int pagemapFd, int memFd, pid_t pid, const std::vector<uint64_t>& addresses, std::vector<char>* out) {
@@ -172,6 +190,50 @@ void ScanHeaders::Add(const SmapsScan& scan, bool complete) {
   std::vector<char> read;
   ReadPresent(pagemap_.get(), mem_.get(), PidOf(dir_), addresses, &read);
   headers.insert(headers.end(), read.begin(), read.end());
+  Walk(scan, candidates.size() - addresses.size(), read);
+}
+
+void ScanHeaders::Walk(const SmapsScan& scan, size_t first, const std::vector<char>& read) {
+  const uint64_t page = PageSize();
+  tiled.resize(candidates.size(), 0);
+  struct Along {
+    size_t candidate;
+    uint64_t at;
+    uint64_t end;
+    uint32_t chunks;
+  };
+  // A chunk's header at `at` taken: the walk's next place, or its end.
+  auto step = [&](Along along, const char* header, std::vector<Along>* next) {
+    const uint64_t size = MmappedChunkSize(header, along.end - along.at, page);
+    if (size == 0) return;
+    along.at += size;
+    along.chunks++;
+    if (along.at == along.end) {
+      tiled[along.candidate] = along.chunks;
+    } else if (along.chunks < kMaxChunksPerVma) {
+      next->push_back(along);
+    }
+  };
+  std::vector<Along> walks;
+  for (size_t k = first; k < candidates.size(); k++) {
+    const size_t vma = candidates[k];
+    const uint64_t start = scan.addresses[3 * vma];
+    const uint64_t end = scan.addresses[3 * vma + 1];
+    if (end <= start) continue;
+    step({k, start, end, 0}, read.data() + (k - first) * kHeaderBytes, &walks);
+  }
+  const pid_t pid = PidOf(dir_);
+  std::vector<uint64_t> addresses;
+  std::vector<char> more;
+  while (!walks.empty() && walkReads_ + walks.size() <= kMaxWalkReads) {
+    walkReads_ += walks.size();
+    addresses.clear();
+    for (const Along& along : walks) addresses.push_back(along.at);
+    ReadPresent(pagemap_.get(), mem_.get(), pid, addresses, &more);
+    std::vector<Along> next;
+    for (size_t w = 0; w < walks.size(); w++) step(walks[w], more.data() + w * kHeaderBytes, &next);
+    walks.swap(next);
+  }
 }
 
 }  // namespace ksm

@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "header-read.h"
 #include "smaps-scan.h"
+#include "stack-pointers.h"
 
 namespace ksm {
 
@@ -78,6 +79,11 @@ struct Job {
   bool attribute = false;
   bool attributeScan = true;
   std::unique_ptr<ScanAttribution> attribution;
+  // Asked for, the stack pointers of the process's threads (tid, sp, ...),
+  // read beside the scan (ReadStackPointers); delivered with the scan.
+  bool stackPointers = false;
+  bool stackPointersRead = false;
+  std::vector<uint64_t> threadStackPointers;
   // readPresentHeaders(dir, addresses): `path` is /proc/PID, `data` the headers.
   bool readHeaders = false;
   std::vector<uint64_t> addresses;
@@ -106,7 +112,31 @@ struct Pipeline {
   // candidates, and the attribution of its VMAs with KSM pages (or none).
   std::unique_ptr<ScanHeaders> chunks;
   std::unique_ptr<ScanAttribution> attribution;
+  // Asked for (kWanted), the threads' stack pointers of the process in
+  // `dir`: read by the helper as it starts (the first piece is not read
+  // yet), or by the reader after the read where no helper came.
+  enum class Threads { kNone, kWanted, kReading, kRead } threads = Threads::kNone;
+  std::string dir;
+  std::vector<uint64_t> stackPointers;
 };
+
+// The pipeline's stack pointers, read here unless another thread took them;
+// with `wait`, returns once they are read (by whichever thread).
+void ReadThreads(Pipeline* pipe, bool wait) {
+  std::unique_lock<std::mutex> lock(pipe->mutex);
+  if (pipe->threads == Pipeline::Threads::kWanted) {
+    pipe->threads = Pipeline::Threads::kReading;
+    lock.unlock();
+    std::vector<uint64_t> pairs;
+    ReadStackPointers(pipe->dir, &pairs);
+    lock.lock();
+    pipe->stackPointers = std::move(pairs);
+    pipe->threads = Pipeline::Threads::kRead;
+    pipe->changed.notify_all();
+    return;
+  }
+  if (wait) pipe->changed.wait(lock, [&] { return pipe->threads != Pipeline::Threads::kReading; });
+}
 
 // seq_files hand out a page or so per read: 64 KiB asks for all there is.
 constexpr size_t kReadChunk = 65536;
@@ -176,6 +206,8 @@ constexpr auto kHelperPatience = std::chrono::milliseconds(100);
 // Scans published pieces in order while it may: the helper (helper) until
 // the read is done or it waits too long, the reader (!helper) for what is left.
 void ScanPieces(Pipeline* pipe, bool helper) {
+  // Before the first piece comes: the stack pointers need no VMA.
+  if (helper) ReadThreads(pipe, false);
   std::unique_lock<std::mutex> lock(pipe->mutex);
   if (helper) {
     if (pipe->helper != Pipeline::Helper::kWaiting) return;  // the reader took the scan
@@ -235,8 +267,12 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
   const std::string dir = job->path.substr(0, job->path.rfind('/'));
   if (job->chunkRule != ChunkRule::kNone) pipe->chunks = std::make_unique<ScanHeaders>(job->chunkRule, job->chunkLimit, dir);
   if (job->attribute) pipe->attribution = std::make_unique<ScanAttribution>(dir, job->attributeScan);
+  if (job->stackPointers) {
+    pipe->threads = Pipeline::Threads::kWanted;
+    pipe->dir = dir;
+  }
   // With work beside the scan, pieces grow from kFirstBesidePieceBytes to kHeaderPieceBytes.
-  const bool beside = pipe->chunks || pipe->attribution;
+  const bool beside = pipe->chunks || pipe->attribution || job->stackPointers;
   const size_t maxPieceBytes = beside ? kHeaderPieceBytes : kPieceBytes;
   size_t pieceBytes = beside ? kFirstBesidePieceBytes : kPieceBytes;
   std::vector<char> current;
@@ -279,6 +315,8 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
   }
   if (job->err != 0) return;
   ScanPieces(pipe.get(), false);
+  // Read here where no helper took them, or awaited where one reads them still.
+  if (job->stackPointers) ReadThreads(pipe.get(), true);
   // Every piece is scanned, and nothing else holds them now.
   if (pipe->scanner.Ok()) {
     if (pipe->chunks) {
@@ -288,6 +326,10 @@ void ReadAndScan(Job* job, const std::shared_ptr<Shared>& shared) {
     if (pipe->attribution) {
       pipe->attribution->Add(pipe->scan, true);
       if (pipe->attribution->Ok()) job->attribution = std::move(pipe->attribution);
+    }
+    if (job->stackPointers) {
+      job->threadStackPointers = std::move(pipe->stackPointers);
+      job->stackPointersRead = true;
     }
     job->scan = std::move(pipe->scan);
     job->scanned = true;
@@ -400,9 +442,13 @@ Napi::Object AttributionObject(Napi::Env env, const ScanAttribution& attribution
 }
 
 // { addresses: BigUint64Array, figures: Float64Array, text: Buffer, spans: Uint32Array }, with
-// `chunks` chunkCandidates: Uint32Array (VMA indexes) and chunkHeaders: Buffer (16 bytes each),
-// with `attribution` attribution (AttributionObject()).
-napi_value ScanObject(Napi::Env env, const SmapsScan& scan, const ScanHeaders* chunks, const ScanAttribution* attribution) {
+// `chunks` chunkCandidates: Uint32Array (VMA indexes), chunkHeaders: Buffer (16 bytes each) and
+// chunkTiles: Uint32Array (mapped chunks tiling each, or 0), with `attribution` attribution
+// (AttributionObject()), with stack pointers asked for threadStackPointers: BigUint64Array (tid, sp, ...).
+napi_value ScanObject(Napi::Env env, const Job& job) {
+  const SmapsScan& scan = job.scan;
+  const ScanHeaders* chunks = job.chunks.get();
+  const ScanAttribution* attribution = job.attribution.get();
   Napi::Object result = Napi::Object::New(env);
   napi_value addresses;
   NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_biguint64_array, scan.addresses.size(),
@@ -414,6 +460,13 @@ napi_value ScanObject(Napi::Env env, const SmapsScan& scan, const ScanHeaders* c
   if (chunks != nullptr) {
     result.Set("chunkCandidates", Napi::Uint32Array::New(env, chunks->candidates.size(), CopyOut(env, chunks->candidates), 0));
     result.Set("chunkHeaders", Napi::Buffer<char>::Copy(env, chunks->headers.data(), chunks->headers.size()));
+    result.Set("chunkTiles", Napi::Uint32Array::New(env, chunks->tiled.size(), CopyOut(env, chunks->tiled), 0));
+  }
+  if (job.stackPointersRead) {
+    napi_value pairs;
+    NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_biguint64_array, job.threadStackPointers.size(),
+                                                     CopyOut(env, job.threadStackPointers), 0, &pairs), nullptr);
+    result.Set("threadStackPointers", Napi::Value(env, pairs));
   }
   if (attribution != nullptr) result.Set("attribution", AttributionObject(env, *attribution));
   return result;
@@ -475,7 +528,7 @@ class ProcReader {
       if (job->err != 0) {
         args[1] = SystemError(env, job->err, job->syscall, job->path).Value();
       } else if (job->scanned) {
-        args[2] = ScanObject(env, job->scan, job->chunks.get(), job->attribution.get());
+        args[2] = ScanObject(env, *job);
       } else {
         args[2] = Napi::Buffer<char>::Copy(env, job->data.data(), job->data.size());
       }
@@ -564,7 +617,8 @@ Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[0].IsString() || !(info[1].IsUndefined() || info[1].IsString()) || !info[2].IsFunction()) {
     throw Napi::TypeError::New(env,
                                "readProcFile(path: string, scan: 'smaps' | undefined, deliver: (id, error, result) => void, "
-                               "chunks?: 'candidates' | 'reported', chunkLimit?: number, attribute?: 'scan' | 'linear')");
+                               "chunks?: 'candidates' | 'reported', chunkLimit?: number, attribute?: 'scan' | 'linear', "
+                               "stackPointers?: boolean)");
   }
   bool scanSmaps = false;
   if (info[1].IsString()) {
@@ -600,9 +654,16 @@ Napi::Value ReadProcFile(const Napi::CallbackInfo& info) {
     attribute = true;
     attributeScan = how == "scan";
   }
+  bool stackPointers = false;
+  if (info.Length() > 6 && !info[6].IsUndefined()) {
+    if (!info[6].IsBoolean()) throw Napi::TypeError::New(env, "stackPointers must be a boolean");
+    stackPointers = info[6].As<Napi::Boolean>().Value();
+    if (stackPointers && !processSmaps) throw Napi::TypeError::New(env, "stackPointers needs the scan of a process's smaps");
+  }
   auto job = std::make_unique<Job>();
   job->path = std::move(path);
   job->scanSmaps = scanSmaps;
+  job->stackPointers = stackPointers;
   job->chunkRule = chunkRule;
   job->chunkLimit = chunkLimit;
   job->attribute = attribute;

@@ -141,6 +141,12 @@ describe.runIf(state.loaded)('a real Node process', () => {
       const early = readMallocChunksEarly(target, scan, vmas, PAGE)!;
       const chunks = await early.chunks;
       expect(chunks).toEqual(await readMallocChunksNative(target, expected, PAGE, 4096, 10_000));
+      // The addon walked them (a count per candidate), as the walk from the first headers in JavaScript does.
+      expect(scan.chunkTiles!.length).toBe(expected.length);
+      expect([...scan.chunkTiles!].filter((n) => n > 0).length).toBe(chunks.size);
+      const { chunkTiles: _walked, ...unwalked } = scan;
+      expect(await readMallocChunksEarly(target, unwalked, vmas, PAGE)!.chunks).toEqual(chunks);
+      expect(await readMallocChunksByPool(target, expected, PAGE, 10_000)).toEqual(chunks);
       const header = BigInt((child.ready.big as { labelled: string }).labelled) - BigInt(PAGE);
       expect([...chunks.keys()].some((start) => expected.some((v) => v.start === start && start <= header && header < v.end))).toBe(true);
     });
@@ -183,3 +189,35 @@ describe.runIf(state.loaded)('a real Node process', () => {
     });
   });
 });
+
+describe.runIf(state.loaded)('a VMA that several mapped chunks tile', () => {
+  let child: Holder & { ready: Record<string, unknown> };
+  beforeAll(async () => {
+    child = await startFixture('malloc-tiles.cjs', [], {}, { sanitized: false });
+  });
+  afterAll(async () => {
+    await child?.kill();
+  });
+
+  it('is walked to its end beside the scan, round after round, as the walks in JavaScript tell it', async () => {
+    const starts = (child.ready.chunks as string[]).map((hex) => BigInt(hex));
+    // Each chunk's header, raw: IS_MMAPPED and a size of whole pages.
+    for (const start of starts) expect(memRaw(child.pid, start).readBigUInt64LE(8) & 7n).toBe(2n);
+    const scan = await startSmapsRead(`/proc/${child.pid}/smaps`, NATIVE_SMAPS_FIELDS, { chunks: { rule: 'candidates', limit: 4096 } }).promise;
+    if (Buffer.isBuffer(scan)) throw new Error('smaps was not scanned by the addon');
+    const { vmas } = fromNativeScan(scan);
+    const holding = vmas.find((v) => starts.every((s) => v.start <= s && s < v.end))!;
+    expect(holding).toBeDefined();
+    const lowest = starts.reduce((a, b) => (a < b ? a : b));
+    expect(holding.start).toBe(lowest);
+    const at = [...scan.chunkCandidates!].findIndex((v) => vmas[v] === holding);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(scan.chunkTiles![at]).toBe(3);
+    const target = resolveTarget(child.pid, undefined);
+    const candidates = vmas.filter(mallocChunkCandidate);
+    const byPool = await readMallocChunksByPool(target, candidates, PAGE, 10_000);
+    expect(byPool.get(holding.start)).toBe(3);
+    expect(await readMallocChunksEarly(target, scan, vmas, PAGE)!.chunks).toEqual(byPool);
+  });
+});
+

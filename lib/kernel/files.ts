@@ -106,7 +106,7 @@ function deliver(id: number, error: Error | null, result: Buffer | NativeSmapsSc
 }
 
 function nativeRead(native: NativeBinding, file: string, scan: 'smaps' | undefined, reads?: ScanReads): PendingRead<Buffer | NativeSmapsScan> {
-  return nativeStart(native, () => native.readProcFile(file, scan, deliver, reads?.chunks?.rule, reads?.chunks?.limit, reads?.attribute));
+  return nativeStart(native, () => native.readProcFile(file, scan, deliver, reads?.chunks?.rule, reads?.chunks?.limit, reads?.attribute, reads?.stackPointers));
 }
 
 /**
@@ -127,6 +127,8 @@ export interface ScanReads {
    * `attribute`): PAGEMAP_SCAN tried ('scan'), or pagemap read whole.
    */
   attribute?: 'scan' | 'linear';
+  /** The threads' stack pointers (binding.ts readProcFile's `stackPointers`). */
+  stackPointers?: boolean;
 }
 
 /** A job of the addon's reader threads, `begin` starting it with deliver(). */
@@ -148,11 +150,15 @@ function nativeStart(native: NativeBinding, begin: () => number): PendingRead<Bu
  */
 export function startSmapsRead(file: string, fields: readonly string[], reads?: ScanReads): PendingRead<Buffer | NativeSmapsScan> {
   const state = bindingState();
-  const scanFields = state.loaded ? state.binding.smapsScanFields : undefined;
-  if (state.loaded && scanFields !== undefined && scanFields.length === fields.length && scanFields.every((name, i) => name === fields[i])) {
-    return nativeRead(state.binding, file, 'smaps', reads);
-  }
+  if (state.loaded && scansSmaps(fields)) return nativeRead(state.binding, file, 'smaps', reads);
   return startRead(file);
+}
+
+/** Whether startSmapsRead() with `fields` is scanned by the addon (and its ScanReads made), where the bytes have the kernel's layout. */
+export function scansSmaps(fields: readonly string[]): boolean {
+  const state = bindingState();
+  const scanFields = state.loaded ? state.binding.smapsScanFields : undefined;
+  return scanFields !== undefined && scanFields.length === fields.length && scanFields.every((name, i) => name === fields[i]);
 }
 
 /**

@@ -17,7 +17,7 @@
  * bytes out of the kernel's layout are scanned here.
  */
 import { procReadError } from './errno.js';
-import { readBytes, type ScanReads } from './files.js';
+import { readBytes, scansSmaps, type ScanReads } from './files.js';
 import { procPath } from './paths.js';
 import type { NativeSmapsScan } from '../binding.js';
 import { readProcFile, readProcSmaps } from './proc-read.js';
@@ -83,6 +83,11 @@ export async function readSmaps(target: ProcessTarget, deadlineMs?: number, shar
     if (reads !== undefined && !Buffer.isBuffer(read)) reads.onScan(read, made.vmas);
     return made;
   }, deadlineMs, reads);
+}
+
+/** Whether readSmaps() and readSmapsInto() are scanned by the addon, with what they ask to be read beside (ScanReads). */
+export function smapsScannedNatively(): boolean {
+  return scansSmaps(NATIVE_SMAPS_FIELDS);
 }
 
 /** What a read of smaps reads beside its scan, and who is given each scan they come with (and the VMAs made of it). */

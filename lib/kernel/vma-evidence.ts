@@ -11,11 +11,12 @@
  */
 import * as fs from 'node:fs';
 
-import { listDirectory, readTextOrUndefined, type ChunkHeadersRequest } from './files.js';
+import { listDirectory, readTextOrUndefined, type ScanReads } from './files.js';
 import type { NativeSmapsScan } from '../binding.js';
 import { HEADER_BYTES, readMallocChunksNative, type VmaBounds } from './malloc-chunks.js';
 import { procPath } from './paths.js';
 import { isStuck, withDeadline } from './proc-read.js';
+import { smapsScannedNatively } from './smaps-reader.js';
 import type { ProcessTarget } from './target.js';
 import { mallocChunkCandidate, mmappedChunkSize, type LayoutFacts, type LayoutVma } from './vma.js';
 
@@ -141,15 +142,36 @@ const readable = (target: ProcessTarget): boolean => target.root === '/' && targ
 
 /**
  * The stack pointers readLayoutFacts() would read, read now: a caller reads
- * them while smaps is read (they need no VMA list), and passes them on.
+ * them while smaps is read (they need no VMA list), and passes them on;
+ * undefined where the scan brings them (`reads`, layoutScanReads()).
  */
-export function readStackPointersEarly(target: ProcessTarget): Map<number, bigint> | undefined {
-  return readable(target) ? readStackPointers(target) : undefined;
+export function readStackPointersEarly(target: ProcessTarget, reads: ScanReads | undefined): Map<number, bigint> | undefined {
+  return readable(target) && reads?.stackPointers !== true ? readStackPointers(target) : undefined;
 }
 
-/** The chunk headers a smaps read of `target` is to read beside its scan, or undefined where they cannot be read. */
-export function chunkHeadersRequest(target: ProcessTarget, rule: ChunkHeadersRequest['rule']): ChunkHeadersRequest | undefined {
-  return readable(target) && !isStuck(target) ? { rule, limit: MAX_CHUNK_VMAS } : undefined;
+/**
+ * What a smaps read of `target` is to read beside its scan for the layout's
+ * facts, on the addon's reader threads: the chunk headers of `rule`'s VMAs
+ * (not of a process whose memory reads are stuck), and the threads' stack
+ * pointers where the addon scans (the helper reads them before the first
+ * piece is out: at 225 VMAs they cost the JavaScript thread 82 us, and the
+ * helper 43). Undefined where none can be read.
+ */
+export function layoutScanReads(target: ProcessTarget, rule: NonNullable<ScanReads['chunks']>['rule']): ScanReads | undefined {
+  if (!readable(target)) return undefined;
+  const chunks = isStuck(target) ? undefined : { rule, limit: MAX_CHUNK_VMAS };
+  const stackPointers = smapsScannedNatively();
+  if (chunks === undefined && !stackPointers) return undefined;
+  return { ...(chunks === undefined ? {} : { chunks }), ...(stackPointers ? { stackPointers } : {}) };
+}
+
+/** The stack pointers a scan brought (layoutScanReads()), by thread id. */
+export function stackPointersOfScan(scan: NativeSmapsScan): Map<number, bigint> | undefined {
+  const pairs = scan.threadStackPointers;
+  if (pairs === undefined || pairs.length % 2 !== 0) return undefined;
+  const out = new Map<number, bigint>();
+  for (let i = 0; i < pairs.length; i += 2) out.set(Number(pairs[i]!), pairs[i + 1]!);
+  return out;
 }
 
 /** The chunk headers read beside a smaps scan (readMallocChunksEarly()), with the VMAs they are of. */
@@ -160,13 +182,14 @@ export interface EarlyChunks {
 
 /**
  * The malloc chunks of the candidates whose first headers the addon read
- * beside the scan (chunkHeadersRequest()), `vmas` made of that scan (one
- * per VMA, in its order): the VMAs that hold one are
- * walked on from there (readMallocChunksNative()), while the report makes
- * its rows. The first headers were read on the other core as the kernel
- * printed the rest of smaps: at 10,000 VMAs, 4,096 headers read after the
- * scan took 0.14–0.18x of its time; read beside it, regions(pid) costs
- * 1.01x of its reads made one after another (BENCHMARKS.md section 7).
+ * beside the scan (layoutScanReads()), `vmas` made of that scan (one per
+ * VMA, in its order): as the addon walked them on from there (chunkTiles),
+ * or, from an addon that does not walk, the VMAs that hold one walked on
+ * here (readMallocChunksNative()) while the report makes its rows. The
+ * first headers were read on the other core as the kernel printed the rest
+ * of smaps: at 10,000 VMAs, 4,096 headers read after the scan took
+ * 0.14–0.18x of its time; read beside it, regions(pid) costs 1.01x of its
+ * reads made one after another (BENCHMARKS.md section 7).
  * readLayoutFacts() takes the result only where the VMAs the read settles
  * on give the same candidates, the very objects (a torn read made again, or
  * left short, does not), and reads them again otherwise. Undefined: no
@@ -183,6 +206,12 @@ export function readMallocChunksEarly(
   if (at === undefined || headers === undefined || headers.length !== at.length * HEADER_BYTES || !readable(target)) return undefined;
   if (at.length > 0 && at[at.length - 1]! >= vmas.length) return undefined;
   const candidates = Array.from(at, (v) => vmas[v]!);
+  const tiles = scan.chunkTiles;
+  if (tiles !== undefined && tiles.length === at.length) {
+    const told = new Map<bigint, number>();
+    for (let i = 0; i < tiles.length; i++) if (tiles[i]! > 0) told.set(candidates[i]!.start, tiles[i]!);
+    return { candidates, chunks: Promise.resolve(told) };
+  }
   const chunks = readMallocChunksNative(target, candidates, pageSize, MAX_CHUNKS_PER_VMA, deadlineMs, headers).then((read) => read ?? new Map<bigint, number>());
   chunks.catch(() => {}); // awaited by readLayoutFacts(), or dropped with a read made again
   return { candidates, chunks };

@@ -19,7 +19,7 @@ import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
 import { classifyVmas, factKinds, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
 import { checkBoolean, checkOptions, type RootOption } from '../validate.js';
-import { chunkHeadersRequest, readLayoutFacts, readMallocChunksEarly, readStackPointersEarly, type EarlyChunks } from '../kernel/vma-evidence.js';
+import { layoutScanReads, readLayoutFacts, readMallocChunksEarly, readStackPointersEarly, stackPointersOfScan, type EarlyChunks } from '../kernel/vma-evidence.js';
 
 export { regionKind };
 
@@ -228,22 +228,26 @@ export async function regions(pid?: number, options?: RegionsOptions): Promise<R
   const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
   const target = resolveTarget(pid, opts);
   let early: EarlyChunks | undefined;
-  // The candidates' first chunk headers are read beside the scan, on the reader threads.
-  const chunks = layoutReads ? chunkHeadersRequest(target, 'candidates') : undefined;
+  let scanned: Map<number, bigint> | undefined;
+  // The candidates' chunk headers and the threads' stack pointers are read beside the scan, on the reader threads.
+  const reads = layoutReads ? layoutScanReads(target, 'candidates') : undefined;
   const reading = readSmapsInto(target, (read) => {
     const made = regionsOfRead(read);
-    if (chunks !== undefined && !Buffer.isBuffer(read)) early = readMallocChunksEarly(target, read, made.vmas, pageSizeOf());
+    if (reads !== undefined && !Buffer.isBuffer(read)) {
+      early = readMallocChunksEarly(target, read, made.vmas, pageSizeOf());
+      scanned = stackPointersOfScan(read);
+    }
     return made;
-  }, undefined, chunks === undefined ? undefined : { chunks });
+  }, undefined, reads);
   reading.catch(() => {}); // awaited below; a throw meanwhile is not unhandled
-  // The labels' and the threads' stack pointers' small synchronous reads while the reader thread reads smaps.
+  // The labels' small synchronous reads (and the stack pointers' where the scan does not bring them) while the reader thread reads smaps.
   const labels = labelsOf(target);
-  const stackPointers = layoutReads ? readStackPointersEarly(target) : undefined;
+  const stackPointers = layoutReads ? readStackPointersEarly(target, reads) : undefined;
   const { vmas: out, skippedLines } = await reading;
   // The layout's reads (chunk headers, on the reader thread since the scan
   // came) go on while the kinds the layout alone tells are set; the ones
   // they tell come after.
-  const facts = layoutReads ? readLayoutFacts(target, out, pageSizeOf(), undefined, stackPointers, early) : undefined;
+  const facts = layoutReads ? readLayoutFacts(target, out, pageSizeOf(), undefined, scanned ?? stackPointers, early) : undefined;
   facts?.catch(() => {}); // awaited below
   const plain = classifyVmas(out);
   for (let i = 0; i < out.length; i++) {

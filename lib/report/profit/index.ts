@@ -19,7 +19,7 @@ import { readProcFileIfPresent } from '../../kernel/proc-read.js';
 import { parseSmaps, sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
 import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
-import { chunkHeadersRequest, readLayoutFacts, readMallocChunksEarly, readStackPointersEarly, type EarlyChunks } from '../../kernel/vma-evidence.js';
+import { layoutScanReads, readLayoutFacts, readMallocChunksEarly, readStackPointersEarly, stackPointersOfScan, type EarlyChunks } from '../../kernel/vma-evidence.js';
 import { classifyVmas, factKinds } from '../../kernel/vma.js';
 import { labelsOf } from '../../merge/published.js';
 import { checkBoolean, checkOptions } from '../../validate.js';
@@ -115,21 +115,23 @@ export async function profitOfTarget(
   // the smaps read does at 16 MiB merged: BENCHMARKS.md section 7).
   let early: EarlyChunks | undefined;
   let attributed: ScanAttribution | undefined;
-  const chunks = layoutReads ? chunkHeadersRequest(target, 'reported') : undefined;
+  let scanned: Map<number, bigint> | undefined;
+  const layoutScan = layoutReads ? layoutScanReads(target, 'reported') : undefined;
   const attribute = attributeBesideScan(target, wantExact);
-  const besideScan = chunks === undefined && attribute === undefined ? undefined : {
-    ...(chunks === undefined ? {} : { chunks }),
+  const besideScan = layoutScan === undefined && attribute === undefined ? undefined : {
+    ...layoutScan,
     ...(attribute === undefined ? {} : { attribute }),
     onScan: (scan: NativeSmapsScan, made: SmapsSummary[]) => {
-      if (chunks !== undefined) early = readMallocChunksEarly(target, scan, made, pageSizeOf(), deadlineMs);
+      if (layoutScan?.chunks !== undefined) early = readMallocChunksEarly(target, scan, made, pageSizeOf(), deadlineMs);
+      if (layoutScan?.stackPointers === true) scanned = stackPointersOfScan(scan);
       attributed = scanAttribution(scan, made);
     },
   };
   const reads = Promise.all([readSmaps(target, deadlineMs, true, besideScan), ksmStatOrUnreadable(target, deadlineMs)]);
   reads.catch(() => {}); // awaited below
-  // The labels' and the threads' stack pointers' small synchronous reads while the reader threads read.
+  // The labels' small synchronous reads (and the stack pointers' where the scan does not bring them) while the reader threads read.
   const labels = labelsOf(target);
-  const stackPointers = layoutReads ? readStackPointersEarly(target) : undefined;
+  const stackPointers = layoutReads ? readStackPointersEarly(target, layoutScan) : undefined;
   const [{ vmas }, stat] = await reads;
   const pageSize = pageSizeOf();
   const missing = missingFigures(vmas, stat);
@@ -143,7 +145,7 @@ export async function profitOfTarget(
   // the reader thread since the scan came; the stack pointers were read
   // beside smaps) goes on beside exact mode's page reads and the layout's
   // kinds, worked out meanwhile; the kinds it tells come after, as in regions().
-  const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs, stackPointers, early) : undefined;
+  const facts = layoutReads ? readLayoutFacts(target, reported, pageSize, deadlineMs, scanned ?? stackPointers, early) : undefined;
   facts?.catch(() => {}); // awaited below
   const method = chooseMethod(target, wantExact, reported, labels, zeroPages, attributed);
   method.catch(() => {}); // awaited below
