@@ -200,6 +200,7 @@ describe.runIf(state.loaded)('a VMA that several mapped chunks tile', () => {
   });
 
   it('is walked to its end beside the scan, round after round, as the walks in JavaScript tell it', async () => {
+    expect(child.ready.error).toBeUndefined();
     const starts = (child.ready.chunks as string[]).map((hex) => BigInt(hex));
     // Each chunk's header, raw: IS_MMAPPED and a size of whole pages.
     for (const start of starts) expect(memRaw(child.pid, start).readBigUInt64LE(8) & 7n).toBe(2n);
