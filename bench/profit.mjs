@@ -68,6 +68,19 @@ async function cpu(fn) {
   return (c.user + c.system) / 1000;
 }
 
+// CPU time of the calling (JavaScript) thread alone: what the event loop
+// gives up per call, the reader threads' share left out. Its schedstat's
+// first field (ns on a CPU, brought up to date at each sleep: the calls
+// await, the readFileSync block is one call's worth either side), over a
+// block of `calls`.
+const THREAD_SCHEDSTAT = '/proc/thread-self/schedstat';
+const threadCpuNs = () => Number(fs.readFileSync(THREAD_SCHEDSTAT, 'latin1').split(' ')[0]);
+async function threadCpu(fn, calls = 10) {
+  const t0 = threadCpuNs();
+  for (let i = 0; i < calls; i++) await fn();
+  return (threadCpuNs() - t0) / 1e6 / calls;
+}
+
 const rows = [];
 
 /**
@@ -162,6 +175,7 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
   const headerAddresses = BigUint64Array.from(candidates, (vma) => vma.start);
   const t = { read: [], readSync: [], readAll: [], readAllRollup: [], readThread: [], regions: [], profit: [], regionsBare: [], profitBare: [], profitRollup: [], regionsReads: [] };
   const c = { readSync: [], regions: [], profit: [] };
+  const j = { readSync: [], regions: [], regionsBare: [], profit: [] };
   // Interleaved, so load on this shared machine hits all alike, and in an
   // order turned by one each round: a call pays for the garbage of the one
   // before it (10,000 regions are 10,000 objects), so each follows each.
@@ -188,12 +202,19 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     const cpuRead = await cpu(() => fs.readFileSync(smaps));
     const cpuRegions = await cpu(() => regions(child.pid));
     const cpuProfit = await cpu(() => profit(child.pid, { exact: false }));
+    const jsThread = {
+      readSync: await threadCpu(() => fs.readFileSync(smaps)),
+      regions: await threadCpu(() => regions(child.pid)),
+      regionsBare: await threadCpu(() => regions(child.pid, { layoutReads: false })),
+      profit: await threadCpu(() => profit(child.pid, { exact: false })),
+    };
     // Last: its page-sized reads leave the most garbage, which the next call measured would pay for.
     const read = await time(() => fs.promises.readFile(smaps));
     if (i < 2) continue; // warm-up
     c.readSync.push(cpuRead);
     c.regions.push(cpuRegions);
     c.profit.push(cpuProfit);
+    for (const name of Object.keys(j)) j[name].push(jsThread[name]);
     t.read.push(read);
     for (const name of names) t[name].push(round[name]);
   }
@@ -220,6 +241,10 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     { what: 'CPU time: read smaps, fs.readFileSync', ms: median(c.readSync), ratio: 1 },
     { what: 'CPU time: regions(pid)', ms: median(c.regions), ratio: median(c.regions) / median(c.readSync) },
     { what: 'CPU time: profit(pid, { exact: false })', ms: median(c.profit), ratio: median(c.profit) / median(c.readSync) },
+    { what: "the JavaScript thread's CPU: read smaps, fs.readFileSync", ms: median(j.readSync), ratio: 1 },
+    { what: "the JavaScript thread's CPU: regions(pid)", ms: median(j.regions), ratio: median(j.regions) / median(j.readSync) },
+    { what: "the JavaScript thread's CPU: regions(pid, { layoutReads: false })", ms: median(j.regionsBare), ratio: median(j.regionsBare) / median(j.readSync) },
+    { what: "the JavaScript thread's CPU: profit(pid, { exact: false })", ms: median(j.profit), ratio: median(j.profit) / median(j.readSync) },
     { what: `ksmd during the rows above: ${ksmdRan ? 'paused (run=0), put back after' : 'not running'}`, ms: undefined, ratio: undefined },
   );
   child.send('exit');

@@ -191,6 +191,7 @@ function adaptProfit(stdout, label) {
   ]) {
     const row = table.find((r) => r.what === prefix);
     const cpu = find(`CPU time: ${prefix}`);
+    const thread = table.find((r) => r.what === `the JavaScript thread's CPU: ${prefix}`);
     if (!row) continue;
     rows.push({
       figure: `${name}, ${label}: ${read.what.replace(/^read smaps \((.*)\), fs.readFileSync$/, '$1')}`,
@@ -200,6 +201,7 @@ function adaptProfit(stdout, label) {
       ...atMost(row.ratio, 1.2),
       notes: [
         cpu ? `CPU time ${num(cpu.ms, 1)} ms, ${num(cpu.ratio)}x of the raw read's CPU time` : undefined,
+        thread ? `on the JavaScript thread ${num(thread.ms, 2)} ms, ${num(thread.ratio)}x of what fs.readFileSync takes of it` : undefined,
         !name.includes('layoutReads') ? "with the reads of Node's kinds (thread stacks' pointers, malloc chunk headers)" : 'smaps and the files beside it only',
         name.startsWith('profit(pid') && all ? `what profit reads (smaps + ksm_stat) raw: ${num(all.ms, 1)} ms, ${num(all.ratio)}x` : undefined,
       ].filter(Boolean).join('; ') || undefined,
