@@ -28,6 +28,13 @@ const { startRead, startHeaderRead, startSmapsRead } = createRequire(import.meta
 // Which VMAs regions() reads a malloc chunk header of (vma-evidence.ts reads at most 4,096).
 const { mallocChunkCandidate } = createRequire(import.meta.url)('../dist/kernel/vma.js');
 const MAX_CHUNK_VMAS = 4096;
+// The scan regions() and profit() take, and what they ask read beside it.
+const { NATIVE_SMAPS_FIELDS } = createRequire(import.meta.url)('../dist/kernel/smaps-native.js');
+const { layoutScanReads } = createRequire(import.meta.url)('../dist/kernel/vma-evidence.js');
+const { resolveTarget } = createRequire(import.meta.url)('../dist/kernel/target.js');
+// The package's files module itself, so that phases() can wrap the very
+// startSmapsRead() its readers call.
+const filesModule = createRequire(import.meta.url)('../dist/kernel/files.js');
 
 const { values } = parseArgs({
   options: {
@@ -79,6 +86,34 @@ async function threadCpu(fn, calls = 10) {
   const t0 = threadCpuNs();
   for (let i = 0; i < calls; i++) await fn();
   return (threadCpuNs() - t0) / 1e6 / calls;
+}
+
+/**
+ * Where one call's time goes: before its smaps read starts (options, the
+ * status read that resolves the target, ...), the read with what is read
+ * beside it (until the addon delivers the scan) and after it (the rows made
+ * of the scan, the kinds, the labels). The package's startSmapsRead() is
+ * wrapped for this call only; the wrapper's own cost is two performance.now().
+ */
+async function phases(fn) {
+  const original = filesModule.startSmapsRead;
+  let started;
+  let delivered;
+  filesModule.startSmapsRead = (...args) => {
+    started = performance.now();
+    const pending = original(...args);
+    // Registered before the reader awaits it: runs first when the scan comes.
+    pending.promise.then(() => { delivered = performance.now(); }, () => {});
+    return pending;
+  };
+  try {
+    const t0 = performance.now();
+    await fn();
+    const t3 = performance.now();
+    return { before: started - t0, read: delivered - started, after: t3 - delivered };
+  } finally {
+    filesModule.startSmapsRead = original;
+  }
 }
 
 const rows = [];
@@ -173,8 +208,16 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
   const size = fs.readFileSync(smaps).length;
   const candidates = (await regions(child.pid, { layoutReads: false })).regions.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
   const headerAddresses = BigUint64Array.from(candidates, (vma) => vma.start);
-  const t = { read: [], readSync: [], readAll: [], readAllRollup: [], readThread: [], regions: [], profit: [], regionsBare: [], profitBare: [], profitRollup: [], regionsReads: [] };
+  const t = { read: [], readSync: [], readAll: [], readAllRollup: [], readThread: [], scan: [], scanBeside: [], regions: [], profit: [], regionsBare: [], profitBare: [], profitRollup: [], regionsReads: [] };
   const c = { readSync: [], regions: [], profit: [] };
+  // regions(), regions() without the layout's reads and profit() are timed
+  // through phases(): their rows and where their time goes come of the same calls.
+  const p = { regions: { before: [], read: [], after: [] }, regionsBare: { before: [], read: [], after: [] }, profit: { before: [], read: [], after: [] } };
+  const split = {};
+  const phased = (name, fn) => async () => {
+    split[name] = await phases(fn);
+  };
+  const besideRegions = layoutScanReads(resolveTarget(child.pid, undefined), 'candidates');
   const j = { readSync: [], regions: [], regionsBare: [], profit: [] };
   // Interleaved, so load on this shared machine hits all alike, and in an
   // order turned by one each round: a call pays for the garbage of the one
@@ -184,11 +227,13 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     readAll: () => profitFilesRaw(child.pid),
     readAllRollup: () => profitFilesRaw(child.pid, true),
     readThread: () => startRead(smaps).promise,
+    scan: () => startSmapsRead(smaps, NATIVE_SMAPS_FIELDS).promise,
+    scanBeside: () => startSmapsRead(smaps, NATIVE_SMAPS_FIELDS, besideRegions).promise,
     regionsReads: () => regionsReadsRaw(child.pid, headerAddresses),
-    regions: () => regions(child.pid),
-    profit: () => profit(child.pid, { exact: false }),
+    regions: phased('regions', () => regions(child.pid)),
+    profit: phased('profit', () => profit(child.pid, { exact: false })),
     // Without the reads Node's kinds need (thread stacks, malloc chunk headers): the /proc reads alone.
-    regionsBare: () => regions(child.pid, { layoutReads: false }),
+    regionsBare: phased('regionsBare', () => regions(child.pid, { layoutReads: false })),
     profitBare: () => profit(child.pid, { exact: false, layoutReads: false }),
     profitRollup: () => profit(child.pid, { exact: false, layoutReads: false, rollup: true }),
   };
@@ -215,6 +260,7 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     c.regions.push(cpuRegions);
     c.profit.push(cpuProfit);
     for (const name of Object.keys(j)) j[name].push(jsThread[name]);
+    for (const name of Object.keys(p)) for (const phase of Object.keys(p[name])) p[name][phase].push(split[name][phase]);
     t.read.push(read);
     for (const name of names) t[name].push(round[name]);
   }
@@ -225,6 +271,12 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     { what: `read smaps (${vmas} VMAs, ${formatBytes(size)}), fs.readFileSync`, ms: base, ratio: 1 },
     { what: 'read smaps, fs.promises.readFile (a pool round trip per page)', ms: median(t.read), ratio: median(t.read) / base },
     { what: "read smaps on the addon's reader thread, bytes only (the floor off the event loop)", ms: median(t.readThread), ratio: median(t.readThread) / base },
+    { what: "read smaps scanned by the addon (the scan regions() and profit() take, nothing read beside it)", ms: median(t.scan), ratio: median(t.scan) / base },
+    {
+      what: `the same scan with what regions(pid) reads beside it (${['chunks', 'stackPointers'].filter((k) => besideRegions?.[k]).join(', ') || 'nothing'})`,
+      ms: median(t.scanBeside),
+      ratio: median(t.scanBeside) / base,
+    },
     { what: 'read smaps + ksm_stat (what profit reads), fs.readFileSync', ms: median(t.readAll), ratio: median(t.readAll) / base },
     { what: 'read smaps + smaps_rollup + ksm_stat (what profit reads with rollup: true), fs.readFileSync', ms: median(t.readAllRollup), ratio: median(t.readAllRollup) / base },
     {
@@ -245,6 +297,11 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     { what: "the JavaScript thread's CPU: regions(pid)", ms: median(j.regions), ratio: median(j.regions) / median(j.readSync) },
     { what: "the JavaScript thread's CPU: regions(pid, { layoutReads: false })", ms: median(j.regionsBare), ratio: median(j.regionsBare) / median(j.readSync) },
     { what: "the JavaScript thread's CPU: profit(pid, { exact: false })", ms: median(j.profit), ratio: median(j.profit) / median(j.readSync) },
+    ...Object.entries({ regions: 'regions(pid)', regionsBare: 'regions(pid, { layoutReads: false })', profit: 'profit(pid, { exact: false })' }).flatMap(([name, call]) => [
+      { what: `where ${call}'s time goes: before its smaps read starts`, ms: median(p[name].before), ratio: median(p[name].before) / base },
+      { what: `where ${call}'s time goes: its smaps read, with what it reads beside, to the scan's delivery`, ms: median(p[name].read), ratio: median(p[name].read) / base },
+      { what: `where ${call}'s time goes: after the scan came (rows, kinds, labels)`, ms: median(p[name].after), ratio: median(p[name].after) / base },
+    ]),
     { what: `ksmd during the rows above: ${ksmdRan ? 'paused (run=0), put back after' : 'not running'}`, ms: undefined, ratio: undefined },
   );
   child.send('exit');

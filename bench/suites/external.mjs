@@ -192,6 +192,8 @@ function adaptProfit(stdout, label) {
     const row = table.find((r) => r.what === prefix);
     const cpu = find(`CPU time: ${prefix}`);
     const thread = table.find((r) => r.what === `the JavaScript thread's CPU: ${prefix}`);
+    const phase = (part) => table.find((r) => r.what.startsWith(`where ${prefix}'s time goes: ${part}`));
+    const [before, during, after] = ['before', 'its smaps read', 'after'].map(phase);
     if (!row) continue;
     rows.push({
       figure: `${name}, ${label}: ${read.what.replace(/^read smaps \((.*)\), fs.readFileSync$/, '$1')}`,
@@ -202,6 +204,9 @@ function adaptProfit(stdout, label) {
       notes: [
         cpu ? `CPU time ${num(cpu.ms, 1)} ms, ${num(cpu.ratio)}x of the raw read's CPU time` : undefined,
         thread ? `on the JavaScript thread ${num(thread.ms, 2)} ms, ${num(thread.ratio)}x of what fs.readFileSync takes of it` : undefined,
+        before && during && after
+          ? `its time: ${num(before.ratio)}x before its smaps read starts, ${num(during.ratio)}x the read with what it reads beside, ${num(after.ratio)}x after the scan came`
+          : undefined,
         !name.includes('layoutReads') ? "with the reads of Node's kinds (thread stacks' pointers, malloc chunk headers)" : 'smaps and the files beside it only',
         name.startsWith('profit(pid') && all ? `what profit reads (smaps + ksm_stat) raw: ${num(all.ms, 1)} ms, ${num(all.ratio)}x` : undefined,
       ].filter(Boolean).join('; ') || undefined,
