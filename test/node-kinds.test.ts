@@ -311,6 +311,32 @@ describe('the layout rules on made-up maps', () => {
     }), { numRuns: 2000 });
   });
 
+  it('a chunk count is taken for exactly the VMAs starting where it was told, in address order or not, few counts or many', () => {
+    const piece = fc.record({ pages: fc.nat(3), gap: fc.nat(2), perms: fc.constantFrom('rw-p', 'rw-p', 'r--p', '---p') });
+    // An empty VMA shares its start with the one after it: both are told (by index, one count among 32 VMAs).
+    const page = 4096n;
+    const shared = [{ start: base, end: base }, { start: base, end: base + page }, ...Array.from({ length: 30 }, (_, i) => ({ start: base + BigInt(2 + i) * page, end: base + BigInt(3 + i) * page }))]
+      .map((b): LayoutVma => ({ ...b, perms: 'rw-p', pathname: '', inode: 0, vmFlags: [] }));
+    expect(classifyVmas(shared, { mallocChunks: new Map([[base, 2]]) }).slice(0, 3).map((c) => c.kind)).toEqual(['malloc-chunk', 'malloc-chunk', 'anonymous']);
+    // A few counts against many VMAs are looked up by VMA index (a search per count), many by start.
+    const counts = (most: number) => fc.array(fc.tuple(fc.nat(120), fc.nat(3)), { maxLength: most });
+    fc.assert(fc.property(fc.array(piece, { maxLength: 60 }), fc.oneof(counts(3), counts(90)), fc.boolean(), (pieces, told, shuffle) => {
+      let at = base;
+      const vmas = pieces.map((p) => {
+        at += BigInt(p.gap) * 4096n; // 0: right after the one before (an empty VMA shares its start with the next)
+        const v: LayoutVma = { start: at, end: at + BigInt(p.pages) * 4096n, perms: p.perms, pathname: '', inode: 0, vmFlags: [] };
+        at = v.end;
+        return v;
+      });
+      if (shuffle) vmas.reverse();
+      // Counts at starts of VMAs and between them.
+      const mallocChunks = new Map(told.map(([page, count]) => [base + BigInt(page) * 4096n, count]));
+      const layout = classifyVmas(vmas);
+      const expected = layout.map((c, i) => (c.kind === 'anonymous' && (mallocChunks.get(vmas[i]!.start) ?? 0) > 0 ? 'malloc-chunk' : c.kind));
+      expect(classifyVmas(vmas, { mallocChunks }).map((c) => c.kind)).toEqual(expected);
+    }), { numRuns: 1000 });
+  });
+
   it('a stack needs a stack pointer inside; a chunk needs its headers', () => {
     const stack = vma(base, base + 8n * MiB, 'rw-p');
     expect(classifyVmas([stack], { stackPointers: new Map([[42, base + 100n]]) })[0]!.kind).toBe('thread-stack');
