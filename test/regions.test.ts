@@ -17,6 +17,10 @@ import {
   scanSmaps,
   type SmapsSummary,
 } from '../lib/index.js';
+import { bindingState } from '../lib/binding.js';
+import { startSmapsRead } from '../lib/kernel/files.js';
+import { NATIVE_SMAPS_FIELDS } from '../lib/kernel/smaps-native.js';
+import { regionsOfNativeScan } from '../lib/report/regions.js';
 import { FIXTURES, requireKsm } from './helpers/ksm.js';
 
 const SMAPS = path.join(FIXTURES, 'smaps');
@@ -205,6 +209,36 @@ function synthetic(count: number): Buffer {
   }
   return Buffer.from(`${lines.join('\n')}\n`);
 }
+
+describe.runIf(bindingState().loaded)("a torn read the addon scans", () => {
+  it('is told out of order by regionsOfNativeScan(), and regions() leaves the overlapping VMA out; sizes are end - start', async () => {
+    const whole = synthetic(6).toString('latin1');
+    const headers = whole.split('\n').filter((line) => /^[0-9a-f]+-[0-9a-f]+ /.test(line));
+    const range = (line: string): [bigint, bigint] => line.split(' ')[0]!.split('-').map((hex) => BigInt(`0x${hex}`)) as [bigint, bigint];
+    // VMA 2 printed again as grown down into VMA 1 (the kernel's view changed between two reads).
+    const [start1] = range(headers[1]!);
+    const [, end2] = range(headers[2]!);
+    const torn = whole.replace(headers[2]!, headers[2]!.replace(/^\S+/, `${(start1 + 4096n).toString(16)}-${end2.toString(16)}`));
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'node-ksm-torn-native-'));
+    try {
+      fs.mkdirSync(path.join(root, 'proc', '4343'), { recursive: true });
+      const file = path.join(root, 'proc', '4343', 'smaps');
+      for (const [text, inOrder] of [[whole, true], [torn, false]] as const) {
+        fs.writeFileSync(file, text, 'latin1');
+        const scan = await startSmapsRead(file, NATIVE_SMAPS_FIELDS).promise;
+        if (Buffer.isBuffer(scan)) throw new Error('the fixture was not scanned by the addon');
+        const made = regionsOfNativeScan(scan);
+        expect(made.inOrder).toBe(inOrder);
+        expect(made.vmas.map((r) => r.size)).toEqual(made.vmas.map((r) => Number(r.end - r.start)));
+      }
+      const { regions: list } = await regions(4343, { root, layoutReads: false });
+      const expected = headers.filter((_, i) => i !== 2).map(range);
+      expect(list.map((r) => [r.start, r.end])).toEqual(expected);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('smaps at scale and under damage', () => {
   it('scans 10,000 VMAs, every figure in place', () => {

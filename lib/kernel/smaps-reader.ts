@@ -51,10 +51,12 @@ function consistent<V extends SmapsHeader>(read: { vmas: V[] }): { vmas: V[]; dr
 /**
  * Attempt `attempt`'s VMAs as the read's result: whole, or, torn on the last
  * attempt, with the overlapping ones left out; undefined: read again.
+ * `inOrder`: the maker saw each VMA start at or past the end of the one
+ * before (consistent() would keep them all), checked without BigInts.
  */
-function settled<V extends SmapsHeader>(read: { vmas: V[]; skippedLines: number }, attempt: number): SmapsRead<V> | undefined {
-  const { vmas, dropped } = consistent(read);
-  if (!dropped) return { ...read, torn: false, attempts: attempt };
+function settled<V extends SmapsHeader>(read: { vmas: V[]; skippedLines: number; inOrder?: boolean }, attempt: number): SmapsRead<V> | undefined {
+  const { vmas, dropped } = read.inOrder === true ? { vmas: read.vmas, dropped: false } : consistent(read);
+  if (!dropped) return { vmas, skippedLines: read.skippedLines, torn: false, attempts: attempt };
   if (attempt >= ATTEMPTS) return { vmas, skippedLines: read.skippedLines, torn: true, attempts: attempt };
   return undefined;
 }
@@ -127,7 +129,7 @@ async function readScannedHere(target: ProcessTarget, file: 'smaps' | 'maps', al
  */
 export async function readSmapsInto<V extends SmapsHeader>(
   target: ProcessTarget,
-  make: (read: Buffer | NativeSmapsScan) => { vmas: V[]; skippedLines: number },
+  make: (read: Buffer | NativeSmapsScan) => { vmas: V[]; skippedLines: number; inOrder?: boolean },
   deadlineMs?: number,
   reads?: ScanReads,
 ): Promise<SmapsRead<V>> {

@@ -153,16 +153,25 @@ const figure = (figures: Float64Array, at: number): number | undefined => {
   return x >= 0 ? smallInteger(x) : undefined;
 };
 
+/** Where a 64-bit integer's low and high 32-bit halves lie in memory on this machine. */
+const LOW = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 0 : 1;
+const HIGH = 1 - LOW;
+
 /**
  * Regions straight from the addon's scan of smaps, as toRegion() makes them
  * of the VMAs fromNativeScan() would: one object per VMA rather than two (at
  * 10,000 VMAs the second was most of the garbage a report made). The kind
  * is set after, from the layout of them all (classifyVmas); no labels yet.
  */
-export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; skippedLines: number } {
+export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; skippedLines: number; inOrder: boolean } {
   const { addresses, figures } = native;
   const strings = nativeStrings(native);
   const asDoubles = new Float64Array(addresses.buffer, addresses.byteOffset, addresses.length);
+  // Each address's 32-bit halves: sizes and the order of the VMAs with no BigInt read or made.
+  const halves = new Uint32Array(addresses.buffer, addresses.byteOffset, 2 * addresses.length);
+  let inOrder = true;
+  let lastEndHigh = 0;
+  let lastEndLow = 0;
   const mergeable: boolean[] = [];
   const count = addresses.length / 3;
   const out = new Array<Region>(count);
@@ -170,10 +179,20 @@ export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; 
     const start = addresses[3 * v]!;
     const end = addresses[3 * v + 1]!;
     const flags = figures[f + C.vmFlags]!;
+    const startHigh = halves[6 * v + HIGH]!;
+    const startLow = halves[6 * v + LOW]!;
+    const endHigh = halves[6 * v + 2 + HIGH]!;
+    const endLow = halves[6 * v + 2 + LOW]!;
+    // As consistent() asks: each VMA starts at or past the end of the one before.
+    if (startHigh < lastEndHigh || (startHigh === lastEndHigh && startLow < lastEndLow)) inOrder = false;
+    lastEndHigh = endHigh;
+    lastEndLow = endLow;
+    // end - start, exact below 2^53 bytes (sizeOf() beyond, and for an end below its start).
+    const spanHigh = endHigh - startHigh;
     out[v] = {
       start,
       end,
-      size: smallInteger(sizeOf({ start, end })),
+      size: spanHigh >= 0 && spanHigh < 2 ** 21 ? smallInteger(spanHigh * 2 ** 32 + (endLow - startLow)) : smallInteger(sizeOf({ start, end })),
       perms: strings.latin1(figures[f + C.perms]!),
       offset: Object.is(asDoubles[3 * v + 2], 0) ? 0n : addresses[3 * v + 2]!,
       dev: strings.latin1(figures[f + C.dev]!),
@@ -198,11 +217,11 @@ export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; 
       labels: [],
     };
   }
-  return { vmas: out, skippedLines: 0 };
+  return { vmas: out, skippedLines: 0, inOrder };
 }
 
 /** Regions of what the reader delivered: the addon's scan, or the bytes scanned here. */
-function regionsOfRead(read: Buffer | NativeSmapsScan): { vmas: Region[]; skippedLines: number } {
+function regionsOfRead(read: Buffer | NativeSmapsScan): { vmas: Region[]; skippedLines: number; inOrder?: boolean } {
   if (!Buffer.isBuffer(read)) return regionsOfNativeScan(read);
   const { vmas, skippedLines } = scan(read, false);
   return { vmas: vmas.map((vma) => toRegion(vma, [])), skippedLines };
