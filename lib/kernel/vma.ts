@@ -193,7 +193,6 @@ const GiB = 1024n * MiB;
 export const WASM_GUARD_REACH = 8n * GiB;
 /** V8's code range sizes (kMaximalCodeRangeSize): x64 without and with pointer compression. */
 export const V8_CODE_RANGE_SIZES: readonly bigint[] = [512n * MiB, 128n * MiB];
-const SMALLEST_CODE_RANGE = V8_CODE_RANGE_SIZES.reduce((a, b) => (a < b ? a : b));
 /** glibc malloc's HEAP_MAX_SIZE on 64-bit: every thread-arena heap is this large and this aligned. */
 export const MALLOC_HEAP_MAX = 64n * MiB;
 /** A WebAssembly page. */
@@ -247,9 +246,7 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
     let runEnd = runStart; // inclusive
     let executables = executable(vmas[runStart]!);
     while (runEnd + 1 < vmas.length && part(vmas[runEnd + 1]!) && vmas[runEnd + 1]!.start === vmas[runEnd]!.end) executables += executable(vmas[++runEnd]!);
-    // A code range ends inside its run: none starts past this, nor in a run shorter than the smallest.
-    const lastStart = vmas[runEnd]!.end - SMALLEST_CODE_RANGE;
-    if (executables === 0 || vmas[runStart]!.start > lastStart) { // no code range in a run without executable pages (most runs)
+    if (executables === 0) { // no code range in a run without executable pages (most runs)
       runStart = runEnd + 1;
       continue;
     }
@@ -259,7 +256,7 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
     for (let k = runStart; k <= runEnd; k++) execBefore[k - runStart + 1] = execBefore[k - runStart]! + executable(vmas[k]!);
     const ends = V8_CODE_RANGE_SIZES.map(() => runStart);
     // No executable part from i on: no code range starts there (most runs hold none at all).
-    for (let i = runStart; i <= runEnd && execBefore[runEnd + 1 - runStart]! > execBefore[i - runStart]! && vmas[i]!.start <= lastStart; i++) {
+    for (let i = runStart; i <= runEnd && execBefore[runEnd + 1 - runStart]! > execBefore[i - runStart]!; i++) {
       let found: { last: number; size: bigint } | undefined;
       for (let s = 0; s < V8_CODE_RANGE_SIZES.length; s++) {
         const size = V8_CODE_RANGE_SIZES[s]!;
