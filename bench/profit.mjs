@@ -18,23 +18,25 @@ import { parseArgs } from 'node:util';
 import { profit, regions, formatBytes, formatTable, pageSize, waitForMerge } from '../dist/index.mjs';
 import { ksmAvailability, readKnob, withKnobs } from './lib/knobs.mjs';
 
+const requireHere = createRequire(import.meta.url);
+
 // The addon itself, for exact mode's page reads alone (native/attribution.cc).
-const addon = createRequire(import.meta.url)('node-gyp-build')(fileURLToPath(new URL('..', import.meta.url)));
+const addon = requireHere('node-gyp-build')(fileURLToPath(new URL('..', import.meta.url)));
 
 // The package's own off-event-loop read (the addon's reader thread, bytes
 // only): the addon delivers every read of this environment to one function,
 // so the bench goes through the package's, not a second one of its own.
-const { startRead, startHeaderRead, startSmapsRead } = createRequire(import.meta.url)('../dist/kernel/files.js');
+const { startRead, startHeaderRead, startSmapsRead } = requireHere('../dist/kernel/files.js');
 // Which VMAs regions() reads a malloc chunk header of (vma-evidence.ts reads at most 4,096).
-const { mallocChunkCandidate } = createRequire(import.meta.url)('../dist/kernel/vma.js');
+const { mallocChunkCandidate } = requireHere('../dist/kernel/vma.js');
 const MAX_CHUNK_VMAS = 4096;
 // The scan regions() and profit() take, and what they ask read beside it.
-const { NATIVE_SMAPS_FIELDS } = createRequire(import.meta.url)('../dist/kernel/smaps-native.js');
-const { layoutScanReads } = createRequire(import.meta.url)('../dist/kernel/vma-evidence.js');
-const { resolveTarget } = createRequire(import.meta.url)('../dist/kernel/target.js');
+const { NATIVE_SMAPS_FIELDS } = requireHere('../dist/kernel/smaps-native.js');
+const { layoutScanReads } = requireHere('../dist/kernel/vma-evidence.js');
+const { resolveTarget } = requireHere('../dist/kernel/target.js');
 // The package's files module itself, so that phases() can wrap the very
 // startSmapsRead() its readers call.
-const filesModule = createRequire(import.meta.url)('../dist/kernel/files.js');
+const filesModule = requireHere('../dist/kernel/files.js');
 
 const { values } = parseArgs({
   options: {

@@ -277,6 +277,18 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
   return ranges;
 }
 
+/** The first index in [0, count) where `holds` becomes true (it stays true after), count where it never does. */
+function firstIndex(count: number, holds: (i: number) => boolean): number {
+  let low = 0;
+  let high = count;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (holds(mid)) high = mid;
+    else low = mid + 1;
+  }
+  return low;
+}
+
 /**
  * The threads whose stack pointer lies in each VMA, by VMA index, in the
  * order the pointers were read: one binary search per thread rather than a
@@ -286,13 +298,7 @@ function threadsByVma(vmas: readonly LayoutVma[], stackPointers: ReadonlyMap<num
   const out = new Map<number, number[]>();
   if (stackPointers === undefined) return out;
   for (const [tid, sp] of stackPointers) {
-    let low = 0;
-    let high = vmas.length; // the first VMA ending above sp
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (vmas[mid]!.end <= sp) low = mid + 1;
-      else high = mid;
-    }
+    const low = firstIndex(vmas.length, (i) => vmas[i]!.end > sp);
     if (low < vmas.length && vmas[low]!.start <= sp) {
       const list = out.get(low);
       if (list === undefined) out.set(low, [tid]);
@@ -312,14 +318,7 @@ function chunksByVma(vmas: readonly LayoutVma[], chunks: ReadonlyMap<bigint, num
   if (chunks === undefined || chunks.size * Math.log2(vmas.length + 1) > vmas.length) return undefined;
   const out = new Map<number, number>();
   for (const [start, count] of chunks) {
-    let low = 0;
-    let high = vmas.length; // the first VMA starting at or above `start`
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (vmas[mid]!.start < start) low = mid + 1;
-      else high = mid;
-    }
-    for (let k = low; k < vmas.length && vmas[k]!.start === start; k++) out.set(k, count); // empty VMAs may share a start
+    for (let k = firstIndex(vmas.length, (i) => vmas[i]!.start >= start); k < vmas.length && vmas[k]!.start === start; k++) out.set(k, count); // empty VMAs may share a start
   }
   return out;
 }

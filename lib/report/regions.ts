@@ -166,8 +166,7 @@ const HIGH = 1 - LOW;
 export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; skippedLines: number; inOrder: boolean } {
   const { addresses, figures } = native;
   const strings = nativeStrings(native);
-  const asDoubles = new Float64Array(addresses.buffer, addresses.byteOffset, addresses.length);
-  // Each address's 32-bit halves: sizes and the order of the VMAs with no BigInt read or made.
+  // Each address's 32-bit halves: sizes, the order of the VMAs and zero offsets with no BigInt read or made.
   const halves = new Uint32Array(addresses.buffer, addresses.byteOffset, 2 * addresses.length);
   let inOrder = true;
   let lastEndHigh = 0;
@@ -187,14 +186,14 @@ export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; 
     if (startHigh < lastEndHigh || (startHigh === lastEndHigh && startLow < lastEndLow)) inOrder = false;
     lastEndHigh = endHigh;
     lastEndLow = endLow;
-    // end - start, exact below 2^53 bytes (sizeOf() beyond, and for an end below its start).
+    // end - start, exact below 2^53 bytes; sizeOf() where the high halves go back or differ by more.
     const spanHigh = endHigh - startHigh;
     out[v] = {
       start,
       end,
       size: spanHigh >= 0 && spanHigh < 2 ** 21 ? smallInteger(spanHigh * 2 ** 32 + (endLow - startLow)) : smallInteger(sizeOf({ start, end })),
       perms: strings.latin1(figures[f + C.perms]!),
-      offset: Object.is(asDoubles[3 * v + 2], 0) ? 0n : addresses[3 * v + 2]!,
+      offset: halves[6 * v + 4] === 0 && halves[6 * v + 5] === 0 ? 0n : addresses[3 * v + 2]!,
       dev: strings.latin1(figures[f + C.dev]!),
       inode: smallInteger(figures[f + C.inode]!),
       pathname: strings.path(figures[f + C.pathname]!),
