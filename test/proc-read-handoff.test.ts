@@ -41,7 +41,7 @@ describe("a read's bytes, handed over from the reader thread", () => {
     expect(out.error).toBeUndefined();
     expect(out.length).toBe(LENGTH);
     expect(out.equal).toBe(true);
-    // V8 counts a backing store with a deleter at its byte length; the vector's spare capacity is added.
+    // V8 counts a backing store with a deleter at its byte length (what memoryUsage().external shows).
     expect(out.externalGrew).toBeGreaterThanOrEqual(LENGTH);
     // A copy would have been made by Node's allocator (counted in arrayBuffers): none was.
     expect(out.arrayBuffersGrew).toBeLessThan(LENGTH / 4);
