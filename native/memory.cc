@@ -109,11 +109,13 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   try {
     buffer = Napi::Buffer<uint8_t>::New(
         env, static_cast<uint8_t*>(addr), size,
-        [mapped, id](Napi::Env finalizeEnv, uint8_t* data) {
+        [mapped, size, id](Napi::Env finalizeEnv, uint8_t* data) {
           ForgetMapping(id);
           munmap(data, mapped);
-          Napi::MemoryManagement::AdjustExternalMemory(
-              finalizeEnv, -static_cast<int64_t>(mapped));
+          if (mapped > size) {
+            Napi::MemoryManagement::AdjustExternalMemory(
+                finalizeEnv, -static_cast<int64_t>(mapped - size));
+          }
         });
   } catch (...) {
     // The finalizer never took ownership (e.g. external buffers disallowed).
@@ -121,8 +123,12 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
     munmap(addr, mapped);
     throw;
   }
-  Napi::MemoryManagement::AdjustExternalMemory(env,
-                                               static_cast<int64_t>(mapped));
+  // V8 counts the Buffer's `size` bytes itself (a backing store with a
+  // deleter); the mapping's rest of its last page is added here.
+  if (mapped > size) {
+    Napi::MemoryManagement::AdjustExternalMemory(
+        env, static_cast<int64_t>(mapped - size));
+  }
   return buffer;
 }
 
