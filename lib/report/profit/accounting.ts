@@ -76,7 +76,12 @@ export function estimatedFigures(vma: SmapsSummary): RowFigures {
  * row's share, in the order of `rows`.
  */
 export function metadataShares(rows: readonly Row[], metadataTotal: number | undefined): Array<number | undefined> {
-  const weights = rows.map((row) => (row.vma.vmFlags.includes('mg') ? ((row.vma.anonymous ?? 0) * sizeOf(row)) / sizeOf(row.vma) : 0));
+  const weights = rows.map((row) => {
+    if (!row.vma.vmFlags.includes('mg')) return 0;
+    const anonymous = row.vma.anonymous ?? 0;
+    // A whole VMA's row (every estimated one) weighs its anonymous bytes: no sizes to work out.
+    return row.start === row.vma.start && row.end === row.vma.end ? anonymous : (anonymous * sizeOf(row)) / sizeOf(row.vma);
+  });
   const weightTotal = weights.reduce((sum, weight) => sum + weight, 0);
   return weights.map((weight) => (metadataTotal === undefined ? undefined : weightTotal > 0 ? (metadataTotal * weight) / weightTotal : 0));
 }
