@@ -210,7 +210,7 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
   const size = fs.readFileSync(smaps).length;
   const candidates = (await regions(child.pid, { layoutReads: false })).regions.filter(mallocChunkCandidate).slice(0, MAX_CHUNK_VMAS);
   const headerAddresses = BigUint64Array.from(candidates, (vma) => vma.start);
-  const t = { read: [], readSync: [], readAll: [], readAllRollup: [], readThread: [], scan: [], scanBeside: [], regions: [], profit: [], regionsBare: [], profitBare: [], profitRollup: [], regionsReads: [] };
+  const t = { read: [], readSync: [], readAll: [], readAllRollup: [], readThread: [], scan: [], scanBeside: [], scanBesideProfit: [], scanStat: [], regions: [], profit: [], regionsBare: [], profitBare: [], profitRollup: [], regionsReads: [] };
   const c = { readSync: [], regions: [], profit: [] };
   // regions(), regions() without the layout's reads and profit() are timed
   // through phases(): their rows and where their time goes come of the same calls.
@@ -220,6 +220,9 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     split[name] = await phases(fn);
   };
   const besideRegions = layoutScanReads(resolveTarget(child.pid, undefined), 'candidates');
+  // profit(pid)'s: the chunk headers of the VMAs it reports (and the stack pointers), ksm_stat read beside.
+  const besideProfit = layoutScanReads(resolveTarget(child.pid, undefined), 'reported');
+  const ksmStat = `/proc/${child.pid}/ksm_stat`;
   const j = { readSync: [], regions: [], regionsBare: [], profit: [] };
   // Interleaved, so load on this shared machine hits all alike, and in an
   // order turned by one each round: a call pays for the garbage of the one
@@ -231,6 +234,9 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     readThread: () => startRead(smaps).promise,
     scan: () => startSmapsRead(smaps, NATIVE_SMAPS_FIELDS).promise,
     scanBeside: () => startSmapsRead(smaps, NATIVE_SMAPS_FIELDS, besideRegions).promise,
+    // The floors under profit(pid) and profit(pid, { layoutReads: false }): the addon's reads alone, no JavaScript after them.
+    scanBesideProfit: () => Promise.all([startRead(ksmStat).promise, startSmapsRead(smaps, NATIVE_SMAPS_FIELDS, besideProfit).promise]),
+    scanStat: () => Promise.all([startRead(ksmStat).promise, startSmapsRead(smaps, NATIVE_SMAPS_FIELDS).promise]),
     regionsReads: () => regionsReadsRaw(child.pid, headerAddresses),
     regions: phased('regions', () => regions(child.pid)),
     profit: phased('profit', () => profit(child.pid, { exact: false })),
@@ -279,6 +285,12 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
       ms: median(t.scanBeside),
       ratio: median(t.scanBeside) / base,
     },
+    {
+      what: `the same scan with what profit(pid) reads beside it (${['chunks', 'stackPointers'].filter((k) => besideProfit?.[k]).join(', ') || 'nothing'}; ksm_stat)`,
+      ms: median(t.scanBesideProfit),
+      ratio: median(t.scanBesideProfit) / base,
+    },
+    { what: 'the same scan with ksm_stat read beside it (what profit(pid, { layoutReads: false }) reads)', ms: median(t.scanStat), ratio: median(t.scanStat) / base },
     { what: 'read smaps + ksm_stat (what profit reads), fs.readFileSync', ms: median(t.readAll), ratio: median(t.readAll) / base },
     { what: 'read smaps + smaps_rollup + ksm_stat (what profit reads with rollup: true), fs.readFileSync', ms: median(t.readAllRollup), ratio: median(t.readAllRollup) / base },
     {
@@ -292,6 +304,11 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     { what: 'regions(pid, { layoutReads: false })', ms: median(t.regionsBare), ratio: median(t.regionsBare) / base },
     { what: 'profit(pid, { exact: false, layoutReads: false })', ms: median(t.profitBare), ratio: median(t.profitBare) / base },
     { what: 'profit(pid, { exact: false, layoutReads: false, rollup: true })', ms: median(t.profitRollup), ratio: median(t.profitRollup) / base },
+    // Above the addon's own reads (made as the call makes them, nothing done with their results): what the JavaScript adds.
+    { what: 'regions(pid) / its reads made by the addon alone', ms: undefined, ratio: median(t.regions) / median(t.scanBeside) },
+    { what: 'regions(pid, { layoutReads: false }) / its reads made by the addon alone', ms: undefined, ratio: median(t.regionsBare) / median(t.scan) },
+    { what: 'profit(pid, { exact: false }) / its reads made by the addon alone', ms: undefined, ratio: median(t.profit) / median(t.scanBesideProfit) },
+    { what: 'profit(pid, { exact: false, layoutReads: false }) / its reads made by the addon alone', ms: undefined, ratio: median(t.profitBare) / median(t.scanStat) },
     { what: 'CPU time: read smaps, fs.readFileSync', ms: median(c.readSync), ratio: 1 },
     { what: 'CPU time: regions(pid)', ms: median(c.regions), ratio: median(c.regions) / median(c.readSync) },
     { what: 'CPU time: profit(pid, { exact: false })', ms: median(c.profit), ratio: median(c.profit) / median(c.readSync) },

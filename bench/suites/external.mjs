@@ -183,13 +183,16 @@ function adaptProfit(stdout, label) {
   const rows = [];
   const all = find('read smaps + ksm_stat (what profit reads)');
   const allRollup = find('read smaps + smaps_rollup + ksm_stat');
-  for (const [prefix, name] of [
-    ['profit(pid, { exact: false })', 'profit(pid)'],
-    ['regions(pid)', 'regions(pid)'],
-    ['profit(pid, { exact: false, layoutReads: false })', 'profit(pid, { layoutReads: false })'],
-    ['regions(pid, { layoutReads: false })', 'regions(pid, { layoutReads: false })'],
+  // Each call's floor: its reads made by the addon as the call makes them, nothing done with what they bring (no JavaScript after).
+  for (const [prefix, name, floorPrefix] of [
+    ['profit(pid, { exact: false })', 'profit(pid)', 'the same scan with what profit(pid) reads beside it'],
+    ['regions(pid)', 'regions(pid)', 'the same scan with what regions(pid) reads beside it'],
+    ['profit(pid, { exact: false, layoutReads: false })', 'profit(pid, { layoutReads: false })', 'the same scan with ksm_stat read beside it'],
+    ['regions(pid, { layoutReads: false })', 'regions(pid, { layoutReads: false })', 'read smaps scanned by the addon ('],
   ]) {
     const row = table.find((r) => r.what === prefix);
+    const floor = find(floorPrefix);
+    const overFloor = table.find((r) => r.what === `${prefix} / its reads made by the addon alone`)?.ratio;
     const cpu = find(`CPU time: ${prefix}`);
     const thread = table.find((r) => r.what === `the JavaScript thread's CPU: ${prefix}`);
     const phase = (part) => table.find((r) => r.what.startsWith(`where ${prefix}'s time goes: ${part}`));
@@ -201,7 +204,11 @@ function adaptProfit(stdout, label) {
       comparedWith: `reading the same smaps raw (fs.readFileSync): ${num(read.ms, 1)} ms`,
       ratio: row.ratio,
       ...atMost(row.ratio, 1.2),
+      ...(floor && row.ratio > 1.2 ? { verdict: `missed: ${num(row.ratio)}x (its reads alone, made by the addon: ${num(floor.ratio)}x)` } : {}),
       notes: [
+        floor && typeof overFloor === 'number'
+          ? `its reads made by the addon as it makes them, nothing done with what they bring: ${num(floor.ms, 1)} ms, ${num(floor.ratio)}x of the raw read; the call against them ${num(overFloor)}x (what its JavaScript adds)`
+          : undefined,
         cpu ? `CPU time ${num(cpu.ms, 1)} ms, ${num(cpu.ratio)}x of the raw read's CPU time` : undefined,
         thread ? `on the JavaScript thread ${num(thread.ms, 2)} ms, ${num(thread.ratio)}x of what fs.readFileSync takes of it` : undefined,
         before && during && after
