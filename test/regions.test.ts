@@ -19,7 +19,9 @@ import {
 } from '../lib/index.js';
 import { bindingState } from '../lib/binding.js';
 import { startSmapsRead } from '../lib/kernel/files.js';
-import { NATIVE_SMAPS_FIELDS } from '../lib/kernel/smaps-native.js';
+import { NATIVE_SMAPS_FIELDS, fromNativeScan } from '../lib/kernel/smaps-native.js';
+import { readSmaps } from '../lib/kernel/smaps-reader.js';
+import { resolveTarget } from '../lib/kernel/target.js';
 import { regionsOfNativeScan } from '../lib/report/regions.js';
 import { FIXTURES, requireKsm } from './helpers/ksm.js';
 
@@ -211,7 +213,7 @@ function synthetic(count: number): Buffer {
 }
 
 describe.runIf(bindingState().loaded)("a torn read the addon scans", () => {
-  it('is told out of order by regionsOfNativeScan(), and regions() leaves the overlapping VMA out; sizes are end - start', async () => {
+  it('is told out of order by regionsOfNativeScan() and fromNativeScan(), and regions() and readSmaps() leave the overlapping VMA out; sizes are end - start', async () => {
     const whole = synthetic(6).toString('latin1');
     const headers = whole.split('\n').filter((line) => /^[0-9a-f]+-[0-9a-f]+ /.test(line));
     const range = (line: string): [bigint, bigint] => line.split(' ')[0]!.split('-').map((hex) => BigInt(`0x${hex}`)) as [bigint, bigint];
@@ -230,10 +232,15 @@ describe.runIf(bindingState().loaded)("a torn read the addon scans", () => {
         const made = regionsOfNativeScan(scan);
         expect(made.inOrder).toBe(inOrder);
         expect(made.vmas.map((r) => r.size)).toEqual(made.vmas.map((r) => Number(r.end - r.start)));
+        // The VMAs profit() and the other readers take of the same scan tell the same order.
+        expect(fromNativeScan(scan).inOrder).toBe(inOrder);
       }
       const { regions: list } = await regions(4343, { root, layoutReads: false });
       const expected = headers.filter((_, i) => i !== 2).map(range);
       expect(list.map((r) => [r.start, r.end])).toEqual(expected);
+      const read = await readSmaps(resolveTarget(4343, { root }));
+      expect(read.vmas.map((vma) => [vma.start, vma.end])).toEqual(expected);
+      expect(read).toMatchObject({ torn: true, attempts: 3 });
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

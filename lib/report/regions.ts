@@ -12,7 +12,7 @@
  */
 import { pageSizeOf, type NativeSmapsScan } from '../binding.js';
 import { scan, sizeOf, type SmapsSummary } from '../kernel/smaps.js';
-import { NATIVE_COLUMN, NATIVE_COLUMNS, nativeStrings, smallInteger } from '../kernel/smaps-native.js';
+import { HIGH, LOW, NATIVE_COLUMN, NATIVE_COLUMNS, nativeStrings, smallInteger } from '../kernel/smaps-native.js';
 import { readSmapsInto } from '../kernel/smaps-reader.js';
 import { resolveTarget } from '../kernel/target.js';
 import type { LabelledRange } from '../merge/labels.js';
@@ -153,9 +153,6 @@ const figure = (figures: Float64Array, at: number): number | undefined => {
   return x >= 0 ? smallInteger(x) : undefined;
 };
 
-/** Where a 64-bit integer's low and high 32-bit halves lie in memory on this machine. */
-const LOW = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 0 : 1;
-const HIGH = 1 - LOW;
 
 /**
  * Regions straight from the addon's scan of smaps, as toRegion() makes them
