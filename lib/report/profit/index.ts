@@ -140,9 +140,19 @@ export async function profitOfTarget(
   const pageSize = pageSizeOf();
   const missing = missingFigures(vmas, stat);
   const reportedAt: number[] = [];
-  vmas.forEach((vma, i) => {
-    if ((vma.ksm ?? 0) > 0 || vma.vmFlags.includes('mg')) reportedAt.push(i); // as native/header-read.h's kReported
-  });
+  // Whether each VMA is mergeable, by VMA index: VMAs of one VmFlags line share its list (readSmaps' sharedFlags), so each list is searched once.
+  const mergeableAt: boolean[] = new Array<boolean>(vmas.length);
+  let lastFlags: readonly string[] | undefined;
+  let lastMergeable = false;
+  for (let i = 0; i < vmas.length; i++) {
+    const vma = vmas[i]!;
+    if (vma.vmFlags !== lastFlags) {
+      lastFlags = vma.vmFlags;
+      lastMergeable = lastFlags.includes('mg');
+    }
+    mergeableAt[i] = lastMergeable;
+    if ((vma.ksm ?? 0) > 0 || lastMergeable) reportedAt.push(i); // as native/header-read.h's kReported
+  }
   const reported = reportedAt.map((i) => vmas[i]!);
   const zeroPages = stat.zeroPages ?? 0;
   // The layout's other read (the chunk headers of the reported VMAs only, on
@@ -164,7 +174,8 @@ export async function profitOfTarget(
 
   const item = rmapItemSize(stat, pageSize);
   const metadataTotal = stat.rmapItems === undefined ? undefined : stat.rmapItems * item.size;
-  const metadata = metadataShares(chosen.rows, metadataTotal);
+  const rowMergeable = kindAt.map((i) => mergeableAt[i]!);
+  const metadata = metadataShares(chosen.rows, metadataTotal, rowMergeable);
   const regions: RegionProfit[] = chosen.rows.map((row, r) => {
     const figures = chosen.exact === undefined
       ? estimatedFigures(row.vma)
@@ -180,7 +191,7 @@ export async function profitOfTarget(
       pathname: row.vma.pathname,
       label: row.labels.length === 0 ? undefined : row.labels.join(', '),
       labels: row.labels,
-      mergeable: row.vma.vmFlags.includes('mg'),
+      mergeable: rowMergeable[r]!,
       mergedBytes: figures.mergedBytes,
       savedBytes: figures.savedBytes,
       metadataBytes,
