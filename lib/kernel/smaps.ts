@@ -74,7 +74,7 @@ export interface SmapsScan {
   vmas: SmapsSummary[];
   /** Lines that matched no known shape (truncated or foreign input). */
   skippedLines: number;
-  /** Known true: each VMA starts at or past the end of the one before (the addon's scan tells it). */
+  /** True: each VMA starts at or past the end of the one before (the addon's scan tells it); false or absent: not known to. */
   inOrder?: boolean;
 }
 

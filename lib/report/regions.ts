@@ -153,7 +153,6 @@ const figure = (figures: Float64Array, at: number): number | undefined => {
   return x >= 0 ? smallInteger(x) : undefined;
 };
 
-
 /**
  * Regions straight from the addon's scan of smaps, as toRegion() makes them
  * of the VMAs fromNativeScan() would: one object per VMA rather than two (at
