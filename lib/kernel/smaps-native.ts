@@ -45,20 +45,9 @@ export function fromNativeScan(native: NativeSmapsScan, copyFlags = true): Smaps
   const strings = nativeStrings(native);
   // The same bytes as doubles: +0 exactly where an address is 0 (most offsets), which needs no new BigInt.
   const asDoubles = new Float64Array(addresses.buffer, addresses.byteOffset, addresses.length);
-  // Each address's 32-bit halves: the scan's order with no BigInt compared (as regionsOfNativeScan()).
-  const halves = new Uint32Array(addresses.buffer, addresses.byteOffset, 2 * addresses.length);
-  let inOrder = true;
-  let lastEndHigh = 0;
-  let lastEndLow = 0;
   const count = addresses.length / 3;
   const vmas: SmapsSummary[] = new Array<SmapsSummary>(count);
   for (let v = 0, f = 0; v < count; v++, f += NATIVE_COLUMNS) {
-    const startHigh = halves[6 * v + HIGH]!;
-    const startLow = halves[6 * v + LOW]!;
-    // As consistent() asks: each VMA starts at or past the end of the one before.
-    if (startHigh < lastEndHigh || (startHigh === lastEndHigh && startLow < lastEndLow)) inOrder = false;
-    lastEndHigh = halves[6 * v + 2 + HIGH]!;
-    lastEndLow = halves[6 * v + 2 + LOW]!;
     const vma = new Summary(
       addresses[3 * v]!, addresses[3 * v + 1]!, strings.latin1(figures[f + 1]!), Object.is(asDoubles[3 * v + 2], 0) ? 0n : addresses[3 * v + 2]!,
       strings.latin1(figures[f + 2]!), smallInteger(figures[f]!), strings.path(figures[f + 3]!),
@@ -79,7 +68,26 @@ export function fromNativeScan(native: NativeSmapsScan, copyFlags = true): Smaps
     if ((x = figures[f + 15]!) >= 0) vma.swap = smallInteger(x);
     vmas[v] = vma;
   }
-  return { vmas, skippedLines: 0, inOrder };
+  return { vmas, skippedLines: 0, inOrder: scanInOrder(native) };
+}
+
+/**
+ * Whether each VMA of the scan starts at or past the end of the one before
+ * (what readSmaps()'s consistent() asks), from the addresses' 32-bit
+ * halves: no BigInt read or compared.
+ */
+export function scanInOrder(native: Pick<NativeSmapsScan, 'addresses'>): boolean {
+  const { addresses } = native;
+  const halves = new Uint32Array(addresses.buffer, addresses.byteOffset, 2 * addresses.length);
+  let lastEndHigh = 0;
+  let lastEndLow = 0;
+  for (let at = 0; at < halves.length; at += 6) {
+    const startHigh = halves[at + HIGH]!;
+    if (startHigh < lastEndHigh || (startHigh === lastEndHigh && halves[at + LOW]! < lastEndLow)) return false;
+    lastEndHigh = halves[at + 2 + HIGH]!;
+    lastEndLow = halves[at + 2 + LOW]!;
+  }
+  return true;
 }
 
 /** The column of each figure in the addon's scan, by SmapsSummary name. */

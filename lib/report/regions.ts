@@ -12,7 +12,7 @@
  */
 import { pageSizeOf, type NativeSmapsScan } from '../binding.js';
 import { scan, sizeOf, type SmapsSummary } from '../kernel/smaps.js';
-import { HIGH, LOW, NATIVE_COLUMN, NATIVE_COLUMNS, nativeStrings, smallInteger } from '../kernel/smaps-native.js';
+import { HIGH, LOW, NATIVE_COLUMN, NATIVE_COLUMNS, nativeStrings, scanInOrder, smallInteger } from '../kernel/smaps-native.js';
 import { readSmapsInto } from '../kernel/smaps-reader.js';
 import { resolveTarget } from '../kernel/target.js';
 import type { LabelledRange } from '../merge/labels.js';
@@ -162,11 +162,8 @@ const figure = (figures: Float64Array, at: number): number | undefined => {
 export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; skippedLines: number; inOrder: boolean } {
   const { addresses, figures } = native;
   const strings = nativeStrings(native);
-  // Each address's 32-bit halves: sizes, the order of the VMAs and zero offsets with no BigInt read or made.
+  // Each address's 32-bit halves: sizes and zero offsets with no BigInt read or made (the order: scanInOrder()).
   const halves = new Uint32Array(addresses.buffer, addresses.byteOffset, 2 * addresses.length);
-  let inOrder = true;
-  let lastEndHigh = 0;
-  let lastEndLow = 0;
   const mergeable: boolean[] = [];
   const count = addresses.length / 3;
   const out = new Array<Region>(count);
@@ -178,10 +175,6 @@ export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; 
     const startLow = halves[6 * v + LOW]!;
     const endHigh = halves[6 * v + 2 + HIGH]!;
     const endLow = halves[6 * v + 2 + LOW]!;
-    // As consistent() asks: each VMA starts at or past the end of the one before.
-    if (startHigh < lastEndHigh || (startHigh === lastEndHigh && startLow < lastEndLow)) inOrder = false;
-    lastEndHigh = endHigh;
-    lastEndLow = endLow;
     // end - start, exact below 2^53 bytes; sizeOf() where the high halves go back or differ by more.
     const spanHigh = endHigh - startHigh;
     out[v] = {
@@ -212,7 +205,7 @@ export function regionsOfNativeScan(native: NativeSmapsScan): { vmas: Region[]; 
       labels: [],
     };
   }
-  return { vmas: out, skippedLines: 0, inOrder };
+  return { vmas: out, skippedLines: 0, inOrder: scanInOrder(native) };
 }
 
 /** Regions of what the reader delivered: the addon's scan, or the bytes scanned here. */

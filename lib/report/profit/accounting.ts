@@ -74,11 +74,11 @@ export function estimatedFigures(vma: SmapsSummary): RowFigures {
  * The process's rmap_item cost (the kernel counts rmap_items per process
  * only), spread over its mergeable rows by resident anonymous bytes: each
  * row's share, in the order of `rows`. `mergeable[r]`: whether row r's VMA
- * is mergeable (VmFlags mg), where the caller knows it already.
+ * is mergeable (VmFlags mg).
  */
-export function metadataShares(rows: readonly Row[], metadataTotal: number | undefined, mergeable?: readonly boolean[]): Array<number | undefined> {
+export function metadataShares(rows: readonly Row[], metadataTotal: number | undefined, mergeable: readonly boolean[]): Array<number | undefined> {
   const weights = rows.map((row, r) => {
-    if (!(mergeable?.[r] ?? row.vma.vmFlags.includes('mg'))) return 0;
+    if (!mergeable[r]) return 0;
     const anonymous = row.vma.anonymous ?? 0;
     // A whole VMA's row (every estimated one) weighs its anonymous bytes: no sizes to work out.
     return row.start === row.vma.start && row.end === row.vma.end ? anonymous : (anonymous * sizeOf(row)) / sizeOf(row.vma);
