@@ -3,7 +3,13 @@
 // exact mode's cost per GiB merged and against the same pagemap, kpageflags
 // and kpagecount reads made raw.
 //
-//   node bench/profit.mjs [--vmas 10000] [--mib 256] [--runs 15] [--spread 0]
+//   node bench/profit.mjs [--vmas 10000] [--mib 256] [--runs 15] [--spread 0] [--budget-s 15]
+//
+// --runs rounds of every row at least; past them, rounds of the timed rows
+// alone (wall times and phases, no CPU rows) go on while the part has used
+// less than --budget-s: at a few hundred VMAs a call takes 2-3 ms, and 15
+// medians moved by up to 0.3x between runs of the same code, where a few
+// hundred rounds hold still. Exact mode likewise (7 rounds at least).
 //
 // Needs a built package (npm run build). The exact part needs root and
 // running KSM; it sets pages_to_scan to 5000 for the merge and puts it back,
@@ -44,9 +50,15 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '256' },
     runs: { type: 'string', default: '15' },
     spread: { type: 'string', default: '0' },
+    'budget-s': { type: 'string', default: '15' },
   },
 });
 const RUNS = Number(values.runs);
+const BUDGET_MS = Number(values['budget-s']) * 1000;
+// A bound on the rounds however fast they are (a 100-VMA part: ~40 ms a round).
+const MAX_ROUNDS = 400;
+/** Whether round `i` is to be made: the first `least` always, then while the part begun at `begun` is within the budget. */
+const moreRounds = (i, least, begun) => i < least || (i < MAX_ROUNDS && performance.now() - begun < BUDGET_MS);
 const CHILD = fileURLToPath(new URL('./profit.child.cjs', import.meta.url));
 
 function start(spec) {
@@ -246,11 +258,20 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     profitRollup: () => profit(child.pid, { exact: false, layoutReads: false, rollup: true }),
   };
   const names = Object.keys(timed);
-  for (let i = 0; i < RUNS + 2; i++) {
+  const begun = performance.now();
+  let rounds = 0;
+  for (let i = 0; moreRounds(i, RUNS + 2, begun); i++) {
     const round = {};
     for (let k = 0; k < names.length; k++) {
       const name = names[(i + k) % names.length];
       round[name] = await time(timed[name]);
+    }
+    if (i >= RUNS + 2) {
+      // Past --runs: the timed rows and their phases only.
+      for (const name of Object.keys(p)) for (const phase of Object.keys(p[name])) p[name][phase].push(split[name][phase]);
+      for (const name of names) t[name].push(round[name]);
+      rounds++;
+      continue;
     }
     const cpuRead = await cpu(() => fs.readFileSync(smaps));
     const cpuRegions = await cpu(() => regions(child.pid));
@@ -271,6 +292,7 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     for (const name of Object.keys(p)) for (const phase of Object.keys(p[name])) p[name][phase].push(split[name][phase]);
     t.read.push(read);
     for (const name of names) t[name].push(round[name]);
+    rounds++;
   }
   const vmas = (await regions(child.pid)).regions.length;
   // The kernel's own cost: a synchronous read loop, nothing else.
@@ -321,6 +343,7 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
       { what: `where ${call}'s time goes: its smaps read, with what it reads beside, to the scan's delivery`, ms: median(p[name].read), ratio: median(p[name].read) / base },
       { what: `where ${call}'s time goes: after the scan came (rows, kinds, labels)`, ms: median(p[name].after), ratio: median(p[name].after) / base },
     ]),
+    { what: `rounds: ${rounds} of the timed rows (interleaved), ${RUNS} of the CPU rows and fs.promises.readFile`, ms: undefined, ratio: undefined },
     { what: `ksmd during the rows above: ${ksmdRan ? 'paused (run=0), put back after' : 'not running'}`, ms: undefined, ratio: undefined },
   );
   child.send('exit');
@@ -354,6 +377,7 @@ async function exactMode(spec, expectedBytes, prefix) {
       const starts = BigUint64Array.from(walkedRegions, (r) => r.start);
       const ends = BigUint64Array.from(walkedRegions, (r) => r.end);
       const smaps = `/proc/${pid}/smaps`;
+      const layoutBeside = layoutScanReads(resolveTarget(pid, undefined), 'reported');
       const t = { exact: [], estimated: [], reads: [], raw: [], allReads: [], asMade: [] };
       let frames;
       const timed = {
@@ -366,14 +390,17 @@ async function exactMode(spec, expectedBytes, prefix) {
           await addon.pageAttribution(pid, starts, ends);
         },
         // As profit() makes them: the page reads of each VMA with KSM pages
-        // on the reader's helper thread as soon as smaps has printed it, ksm_stat beside.
+        // on the reader's helper thread as soon as smaps has printed it, with
+        // what the layout's kinds need (the reported VMAs' chunk headers, the
+        // threads' stack pointers), ksm_stat beside.
         asMade: () => Promise.all([
-          startSmapsRead(smaps, addon.smapsScanFields, { attribute: 'scan' }).promise,
+          startSmapsRead(smaps, addon.smapsScanFields, { ...layoutBeside, attribute: 'scan' }).promise,
           startRead(`/proc/${pid}/ksm_stat`).promise,
         ]),
       };
       const names = Object.keys(timed);
-      for (let i = 0; i < Math.min(RUNS, 7) + 1; i++) {
+      const begun = performance.now();
+      for (let i = 0; moreRounds(i, Math.min(RUNS, 7) + 1, begun); i++) {
         const round = {};
         for (let k = 0; k < names.length; k++) {
           const name = names[(i + k) % names.length];
@@ -399,7 +426,7 @@ async function exactMode(spec, expectedBytes, prefix) {
           ratio: undefined,
         },
         {
-          what: `${prefix}its reads as it makes them: smaps scanned by the addon with the page reads beside it, ksm_stat beside that`,
+          what: `${prefix}its reads as it makes them: smaps scanned by the addon with the page reads beside it (and the layout's: ${['chunks', 'stackPointers'].filter((k) => layoutBeside?.[k]).join(', ') || 'nothing'}), ksm_stat beside that`,
           ms: median(t.asMade),
           ratio: undefined,
         },
@@ -407,6 +434,7 @@ async function exactMode(spec, expectedBytes, prefix) {
         { what: `${prefix}profit(pid, { exact: true }) / every read it makes`, ms: undefined, ratio: exact / median(t.allReads) },
         { what: `${prefix}profit(pid, { exact: true }) / its reads as it makes them`, ms: undefined, ratio: exact / median(t.asMade) },
         { what: `${prefix}exact mode, extra cost per GiB merged`, ms: perGiB, ratio: undefined },
+        { what: `${prefix}exact mode, rounds: ${t.exact.length} (interleaved)`, ms: undefined, ratio: undefined },
         { what: `${prefix}ksmd during the timed calls: paused (run=0), put back after`, ms: undefined, ratio: undefined },
       ];
     });

@@ -182,6 +182,7 @@ function adaptProfit(stdout, label) {
   if (!read) return undefined;
   const rows = [];
   const all = find('read smaps + ksm_stat (what profit reads)');
+  const rounds = /^rounds: (\d+)/.exec(find('rounds: ')?.what ?? '')?.[1];
   const allRollup = find('read smaps + smaps_rollup + ksm_stat');
   // Each call's floor: its reads made by the addon as the call makes them, nothing done with what they bring (no JavaScript after).
   for (const [prefix, name, floorPrefix] of [
@@ -206,6 +207,7 @@ function adaptProfit(stdout, label) {
       ...atMost(row.ratio, 1.2),
       ...(floor && row.ratio > 1.2 ? { verdict: `missed: ${num(row.ratio)}x (its reads alone, made by the addon: ${num(floor.ratio)}x)` } : {}),
       notes: [
+        rounds ? `medians of ${rounds} interleaved rounds` : undefined,
         floor && typeof overFloor === 'number'
           ? `its reads made by the addon as it makes them, nothing done with what they bring: ${num(floor.ms, 1)} ms, ${num(floor.ratio)}x of the raw read; the call against them ${num(overFloor)}x (what its JavaScript adds)`
           : undefined,
@@ -234,7 +236,7 @@ function adaptProfit(stdout, label) {
       comparedWith: `${which} raw (fs.readFileSync), one after another: ${num(files.ms, 1)} ms`,
       ratio,
       ...atMost(ratio, 1.2),
-      notes: `against the raw smaps read alone: ${num(row.ratio)}x`,
+      notes: [rounds ? `medians of ${rounds} interleaved rounds` : undefined, `against the raw smaps read alone: ${num(row.ratio)}x`].filter(Boolean).join('; '),
     });
   }
   // With the layout's reads, regions() reads more than smaps: against every read it makes.
@@ -247,6 +249,7 @@ function adaptProfit(stdout, label) {
       comparedWith: `${regionsReads.what.replace(/^every read regions\(pid\) makes: /, '')}: ${num(regionsReads.ms, 1)} ms`,
       ratio: regionsRatio,
       ...atMost(regionsRatio, 1.2),
+      ...(rounds ? { notes: `medians of ${rounds} interleaved rounds` } : {}),
     });
   }
   rows.push(...exactRows(find, ''));
@@ -265,6 +268,8 @@ function exactRows(findAny, prefix) {
   if (!extra || !exact) return rows;
   const what = `${prefix.replace(/: $/, ', ')}${exact.what.slice(prefix.length).replace(/^.*\), /, '')}`;
   const paused = find('ksmd during the timed calls');
+  const rounds = /rounds: (\d+)/.exec(find('exact mode, rounds: ')?.what ?? '')?.[1];
+  const median = rounds ? `medians of ${rounds} interleaved rounds` : undefined;
   rows.push({
     figure: `profit(pid, { exact: true }) (pagemap + kpageflags), ${what}`,
     measured: `${num(exact.ms, 1)} ms`,
@@ -272,7 +277,7 @@ function exactRows(findAny, prefix) {
     ratio: undefined,
     target: '',
     verdict: 'measured',
-    notes: [`exact mode costs ${num(extra.ms, 0)} ms more per GiB merged`, paused ? 'ksmd paused for the timed calls' : undefined].filter(Boolean).join('; '),
+    notes: [median, `exact mode costs ${num(extra.ms, 0)} ms more per GiB merged`, paused ? 'ksmd paused for the timed calls' : undefined].filter(Boolean).join('; '),
   });
   const reads = find('its pagemap + kpageflags + kpagecount reads alone');
   const raw = find('the same reads raw from JavaScript');
@@ -310,10 +315,10 @@ function exactRows(findAny, prefix) {
     rows.push({
       figure: `profit(pid, { exact: true }) against its reads made as it makes them, ${what}`,
       measured: `${num(exact.ms, 1)} ms`,
-      comparedWith: `smaps scanned by the addon with the page reads of each VMA with KSM pages beside it (they can start only once smaps has printed that VMA), ksm_stat beside: ${num(asMade.ms, 1)} ms`,
+      comparedWith: `smaps scanned by the addon with the page reads of each VMA with KSM pages beside it (they can start only once smaps has printed that VMA), the layout's reads (${/\(and the layout's: ([^)]*)\)/.exec(asMade.what)?.[1] ?? 'none'}) and ksm_stat beside: ${num(asMade.ms, 1)} ms`,
       ratio: asMadeRatio,
       ...atMost(asMadeRatio, 1.5),
-      notes: every ? `the same reads one after another: ${num(every.ms, 1)} ms` : undefined,
+      notes: [median, every ? `smaps + ksm_stat and the page reads one after another: ${num(every.ms, 1)} ms` : undefined].filter(Boolean).join('; ') || undefined,
     });
   }
   return rows;
