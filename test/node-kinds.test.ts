@@ -265,13 +265,55 @@ describe('the layout rules on made-up maps', () => {
     expect(classifyVmas(layout(511n * MiB)).map((c) => c.kind)).toEqual(['anonymous', 'jit-code', 'reserved']);
   });
 
+  // V8's code range as Node 20 lays it out (seen in smaps): 8 KiB read-write, a guard page, the executable
+  // pages, the uncommitted rest, the embedded builtins remapped (node's r-xp text), and the rest after them.
+  const KiB = 1024n;
+  const reservation = (start: bigint): LayoutVma[] => {
+    const blob = start + 512n * MiB - 1792n * KiB;
+    return [
+      vma(start, start + 8n * KiB, 'rw-p'),
+      vma(start + 8n * KiB, start + 12n * KiB, '---p'),
+      vma(start + 12n * KiB, start + 252n * KiB, 'rwxp'),
+      vma(start + 252n * KiB, blob, '---p'),
+      { ...vma(blob, blob + 1608n * KiB, 'r-xp'), pathname: '/usr/bin/node', inode: 1 },
+      vma(blob + 1608n * KiB, start + 512n * MiB, '---p'),
+    ];
+  };
+  const kinds = (vmas: LayoutVma[]): string[] => classifyVmas(vmas).map((c) => c.kind);
+
+  it('small mappings placed against a code range are not taken into it, one of them starting exactly 512 MiB below a boundary inside', () => {
+    const start = base + 4n * MiB;
+    const range = reservation(start);
+    // 16 KiB mappings with alternating flags (they do not merge), from 2 MiB below the reservation up to it:
+    // the one at start - 1792 KiB is exactly 512 MiB below the builtins' start.
+    const below = Array.from({ length: 128 }, (_, k) => vma(start - 2n * MiB + BigInt(k) * 16n * KiB, start - 2n * MiB + BigInt(k + 1) * 16n * KiB, 'rw-p', k % 2 === 0 ? ['mg'] : []));
+    expect(below.some((v) => v.start + 512n * MiB === range[4]!.start)).toBe(true);
+    const found = kinds([...below, ...range]);
+    expect(found.slice(0, below.length).every((k) => k === 'anonymous')).toBe(true);
+    expect(found.slice(below.length)).toEqual(['v8-code-range', 'reserved', 'v8-code-range', 'reserved', 'file', 'reserved']);
+    expect(classifyVmas([...below, ...range])[below.length]!.evidence).toContain(`inside 0x${start.toString(16)}-0x${(start + 512n * MiB).toString(16)}`);
+  });
+
+  it('two code ranges back to back are both told, though windows of 512 MiB straddle them', () => {
+    const first = reservation(base);
+    const second = reservation(base + 512n * MiB);
+    // A window from inside the first to the same place in the second: as long, with executable pages in it.
+    expect(second[0]!.end).toBe(first[1]!.start + 512n * MiB);
+    const found = kinds([...first, ...second]);
+    const told = ['v8-code-range', 'reserved', 'v8-code-range', 'reserved', 'file', 'reserved'];
+    expect(found).toEqual([...told, ...told]);
+  });
+
   it('finds every code range a walk from each start finds, on random layouts', () => {
     // The rule written plainly (quadratic): from each part of a contiguous
     // run, the nearest end exactly a code range size away with an executable
-    // anonymous VMA between wins, and the search goes on past it.
+    // anonymous VMA between is a window; going up, a window overlapping the
+    // one kept replaces it only holding more of V8's pieces (executable
+    // anonymous VMAs and file r-xp mappings).
     const part = (v: LayoutVma): boolean => v.pathname === '' || v.perms === 'r-xp';
+    const pieceOfV8 = (v: LayoutVma): boolean => (v.pathname === '' ? v.perms[2] === 'x' : v.perms === 'r-xp');
     const plainly = (vmas: LayoutVma[]): number[] => {
-      const inside: number[] = [];
+      const windows: Array<{ first: number; last: number; pieces: number }> = [];
       for (let i = 0; i < vmas.length; i++) {
         if (!part(vmas[i]!)) continue;
         let last: number | undefined;
@@ -286,10 +328,19 @@ describe('the layout rules on made-up maps', () => {
             }
           }
         }
-        if (last === undefined) continue;
-        for (let k = i; k <= last; k++) if (['anonymous', 'jit-code'].includes(classifyVmas([vmas[k]!])[0]!.kind)) inside.push(k);
-        i = last;
+        if (last !== undefined) windows.push({ first: i, last, pieces: vmas.slice(i, last + 1).filter(pieceOfV8).length });
       }
+      const kept: typeof windows = [];
+      for (const w of windows) {
+        const k = kept[kept.length - 1];
+        if (k !== undefined && w.first <= k.last) {
+          if (w.pieces > k.pieces) kept[kept.length - 1] = w;
+          continue;
+        }
+        kept.push(w);
+      }
+      const inside: number[] = [];
+      for (const w of kept) for (let k = w.first; k <= w.last; k++) if (['anonymous', 'jit-code'].includes(classifyVmas([vmas[k]!])[0]!.kind)) inside.push(k);
       return inside;
     };
     const piece = fc.record({

@@ -229,14 +229,26 @@ function arenaEvidence(vmas: readonly LayoutVma[], i: number): string | undefine
  * The spans [first, last] of address-contiguous VMAs that are one V8 code
  * range. Linear in the VMA count: within each run of contiguous parts, one
  * pointer per start finds the VMA whose end is a code range size away (ends
- * only grow along a run), and a running count says whether executable
- * anonymous pages lie between.
+ * only grow along a run), and running counts say whether executable
+ * anonymous pages lie between, and how many of V8's own pieces.
+ *
+ * A run longer than a code range can hold several such windows that
+ * overlap: mmap places later mappings against the reservation (a run of
+ * small VMAs below it, one of them starting exactly a code range size below
+ * a boundary inside it), or two isolates' reservations lie back to back.
+ * One reservation at most is among overlapping windows: going up the run,
+ * a window that overlaps the one kept replaces it only where it holds more
+ * of V8's pieces (executable anonymous VMAs, and the embedded builtins V8
+ * remapped into its code range, a file's r-xp mapping inside the run),
+ * else the first found stands.
  */
 function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: number; size: bigint }> {
   const ranges: Array<{ first: number; last: number; size: bigint }> = [];
   // A code range holds anonymous memory, and the embedded builtins V8 may remap into it (a file mapping).
   const part = (vma: LayoutVma): boolean => isAnonymous(vma) || vma.perms === 'r-xp';
   const executable = (vma: LayoutVma): number => (isAnonymous(vma) && vma.perms[2] === 'x' ? 1 : 0);
+  // V8's own pieces: its executable pages, and the builtins it remaps into the code range (the run's file mappings).
+  const piece = (vma: LayoutVma): number => (isAnonymous(vma) ? executable(vma) : 1);
   let runStart = 0;
   while (runStart < vmas.length) {
     if (!part(vmas[runStart]!)) {
@@ -250,11 +262,17 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
       runStart = runEnd + 1;
       continue;
     }
-    // execBefore[k]: executable VMAs among runStart .. runStart + k - 1.
+    // execBefore[k], piecesBefore[k]: executable VMAs, V8's pieces among runStart .. runStart + k - 1.
     const execBefore = new Array<number>(runEnd - runStart + 2);
+    const piecesBefore = new Array<number>(runEnd - runStart + 2);
     execBefore[0] = 0;
-    for (let k = runStart; k <= runEnd; k++) execBefore[k - runStart + 1] = execBefore[k - runStart]! + executable(vmas[k]!);
+    piecesBefore[0] = 0;
+    for (let k = runStart; k <= runEnd; k++) {
+      execBefore[k - runStart + 1] = execBefore[k - runStart]! + executable(vmas[k]!);
+      piecesBefore[k - runStart + 1] = piecesBefore[k - runStart]! + piece(vmas[k]!);
+    }
     const ends = V8_CODE_RANGE_SIZES.map(() => runStart);
+    let kept: { first: number; last: number; size: bigint; pieces: number } | undefined;
     // No executable part from i on: no code range starts there (most runs hold none at all).
     for (let i = runStart; i <= runEnd && execBefore[runEnd + 1 - runStart]! > execBefore[i - runStart]!; i++) {
       let found: { last: number; size: bigint } | undefined;
@@ -267,11 +285,16 @@ function codeRanges(vmas: readonly LayoutVma[]): Array<{ first: number; last: nu
         // The nearest end wins, as a walk from the start would meet it first.
         if (vmas[j]!.end === target && execBefore[j + 1 - runStart]! - execBefore[i - runStart]! > 0 && (found === undefined || j < found.last)) found = { last: j, size };
       }
-      if (found !== undefined) {
-        ranges.push({ first: i, ...found });
-        i = found.last;
+      if (found === undefined) continue;
+      const pieces = piecesBefore[found.last + 1 - runStart]! - piecesBefore[i - runStart]!;
+      if (kept !== undefined && i <= kept.last) {
+        if (pieces > kept.pieces) kept = { first: i, ...found, pieces };
+        continue;
       }
+      if (kept !== undefined) ranges.push({ first: kept.first, last: kept.last, size: kept.size });
+      kept = { first: i, ...found, pieces };
     }
+    if (kept !== undefined) ranges.push({ first: kept.first, last: kept.last, size: kept.size });
     runStart = runEnd + 1;
   }
   return ranges;
