@@ -290,7 +290,10 @@ function exactRows(findAny, prefix) {
       comparedWith: `${reads.what.slice(prefix.length).replace(/^its /, 'the same ')}: ${num(reads.ms, 1)} ms`,
       ratio,
       ...atMost(ratio, 1.5),
+      // Missed where even its reads, made as it makes them (smaps first), are past the target: say so in the verdict.
+      ...(asMade && ratio > 1.5 ? { verdict: `missed: ${num(ratio)}x (its reads as it makes them, smaps with them: ${num(asMade.ms / reads.ms)}x of the page reads alone)` } : {}),
       notes: [
+        median,
         raw ? `the same reads made raw from JavaScript (fs.readSync, the addon's windows): ${num(raw.ms, 1)} ms` : undefined,
         // Only smaps tells which VMAs hold KSM pages (maps has no VmFlags, ksm_stat no per-VMA figure):
         // the page reads of a VMA start once the kernel has printed it, and smaps itself is read whole.
