@@ -6,10 +6,10 @@
 //   node bench/profit.mjs [--vmas 10000] [--mib 256] [--runs 15] [--spread 0] [--budget-s 15]
 //
 // --runs rounds of every row at least; past them, rounds of the timed rows
-// alone (wall times and phases, no CPU rows) go on while the part has used
-// less than --budget-s: at a few hundred VMAs a call takes 2-3 ms, and 15
-// medians moved by up to 0.3x between runs of the same code, where a few
-// hundred rounds hold still. Exact mode likewise (7 rounds at least).
+// alone (wall times and phases, no CPU rows) go on for --budget-s more: at a
+// few hundred VMAs a call takes 2-3 ms, and 15 medians moved by up to 0.3x
+// between runs of the same code, where a few hundred rounds hold still.
+// Exact mode likewise (7 rounds at least).
 //
 // Needs a built package (npm run build). The exact part needs root and
 // running KSM; it sets pages_to_scan to 5000 for the merge and puts it back,
@@ -55,10 +55,18 @@ const { values } = parseArgs({
 });
 const RUNS = Number(values.runs);
 const BUDGET_MS = Number(values['budget-s']) * 1000;
+if (!(BUDGET_MS >= 0)) throw new RangeError(`--budget-s must be a number of seconds, 0 or more (got ${values['budget-s']})`);
 // A bound on the rounds however fast they are (a 100-VMA part: ~40 ms a round).
 const MAX_ROUNDS = 400;
-/** Whether round `i` is to be made: the first `least` always, then while the part begun at `begun` is within the budget. */
-const moreRounds = (i, least, begun) => i < least || (i < MAX_ROUNDS && performance.now() - begun < BUDGET_MS);
+/** Whether round `i` is to be made: the first `least` always, then more for BUDGET_MS from the end of those (MAX_ROUNDS in all at most). */
+function roundsWithin(least) {
+  let extraFrom;
+  return (i) => {
+    if (i < least) return true;
+    extraFrom ??= performance.now();
+    return i < MAX_ROUNDS && performance.now() - extraFrom < BUDGET_MS;
+  };
+}
 const CHILD = fileURLToPath(new URL('./profit.child.cjs', import.meta.url));
 
 function start(spec) {
@@ -258,9 +266,9 @@ await (ksmdRan ? (fn) => withKnobs({ run: '0' }, fn) : (fn) => fn())(async () =>
     profitRollup: () => profit(child.pid, { exact: false, layoutReads: false, rollup: true }),
   };
   const names = Object.keys(timed);
-  const begun = performance.now();
+  const more = roundsWithin(RUNS + 2);
   let rounds = 0;
-  for (let i = 0; moreRounds(i, RUNS + 2, begun); i++) {
+  for (let i = 0; more(i); i++) {
     const round = {};
     for (let k = 0; k < names.length; k++) {
       const name = names[(i + k) % names.length];
@@ -399,8 +407,8 @@ async function exactMode(spec, expectedBytes, prefix) {
         ]),
       };
       const names = Object.keys(timed);
-      const begun = performance.now();
-      for (let i = 0; moreRounds(i, Math.min(RUNS, 7) + 1, begun); i++) {
+      const more = roundsWithin(Math.min(RUNS, 7) + 1);
+      for (let i = 0; more(i); i++) {
         const round = {};
         for (let k = 0; k < names.length; k++) {
           const name = names[(i + k) % names.length];
