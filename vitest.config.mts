@@ -24,7 +24,7 @@ const notSanitized = sanitized
 export default defineConfig({
   test: {
     pool: 'forks',
-    globalSetup: ['test/setup/ksm-knobs.ts'],
+    globalSetup: ['test/setup/ksm-knobs.ts', 'test/setup/label-files.ts'],
     // Sanitized workers leave through exit(), where LeakSanitizer checks.
     setupFiles: sanitized ? ['test/setup/asan-exit.ts'] : [],
     testTimeout: 120_000,

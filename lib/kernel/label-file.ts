@@ -80,6 +80,80 @@ export function writeLabelFile(labels: readonly PublishedLabel[], previous: stri
   return undefined;
 }
 
+/** `<pid>.json`: a label file; `<pid>.json.<writer>.tmp`: one being written (writeLabelFile()), left where its writer died before the rename. */
+const LABEL_FILE = /^([1-9][0-9]{0,9})\.json$/;
+const TEMPORARY_FILE = /^[1-9][0-9]{0,9}\.json\.([1-9][0-9]{0,9})\.tmp$/;
+
+/** The start time a label file names, undefined where it is no label file (or too large to be one). */
+function startTimeNamed(fd: number): number | undefined {
+  const stat = fs.fstatSync(fd);
+  if (!stat.isFile() || stat.size > MAX_FILE_BYTES) return undefined;
+  try {
+    const body = JSON.parse(fs.readFileSync(fd, 'utf8')) as Partial<LabelFile>;
+    return typeof body.startTimeTicks === 'number' ? body.startTimeTicks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the label file `name` in `dir` has no live process behind it (never this process's own). */
+function staleLabelFile(dir: string, name: string, euid: number): boolean {
+  const file = path.join(dir, name);
+  const temporary = TEMPORARY_FILE.exec(name);
+  const pid = Number((temporary ?? LABEL_FILE.exec(name))?.[1] ?? NaN);
+  if (!Number.isInteger(pid) || pid === process.pid) return false;
+  const stat = fs.lstatSync(file, { throwIfNoEntry: false });
+  // Only plain files of this euid: another uid's (or a symlink put there) are not ours to remove.
+  if (stat === undefined || !stat.isFile() || stat.uid !== euid) return false;
+  const live = startTimeOf('/', pid);
+  // A temporary is stale once its writer is gone; a writer with its pid now may be writing it.
+  if (temporary !== null || live === undefined) return live === undefined;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    // Of an earlier process with this pid (another start time), or no label file at all.
+    return startTimeNamed(fd) !== live;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Removes the label files in `dir` that no live process stands behind: of a
+ * pid no process has now, or that names an earlier process with that pid
+ * (another start time), and temporaries whose writer is gone. A process
+ * publishing its labels removes its file at exit, but a SIGTERM or SIGKILL
+ * ends it without 'exit': the next publisher of the same directory clears
+ * what such processes left (publishLabels()). Only plain files this
+ * process's euid owns, never its own.
+ *
+ * @returns the files removed.
+ */
+export function pruneLabelFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const euid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
+  const removed: string[] = [];
+  for (const name of names) {
+    try {
+      if (!staleLabelFile(dir, name, euid)) continue;
+      fs.unlinkSync(path.join(dir, name));
+      removed.push(path.join(dir, name));
+    } catch {
+      // Gone meanwhile, or not ours to remove.
+    }
+  }
+  return removed;
+}
+
 export function removeLabelFile(file: string): void {
   try {
     fs.unlinkSync(file);

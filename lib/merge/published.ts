@@ -4,7 +4,10 @@
  * this one. While publishing, the live labels are written to a small file
  * (lib/kernel/label-file.ts) shortly after they change and removed at exit.
  */
-import { readLabelFile, removeLabelFile, writeLabelFile, type PublishedLabel } from '../kernel/label-file.js';
+import * as path from 'node:path';
+
+import { exists } from '../kernel/files.js';
+import { pruneLabelFiles, readLabelFile, removeLabelFile, writeLabelFile, type PublishedLabel } from '../kernel/label-file.js';
 import type { ProcessTarget } from '../kernel/target.js';
 import { checkBoolean } from '../validate.js';
 import { liveLabels, setLabelChangeHook, type LabelledRange } from './labels.js';
@@ -25,7 +28,8 @@ function flush(state: Publisher): void {
   const current = liveLabels();
   const text = current.map((l) => `${l.start}-${l.end}:${l.label}`).join('\n');
   state.scheduled = false;
-  if (text === state.written && state.file !== undefined) return;
+  // Unchanged and still there (a file removed meanwhile, by hand or by a prune racing a pid's reuse, is written again).
+  if (text === state.written && state.file !== undefined && exists(state.file)) return;
   state.file = writeLabelFile(current, state.file);
   if (state.file !== undefined) state.written = text;
 }
@@ -70,8 +74,12 @@ export function publishLabels(on?: boolean): string | undefined {
       setImmediate(() => flush(state)).unref();
     });
   }
+  const first = publisher.file === undefined;
   flush(publisher);
-  return publisher.file;
+  const written = publisher.file;
+  // Once, off the start-up path: what publishers killed without 'exit' left beside our file.
+  if (first && written !== undefined) setImmediate(() => pruneLabelFiles(path.dirname(written))).unref();
+  return written;
 }
 
 /** Labels of a target: this process's own, another's where it published them. */
