@@ -144,6 +144,7 @@ describe('pruneLabelFiles()', () => {
       const kept = [
         put(`${process.pid}.json`, body(process.pid, 1)), // this process's own, whatever it says
         put(`${child.pid! + 0}.json.${pid}.tmp`, body(pid, ticks)), // a writer still there may be writing it
+        put(`${process.ppid}.json`, '{"not": "a label file"'), // a live process's, naming no start time: no evidence it is stale
         put('notes.txt', 'not a label file'),
         put('abc.json', body(dead, 1)),
       ];
@@ -198,10 +199,9 @@ describe('pruneLabelFiles()', () => {
     try {
       const first = await publisher();
       expect(path.basename(first.file)).toBe(`${first.proc.pid}.json`);
-      // Killed: no 'exit', the file stays.
+      // Killed: no 'exit' runs, and the file stays (until a prune: other tests' publishers may make one meanwhile).
       first.proc.kill('SIGKILL');
       await new Promise((resolve) => first.proc.once('exit', resolve));
-      expect(fs.existsSync(first.file)).toBe(true);
       const leftover = path.join(path.dirname(first.file), `${deadPid()}.json`);
       fs.writeFileSync(leftover, body(Number(path.basename(leftover, '.json')), 1));
       const second = await publisher();
@@ -212,10 +212,11 @@ describe('pruneLabelFiles()', () => {
       fs.rmSync(second.file);
       await until('the publisher\'s file written again', () => fs.existsSync(second.file));
       expect(JSON.parse(fs.readFileSync(second.file, 'utf8'))).toMatchObject({ pid: second.proc.pid, startTimeTicks: rawStartTimeTicks(second.proc.pid!) });
-      // SIGTERM ends it without 'exit' too; a clean exit removes the file.
+      // SIGTERM ends it without 'exit' too: its file is a prune's.
       second.proc.kill('SIGTERM');
       await new Promise((resolve) => second.proc.once('exit', resolve));
-      expect(pruneLabelFiles(path.dirname(second.file))).toContain(second.file);
+      pruneLabelFiles(path.dirname(second.file));
+      expect(fs.existsSync(second.file)).toBe(false);
     } finally {
       for (const proc of children) proc.kill('SIGKILL');
     }

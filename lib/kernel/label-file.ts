@@ -115,8 +115,9 @@ function staleLabelFile(dir: string, name: string, euid: number): boolean {
     return false;
   }
   try {
-    // Of an earlier process with this pid (another start time), or no label file at all.
-    return startTimeNamed(fd) !== live;
+    // Of an earlier process with this pid: it names another start time (one it cannot be read of, or too large, is left).
+    const named = startTimeNamed(fd);
+    return named !== undefined && named !== live;
   } finally {
     fs.closeSync(fd);
   }
