@@ -143,7 +143,7 @@ describe('pruneLabelFiles()', () => {
       ];
       const kept = [
         put(`${process.pid}.json`, body(process.pid, 1)), // this process's own, whatever it says
-        put(`${child.pid! + 0}.json.${pid}.tmp`, body(pid, ticks)), // a writer still there may be writing it
+        put(`${pid}.json.${pid}.tmp`, body(pid, ticks)), // a writer still there may be writing it
         put(`${process.ppid}.json`, '{"not": "a label file"'), // a live process's, naming no start time: no evidence it is stale
         put('notes.txt', 'not a label file'),
         put('abc.json', body(dead, 1)),
