@@ -84,12 +84,33 @@ export function writeLabelFile(labels: readonly PublishedLabel[], previous: stri
 const LABEL_FILE = /^([1-9][0-9]{0,9})\.json$/;
 const TEMPORARY_FILE = /^[1-9][0-9]{0,9}\.json\.([1-9][0-9]{0,9})\.tmp$/;
 
-/** The start time a label file names, undefined where it is no label file (or too large to be one). */
-function startTimeNamed(fd: number): number | undefined {
-  const stat = fs.fstatSync(fd);
-  if (!stat.isFile() || stat.size > MAX_FILE_BYTES) return undefined;
+/**
+ * A label file's text and owner, undefined where it cannot be one: not
+ * openable without following a symlink, not a plain file, past
+ * MAX_FILE_BYTES, or unreadable.
+ */
+function readCandidate(file: string): { text: string; uid: number } | undefined {
+  let fd: number;
   try {
-    const body = JSON.parse(fs.readFileSync(fd, 'utf8')) as Partial<LabelFile>;
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile() || stat.size > MAX_FILE_BYTES) return undefined;
+    return { text: fs.readFileSync(fd, 'utf8'), uid: stat.uid };
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The start time a label file's text names, undefined where it names none. */
+function startTimeNamed(text: string): number | undefined {
+  try {
+    const body = JSON.parse(text) as Partial<LabelFile>;
     return typeof body.startTimeTicks === 'number' ? body.startTimeTicks : undefined;
   } catch {
     return undefined;
@@ -108,19 +129,10 @@ function staleLabelFile(dir: string, name: string, euid: number): boolean {
   const live = startTimeOf('/', pid);
   // A temporary is stale once its writer is gone; a writer with its pid now may be writing it.
   if (temporary !== null || live === undefined) return live === undefined;
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch {
-    return false;
-  }
-  try {
-    // Of an earlier process with this pid: it names another start time (one it cannot be read of, or too large, is left).
-    const named = startTimeNamed(fd);
-    return named !== undefined && named !== live;
-  } finally {
-    fs.closeSync(fd);
-  }
+  // Of an earlier process with this pid: it names another start time (one it cannot be read of, or too large, is left).
+  const read = readCandidate(file);
+  const named = read === undefined ? undefined : startTimeNamed(read.text);
+  return named !== undefined && named !== live;
 }
 
 /**
@@ -205,22 +217,11 @@ export function readLabelFile(root: string, pid: number, euid?: number): Publish
   const startTimeTicks = startTimeOf(root, pid);
   if (startTimeTicks === undefined) return [];
   for (const file of files) {
-    let fd: number;
-    try {
-      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    } catch {
-      continue;
-    }
-    try {
-      const stat = fs.fstatSync(fd);
-      if (!stat.isFile() || stat.size > MAX_FILE_BYTES || (stat.uid !== uid && stat.uid !== 0)) continue;
-      const labels = parseLabels(fs.readFileSync(fd, 'utf8'), pid, startTimeTicks);
-      if (labels !== undefined) return labels;
-    } catch {
-      // Unreadable: the next place.
-    } finally {
-      fs.closeSync(fd);
-    }
+    // Unreadable, or another uid's (neither the process's nor root's): the next place.
+    const read = readCandidate(file);
+    if (read === undefined || (read.uid !== uid && read.uid !== 0)) continue;
+    const labels = parseLabels(read.text, pid, startTimeTicks);
+    if (labels !== undefined) return labels;
   }
   return [];
 }
