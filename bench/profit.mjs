@@ -111,8 +111,9 @@ async function threadCpu(fn, calls = 10) {
 }
 
 /**
- * Where one call's time goes: before its smaps read starts (options, the
- * status read that resolves the target, ...), the read with what is read
+ * Where one call's time goes: before its smaps read starts (options, what
+ * is read beside it asked for; the status read that resolves the target
+ * comes after the start), the read with what is read
  * beside it (until the addon delivers the scan) and after it (the rows made
  * of the scan, the kinds, the labels). The package's startSmapsRead() is
  * wrapped for this call only; the wrapper's own cost is two performance.now().

@@ -43,12 +43,57 @@ export function assertProcRoot(root: string): void {
  * @throws TypeError / RangeError for a bad pid or root.
  */
 export function resolveTarget(pid: unknown, options: unknown, name = 'pid'): ProcessTarget {
+  const { given, root } = checkTarget(pid, options, name);
+  if (given === undefined) return { pid: process.pid, dir: 'self', root, self: root === '/', thread: undefined };
+  return targetOf(root, given);
+}
+
+/** resolveTarget()'s checks of the pid and the root. */
+function checkTarget(pid: unknown, options: unknown, name: string): { given: number | undefined; root: string } {
   const given = checkPid(pid, name);
   const root = checkRoot(checkOptions<RootOption>(options));
   assertProcRoot(root);
   if (root !== '/' && !isDirectory(path.join(root, 'proc'))) throw noProcError(root);
-  if (given === undefined) return { pid: process.pid, dir: 'self', root, self: root === '/', thread: undefined };
-  return targetOf(root, given);
+  return { given, root };
+}
+
+/**
+ * resolveTarget() for a report that starts its reads of one process at once:
+ * `early` names the given pid's own /proc directory, where the reads a
+ * report starts first (smaps, ksm_stat, smaps_rollup, task/) show its
+ * process's memory even for a thread's id, and resolve() then reads status
+ * as resolveTarget() would, while the reader threads read (its read and
+ * parse were 0.03x of a 220-VMA call, before its smaps read could start:
+ * BENCHMARKS.md section 7). Where startedAsResolved() says the reads were
+ * not what the resolved target's would have been, the caller starts again
+ * with it. The checks (TypeError, RangeError, a fixture root without proc/)
+ * are made at once, as resolveTarget()'s.
+ */
+export interface EarlyTarget {
+  early: ProcessTarget;
+  resolve(): ProcessTarget;
+}
+
+export function resolveTargetEarly(pid: unknown, options: unknown, name = 'pid'): EarlyTarget {
+  const { given, root } = checkTarget(pid, options, name);
+  if (given === undefined) {
+    const self: ProcessTarget = { pid: process.pid, dir: 'self', root, self: root === '/', thread: undefined };
+    return { early: self, resolve: () => self };
+  }
+  return {
+    early: { pid: given, dir: given, root, self: root === '/' && given === process.pid, thread: undefined },
+    resolve: () => targetOf(root, given),
+  };
+}
+
+/**
+ * Whether the reads started for resolveTargetEarly()'s `early` are the ones
+ * `resolved` would start: the same directory (not a thread's id, whose
+ * process reports are about and under whose pid they are told), and no
+ * kernel thread (no memory to read beside smaps, no smaps_rollup).
+ */
+export function startedAsResolved(early: ProcessTarget, resolved: ProcessTarget): boolean {
+  return resolved.dir === early.dir && resolved.pid === early.pid && resolved.kernelThread !== true;
 }
 
 /** ENOENT, Node-shaped, for a fixture root without proc/ (rather than "no such process"). */

@@ -14,7 +14,7 @@ import { pageSizeOf, type NativeSmapsScan } from '../binding.js';
 import { scan, sizeOf, type SmapsSummary } from '../kernel/smaps.js';
 import { HIGH, LOW, NATIVE_COLUMN, NATIVE_COLUMNS, nativeStrings, scanInOrder, smallInteger } from '../kernel/smaps-native.js';
 import { readSmapsInto } from '../kernel/smaps-reader.js';
-import { resolveTarget } from '../kernel/target.js';
+import { resolveTargetEarly, startedAsResolved, type ProcessTarget } from '../kernel/target.js';
 import type { LabelledRange } from '../merge/labels.js';
 import { labelsOf } from '../merge/published.js';
 import { classifyVmas, factKinds, regionKind, type Classified, type LayoutKind, type RegionKind as VmaKind } from '../kernel/vma.js';
@@ -233,20 +233,41 @@ function setKind(region: Region, classified: Classified): void {
 export async function regions(pid?: number, options?: RegionsOptions): Promise<RegionsResult> {
   const opts = checkOptions<RegionsOptions>(options);
   const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
-  const target = resolveTarget(pid, opts);
+  const { early: started, resolve } = resolveTargetEarly(pid, opts);
+  return regionsOf(started, layoutReads, resolve);
+}
+
+/**
+ * regions() of `started`; with `resolve`, `started` is resolveTargetEarly()'s
+ * early target: the smaps read starts before the target is resolved, and
+ * starts again for the resolved one where it is not what was read.
+ */
+async function regionsOf(started: ProcessTarget, layoutReads: boolean, resolve?: () => ProcessTarget): Promise<RegionsResult> {
+  let target = started;
+  // Set where the reads are started again for the resolved target: the first ones' results are let go.
+  let superseded = false;
   let early: EarlyChunks | undefined;
   let scanned: Map<number, bigint> | undefined;
   // The candidates' chunk headers and the threads' stack pointers are read beside the scan, on the reader threads.
-  const reads = layoutReads ? layoutScanReads(target, 'candidates') : undefined;
-  const reading = readSmapsInto(target, (read) => {
+  const reads = layoutReads ? layoutScanReads(started, 'candidates') : undefined;
+  const reading = readSmapsInto(started, (read) => {
     const made = regionsOfRead(read);
-    if (reads !== undefined && !Buffer.isBuffer(read)) {
+    // Not for a read started again for the resolved target (its own callback does that).
+    if (reads !== undefined && !Buffer.isBuffer(read) && !superseded) {
       early = readMallocChunksEarly(target, read, made.vmas, pageSizeOf());
       scanned = stackPointersOfScan(read);
     }
     return made;
   }, undefined, reads);
   reading.catch(() => {}); // awaited below; a throw meanwhile is not unhandled
+  if (resolve !== undefined) {
+    // Status read while the reader thread reads smaps; the scan's callback above runs after.
+    target = resolve();
+    if (!startedAsResolved(started, target)) {
+      superseded = true;
+      return regionsOf(target, layoutReads);
+    }
+  }
   // The labels' small synchronous reads (and the stack pointers' where the scan does not bring them) while the reader thread reads smaps.
   const labels = labelsOf(target);
   const stackPointers = layoutReads ? readStackPointersEarly(target, reads) : undefined;

@@ -18,7 +18,7 @@ import { rmapItemSize } from '../../kernel/rmap.js';
 import { readProcFileIfPresent } from '../../kernel/proc-read.js';
 import { parseSmaps, sizeOf, type SmapsSummary } from '../../kernel/smaps.js';
 import { readSmaps } from '../../kernel/smaps-reader.js';
-import { resolveTarget, type ProcessTarget } from '../../kernel/target.js';
+import { resolveTargetEarly, startedAsResolved, type ProcessTarget } from '../../kernel/target.js';
 import { layoutScanReads, readLayoutFacts, readMallocChunksEarly, readStackPointersEarly, stackPointersOfScan, type EarlyChunks } from '../../kernel/vma-evidence.js';
 import { classifyVmas, factKinds } from '../../kernel/vma.js';
 import { labelsOf } from '../../merge/published.js';
@@ -85,8 +85,8 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
   const wantExact = checkBoolean('options.exact', opts.exact);
   const layoutReads = checkBoolean('options.layoutReads', opts.layoutReads) ?? true;
   const rollup = checkBoolean('options.rollup', opts.rollup) ?? false;
-  const target = resolveTarget(pid, opts);
-  return profitOfTarget(target, wantExact, undefined, layoutReads, rollup);
+  const { early, resolve } = resolveTargetEarly(pid, opts);
+  return profitOfTarget(early, wantExact, undefined, layoutReads, rollup, resolve);
 }
 
 /**
@@ -95,20 +95,34 @@ export async function profit(pid?: number, options?: ProfitOptions): Promise<Pro
  * `layoutReads` false leaves out the reads only some kinds need (stack
  * pointers, malloc headers): those rows then say what the layout alone tells.
  * `rollup` reads smaps_rollup as well (reconciliation.rollupKsmBytes).
+ * With `resolve`, `started` is resolveTargetEarly()'s early target: the
+ * reads start before the target is resolved, and start again for the
+ * resolved one where they are not what it would have read.
  */
 export async function profitOfTarget(
-  target: ProcessTarget,
+  started: ProcessTarget,
   wantExact: boolean | undefined,
   deadlineMs: number | undefined,
   layoutReads = true,
   rollup = false,
+  resolve?: () => ProcessTarget,
 ): Promise<ProfitReport> {
+  let target = started;
+  // Set where the reads are started again for the resolved target: the first ones' results are let go.
+  let superseded = false;
   // With `rollup`, smaps_rollup (a walk of the page tables of its own) is read
   // beside smaps, going on through exact mode's page reads as well. A kernel
   // thread has no memory: its smaps is empty and smaps_rollup gives ESRCH.
-  const rollupRead = !rollup || target.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(target, 'smaps_rollup', deadlineMs);
-  // Awaited with the method below; failing meanwhile, it must not count as unhandled.
-  rollupRead.catch(() => {});
+  const startRollup = (of: ProcessTarget): Promise<Buffer | undefined> => {
+    const read = !rollup || of.kernelThread === true ? Promise.resolve(undefined) : readProcFileIfPresent(of, 'smaps_rollup', deadlineMs);
+    // Awaited with the method below; failing meanwhile, it must not count as unhandled.
+    read.catch(() => {});
+    return read;
+  };
+  // A target still to be resolved reads it once resolved, when whether it is
+  // a kernel thread is known (started before it, the rows with rollup were
+  // 0.1x slower at 216 VMAs, over six runs of bench/profit.mjs).
+  let rollupRead = resolve === undefined ? startRollup(target) : undefined;
   // Beside the scan, on the reader threads: the first chunk headers of the
   // reported candidates, and where exact mode is to be tried the attribution
   // of the VMAs with KSM pages (its pagemap and kpage* reads cost about what
@@ -122,6 +136,8 @@ export async function profitOfTarget(
     ...layoutScan,
     ...(attribute === undefined ? {} : { attribute }),
     onScan: (scan: NativeSmapsScan, made: SmapsSummary[]) => {
+      // Not for reads started again for the resolved target (their own callback does that).
+      if (superseded) return;
       if (layoutScan?.chunks !== undefined) early = readMallocChunksEarly(target, scan, made, pageSizeOf(), deadlineMs);
       if (layoutScan?.stackPointers === true) scanned = stackPointersOfScan(scan);
       attributed = scanAttribution(scan, made);
@@ -133,6 +149,15 @@ export async function profitOfTarget(
   const statRead = ksmStatOrUnreadable(target, deadlineMs);
   const reads = Promise.all([readSmaps(target, deadlineMs, true, besideScan), statRead]);
   reads.catch(() => {}); // awaited below
+  if (resolve !== undefined) {
+    // Status read while the reader threads read; the scan's callback above runs after.
+    target = resolve();
+    if (!startedAsResolved(started, target)) {
+      superseded = true;
+      return profitOfTarget(target, wantExact, deadlineMs, layoutReads, rollup);
+    }
+  }
+  rollupRead ??= startRollup(target);
   // The labels' small synchronous reads (and the stack pointers' where the scan does not bring them) while the reader threads read.
   const labels = labelsOf(target);
   const stackPointers = layoutReads ? readStackPointersEarly(target, layoutScan) : undefined;
