@@ -9,7 +9,7 @@ import { EXACT_HINT, attributePages, permissionError } from '../../kernel/pagema
 import type { SmapsSummary } from '../../kernel/smaps.js';
 import type { ProcessTarget } from '../../kernel/target.js';
 import type { LabelledRange } from '../../merge/labels.js';
-import { splitRows, wholeRow, type Row } from './rows.js';
+import { splitRowsOf, wholeRow, type Row } from './rows.js';
 import type { ProfitMethod } from './types.js';
 
 export interface Method {
@@ -130,7 +130,7 @@ export async function chooseMethod(
     if (wantExact === true) throw permissionError(`exact attribution of process ${target.pid}`, refusal);
     return estimated(refusal);
   }
-  const split = reported.flatMap((vma) => splitRows(vma, labels));
+  const split = splitRowsOf(reported, labels);
   // Only rows that can hold KSM pages are walked: smaps says which (zero pages can be anywhere mergeable).
   const walked = split.filter(
     (row) => (row.vma.ksm ?? 0) > 0 || (zeroPages > 0 && row.vma.vmFlags.includes('mg')) || row.vma.ksm === undefined,
