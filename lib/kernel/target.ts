@@ -66,7 +66,7 @@ function checkTarget(pid: unknown, options: unknown, name: string): { given: num
  * parse were 0.03x of a 220-VMA call, before its smaps read could start:
  * BENCHMARKS.md section 7). Where startedAsResolved() says the reads were
  * not what the resolved target's would have been, the caller starts again
- * with it. The checks (TypeError, RangeError, a fixture root without proc/)
+ * with it (a thread's id costs its smaps read twice). The checks (TypeError, RangeError, a fixture root without proc/)
  * are made at once, as resolveTarget()'s.
  */
 export interface EarlyTarget {
